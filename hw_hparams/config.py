@@ -1,0 +1,142 @@
+"""The config schema: types and defaults (structured configs) plus the range checks Hydra cannot express.
+
+`conf/train.yaml` composes on top of `schema`, so OmegaConf rejects unknown keys, wrong types and
+unknown enum values at composition; `validate` then checks ranges. Both end in a `ConfigError`
+that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A value a user can fix; `str(err)` is the one line we print."""
+
+
+class ScheduleName(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
+
+
+class ModelName(str, Enum):
+    mobilenetv2 = "mobilenetv2"
+    mobilenetv1 = "mobilenetv1"
+    tiny = "tiny"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    name: ScheduleName = ScheduleName.constant
+
+
+@dataclass
+class AugmentationConfig:
+    crop_flip: bool = True
+    mixup_alpha: Optional[float] = None
+
+
+@dataclass
+class DataConfig:
+    root: str = "data"
+    download: bool = True
+    val_size: int = 10000
+    split_seed: int = 0
+    verify_checksums: bool = True
+
+
+@dataclass
+class ModelConfig:
+    name: ModelName = ModelName.mobilenetv2
+
+
+@dataclass
+class TrainerConfig:
+    device: str = "auto"
+    progress: str = "auto"
+    num_workers: int = 0
+    compile: str = "auto"
+    precision: str = "auto"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 128
+    seed: int = 0
+    eval_test: bool = False
+    experiment_name: Optional[str] = None
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+ConfigStore.instance().store(name="schema", node=TrainConfig)
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_CHOICES = {
+    "trainer.progress": ("auto", "true", "false"),
+    "trainer.compile": ("auto", "true", "false"),
+    "trainer.precision": ("auto", "fp32", "bf16"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value outside its allowed range."""
+
+    def need(ok: bool, key: str, allowed: str) -> None:
+        if not ok:
+            value = OmegaConf.select(cfg, key)
+            raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+    need(cfg.optim.lr > 0, "optim.lr", "must be > 0")
+    need(0 <= cfg.optim.momentum < 1, "optim.momentum", "must be in [0, 1)")
+    need(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    alpha = cfg.augmentation.mixup_alpha
+    need(alpha is None or alpha > 0, "augmentation.mixup_alpha", "must be > 0, or null for no mixup")
+    need(cfg.epochs >= 1, "epochs", "must be an integer >= 1")
+    need(cfg.batch_size >= 1, "batch_size", "must be an integer >= 1")
+    need(cfg.data.val_size >= 1, "data.val_size", "must be an integer >= 1")
+    need(bool(_DEVICE.match(cfg.trainer.device)), "trainer.device", "one of auto, cpu, cuda, cuda:N")
+    for key, choices in _CHOICES.items():
+        need(str(OmegaConf.select(cfg, key)).lower() in choices, key, "one of " + ", ".join(choices))
+    need(cfg.trainer.num_workers >= 0, "trainer.num_workers", "must be >= 0")
+
+
+def flag(value: str, default: bool) -> bool:
+    """An auto/true/false setting as a bool, `default` standing for auto."""
+    value = str(value).lower()
+    return default if value == "auto" else value == "true"
+
+
+def as_dict(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain JSON-able data (enums as their names)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def _job_dir(override_dirname: str) -> str:
+    return override_dirname or "default"
+
+
+def _sweep_dir(experiment_name: Optional[str]) -> str:
+    return experiment_name or "adhoc"
+
+
+OmegaConf.register_new_resolver("hw_job_dir", _job_dir, replace=True)
+OmegaConf.register_new_resolver("hw_sweep_dir", _sweep_dir, replace=True)

@@ -1,0 +1,124 @@
+"""CIFAR-100 as the study uses it: torchvision loading, the 40k/10k split, pixel statistics.
+
+Images stay uint8 [N, 3, 32, 32] (RGB planes) until the training device normalises them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets import CIFAR100
+
+from ..config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ConfigError):
+    """A dataset problem the user can fix; the message says what to do."""
+
+
+class _UncheckedCIFAR100(CIFAR100):
+    """torchvision's CIFAR100 parsing with the md5 checks off (files must still exist)."""
+
+    train_list = [["train", None]]
+    test_list = [["test", None]]
+    meta = {"filename": "meta", "key": "fine_label_names", "md5": None}
+
+
+@dataclass
+class CifarArrays:
+    """Both official splits: images uint8 [N, 3, 32, 32], labels int64 [N], the 100 class names."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    fingerprint: str
+
+
+def _fingerprint(folder: Path) -> str:
+    """Cheap identity of the files on disk: names, sizes and modification times."""
+    parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(folder.glob("*")) if p.is_file()]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _to_tensors(ds: CIFAR100) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+    return images, torch.as_tensor(ds.targets, dtype=torch.int64)
+
+
+def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArrays:
+    """Read (and with `download`, fetch and md5-check) CIFAR-100 under `root/cifar-100-python`."""
+    cls = CIFAR100 if verify_checksums else _UncheckedCIFAR100
+    folder = Path(root) / "cifar-100-python"
+    if not verify_checksums:
+        log.warning("data.verify_checksums=false: reading %s without checking it is the official CIFAR-100", folder)
+    try:
+        train = cls(root, train=True, download=download)
+        test = cls(root, train=False, download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted..."
+        hint = (
+            "set data.download=true to fetch it" if not download else
+            "its files differ from the official ones; delete them and download again, "
+            "or set data.verify_checksums=false for a generated dataset"
+        )
+        raise DataError(f"data.root={root!r}: no valid CIFAR-100 in {folder} ({err}); {hint}") from None
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as err:
+        raise DataError(
+            f"data.root={root!r}: {folder} is damaged or not in CIFAR-100's format "
+            f"({type(err).__name__}: {err}); delete it and download again, or regenerate it"
+        ) from None
+    except OSError as err:  # includes failed downloads
+        raise DataError(f"data.root={root!r}: cannot read or fetch CIFAR-100 ({err})") from None
+    train_images, train_labels = _to_tensors(train)
+    test_images, test_labels = _to_tensors(test)
+    if len(train.classes) != 100 or int(train_labels.max()) >= 100 or int(test_labels.max()) >= 100:
+        raise DataError(f"data.root={root!r}: {folder} does not hold 100 classes with labels in [0, 100)")
+    return CifarArrays(train_images, train_labels, test_images, test_labels, list(train.classes), _fingerprint(folder))
+
+
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) indices into the 50k training set, exactly torch's `random_split` with `seed`."""
+    if not 1 <= val_size < n:
+        raise DataError(f"data.val_size={val_size} is not allowed: must be in [1, {n - 1}] for a training set of {n} images")
+    train, val = torch.utils.data.random_split(range(n), [n - val_size, val_size], generator=torch.Generator().manual_seed(seed))
+    return torch.as_tensor(train.indices), torch.as_tensor(val.indices)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Pixel-level mean and (population) std per channel of uint8 [N, 3, H, W] images, in [0, 1] units.
+
+    Every pixel of every image counts once: not an average of per-image stds, no padding.
+    """
+    x = images.permute(1, 0, 2, 3).reshape(3, -1).to(torch.float64) / 255.0
+    mean = x.mean(dim=1)
+    std = ((x - mean[:, None]) ** 2).mean(dim=1).sqrt()
+    return mean.tolist(), std.tolist()
+
+
+def cached_channel_stats(cache_dir: Path, key: str, images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """`channel_stats`, remembered in `cache_dir/stats-<key>.json` so runs do not recompute it."""
+    path = cache_dir / f"stats-{key}.json"
+    try:
+        cached = json.loads(path.read_text())
+        return cached["mean"], cached["std"]
+    except (OSError, ValueError, KeyError):
+        pass
+    mean, std = channel_stats(images)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{id(images)}")
+        tmp.write_text(json.dumps({"mean": mean, "std": std}))
+        tmp.replace(path)
+    except OSError as err:  # a read-only dataset folder only costs the recomputation
+        log.warning("could not cache channel statistics in %s: %s", cache_dir, err)
+    return mean, std

@@ -1,0 +1,90 @@
+"""The networks: MobileNetV2 for 32x32 inputs (torchvision's, re-strided) and the course's MobileNet V1.
+
+Both map float [B, 3, 32, 32] normalised images to logits [B, num_classes].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import mobilenet_v2
+
+# torchvision's (t, c, n, s) table with the second stage's stride 2 -> 1: on 32x32 inputs the
+# feature map goes 32 -> 32 -> 16 -> 8 -> 8 -> 4 instead of ImageNet's 224 -> 7.
+CIFAR_INVERTED_RESIDUALS = [
+    [1, 16, 1, 1],
+    [6, 24, 2, 1],
+    [6, 32, 3, 2],
+    [6, 64, 4, 2],
+    [6, 96, 3, 1],
+    [6, 160, 3, 2],
+    [6, 320, 1, 1],
+]
+
+
+def mobilenet_v2_cifar(num_classes: int = 100) -> nn.Module:
+    """torchvision's MobileNetV2 (dropout 0.2 before the classifier) with a stride-1 stem and stage 2 at stride 1.
+
+    2,351,972 parameters for 100 classes.
+    """
+    model = mobilenet_v2(num_classes=num_classes, inverted_residual_setting=CIFAR_INVERTED_RESIDUALS)
+    model.features[0][0].stride = (1, 1)
+    return model
+
+
+class _DepthwiseSeparable(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False)
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv2 = nn.Conv2d(cin, cout, 1, 1, 0, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(x)))
+
+
+class MobileNetV1(nn.Module):
+    """The course handout's network (kuangliu's MobileNet): stride-1 stem, 13 depthwise-separable
+    blocks, 2x2 average pool, Linear(1024, num_classes). 3,309,476 parameters for 100 classes."""
+
+    BLOCKS = [64, (128, 2), 128, (256, 2), 256, (512, 2), 512, 512, 512, 512, 512, (1024, 2), 1024]
+
+    def __init__(self, num_classes: int = 100):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        layers, cin = [], 32
+        for spec in self.BLOCKS:
+            cout, stride = spec if isinstance(spec, tuple) else (spec, 1)
+            layers.append(_DepthwiseSeparable(cin, cout, stride))
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(1024, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(torch.flatten(F.avg_pool2d(x, 2), 1))
+
+
+class TinyCNN(nn.Sequential):
+    """A three-layer CNN (~100k parameters) for CPU smoke tests and the offline demo; not part of the study."""
+
+    def __init__(self, num_classes: int = 100):
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        super().__init__(
+            *block(3, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, num_classes),
+        )
+
+
+MODELS = {"mobilenetv2": mobilenet_v2_cifar, "mobilenetv1": MobileNetV1, "tiny": TinyCNN}
+
+
+def build_model(name: str, num_classes: int = 100) -> nn.Module:
+    """The network named by `model.name`."""
+    return MODELS[name](num_classes)
