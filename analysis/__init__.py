@@ -1,0 +1,20 @@
+"""Tables and figures from hw_hparams run folders (reads run folders only; never imports hw_hparams).
+
+    runs, history = analysis.collect(["outputs/multirun/lr_sweep"])
+    files = analysis.write_all(["outputs/multirun"], "report")   # {'csv': [...], 'tables': [...], 'figures': [...]}
+
+Accuracies are fractions in the CSVs and percent in tables and figures.
+"""
+from .figures import beta_pdf, mixup_alphas
+from .labels import fmt_num, setting_label
+from .report import load_data_stats, write_all, write_collected
+from .runs import (GROUP_COLS, HIST_COLS, HPARAMS, RUN_COLS, AnalysisError, collect,
+                   find_run_dirs, load_config, read_history)
+from .tables import latex_escape, latex_table, markdown_table, summarize, table_cells
+
+__all__ = [
+    "AnalysisError", "GROUP_COLS", "HIST_COLS", "HPARAMS", "RUN_COLS", "beta_pdf", "collect",
+    "find_run_dirs", "fmt_num", "latex_escape", "latex_table", "load_config", "load_data_stats",
+    "markdown_table", "mixup_alphas", "read_history", "setting_label", "summarize", "table_cells",
+    "write_all", "write_collected",
+]

@@ -1,0 +1,38 @@
+"""CLI: python -m analysis RUN_OR_SWEEP_DIR... --out DIR  (exit 2 on user errors)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from .report import write_all
+from .runs import AnalysisError
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Tables (Markdown, LaTeX) and figures (PNG, PDF) from run folders.")
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP_DIR",
+                   help="run folders or folders containing run folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--no-figures", action="store_true", help="write only CSVs and tables")
+    args = p.parse_args(argv)
+    warnings.showwarning = _warn_line
+    try:
+        written = write_all(args.paths, args.out, figures=not args.no_figures)
+    except AnalysisError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n = sum(len(v) for v in written.values())
+    counts = ", ".join(f"{len(v)} {k}" for k, v in written.items())
+    print(f"wrote {n} files to {args.out} ({counts})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Number formatting and human-readable setting labels (pure functions, no I/O)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+#: Model assumed by the study; other models are named in setting labels.
+DEFAULT_MODEL = "mobilenetv2"
+
+
+def is_missing(x: Any) -> bool:
+    """True for None, NaN and pandas NA/NaT."""
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):  # list-likes are not missing values
+        return False
+
+
+def fmt_num(x: Any) -> str:
+    """Compact float: 0.05 -> '0.05', 5e-4 -> '5e-4', 300.0 -> '300'; missing -> ''."""
+    if is_missing(x):
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if v == 0:
+        return "0"
+    if not math.isfinite(v):
+        return str(v)
+    if abs(v) < 1e-2 or abs(v) >= 1e5:
+        mant, exp = f"{v:.6e}".split("e")
+        mant = mant.rstrip("0").rstrip(".")
+        return f"{mant}e{int(exp)}"
+    return f"{v:.6g}"
+
+
+def _truthy(x: Any, default: bool) -> bool:
+    if is_missing(x):
+        return default
+    if isinstance(x, str):
+        return x.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(x)
+
+
+def augmentation_label(crop_flip: Any, mixup_alpha: Any) -> str:
+    """'' for crop+flip (the default), 'no aug', 'mixup 0.2', or 'mixup 0.2, no crop/flip'."""
+    cf = _truthy(crop_flip, default=True)
+    mix = None if is_missing(mixup_alpha) or float(mixup_alpha) <= 0 else float(mixup_alpha)
+    if mix is None:
+        return "" if cf else "no aug"
+    return f"mixup {fmt_num(mix)}" + ("" if cf else ", no crop/flip")
+
+
+def setting_label(row: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
+    """Words for a run's hyperparameters, e.g. 'lr 0.05, cosine, wd 5e-4, mixup 0.2'.
+
+    `row` maps hyperparameter column names (lr, schedule, weight_decay, crop_flip,
+    mixup_alpha, model, epochs, ...) to values; missing keys are skipped. `extra`
+    names further columns to append (e.g. ('epochs',) when they vary in a section).
+    """
+    g = row.get if hasattr(row, "get") else (lambda k, d=None: row[k] if k in row else d)
+    parts: list[str] = []
+    if not is_missing(g("lr", None)):
+        parts.append(f"lr {fmt_num(g('lr'))}")
+    if not is_missing(g("schedule", None)):
+        parts.append(str(g("schedule")))
+    wd = g("weight_decay", None)
+    if not is_missing(wd):
+        parts.append("no wd" if float(wd) == 0 else f"wd {fmt_num(wd)}")
+    aug = augmentation_label(g("crop_flip", None), g("mixup_alpha", None))
+    if aug:
+        parts.append(aug)
+    model = g("model", None)
+    if not is_missing(model) and str(model) != DEFAULT_MODEL:
+        parts.append(str(model))
+    for col in extra:
+        v = g(col, None)
+        if is_missing(v):
+            continue
+        if col == "epochs":
+            parts.append(f"{fmt_num(v)} ep")
+        elif col == "batch_size":
+            parts.append(f"bs {fmt_num(v)}")
+        else:
+            parts.append(f"{col.replace('_', ' ')} {fmt_num(v)}")
+    return ", ".join(parts) if parts else "default"
+
+
+def fmt_pct(frac: Any, digits: int = 2) -> str:
+    """Fraction in [0,1] -> percentage string with `digits` decimals ('' if missing)."""
+    if is_missing(frac):
+        return ""
+    return f"{100.0 * float(frac):.{digits}f}"
+
+
+def fmt_loss(x: Any, sig: int = 4) -> str:
+    """Loss with `sig` significant digits, trailing zeros kept: 0.98 -> '0.9800' ('' if missing)."""
+    if is_missing(x):
+        return ""
+    v = float(x)
+    if not math.isfinite(v):
+        return str(v)
+    s = f"{v:#.{sig}g}"
+    return s[:-1] if s.endswith(".") else s

@@ -1,0 +1,78 @@
+"""Write everything for a report: CSVs, tables and figures, from run folders."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from . import figures as F
+from .runs import collect
+from .tables import safe_name, write_data_stats, write_tables
+
+_STAT_KEYS = ("sizes", "split_seed", "mean", "std", "class_proportions")
+
+
+def load_data_stats(run_dirs: Iterable[str | os.PathLike]) -> dict | None:
+    """The first data_stats.json among `run_dirs`; warns when another run's split differs."""
+    first, first_dir, differs = None, None, []
+    for d in run_dirs:
+        p = Path(d) / "data_stats.json"
+        if not p.is_file():
+            continue
+        try:
+            stats = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            warnings.warn(f"unreadable {p}: {e}", stacklevel=2)
+            continue
+        if first is None:
+            first, first_dir = stats, d
+        elif any(stats.get(k) != first.get(k) for k in _STAT_KEYS):
+            differs.append(str(d))
+    if differs:
+        warnings.warn(f"data_stats.json differs from {first_dir} in {len(differs)} run(s) "
+                      f"(e.g. {differs[0]}); using {first_dir}", stacklevel=2)
+    return first
+
+
+def write_all(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
+              figures: bool = True) -> dict[str, list[Path]]:
+    """Collect the runs under `paths` and write runs.csv, history.csv, tables/ and figures/.
+
+    Returns the written files by kind: {'csv': [...], 'tables': [...], 'figures': [...]}.
+    Raises runs.AnalysisError for a missing path or when no run folder is found.
+    """
+    runs, hist = collect(paths)
+    return write_collected(runs, hist, out_dir, figures=figures)
+
+
+def write_collected(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *,
+                    figures: bool = True) -> dict[str, list[Path]]:
+    """Like write_all, from tables that `collect` already returned."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[Path]] = {"csv": [], "tables": [], "figures": []}
+    for name, df in (("runs.csv", runs), ("history.csv", hist)):
+        df.to_csv(out / name, index=False)
+        written["csv"].append(out / name)
+    written["tables"] += write_tables(runs, out)
+    stats = load_data_stats(runs["run_dir"])
+    if stats is not None:
+        written["tables"] += write_data_stats(stats, out)
+    if not figures:
+        return written
+    fig_dir = out / "figures"
+    hist_by_section = dict(tuple(hist.groupby("section", sort=False))) if len(hist) else {}
+    for section, part in runs.groupby("section", sort=True):
+        h = hist_by_section.get(section)
+        if h is not None:
+            written["figures"] += F.plot_section(h, part, str(section), fig_dir,
+                                                 safe_name(section))
+    written["figures"] += F.plot_lr_schedules(hist, runs, fig_dir)
+    written["figures"] += F.plot_beta_pdf(F.mixup_alphas(runs), fig_dir)
+    if stats is not None:
+        written["figures"] += F.plot_class_proportions(stats, fig_dir)
+    return written

@@ -1,0 +1,215 @@
+"""Markdown and LaTeX (booktabs) tables of final metrics per setting, and of data statistics.
+
+Accuracies are shown in percent (100 x fraction, 2 decimals), losses with 4 significant digits.
+Settings with several seeds show `mean ± std (n=k)`: sample std (ddof=1) over the k runs whose
+value is finite.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from .labels import fmt_loss, fmt_num, fmt_pct, is_missing
+from .runs import GROUP_COLS
+
+#: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
+METRICS = [
+    ("train_loss", "Train loss", "loss"),
+    ("train_acc", "Train acc (%)", "pct"),
+    ("val_loss", "Val loss", "loss"),
+    ("val_acc", "Val acc (%)", "pct"),
+    ("best_val_acc", "Best val acc (%)", "pct"),
+    ("test_loss", "Test loss", "loss"),
+    ("test_acc", "Test acc (%)", "pct"),
+]
+MISSING = "—"
+NOTE = ("Metrics of the last completed epoch; accuracies in %, losses are cross-entropy. "
+        "Best val acc is the maximum over epochs; the test set is evaluated once, at the end. "
+        "Where several seeds share a setting: mean ± sample standard deviation (ddof=1) "
+        "over the n runs with a finite value.")
+SORT_COLS = ["section", "lr", "schedule", "weight_decay", "mixup_alpha", "epochs", "seed"]
+
+
+def _groups(runs: pd.DataFrame, by: Sequence[str]):
+    order = runs.sort_values([c for c in SORT_COLS if c in runs], kind="stable",
+                             na_position="last")
+    return order.groupby(list(by), sort=False, dropna=False)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (section, setting): n runs, statuses, and mean/std (ddof=1)/count per metric.
+
+    Accuracies stay fractions here. Columns: section, setting, n_runs, status, epochs,
+    epochs_done_min, epochs_done_max, <metric>_mean, <metric>_std, <metric>_n.
+    """
+    by = ["section", "setting"] + [c for c in GROUP_COLS if c in runs]
+    g = _groups(runs, by)
+    out = g.size().rename("n_runs").reset_index()[["section", "setting", "n_runs"]]
+    out["status"] = g["status"].agg(_status_words).to_numpy()
+    out["epochs"] = g["epochs"].first().to_numpy()
+    out["epochs_done_min"] = g["epochs_completed"].min().to_numpy()
+    out["epochs_done_max"] = g["epochs_completed"].max().to_numpy()
+    for col, _, _ in METRICS:
+        vals = g[col]
+        out[f"{col}_mean"] = vals.mean().to_numpy()
+        out[f"{col}_std"] = vals.std(ddof=1).to_numpy()
+        out[f"{col}_n"] = vals.count().to_numpy()
+    return out
+
+
+def _status_words(s: pd.Series) -> str:
+    vc = s.fillna("unknown").astype(str).value_counts(sort=False)
+    if len(vc) == 1:
+        return str(vc.index[0])
+    return ", ".join(f"{n} {k}" for k, n in vc.items())
+
+
+def _cell(mean: Any, std: Any, n: int, kind: str) -> str:
+    if n == 0 or is_missing(mean):
+        return MISSING
+    if kind == "pct":
+        val = fmt_pct(mean)
+        return val if n == 1 else f"{val} ± {fmt_pct(std)} (n={n})"
+    val = fmt_loss(mean)
+    return val if n == 1 else f"{val} ± {fmt_loss(std, 2)} (n={n})"
+
+
+def _epochs_cell(r: pd.Series) -> str:
+    lo, hi, planned = r["epochs_done_min"], r["epochs_done_max"], r["epochs"]
+    done = fmt_num(lo) if lo == hi else f"{fmt_num(lo)}–{fmt_num(hi)}"
+    if not is_missing(planned) and (lo != planned or hi != planned):
+        return f"{done}/{fmt_num(planned)}"
+    return done
+
+
+def table_cells(runs: pd.DataFrame, with_section: bool = False
+                ) -> tuple[list[str], list[list[str]]]:
+    """Header and text rows of the final-metrics table (unicode ±, – and — in cells).
+
+    A status column appears when not every run completed; test columns when any run has them.
+    """
+    summ = summarize(runs)
+    show_status = bool((runs["status"] != "completed").any())
+    metrics = [m for m in METRICS
+               if not (m[0].startswith("test_") and runs[m[0]].isna().all())]
+    header = (["Section"] if with_section else []) + ["Setting"]
+    header += (["Status"] if show_status else []) + ["Epochs"] + [h for _, h, _ in metrics]
+    rows = []
+    for _, r in summ.iterrows():  # one iteration per setting, not per run
+        row = ([str(r["section"])] if with_section else []) + [str(r["setting"])]
+        row += ([r["status"]] if show_status else []) + [_epochs_cell(r)]
+        row += [_cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k) for c, _, k in metrics]
+        rows.append(row)
+    return header, rows
+
+
+def _n_text(header: Sequence[str]) -> int:
+    return sum(1 for h in header if h in ("Section", "Setting", "Status", "Quantity", "Channel"))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+                   title: str | None = None, note: str | None = None) -> str:
+    """GitHub-flavoured Markdown table; text columns left-, numbers right-aligned."""
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    k = _n_text(header)
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(esc(h) for h in header) + " |")
+    lines.append("|" + "|".join(":---" if i < k else "---:" for i in range(len(header))) + "|")
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "—": "--",
+                  "×": r"$\times$", "α": r"$\alpha$", "\n": " "}
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
+
+
+def latex_escape(text: Any) -> str:
+    """Escape LaTeX specials (& % $ # _ { } ~ ^ \\) and map ± – — to LaTeX."""
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+
+
+def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None,
+                label: str | None = None) -> str:
+    """A booktabs `table` float (needs \\usepackage{booktabs}); cells are escaped here."""
+    k = _n_text(header)
+    spec = "l" * k + "r" * (len(header) - k)
+    out = [r"\begin{table}[htbp]", r"\centering"]
+    if caption:
+        out.append(r"\caption{" + latex_escape(caption) + "}")
+    if label:
+        out.append(r"\label{" + re.sub(r"[^A-Za-z0-9:._-]", "-", label) + "}")
+    out += [r"\begin{tabular}{" + spec + "}", r"\toprule",
+            " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a section name."""
+    s = re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(name)).strip("._") or "section"
+    return f"section_{s}" if s in ("all", "data_stats") else s
+
+
+def write_tables(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """tables/<section>.{md,tex} per section and tables/all.{md,tex}; returns the paths."""
+    tdir = Path(out_dir) / "tables"
+    tdir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    md_all: list[str] = []
+    for section, part in runs.groupby("section", sort=True, dropna=False):
+        header, rows = table_cells(part)
+        title = f"Section {section}: final metrics per setting"
+        md = markdown_table(header, rows, title, NOTE)
+        md_all.append(md)
+        written += _write(tdir / safe_name(section), md,
+                          latex_table(header, rows, f"{title}. {NOTE}", f"tab:{section}"))
+    header, rows = table_cells(runs, with_section=True)
+    title = "All sections: final metrics per setting"
+    written += _write(tdir / "all", markdown_table(header, rows, title, NOTE),
+                      latex_table(header, rows, f"{title}. {NOTE}", "tab:all"))
+    return written
+
+
+def _write(stem: Path, md: str, tex: str) -> list[Path]:
+    md_path, tex_path = stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".tex")
+    md_path.write_text(md, encoding="utf-8")
+    tex_path.write_text(tex, encoding="utf-8")
+    return [md_path, tex_path]
+
+
+def data_stats_cells(stats: dict) -> list[tuple[list[str], list[list[str]]]]:
+    """Two (header, rows) tables: split sizes (images) and per-channel mean/std ([0,1] pixels)."""
+    sizes = stats.get("sizes") or {}
+    t1 = [[f"{k} images", str(v)] for k, v in sizes.items()]
+    if stats.get("split_seed") is not None:
+        t1.append(["split seed", str(stats["split_seed"])])
+    if stats.get("class_names"):
+        t1.append(["classes", str(len(stats["class_names"]))])
+    mean, std = list(stats.get("mean") or []), list(stats.get("std") or [])
+    n = max(len(mean), len(std))
+    names = ["R", "G", "B"] if n == 3 else [str(i) for i in range(n)]
+    f = lambda v, i: MISSING if i >= len(v) or v[i] is None else f"{float(v[i]):.4f}"  # noqa
+    t2 = [[names[i], f(mean, i), f(std, i)] for i in range(n)]
+    return [(["Quantity", "Value"], t1), (["Channel", "Mean", "Std"], t2)]
+
+
+def write_data_stats(stats: dict, out_dir: Path) -> list[Path]:
+    """tables/data_stats.{md,tex}: split sizes and channel mean/std of the training split."""
+    tdir = Path(out_dir) / "tables"
+    tdir.mkdir(parents=True, exist_ok=True)
+    (h1, r1), (h2, r2) = data_stats_cells(stats)
+    note = "Channel mean and standard deviation in [0, 1] pixel units."
+    md = (markdown_table(h1, r1, "Data splits") + "\n"
+          + markdown_table(h2, r2, "Channel statistics", note))
+    tex = (latex_table(h1, r1, "Data splits (images per split).", "tab:data_splits")
+           + "\n" + latex_table(h2, r2, "Channel statistics. " + note, "tab:channel_stats"))
+    return _write(tdir / "data_stats", md, tex)

@@ -1,0 +1,73 @@
+"""analysis/: edge cases (no history at all, differing data splits, varying epochs, discovery)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import analysis
+from analysis_synth import make_config, make_history, read_csv_dicts, write_run
+
+
+def test_only_empty_history(tmp_path):
+    write_run(tmp_path / "sec" / "job", make_config(), [], status="failed")
+    runs, hist = analysis.collect([tmp_path / "sec" / "job"])
+    assert len(runs) == 1 and len(hist) == 0
+    assert runs.loc[0, "status"] == "failed" and runs.loc[0, "section"] == "sec"
+    assert math.isnan(runs.loc[0, "val_acc"])
+    written = analysis.write_all([tmp_path], tmp_path / "out")
+    assert len(read_csv_dicts(tmp_path / "out" / "runs.csv")) == 1
+    assert read_csv_dicts(tmp_path / "out" / "history.csv") == []
+    assert (tmp_path / "out" / "figures" / "beta_pdf.png").is_file()
+    assert all(p.exists() for ps in written.values() for p in ps)
+
+
+def test_data_stats_disagreement_warns_and_uses_first(tmp_path):
+    rng = np.random.default_rng(2)
+    cfg = make_config()
+    write_run(tmp_path / "a" / "job1", cfg, make_history(cfg, rng))
+    write_run(tmp_path / "b" / "job2", cfg, make_history(cfg, rng))
+    p = tmp_path / "b" / "job2" / "data_stats.json"
+    stats = json.loads(p.read_text())
+    stats["sizes"]["train"], stats["sizes"]["val"] = 45000, 5000
+    p.write_text(json.dumps(stats))
+    with pytest.warns(UserWarning, match="differs"):
+        analysis.write_all([tmp_path], tmp_path / "out", figures=False)
+    text = (tmp_path / "out" / "tables" / "data_stats.md").read_text()
+    assert "| train images | 40000 |" in text
+
+
+def test_epochs_named_when_they_vary_in_a_section(tmp_path):
+    rng = np.random.default_rng(3)
+    for ep in (4, 7):
+        cfg = make_config(epochs=ep, schedule="cosine")
+        write_run(tmp_path / "sec" / f"ep{ep}", cfg, make_history(cfg, rng))
+    runs, hist = analysis.collect([tmp_path])
+    assert sorted(runs["setting"]) == ["lr 0.05, cosine, no wd, 4 ep",
+                                       "lr 0.05, cosine, no wd, 7 ep"]
+    assert len(hist) == 11
+
+
+def test_discovery_skips_hydra_and_dedupes(tmp_path):
+    rng = np.random.default_rng(4)
+    cfg = make_config()
+    write_run(tmp_path / "sweep" / "job", cfg, make_history(cfg, rng))
+    (tmp_path / "sweep" / ".hydra").mkdir()
+    (tmp_path / "sweep" / ".hydra" / "summary.json").write_text("{}")
+    found = analysis.find_run_dirs([tmp_path, tmp_path / "sweep" / "job"])
+    assert found == [tmp_path / "sweep" / "job"]
+    with pytest.raises(analysis.AnalysisError):
+        analysis.find_run_dirs([tmp_path / "missing"])
+
+
+def test_summary_preferred_over_hydra_config(tmp_path):
+    rng = np.random.default_rng(5)
+    cfg = make_config(lr=0.01)
+    write_run(tmp_path / "s" / "j", cfg, make_history(cfg, rng))
+    summary = json.loads((tmp_path / "s" / "j" / "summary.json").read_text())
+    summary["config"]["optim"]["lr"] = 0.123
+    (tmp_path / "s" / "j" / "summary.json").write_text(json.dumps(summary))
+    runs, _ = analysis.collect([tmp_path])
+    assert runs.loc[0, "lr"] == 0.123

@@ -1,0 +1,49 @@
+"""analysis.collect on 1,000 runs x 300 epochs finishes in seconds."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+import analysis
+from analysis_synth import HIST_HEADER, make_config
+
+N_RUNS, N_EPOCHS = 1000, 300
+LIMIT_S = 15.0  # generous for slow CI machines; typically a few seconds
+
+
+@pytest.fixture(scope="module")
+def big_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("big") / "study"
+    rng = np.random.default_rng(1)
+    ep = np.arange(1, N_EPOCHS + 1)
+    header = ",".join(HIST_HEADER) + "\n"
+    for i in range(N_RUNS):
+        section = f"sweep_{i % 4}"
+        cfg = make_config(lr=[0.5, 0.05, 0.01][i % 3], seed=i // 12, epochs=N_EPOCHS,
+                          schedule=["constant", "cosine"][i % 2])
+        d = root / section / f"job_{i:04d}"
+        d.mkdir(parents=True)
+        data = np.column_stack([ep, np.full(N_EPOCHS, 0.05), rng.random((N_EPOCHS, 5))])
+        body = "\n".join(",".join(map(repr, row[1:])) and f"{int(row[0])}," +
+                         ",".join(map(repr, row[1:])) for row in data.tolist())
+        (d / "history.csv").write_text(header + body + "\n")
+        (d / "summary.json").write_text(json.dumps({
+            "status": "completed", "epochs": N_EPOCHS, "epochs_completed": N_EPOCHS,
+            "final": None, "best_val_acc": 0.5, "best_epoch": 10, "test": None,
+            "wall_time_s": 1.0, "images_per_s": 1.0, "device": "cpu", "config": cfg,
+            "versions": {}, "message": None}))
+    return root
+
+
+@pytest.mark.timing
+def test_collect_1000_runs_is_fast(big_study):
+    t0 = time.perf_counter()
+    runs, hist = analysis.collect([big_study])
+    elapsed = time.perf_counter() - t0
+    print(f"\ncollect: {N_RUNS} runs x {N_EPOCHS} epochs in {elapsed:.2f} s")
+    assert len(runs) == N_RUNS
+    assert len(hist) == N_RUNS * N_EPOCHS
+    assert elapsed < LIMIT_S
