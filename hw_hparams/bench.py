@@ -1,0 +1,246 @@
+"""`python -m hw_hparams.bench`: seconds per epoch of the classic pipeline and of ours, side by side.
+
+Measures, in one invocation on the same CIFAR-shaped random data (each in its own process):
+  (a) classic: torchvision CIFAR100 dataset -> PIL -> RandomCrop(32, 4) + RandomHorizontalFlip +
+      ToTensor + Normalize -> DataLoader, fp32, eager, `loss.item()` every step;
+  (b) our eager path: data on the device, batch-wise crop/flip there, fp32, NCHW, no compile;
+  (c) our fast path with the defaults a run gets on that device (trainer.* = auto);
+  (d) k runs of (c) at once on the same device (separate processes started together).
+and prints a Markdown table: s/epoch (median of the timed epochs), training images per second of epoch
+time (aggregate over the k runs for (d)), ratio to (a), compile + capture seconds (once per run),
+peak memory (GPU max_memory_allocated; on the CPU the process's peak RSS), recompilations during
+the timed epochs and CUDA-reported host synchronisations per epoch. Then the study's critical path
+from the measured per-run epoch times at k runs sharing the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from .cli import fail
+from .run_files import write_json
+
+# The study's stages on its critical path: (what runs, epochs, runs sharing the device).
+# lr_sweep (3 runs) first; schedule_sweep and wd_sweep both need only its best lr (wd_sweep's cosine
+# schedule is prescribed), so their 2 + 2 runs go together; mixup needs the best of those.
+STUDY_STAGES = (("lr_sweep", 15, 3), ("schedule_sweep + wd_sweep", 300, 4), ("mixup", 300, 1))
+SMOKE = dict(device="cpu", model="tiny", train=256, val=64, batch_size=64, epochs=1, warmup_epochs=0, ks="1,2", workers=0)
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m hw_hparams.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
+    ap.add_argument("--model", default="mobilenetv2", choices=["mobilenetv2", "mobilenetv1", "tiny"])
+    ap.add_argument("--train", type=int, default=40000, help="training images per epoch (default 40000)")
+    ap.add_argument("--val", type=int, default=10000, help="validation images per epoch (default 10000)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (default 3)")
+    ap.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs before them (default 1)")
+    ap.add_argument("--ks", default="1,2,4", help="runs at once for (d), comma-separated (default 1,2,4)")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the classic pipeline (default 2)")
+    ap.add_argument("--pipelines", default="a,b,c,d", help="which of a,b,c,d to run (default all)")
+    ap.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="trainer.compile for (c) and (d)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="trainer.precision for (c) and (d)")
+    ap.add_argument("--channels-last", default="auto", choices=["auto", "true", "false"], help="(c) and (d); auto: per model and device")
+    ap.add_argument("--compile-mode", default=None, help="torch.compile mode for (c) and (d) (default reduce-overhead)")
+    ap.add_argument("--mixup-alpha", type=float, default=None, help="mixup for (b)-(d) and --verify (default none: crop + flip only)")
+    ap.add_argument("--verify", action="store_true", help="first check eager vs compiled step in fp32 (same seed): loss differences")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds allowed per measurement (default 900)")
+    ap.add_argument("--out", default=None, help="also write the numbers to this JSON file")
+    ap.add_argument("--cpu-smoke", action="store_true", help="tiny CPU run of every pipeline (CI): " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()))
+    args = ap.parse_args(argv)
+    if args.cpu_smoke:
+        for k, v in SMOKE.items():
+            setattr(args, k, v)
+    try:
+        args.ks = sorted({int(k) for k in args.ks.split(",")})
+    except ValueError:
+        fail(f"--ks={args.ks!r} is not allowed: comma-separated integers >= 1, e.g. 1,2,4")
+    pipelines = set(args.pipelines.split(","))
+    for ok, what in [
+        (min(args.ks) >= 1, f"--ks={args.ks} is not allowed: integers >= 1"),
+        (pipelines <= set("abcd") and pipelines, f"--pipelines={args.pipelines!r} is not allowed: a subset of a,b,c,d"),
+        (args.train >= args.batch_size >= 1, f"--train={args.train} is not allowed: must be >= --batch-size ({args.batch_size}) >= 1"),
+        (args.val >= 1 and args.epochs >= 1 and args.warmup_epochs >= 0, "--val and --epochs must be >= 1, --warmup-epochs >= 0"),
+        (args.workers >= 0, "--workers must be >= 0"),
+    ]:
+        if not ok:
+            fail(what)
+    args.pipelines = pipelines
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    return args
+
+
+def run_processes(kind: str, p: dict, k: int, timeout: float) -> list[dict]:
+    """Start `k` measuring processes together (a barrier after their compilation); their results."""
+    from .bench_workers import child
+
+    ctx = mp.get_context("spawn")
+    results: mp.Queue = ctx.Queue()
+    barrier = ctx.Barrier(k) if k > 1 else None
+    threads = max(1, (os.cpu_count() or 1) // k) if p["device"] == "cpu" and k > 1 else None
+    procs = [ctx.Process(target=child, args=(kind, p, results, barrier, threads)) for _ in range(k)]
+    for proc in procs:
+        proc.start()
+    out, deadline = [], time.monotonic() + timeout
+    while len(out) < k and time.monotonic() < deadline:
+        try:
+            out.append(results.get(timeout=1.0))
+        except queue_mod.Empty:
+            if not any(proc.is_alive() for proc in procs) and results.empty():
+                break
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+    missing = k - len(out)
+    out += [{"error": f"process gave no result within {timeout} s or died (exit codes {[q.exitcode for q in procs]})"}] * missing
+    return out
+
+
+def summarize(label: str, runs: list[dict], n_train: int) -> dict:
+    """One table row from the results of the processes that ran together."""
+    errors = [r["error"] for r in runs if "error" in r]
+    if errors:
+        return {"pipeline": label, "runs": len(runs), "error": errors[0], "tracebacks": [r.get("traceback") for r in runs]}
+    import statistics
+
+    k = len(runs)
+    epochs = len(runs[0]["epoch_times"])
+    window = max(r["t_end"] for r in runs) - min(r["t_start"] for r in runs)
+    return {
+        "pipeline": label, "runs": k, "settings": runs[0]["settings"],
+        "s_per_epoch": statistics.median(t for r in runs for t in r["epoch_times"]),
+        "images_per_s": k * n_train * epochs / window,
+        "compile_s": max(r["compile_s"] for r in runs),
+        "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs), "memory_kind": runs[0]["memory_kind"],
+        "recompiles": runs[0]["recompiles"] if k == 1 else _sum_or_none([r["recompiles"] for r in runs]),
+        "syncs_per_epoch": runs[0]["syncs_per_epoch"], "device_name": runs[0]["device_name"],
+        "epoch_times": [r["epoch_times"] for r in runs],
+    }
+
+
+def _sum_or_none(values: list) -> Optional[int]:
+    return None if any(v is None for v in values) else sum(values)
+
+
+def epoch_time_at(per_run: dict[int, float], k: int) -> tuple[float, str]:
+    """Per-run s/epoch with `k` runs sharing the device: measured at k, else at the next larger
+    measured k' (slower, so an upper bound), else the largest measured K scaled by k/K (the device
+    busy all the time: aggregate throughput no better than at K)."""
+    larger = [m for m in per_run if m >= k]
+    if larger:
+        m = min(larger)
+        return per_run[m], ("measured" if m == k else f"measured at k={m} (upper bound)")
+    m = max(per_run)
+    return per_run[m] * k / m, f"k={m} scaled by {k}/{m}"
+
+
+def critical_path(per_run: dict[int, float], compile_s: float, stages=STUDY_STAGES) -> dict:
+    """Wall time of the study's stages run one after another, each stage's runs side by side;
+    every stage pays one compilation (its runs compile in parallel)."""
+    parts, total = [], 0.0
+    for name, epochs, k in stages:
+        t, how = epoch_time_at(per_run, k)
+        seconds = epochs * t + compile_s
+        parts.append({"stage": name, "epochs": epochs, "runs_at_once": k, "s_per_epoch": t, "how": how, "seconds": seconds})
+        total += seconds
+    return {"stages": parts, "compile_s_per_stage": compile_s, "total_s": total}
+
+
+def _fmt(v, spec: str, none: str = "-") -> str:
+    return none if v is None else format(v, spec)
+
+
+def render(rows: list[dict], meta: dict, path: Optional[dict]) -> str:
+    """The Markdown report: header lines, the table, the critical path."""
+    lines = [
+        f"Benchmark {meta['date']} on {meta['device_name']}, torch {meta['torch']}; model {meta['model']}, batch {meta['batch_size']}, "
+        f"{meta['train']} train + {meta['val']} val images per epoch; median of {meta['epochs']} timed epochs after {meta['warmup_epochs']} untimed.",
+        f"Command: `{meta['command']}`", "",
+        "| pipeline | settings | s / epoch | img / s | vs (a) | compile + capture s | peak memory | recompiles | syncs / epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(a)")), None)
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['pipeline']} | FAILED: {r['error'][:200]} | | | | | | | |")
+            continue
+        ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"
+        mem = f"{r['peak_memory_bytes'] / 2**30:.2f} GiB ({r['memory_kind']})"
+        lines.append(
+            f"| {r['pipeline']} | {r['settings']} | {r['s_per_epoch']:.3f} | {r['images_per_s']:.0f} | {ratio} | "
+            f"{r['compile_s']:.1f} | {mem} | {_fmt(r['recompiles'], 'd')} | {_fmt(r['syncs_per_epoch'], 'd')} |"
+        )
+    if path:
+        lines += ["", f"Study critical path (each stage's runs side by side; {path['compile_s_per_stage']:.0f} s compile per stage):"]
+        for s in path["stages"]:
+            lines.append(f"- {s['stage']}: {s['epochs']} epochs x {s['s_per_epoch']:.3f} s (k={s['runs_at_once']} runs at once; {s['how']}) = {s['seconds'] / 60:.1f} min")
+        lines.append(f"- total: {path['total_s'] / 60:.1f} min (target <= 20 min on one H100)")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    base = dict(device=args.device, model=args.model, train=args.train, val=args.val, batch_size=args.batch_size,
+                epochs=args.epochs, warmup_epochs=args.warmup_epochs, workers=args.workers, seed=0,
+                eval_batch=1000, timeout=args.timeout, mixup_alpha=args.mixup_alpha)
+    fast = {"compile": args.compile, "precision": args.precision}
+    overrides = {} if args.channels_last == "auto" else {"channels_last": args.channels_last == "true"}
+    if args.compile_mode:
+        overrides["mode"] = args.compile_mode
+    plan = []
+    if "a" in args.pipelines:
+        plan.append(("(a) classic", "classic", base, 1))
+    if "b" in args.pipelines:
+        plan.append(("(b) ours, eager", "ours", {**base, "trainer": {"compile": "false", "precision": "fp32"}, "overrides": {"channels_last": False}}, 1))
+    fast_p = {**base, "trainer": fast, "overrides": overrides}
+    if "c" in args.pipelines:
+        plan.append(("(c) ours, fast (defaults)", "ours", fast_p, 1))
+    if "d" in args.pipelines:
+        plan += [(f"(d) {k} runs of (c) at once", "ours", fast_p, k) for k in args.ks if not (k == 1 and "c" in args.pipelines)]
+    verify = run_processes("equivalence", fast_p, 1, args.timeout)[0] if args.verify else None
+    if verify:
+        print(verify.get("traceback") or "", file=sys.stderr)
+    rows = []
+    for label, kind, p, k in plan:
+        print(f"measuring {label} ...", file=sys.stderr, flush=True)
+        rows.append(summarize(label, run_processes(kind, p, k, args.timeout), args.train))
+        if "error" in rows[-1]:
+            print(rows[-1]["tracebacks"][0] or rows[-1]["error"], file=sys.stderr)
+    per_run = {r["runs"]: r["s_per_epoch"] for r in rows if "error" not in r and (r["pipeline"].startswith("(c)") or r["pipeline"].startswith("(d)"))}
+    compile_s = max((r["compile_s"] for r in rows if r["runs"] in per_run and "error" not in r), default=0.0)
+    path = critical_path(per_run, compile_s) if per_run else None
+    ok = [r for r in rows if "error" not in r]
+    meta = {
+        "date": datetime.date.today().isoformat(), "device_name": ok[0]["device_name"] if ok else args.device,
+        "torch": torch.__version__, "command": "python -m hw_hparams.bench " + shlex.join(sys.argv[1:] if argv is None else argv),
+        **{k: getattr(args, k) for k in ("model", "batch_size", "train", "val", "epochs", "warmup_epochs", "device")},
+    }
+    print(render(rows, meta, path))
+    if verify:
+        print(f"\nEager vs compiled step, fp32, same seed, {args.epochs} epochs (train, val loss per epoch): " + (
+            f"FAILED: {verify['error']}" if "error" in verify else
+            f"largest relative difference {verify['max_rel_diff']:.2e}; recompilations {verify['recompiles']}; "
+            f"eager {[round(x, 6) for x in verify['eager_losses']]}, compiled {[round(x, 6) for x in verify['fast_losses']]}"))
+    if args.out:
+        write_json(Path(args.out), {"meta": meta, "rows": rows, "critical_path": path, "verify": verify})
+    return 1 if len(ok) < len(rows) or (verify and "error" in verify) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

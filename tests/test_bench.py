@@ -1,0 +1,51 @@
+"""The benchmark CLI: the CPU smoke run of every pipeline, its critical-path arithmetic, its errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from hw_hparams import bench
+
+
+def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
+    cmd = [sys.executable, "-m", "hw_hparams.bench", "--cpu-smoke", "--out", "bench.json"]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "| pipeline | settings | s / epoch | img / s | vs (a) |" in out
+    for label in ("(a) classic", "(b) ours, eager", "(c) ours, fast (defaults)", "(d) 2 runs of (c) at once"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label} |"))
+        assert "FAILED" not in row and re.search(r"\| \d+\.\d{3} \| \d+ \| \d+\.\d\dx \|", row), row
+    assert re.search(r"- total: \d+\.\d min", out)
+    data = json.loads((tmp_path / "bench.json").read_text())
+    rows = {r["pipeline"]: r for r in data["rows"]}
+    assert len(rows) == 4 and all("error" not in r for r in rows.values())
+    for r in rows.values():
+        assert r["s_per_epoch"] > 0 and r["images_per_s"] > 0 and r["peak_memory_bytes"] > 0
+    assert rows["(d) 2 runs of (c) at once"]["runs"] == 2 and len(rows["(d) 2 runs of (c) at once"]["epoch_times"]) == 2
+    assert data["meta"]["device"] == "cpu" and data["critical_path"]["total_s"] > 0
+
+
+def test_critical_path_uses_the_epoch_time_at_the_number_of_runs_sharing_the_device():
+    # measured at 1, 2 and 4 runs; the 3-run stage takes the 4-run time (an upper bound)
+    path = bench.critical_path({1: 1.0, 2: 1.5, 4: 2.5}, compile_s=60.0)
+    assert [s["runs_at_once"] for s in path["stages"]] == [3, 4, 1]
+    assert path["total_s"] == pytest.approx(15 * 2.5 + 300 * 2.5 + 300 * 1.0 + 3 * 60.0)
+    # nothing measured at >= 3 runs: the largest k scaled, as if the device were saturated
+    path = bench.critical_path({1: 1.0, 2: 1.6}, compile_s=0.0)
+    assert path["total_s"] == pytest.approx(15 * 1.6 * 3 / 2 + 300 * 1.6 * 4 / 2 + 300 * 1.0)
+
+
+@pytest.mark.parametrize(("args", "key"), [(["--ks", "0"], "--ks"), (["--ks", "x"], "--ks"), (["--pipelines", "a,e"], "--pipelines"),
+                                           (["--train", "10", "--batch-size", "64"], "--train")])
+def test_bad_arguments_fail_in_one_line(args, key, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {key}")

@@ -1,0 +1,192 @@
+"""The fast training step against the eager one and against a plain training loop written here.
+
+On the CPU the compiled path runs through torch.compile with the `aot_eager` backend: the same
+Dynamo graphs, guards and AOTAutograd forward/backward split as on a GPU, without Inductor's code
+generation (minutes on this CPU) or CUDA graphs (GPU only).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+from torch._dynamo.backends.registry import lookup_backend
+
+import hw_hparams.fastpath as fastpath
+import hw_hparams.train as train_module
+from hw_hparams.data import Normalize, Split, crop_flip
+from hw_hparams.optim import build_scheduler
+
+CPU = torch.device("cpu")
+BATCH = 32
+N_TRAIN = 3 * BATCH + 7  # three full batches and a partial one
+NORM = Normalize([0.5, 0.45, 0.4], [0.25, 0.25, 0.27], CPU)
+
+
+class CountingBackend:
+    """aot_eager that counts compilations and calls of the compiled graphs."""
+
+    def __init__(self):
+        self.compiles = self.calls = 0
+        self.inner = lookup_backend("aot_eager")
+
+    def __call__(self, gm, example_inputs):
+        self.compiles += 1
+        fn = self.inner(gm, example_inputs)
+
+        def run(*args):
+            self.calls += 1
+            return fn(*args)
+
+        run._boxed_call = getattr(fn, "_boxed_call", False)
+        return run
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    counting = CountingBackend()
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", counting)
+    return counting
+
+
+def _compose(overrides=()):
+    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def _cfg(compile_: str, mixup_alpha=None, model="tiny"):
+    return OmegaConf.create({
+        "model": {"name": model}, "batch_size": BATCH, "trainer": {"compile": compile_, "precision": "auto"},
+        "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+        "augmentation": {"crop_flip": True, "mixup_alpha": mixup_alpha},
+    })
+
+
+def _data():
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (N_TRAIN + 40, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 100, (N_TRAIN + 40,), generator=g)
+    return Split(images[:N_TRAIN], labels[:N_TRAIN]), Split(images[N_TRAIN:], labels[N_TRAIN:])
+
+
+def _train(runner, train, val, epochs=2):
+    """`epochs` epochs under a cosine schedule (the lr changes every epoch): per-epoch metrics."""
+    scheduler = build_scheduler(runner.optimizer, "cosine", epochs + 1)
+    fastpath.prepare(runner, train, val)
+    out = []
+    for _ in range(epochs):
+        t, v = fastpath.train_epoch(runner, train), fastpath.evaluate(runner, val)
+        out.append((t.loss, t.acc, t.images, v.loss, v.acc))
+        scheduler.step()
+    return out
+
+
+def test_auto_gives_the_fast_path_on_cuda_and_plain_eager_fp32_on_the_cpu():
+    trainer = _compose().trainer  # the shipped defaults: nothing set by the user
+    assert (trainer.compile, trainer.precision) == ("auto", "auto")
+    gpu = fastpath.resolve_settings(trainer, torch.device("cuda"), "mobilenetv2")
+    assert gpu.compile and gpu.bf16 and gpu.mode == "reduce-overhead" and gpu.backend == "inductor"
+    assert not gpu.fused_sgd and not gpu.channels_last  # compiled foreach SGD; NCHW was faster on the H100
+    cpu = fastpath.resolve_settings(trainer, CPU, "mobilenetv2")
+    assert not cpu.compile and not cpu.bf16 and not cpu.fused_sgd and cpu.channels_last
+    assert not fastpath.resolve_settings(trainer, CPU, "tiny").channels_last
+    eager_gpu = fastpath.resolve_settings(_compose(["trainer.compile=false", "trainer.precision=fp32"]).trainer, torch.device("cuda"), "mobilenetv2")
+    assert not eager_gpu.compile and eager_gpu.fused_sgd and not eager_gpu.bf16
+    assert fastpath.resolve_settings(_compose(["trainer.compile=true", "trainer.precision=bf16"]).trainer, CPU, "tiny").compile
+
+
+def _reference_epoch(model, optimizer, split, generator_state):
+    """A plain training loop: shuffle, crop/flip, normalise, SGD step per batch, sample-weighted means."""
+    torch.set_rng_state(generator_state)
+    order = torch.randperm(len(split))
+    loss_sum = correct = 0.0
+    for start in range(0, len(split), BATCH):
+        idx = order[start : start + BATCH]
+        logits = model(NORM(crop_flip(split.images[idx])))
+        loss = F.cross_entropy(logits, split.labels[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(idx)
+        correct += (logits.argmax(1) == split.labels[idx]).sum().item()
+    return loss_sum / len(split), correct / len(split)
+
+
+@pytest.mark.parametrize("compile_", ["false", "true"])
+def test_both_paths_train_like_a_plain_loop_including_the_partial_last_batch(backend, compile_):
+    train, _ = _data()
+    torch.manual_seed(0)
+    runner = fastpath.build_runner(_cfg(compile_), CPU, NORM)
+    torch.manual_seed(0)
+    reference = fastpath.build_runner(_cfg("false"), CPU, NORM)
+    ref_opt = torch.optim.SGD(reference.model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    fastpath.prepare(runner, train)
+    for _ in range(2):
+        state = torch.get_rng_state()
+        ours = fastpath.train_epoch(runner, train)
+        reference.model.train()
+        expect = _reference_epoch(reference.model, ref_opt, train, state)
+        assert (ours.loss, ours.acc) == pytest.approx(expect, rel=1e-5) and ours.images == N_TRAIN
+    for a, b in zip(runner.model.parameters(), reference.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=5e-5)  # float rounding over 12 SGD steps
+    assert runner.model[1].num_batches_tracked.item() == 2 * 4  # every batch trained, the partial one too
+    assert (backend.calls > 0) == (compile_ == "true")
+
+
+@pytest.mark.parametrize("mixup_alpha", [None, 0.2])
+def test_fast_and_eager_paths_give_the_same_losses_and_lr_changes_do_not_recompile(backend, mixup_alpha):
+    train, val = _data()
+    val = Split(torch.cat([val.images] * 25), torch.cat([val.labels] * 25))  # 1000 images: one compiled eval batch
+    results = {}
+    for compile_ in ("false", "true"):
+        torch.manual_seed(0)
+        runner = fastpath.build_runner(_cfg(compile_, mixup_alpha), CPU, NORM)
+        if compile_ == "true":
+            before = [t.clone() for t in runner.model.state_dict().values()], torch.get_rng_state()
+            fastpath.prepare(runner, train, val)
+            compiles, calls = backend.compiles, backend.calls
+            assert compiles >= 3  # forward (+ its backward), optimizer step, evaluation
+            after = list(runner.model.state_dict().values()), torch.get_rng_state()
+            assert all(torch.equal(a, b) for a, b in zip(before[0], after[0])) and torch.equal(before[1], after[1])
+        results[compile_] = _train(runner, train, val, epochs=3), list(runner.model.parameters())
+    assert backend.compiles == compiles  # three learning rates, no recompilation
+    assert backend.calls >= calls + 3 * (3 * 2 + 1)  # per epoch: 3 full batches (forward, optimizer step), 1 eval batch
+    for eager, fast in zip(results["false"][0], results["true"][0]):
+        assert fast == pytest.approx(eager, rel=1e-5)
+    for a, b in zip(results["false"][1], results["true"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=5e-5)  # float rounding over 12 SGD steps
+
+
+def _rows(path):
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in csv.DictReader(f)]
+
+
+def test_a_resumed_fast_run_continues_identically(tmp_path, fake_root, monkeypatch, backend):
+    overrides = [f"data.root={fake_root}", "data.verify_checksums=false", "data.download=false", "data.val_size=100", "model=tiny", "batch_size=64", "trainer.progress=false", "trainer.compile=true",
+                 "epochs=2", "augmentation=mixup", "schedule=cosine"]  # 500 training images: 7 batches of 64 and one of 52
+    cfg = _compose(overrides)
+    train_module.run(cfg, tmp_path / "straight")
+    assert backend.compiles > 0
+    real_evaluate, calls = train_module.evaluate, []
+
+    def evaluate_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2, after its training
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.run(cfg, tmp_path / "resumed")
+    assert len(_rows(tmp_path / "resumed" / "history.csv")) == 1
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    train_module.run(cfg, tmp_path / "resumed")
+    straight = _rows(tmp_path / "straight" / "history.csv")
+    assert _rows(tmp_path / "resumed" / "history.csv") == straight and len(straight) == 2
+    assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "completed"
