@@ -1,0 +1,90 @@
+"""Pick a hyperparameter value from a sweep's run folders by a final-epoch metric.
+
+Only completed runs count (a diverged or failed run cannot be best). Runs sharing the value (seeds)
+are averaged. Ties on the metric are broken by validation loss (by validation accuracy when the
+metric is the validation loss), then by the order of the sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .sweeps import summary_of
+
+
+class Metric(str, Enum):
+    """A final-epoch metric of summary.json's `final`; accuracies are maximised, losses minimised."""
+
+    val_acc = "val_acc"
+    val_loss = "val_loss"
+    train_loss = "train_loss"
+    train_acc = "train_acc"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.value.endswith("_acc")
+
+
+@dataclass
+class Choice:
+    """The value of `key` chosen by `metric`, with every value's mean metric (nan: no completed run)."""
+
+    key: str
+    metric: Metric
+    value: Any
+    scores: dict[Any, float]
+    runs: dict[Any, int]
+    statuses: dict[Any, list[str]] = field(default_factory=dict)
+
+
+def config_value(config: dict, dotted: str) -> Any:
+    """config['a']['b'] for 'a.b'."""
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def scores(run_dirs: list[Path], key: str, metric: Metric) -> tuple[dict[Any, float], dict[Any, int], dict[Any, list[str]]]:
+    """Per value of `key` (sweep order): mean final `metric` over its completed runs, their count, all statuses."""
+    values: dict[Any, list[float]] = {}
+    statuses: dict[Any, list[str]] = {}
+    for d in run_dirs:
+        s = summary_of(d)
+        if s is None:
+            continue
+        v = config_value(s["config"], key)
+        statuses.setdefault(v, []).append(s["status"])
+        values.setdefault(v, [])
+        if s["status"] == "completed" and s["final"]:
+            values[v].append(s["final"][metric.value])
+    means = {v: _mean(m) for v, m in values.items()}
+    counts = {v: sum(1 for x in m if math.isfinite(x)) for v, m in values.items()}
+    return means, counts, statuses
+
+
+def choose(run_dirs: list[Path], key: str, metric: Metric) -> Choice | None:
+    """The best value of `key` among `run_dirs` by `metric`; None when no run completed."""
+    means, counts, statuses = scores(run_dirs, key, metric)
+    tie = Metric.val_acc if metric == Metric.val_loss else Metric.val_loss
+    tie_means = scores(run_dirs, key, tie)[0]
+    sign, tie_sign = (1 if metric.higher_is_better else -1), (1 if tie.higher_is_better else -1)
+    candidates = [v for v, m in means.items() if math.isfinite(m)]
+    if not candidates:
+        return None
+
+    def rank(v: Any) -> tuple[float, float]:
+        t = tie_means[v]
+        return sign * means[v], tie_sign * t if math.isfinite(t) else -math.inf
+
+    best = max(candidates, key=rank)  # max keeps the first of equal ranks: sweep order
+    return Choice(key, metric, best, means, counts, statuses)

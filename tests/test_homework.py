@@ -1,0 +1,136 @@
+"""`python -m hw_hparams.homework demo=true`: choices follow the runs' own numbers; the test split once."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from support import run_cli
+from hw_hparams import homework
+from hw_hparams.selection import Metric, choose
+
+# Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
+DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
+        "trainer.progress=false", "trainer.device=cpu"]
+SECTIONS = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
+
+
+def _summaries(folder: Path) -> dict[Path, dict]:
+    return {p.parent: json.loads(p.read_text()) for p in sorted(folder.glob("*/summary.json"))}
+
+
+def _stamps(study: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for pattern in ("*/*/summary.json", "*/*/history.csv", "*/*/checkpoint.pt") for p in study.glob(pattern)}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo study run once, then the same command again (figures off): both outputs and the state between."""
+    cwd = tmp_path_factory.mktemp("homework")
+    t0 = time.perf_counter()
+    first = run_cli(DEMO, cwd, module="hw_hparams.homework")
+    seconds = time.perf_counter() - t0
+    assert first.returncode == 0, first.stderr[-3000:]
+    study = cwd / "outputs" / "t"
+    before = _stamps(study)
+    report = (study / "report" / "report.md").read_text()
+    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework")
+    assert again.returncode == 0, again.stderr[-3000:]
+    print(f"demo study: {seconds:.1f} s")
+    return {"study": study, "first": first, "again": again, "before": before, "report": report}
+
+
+def _best(runs: dict[Path, dict], key: tuple[str, str], sweep_order: list[float]) -> float:
+    """Highest final val_acc among completed runs; ties go to the lower final val_loss, then to sweep order."""
+    done = sorted((s for s in runs.values() if s["status"] == "completed"), key=lambda s: sweep_order.index(s["config"][key[0]][key[1]]))
+    best = max(done, key=lambda s: (s["final"]["val_acc"], -s["final"]["val_loss"]))  # max keeps the first of equals
+    return best["config"][key[0]][key[1]]
+
+
+def test_each_choice_is_the_best_validation_accuracy_of_its_own_sweep(demo):
+    study = demo["study"]
+    lr_runs = _summaries(study / "lr_sweep")
+    assert [d.name for d in lr_runs] == [f"data.val_size=50,data.verify_checksums=False,epochs=1,model=tiny,optim.lr={v}" for v in ("0.01", "0.05", "0.5")]
+    lr = _best(lr_runs, ("optim", "lr"), [0.5, 0.05, 0.01])
+    later = [s for section in SECTIONS[1:] for s in _summaries(study / section).values()]
+    assert len(later) == 5 and {s["config"]["optim"]["lr"] for s in later} == {lr}
+    assert {s["config"]["epochs"] for s in _summaries(study / "lr_sweep").values()} == {1}
+    assert {s["config"]["epochs"] for s in later} == {2}
+    wd = _best(_summaries(study / "wd_sweep"), ("optim", "weight_decay"), [5e-4, 1e-4])
+    (mix,) = _summaries(study / "mixup").values()
+    assert (mix["config"]["optim"]["weight_decay"], mix["config"]["augmentation"]["mixup_alpha"]) == (wd, 0.2)
+    choices = json.loads((study / "report" / "choices.json").read_text())
+    assert (choices["lr"]["value"], choices["weight_decay"]["value"]) == (lr, wd)
+
+
+def test_the_test_split_is_evaluated_once_for_the_final_run_only(demo):
+    study = demo["study"]
+    tested = {d.parent.name: s["test"] for section in SECTIONS for d, s in _summaries(study / section).items() if s["test"] is not None}
+    assert list(tested) == ["mixup"]
+    (mix_dir,) = _summaries(study / "mixup")
+    assert (mix_dir / "train.log").read_text().count("test loss") == 1
+    report = demo["report"]
+    assert f"**{100 * tested['mixup']['acc']:.2f}% test accuracy**" in report
+
+
+def test_rerun_launches_nothing_and_evaluates_nothing_again(demo):
+    log = demo["again"].stdout + demo["again"].stderr
+    for section in SECTIONS:
+        assert f"{section}: all " in log and "finished; nothing to run" in log
+    assert "hw_hparams.train" not in log  # no sweep was launched
+    assert _stamps(demo["study"]) == demo["before"]
+    (mix_dir,) = _summaries(demo["study"] / "mixup")
+    assert (mix_dir / "train.log").read_text().count("test loss") == 1
+
+
+def test_report_holds_every_part_in_the_assignments_order(demo):
+    report, out = demo["report"], demo["study"] / "report"
+    heads = ["## 2 Data preprocessing", "random_split(", "class_00:", "### Channel statistics", "def crop_flip",
+             "## 3 Learning rate", "Lowest final training loss", "Highest final validation accuracy",
+             "## 4 Learning-rate schedule", r"\cos\frac{\pi e}{T}", "## 5 Weight decay", "## 6 Data augmentation: mixup",
+             "figures/beta_pdf.png", "### Test accuracy"]
+    positions = [report.find(h) for h in heads]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(heads, positions))
+    assert report.count("> TODO(author):") >= 6
+    for name in ("lr_sweep_loss", "schedule_sweep_acc", "wd_sweep_loss", "mixup_effect_acc", "beta_pdf", "lr_schedule", "class_proportions"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 0 and (out / "figures" / f"{name}.pdf").stat().st_size > 0
+    for name in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "data_stats"):
+        assert (out / "tables" / f"{name}.md").exists() and (out / "tables" / f"{name}.tex").exists()
+
+
+def test_selection_averages_seeds_skips_unfinished_runs_and_breaks_ties_by_val_loss(tmp_path):
+    def run(name, lr, status, val_acc, val_loss, train_loss=1.0):
+        d = tmp_path / name
+        d.mkdir()
+        final = {"train_loss": train_loss, "train_acc": 0.5, "val_loss": val_loss, "val_acc": val_acc}
+        (d / "summary.json").write_text(json.dumps({"status": status, "final": final, "config": {"optim": {"lr": lr}}}))
+        return d
+
+    dirs = [run("a", 0.5, "diverged", 0.9, 0.1), run("b0", 0.05, "completed", 0.40, 2.0), run("b1", 0.05, "completed", 0.50, 2.0),
+            run("c", 0.01, "completed", 0.45, 1.5), run("d", 0.1, "failed", 0.99, 0.1)]
+    c = choose(dirs, "optim.lr", Metric.val_acc)
+    assert c.value == 0.01  # 0.05 averages 0.45 too; the tie goes to the lower validation loss
+    assert c.scores[0.05] == pytest.approx(0.45) and c.runs[0.05] == 2 and c.statuses[0.5] == ["diverged"]
+    assert choose(dirs, "optim.lr", Metric.val_loss).value == 0.01
+    assert choose(dirs[:1], "optim.lr", Metric.val_acc) is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
+    (["optim.lr=0.1"], "optim.lr is set by the study itself"),
+    (["hydra/launcher=joblib"], "use launcher=..."),
+    (["model=tiny,mobilenetv2"], "only seed may be swept"),
+    (["demo_val=500", "demo_train=400"], "demo_train=400 is not allowed: must be > demo_val (500)"),
+    (["study=a/b"], "study='a/b' is not allowed"),
+    (["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, joblib, slurm"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        homework.main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "outputs").exists()
