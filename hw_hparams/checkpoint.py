@@ -3,7 +3,8 @@
 A checkpoint holds the model, optimizer and scheduler states, every RNG state (Python, NumPy,
 torch CPU, torch CUDA), the completed epochs' history rows and the config it was made with.
 It is written to a temporary file and renamed into place; the one before it is kept as
-`checkpoint.prev.pt`, so a checkpoint damaged on disk falls back one epoch instead of to zero.
+`checkpoint.prev.pt`, so a checkpoint damaged on disk falls back one epoch instead of to zero
+(`load`), and one made by another run or not a checkpoint at all is skipped the same way.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 import io
 import logging
 import os
-import pickle
 import random
-import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,30 +45,63 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 def save(run_dir: Path, state: dict[str, Any]) -> None:
-    """Atomically write `state` as the run's checkpoint, keeping the previous one."""
+    """Atomically write `state` as the run's checkpoint, keeping the previous one.
+
+    The old checkpoint becomes checkpoint.prev.pt only once the new one is fully on disk, so a
+    failed write (full disk, unwritable folder) leaves both as they were.
+    """
     buf = io.BytesIO()
     torch.save(state, buf)
     current = run_dir / NAME
-    if current.exists():
-        os.replace(current, run_dir / PREVIOUS)
-    atomic_write_bytes(current, buf.getvalue())
+
+    def keep_previous() -> None:
+        if current.exists():
+            os.replace(current, run_dir / PREVIOUS)
+
+    atomic_write_bytes(current, buf.getvalue(), before_replace=keep_previous)
 
 
-def load(run_dir: Path, map_location: torch.device) -> dict[str, Any] | None:
-    """The newest readable checkpoint of the run (current, else previous), or None if there is none.
+REQUIRED = ("epoch", "model", "optimizer", "scheduler", "rng", "history", "config", "wall_time_s")
+DAMAGED_SUFFIX = ".damaged"
 
-    A damaged file is reported in one log line and skipped; it is never silently replaced by a fresh start
-    when a readable one exists.
+
+def _read(path: Path, map_location: torch.device, check: Callable[[dict], None] | None) -> dict[str, Any]:
+    state = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
+        raise ValueError("not a hw_hparams checkpoint")
+    if len(state["history"]) != state["epoch"]:
+        raise ValueError(f"it holds {len(state['history'])} history rows for {state['epoch']} epochs")
+    if check is not None:
+        check(state)
+    return state
+
+
+def _reason(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
+
+
+def load(run_dir: Path, map_location: torch.device, check: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
+    """The newest usable checkpoint of the run (current, else previous), or None if there is none.
+
+    A file that cannot be read (truncated, not a checkpoint, not ours), or that `check` rejects by
+    raising (e.g. one made with another config), is reported in one log line and skipped. When the
+    previous checkpoint is used, the skipped current one is renamed `checkpoint.pt.damaged`, so the
+    next `save` does not rotate it over the good one. Nothing is renamed when none is usable.
     """
+    skipped = []
     for name in (NAME, PREVIOUS):
         path = run_dir / name
         if not path.exists():
             continue
         try:
-            state = torch.load(path, map_location=map_location, weights_only=False)
-            if not isinstance(state, dict) or "epoch" not in state:
-                raise ValueError("not a hw_hparams checkpoint")
-            return state
-        except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
-            log.warning("checkpoint %s is damaged (%s: %s); trying the previous one", path, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+            state = _read(path, map_location, check)
+        except Exception as err:  # noqa: BLE001 - whatever fails to load is unusable, never a traceback
+            then = f"falling back to {PREVIOUS}" if name == NAME and (run_dir / PREVIOUS).exists() else "no checkpoint left to resume from"
+            log.warning("%s is damaged or not this run's (%s); %s", path, _reason(err), then)
+            skipped.append(path)
+            continue
+        for bad in skipped:
+            os.replace(bad, bad.with_name(bad.name + DAMAGED_SUFFIX))
+        return state
     return None

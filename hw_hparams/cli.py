@@ -39,8 +39,8 @@ def fail(message: str) -> None:
 def _describe(err: Exception, overrides: list[str]) -> str:
     """One line for a composition error: the key, and what is allowed."""
     if isinstance(err, MissingConfigException) and err.options:
-        group = (err.missing_cfg_file or "").split("/")[0]
-        given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == group), err.missing_cfg_file)
+        group, _, name = (err.missing_cfg_file or "").rpartition("/")
+        given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == group), name)
         hint = f" (or give a value: optim.lr={given})" if group == "lr" else ""
         return f"{group}={given} is not an option: choose one of {', '.join(sorted(err.options))}{hint}"
     if "Config group override must be a string" in str(err):
@@ -95,6 +95,12 @@ def check_overrides(config_name: str, overrides: list[str], multirun: bool = Fal
             except (HydraException, OmegaConfBaseException, ValueError) as err:
                 raise ConfigError(_describe(err, job)) from None
             validate(cfg)
+
+
+def plain_experiment(argv: list[str]) -> list[str]:
+    """`+experiment=X` (Hydra's append syntax, common in docs) means `experiment=X` here:
+    train.yaml lists `experiment: null`, so Hydra itself would reject the `+` form."""
+    return [a[1:] if a.startswith("+experiment=") else a for a in argv]
 
 
 def preflight(config_name: str, argv: list[str]) -> None:

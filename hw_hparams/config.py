@@ -70,6 +70,7 @@ class TrainerConfig:
     num_workers: int = 0
     compile: str = "auto"
     precision: str = "auto"
+    restart: bool = False
 
 
 @dataclass
@@ -89,7 +90,9 @@ class TrainConfig:
 
 ConfigStore.instance().store(name="schema", node=TrainConfig)
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|cuda:job(/[1-9]\d*)?)$")
+# One GPU per sweep job: cuda:job = GPU (job number mod GPU count); cuda:job/K: K consecutive jobs share a GPU.
+JOB_DEVICE = re.compile(r"^cuda:job(?:/([1-9]\d*))?$")
 _CHOICES = {
     "trainer.progress": ("auto", "true", "false"),
     "trainer.compile": ("auto", "true", "false"),
@@ -113,7 +116,7 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.epochs >= 1, "epochs", "must be an integer >= 1")
     need(cfg.batch_size >= 1, "batch_size", "must be an integer >= 1")
     need(cfg.data.val_size >= 1, "data.val_size", "must be an integer >= 1")
-    need(bool(_DEVICE.match(cfg.trainer.device)), "trainer.device", "one of auto, cpu, cuda, cuda:N")
+    need(bool(_DEVICE.match(cfg.trainer.device)), "trainer.device", "one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)")
     for key, choices in _CHOICES.items():
         need(str(OmegaConf.select(cfg, key)).lower() in choices, key, "one of " + ", ".join(choices))
     need(cfg.trainer.num_workers >= 0, "trainer.num_workers", "must be >= 0")

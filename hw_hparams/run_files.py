@@ -14,25 +14,44 @@ import json
 import math
 import os
 import platform
+import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+_TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+def atomic_write_bytes(path: Path, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one.
+
+    `before_replace` runs once the new data is on disk, just before it takes the old file's place
+    (checkpoint.save keeps the old file there); a failed write (e.g. a full disk) changes nothing.
+    """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary files `atomic_write_bytes` leaves behind when its process is killed.
+
+    Call it only while holding the folder (`lock.run_lock`): a live writer's file would go too.
+    """
+    stale = [p for p in folder.iterdir() if _TEMP.match(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -1,22 +1,12 @@
-"""Shared fixtures: small generated datasets in CIFAR-100's on-disk format, and a CLI runner."""
+"""Shared fixtures: small generated datasets in CIFAR-100's on-disk format."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hw_hparams.data.fake import write_fake_cifar100
-
-# Overrides that point a run at a generated dataset and keep it small and quick on the CPU.
-def fake_data_overrides(root: Path, val_size: int = 100) -> list[str]:
-    return [f"data.root={root}", "data.verify_checksums=false", "data.download=false", f"data.val_size={val_size}"]
-
-
-TINY_RUN = ["model=tiny", "batch_size=50", "trainer.progress=false"]
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +23,3 @@ def learnable_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("learnable_cifar")
     write_fake_cifar100(root, train=3000, test=200, seed=1)
     return root
-
-
-def run_cli(args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m module args` in `cwd`, capturing output (HYDRA_FULL_ERROR unset)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )

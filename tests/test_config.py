@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 from hydra import compose, initialize_config_module
 
-from conftest import run_cli
+from support import run_cli
 from hw_hparams.cli import check_overrides
 from hw_hparams.config import ConfigError
 
@@ -127,7 +127,7 @@ def test_cli_user_error_is_one_line_exit_2_and_no_folder(tmp_path, args):
 
 
 def test_val_size_not_smaller_than_training_set_is_one_line(tmp_path, fake_root):
-    from conftest import fake_data_overrides
+    from support import fake_data_overrides
 
     result = run_cli([*fake_data_overrides(fake_root, val_size=600), "model=tiny"], tmp_path)
     assert result.returncode == 2, result.stderr

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from conftest import TINY_RUN, fake_data_overrides, run_cli
+from support import TINY_RUN, compose_train as _cfg, fake_data_overrides, read_rows as _rows, run_cli, without_timing
 import hw_hparams.train as train_module
 
 HISTORY = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
-
-
-def _rows(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def _cfg(overrides):
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
-        return compose("train", overrides=overrides)
 
 
 def test_cli_run_writes_every_file_of_a_run_folder(tmp_path, fake_root):
@@ -77,10 +65,7 @@ def test_stopped_and_resumed_run_has_the_same_history(tmp_path, fake_root, monke
     monkeypatch.setattr(train_module, "evaluate", real_evaluate)
     train_module.run(cfg, tmp_path / "resumed")
 
-    def strip(rows):
-        return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]
-
-    assert strip(_rows(tmp_path / "resumed" / "history.csv")) == strip(_rows(tmp_path / "straight" / "history.csv"))
+    assert without_timing(_rows(tmp_path / "resumed" / "history.csv")) == without_timing(_rows(tmp_path / "straight" / "history.csv"))
 
 
 def test_validation_accuracy_climbs_far_above_chance(tmp_path, learnable_root):

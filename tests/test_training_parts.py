@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F

@@ -10,6 +10,7 @@ import json
 import logging
 import pickle
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
@@ -65,24 +66,44 @@ def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArr
     try:
         train = cls(root, train=True, download=download)
         test = cls(root, train=False, download=download)
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted..."
-        hint = (
-            "set data.download=true to fetch it" if not download else
-            "its files differ from the official ones; delete them and download again, "
-            "or set data.verify_checksums=false for a generated dataset"
-        )
-        raise DataError(f"data.root={root!r}: no valid CIFAR-100 in {folder} ({err}); {hint}") from None
+        train_images, train_labels = _to_tensors(train)
+        test_images, test_labels = _to_tensors(test)
+    except RuntimeError:  # torchvision: "Dataset not found or corrupted..." (md5 checks, missing files)
+        absent = [n for n in ("train", "test", "meta") if not (folder / n).is_file()]
+        if len(absent) == 3 and not download:
+            what, hint = "missing", "set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"
+        elif absent:
+            what, hint = f"incomplete (no {', '.join(absent)})", f"delete {folder} and fetch it again with data.download=true, or regenerate it"
+        else:
+            what = "not the official CIFAR-100 (its md5 checksums differ)"
+            hint = f"delete {folder} and fetch it again with data.download=true, or set data.verify_checksums=false for a generated dataset"
+        raise DataError(f"data.root={root!r}: CIFAR-100 in {folder} is {what}; {hint}") from None
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as err:
         raise DataError(
             f"data.root={root!r}: {folder} is damaged or not in CIFAR-100's format "
             f"({type(err).__name__}: {err}); delete it and download again, or regenerate it"
         ) from None
-    except OSError as err:  # includes failed downloads
-        raise DataError(f"data.root={root!r}: cannot read or fetch CIFAR-100 ({err})") from None
-    train_images, train_labels = _to_tensors(train)
-    test_images, test_labels = _to_tensors(test)
-    if len(train.classes) != 100 or int(train_labels.max()) >= 100 or int(test_labels.max()) >= 100:
-        raise DataError(f"data.root={root!r}: {folder} does not hold 100 classes with labels in [0, 100)")
+    except (OSError, HTTPException) as err:  # includes failed and broken downloads
+        archive = Path(root) / CIFAR100.filename
+        damaged = f" (the {archive.name} there is incomplete or damaged)" if download and archive.exists() else ""
+        hint = (
+            f"check the network, or put the official {archive.name} or its extracted cifar-100-python/ folder in {root}"
+            if download else "check that the folder and its files are readable"
+        )
+        text = " ".join(str(err).split())
+        raise DataError(f"data.root={root!r}: cannot read or fetch CIFAR-100{damaged} ({type(err).__name__}: {text}); {hint}") from None
+    for name, images, labels in (("train", train_images, train_labels), ("test", test_images, test_labels)):
+        if images.dtype != torch.uint8 or len(images) != len(labels) or len(images) == 0:
+            raise DataError(
+                f"data.root={root!r}: {folder / name} holds {len(images)} {images.dtype} images for {len(labels)} labels, "
+                "not CIFAR-100's uint8 3x32x32 images with one label each; delete it and download again, or regenerate it"
+            )
+    labels = torch.cat([train_labels, test_labels])
+    if len(train.classes) != 100 or int(labels.min()) < 0 or int(labels.max()) >= 100:
+        raise DataError(
+            f"data.root={root!r}: {folder} does not hold 100 classes with labels in [0, 100); "
+            "delete it and download again, or regenerate it"
+        )
     return CifarArrays(train_images, train_labels, test_images, test_labels, list(train.classes), _fingerprint(folder))
 
 

@@ -1,0 +1,95 @@
+"""How a training job ends on the command line, one line each, never a traceback.
+
+- A user error (ConfigError): exit 2 via `cli.exit_on_user_error`; a sweep stops there (fix, re-run).
+- Another live process holds the run folder (RunLocked): exit 2; its folder is left as it is.
+- A crash: one log line (summary.json says `failed` when it happened in the epoch loop). A single
+  run exits 1; in a sweep (`-m`) the remaining jobs still run, and Hydra then exits 1 naming the
+  first failed job. `HYDRA_FULL_ERROR=1` shows the traceback instead. A full disk or an unwritable
+  folder is said so; the last checkpoint is intact (checkpoint.save), so a re-run resumes.
+- An output folder that cannot be created: exit 2 before Hydra starts (`check_output_folder`).
+- Ctrl-C / SIGTERM: summary.json says `interrupted`; exit 130 / 143; a sweep stops there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException
+
+from .cli import _HYDRA_ONLY, CONFIG_MODULE, exit_on_user_error, fail
+from .config import ConfigError
+from .interrupt import exit_code, signal_name
+from .lock import RunLocked
+
+log = logging.getLogger("hw_hparams.train")
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class JobFailed(CompactHydraException):
+    """A job of a sweep crashed; Hydra prints this one line (after running the other jobs) and exits 1."""
+
+
+@contextlib.contextmanager
+def job_outcome(run_dir: Path, multirun: bool):
+    """Run one job's body, turning each way it can end into one line and the right exit."""
+    with exit_on_user_error(run_dir):
+        try:
+            yield
+        except RunLocked as err:
+            fail(str(err))  # the folder belongs to the live process: nothing of it is removed
+        except ConfigError:
+            raise
+        except Exception as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            if isinstance(err, OSError) and err.errno in DISK_ERRORS:
+                line = (
+                    f"{run_dir} failed: cannot write {err.filename or 'a file'}: {err.strerror}; the last checkpoint "
+                    "is intact: free space (or fix permissions) and re-run the same command to resume"
+                )
+            else:
+                text = " ".join(str(err).split())[:300]
+                line = f"{run_dir} failed: {type(err).__name__}: {text}"
+            if multirun:  # Hydra runs the other jobs, then prints this line and how to see the traceback
+                log.error(line)
+                raise JobFailed(line) from err
+            log.error("%s (HYDRA_FULL_ERROR=1 shows the traceback)", line)
+            sys.exit(1)
+
+
+def exit_interrupted(err: KeyboardInterrupt) -> None:
+    """Exit 128 + signal number; one line on stderr unless the run already logged its own."""
+    if not getattr(err, "reported", False):
+        print(f"error: interrupted by {signal_name(err)}; re-run the same command to resume", file=sys.stderr)
+    sys.exit(exit_code(err))
+
+
+def check_output_folder(config_name: str, argv: list[str]) -> None:
+    """Exit 2 with one line when the folder Hydra would create for this command line cannot be made.
+
+    (Hydra itself would end in a traceback.) Composition problems are left to `cli.preflight`.
+    """
+    if any(a.split("=")[0] in _HYDRA_ONLY for a in argv):
+        return
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            cfg = compose(config_name, [o.input_line for o in parsed if not o.is_sweep_override()], return_hydra_config=True)
+        folder = Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+    except Exception:  # noqa: BLE001 - preflight has reported it
+        return
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        fail(f"cannot create the output folder {folder}: {existing} is not a writable folder; choose another with {key}=...")

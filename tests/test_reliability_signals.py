@@ -1,0 +1,109 @@
+"""Ctrl-C and SIGTERM: the run stops cleanly, says `interrupted`, exits 130/143, and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+import hw_hparams.train as train_module
+from hw_hparams.interrupt import Interrupted
+from reliability_util import cfg, fake_data_overrides, one_thread, rows, start_cli, TINY_RUN, without_timing  # noqa: F401 - one_thread: autouse fixture
+
+EPOCHS = 3
+STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, fake_root):
+    """An uninterrupted run: (overrides, its history without timings)."""
+    overrides = [*fake_data_overrides(fake_root), *TINY_RUN, f"epochs={EPOCHS}", "schedule=cosine", "augmentation=mixup"]
+    run_dir = tmp_path_factory.mktemp("straight")
+    train_module.run(cfg(overrides), run_dir)
+    return overrides, without_timing(rows(run_dir / "history.csv"))
+
+
+def _consistent(run_dir, epochs_done: int) -> dict:
+    """summary.json, history.csv and the checkpoint agree on `epochs_done`; no lock or temp file is left."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["epochs_completed"] == epochs_done == len(rows(run_dir / "history.csv"))
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["epoch"] == epochs_done
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".") and p.name != ".hydra"]
+    return summary
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_inside_an_epoch_abandons_it_and_the_rerun_resumes_exactly(tmp_path, straight, sig):
+    overrides, expected = straight
+    steps = []
+
+    def signal_in_epoch_2(optimizer, args, kwargs):
+        steps.append(1)
+        if len(steps) == STEPS_PER_EPOCH + 4:
+            os.kill(os.getpid(), sig)
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    hook = register_optimizer_step_post_hook(signal_in_epoch_2)
+    try:
+        with pytest.raises(Interrupted) as info:
+            train_module.run(cfg(overrides), tmp_path)
+    finally:
+        hook.remove()
+    assert info.value.signum == sig
+    summary = _consistent(tmp_path, 1)
+    assert summary["status"] == "interrupted" and signal.Signals(sig).name in summary["message"]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # the run's are gone again
+    train_module.run(cfg(overrides), tmp_path)
+    assert without_timing(rows(tmp_path / "history.csv")) == expected
+
+
+def test_a_signal_during_the_checkpoint_write_waits_until_it_is_written(tmp_path, straight, monkeypatch):
+    overrides, expected = straight
+    real_fsync, checkpoint_writes = os.fsync, []
+
+    def fsync(fd):
+        if ".checkpoint.pt.tmp" in os.readlink(f"/proc/self/fd/{fd}"):
+            checkpoint_writes.append(1)
+            if len(checkpoint_writes) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(Interrupted):
+        train_module.run(cfg(overrides), tmp_path)
+    monkeypatch.undo()
+    assert _consistent(tmp_path, 2)["status"] == "interrupted"  # epoch 2 was written whole, then it stopped
+    assert torch.load(tmp_path / "checkpoint.prev.pt", weights_only=False)["epoch"] == 1
+    train_module.run(cfg(overrides), tmp_path)
+    assert without_timing(rows(tmp_path / "history.csv")) == expected
+
+
+def test_sigterm_from_outside_exits_143_in_one_line_and_the_rerun_finishes(tmp_path, fake_root):
+    args = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=8", f"hydra.run.dir={tmp_path / 'run'}"]
+    run_dir = tmp_path / "run"
+    proc = start_cli(args, tmp_path)
+    deadline = time.monotonic() + 240
+    while not ((run_dir / "history.csv").exists() and len(rows(run_dir / "history.csv")) >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    assert "Traceback" not in out + err
+    said = [l for l in (out + err).splitlines() if "interrupted" in l]
+    assert len(said) == 1 and "interrupted by SIGTERM" in said[0] and "re-run the same command" in said[0]
+    done = len(rows(run_dir / "history.csv"))
+    assert 1 <= done < 8
+    assert _consistent(run_dir, done)["status"] == "interrupted"
+
+    again = start_cli(args, tmp_path)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert f"resuming after epoch {done} of 8" in out
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert [int(r["epoch"]) for r in rows(run_dir / "history.csv")] == list(range(1, 9))
