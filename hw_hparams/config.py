@@ -133,8 +133,10 @@ def as_dict(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
-def _job_dir(override_dirname: str) -> str:
-    return override_dirname or "default"
+def _job_dir(override_dirname: str, experiment_name: Optional[str] = None) -> str:
+    """A job's folder name: its overrides (or `default`), under its experiment's name for single runs."""
+    name = override_dirname or "default"
+    return f"{experiment_name}/{name}" if experiment_name else name
 
 
 def _sweep_dir(experiment_name: Optional[str]) -> str:

@@ -52,7 +52,7 @@ def _setting(default, help: str):
 class Settings:
     """The homework's own settings (everything else on the command line goes to every training run)."""
 
-    study: str = _setting("homework", "the study's folder: <out>/<study>/{<section>/,report/}")
+    study: Optional[str] = _setting(None, "the study's folder: <out>/<study>/{<section>/,report/}; homework, or homework-demo with demo=true")
     out: str = _setting("outputs", "folder that holds studies")
     demo: bool = _setting(False, "generated data, model=tiny, every section's epochs x demo_epoch_scale")
     select_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 3's lr: val_acc, val_loss, train_loss, train_acc")
@@ -104,6 +104,8 @@ def parse_args(argv: list[str]) -> tuple[Settings, list[str]]:
         choices = re.search(r"expected one of \[(.*)\]", msg)
         value = dict(a.split("=", 1) for a in mine).get(err.full_key)
         raise ConfigError(f"{err.full_key}={value!r} is not allowed: {f'one of {choices[1]}' if choices else msg}") from None
+    if settings.study is None:  # a demo never lands in the folders of the real study
+        settings.study = "homework-demo" if settings.demo else "homework"
     _check_settings(settings)
     _check_train_overrides(train)
     return settings, train

@@ -37,7 +37,11 @@ from .run_files import read_json, remove_temp_files, summary, write_history, wri
 log = logging.getLogger("hw_hparams.train")
 
 # Keys that may differ between the run that wrote a checkpoint and the one resuming it.
-RESUMABLE_DIFFERENCES = {"eval_test", "experiment_name", "data.root", "data.download", "trainer.device", "trainer.progress", "trainer.num_workers", "trainer.restart"}
+# trainer.compile changes float rounding only, so a run may continue on a machine without a GPU.
+RESUMABLE_DIFFERENCES = {
+    "eval_test", "experiment_name", "data.root", "data.download", "trainer.device", "trainer.progress",
+    "trainer.num_workers", "trainer.restart", "trainer.compile",
+}
 
 
 def gpu_for_job(job_num: int, jobs_per_gpu: int, n_gpus: int) -> int:

@@ -134,3 +134,11 @@ def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path, mo
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_demo_never_lands_in_the_real_studys_folders():
+    from hw_hparams.homework import parse_args
+
+    assert parse_args(["demo=true"])[0].study == "homework-demo"
+    assert parse_args([])[0].study == "homework"
+    assert parse_args(["demo=true", "study=mine"])[0].study == "mine"

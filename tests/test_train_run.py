@@ -111,3 +111,14 @@ def test_multirun_sweeps_learning_rates(tmp_path, fake_root, launcher):
         summary = json.loads((sweep / f / "summary.json").read_text())
         assert summary["status"] == "completed"
         assert f"optim.lr={summary['config']['optim']['lr']}" in f
+
+
+def test_a_single_run_of_an_experiment_gets_its_own_folder(tmp_path, fake_root):
+    args = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1"]
+    assert run_cli(args, tmp_path).returncode == 0
+    result = run_cli(["experiment=lr_sweep", *args], tmp_path)  # not the plain run's folder, not refused
+    assert result.returncode == 0, result.stderr
+    (plain,) = [p for p in (tmp_path / "outputs" / "run").iterdir() if p.name != "lr_sweep"]
+    (exp,) = (tmp_path / "outputs" / "run" / "lr_sweep").iterdir()
+    assert exp.name == plain.name
+    assert json.loads((exp / "summary.json").read_text())["config"]["experiment_name"] == "lr_sweep"
