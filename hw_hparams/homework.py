@@ -59,10 +59,10 @@ class Settings:
     select_wd_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 5's weight decay for the mixup run")
     launcher: Optional[str] = _setting(None, "hydra/launcher of every sweep: basic, joblib, submitit_local, slurm, ...")
     figures: bool = _setting(True, "draw the report's figures (PNG + PDF)")
-    demo_epoch_scale: float = _setting(0.02, "demo epochs = ceil(epochs x scale): 15 -> 1, 300 -> 6")
-    demo_train: int = _setting(1200, "demo dataset: training images (the validation split is taken from them)")
-    demo_val: int = _setting(200, "demo validation images")
-    demo_test: int = _setting(500, "demo test images")
+    demo_epoch_scale: float = _setting(0.04, "demo epochs = ceil(epochs x scale): 15 -> 1, 300 -> 12")
+    demo_train: int = _setting(2000, "demo dataset: training images (the validation split is taken from them)")
+    demo_val: int = _setting(400, "demo validation images")
+    demo_test: int = _setting(1000, "demo test images")
 
 
 def _default(f) -> str:

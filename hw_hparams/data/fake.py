@@ -36,7 +36,7 @@ def make_images(labels: np.ndarray, rng: np.random.Generator, templates: np.ndar
     shifts = rng.integers(-2, 3, size=(n, 2))
     for i, (dy, dx) in enumerate(shifts):  # per-image shift; n is small for fake data
         images[i] = np.roll(images[i], (dy, dx), axis=(0, 1))
-    images = images * rng.uniform(0.7, 1.3, size=(n, 1, 1, 1)) + rng.normal(0, 25, size=images.shape)
+    images = images * rng.uniform(0.7, 1.3, size=(n, 1, 1, 1)) + rng.normal(0, 60, size=images.shape)
     return np.clip(images, 0, 255).astype(np.uint8)
 
 
