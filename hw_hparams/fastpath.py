@@ -57,6 +57,7 @@ class Settings:
     fused_sgd: bool  # else foreach
     mode: Optional[str] = COMPILE_MODE
     backend: Union[str, Callable] = "inductor"
+    eager_fallback: bool = False  # trainer.compile=auto: a step that fails to compile runs eagerly instead
 
     def describe(self) -> str:
         parts = [f"compile={self.mode or self.backend}" if self.compile else "eager", "bf16" if self.bf16 else "fp32"]
@@ -76,6 +77,7 @@ def resolve_settings(trainer_cfg: Any, device: torch.device, model_name: str, **
         channels_last=CHANNELS_LAST.get((device.type, model_name), False),
         fused_sgd=cuda and not compile_,
         backend=COMPILE_BACKEND,
+        eager_fallback=str(trainer_cfg.compile).lower() == "auto",
     )
     settings = dataclasses.replace(settings, **overrides)
     return settings if settings.backend == "inductor" else dataclasses.replace(settings, mode=None)
@@ -212,6 +214,25 @@ def prepare(runner: Runner, train: Split, val: Optional[Split] = None) -> float:
     if runner.fast_step is None or runner.prepared:
         return 0.0
     start = time.perf_counter()
+    try:
+        _capture(runner, train, val)
+    except Exception as err:  # noqa: BLE001 - any compiler failure; re-raised when compile was asked for
+        if not runner.settings.eager_fallback:
+            raise
+        log.warning(
+            "could not compile the training step (%s: %s); training eagerly (trainer.compile=false skips the attempt)",
+            type(err).__name__, " ".join(str(err).split())[:200],
+        )
+        runner.fast_step = runner.fast_eval = None
+        return 0.0
+    runner.compile_time_s = time.perf_counter() - start
+    runner.prepared = True
+    log.info("compiled and captured the training step in %.1f s (once per run)", runner.compile_time_s)
+    return runner.compile_time_s
+
+
+def _capture(runner: Runner, train: Split, val: Optional[Split]) -> None:
+    """Run the compiled steps WARMUP_CALLS times on real batches, then restore every state they touched."""
     device = train.images.device
     _init_momentum(runner.optimizer)
     rng_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
@@ -230,7 +251,3 @@ def prepare(runner: Runner, train: Split, val: Optional[Split] = None) -> float:
                     runner.fast_eval(val.images[:EVAL_BATCH], val.labels[:EVAL_BATCH])
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-    runner.compile_time_s = time.perf_counter() - start
-    runner.prepared = True
-    log.info("compiled and captured the training step in %.1f s (once per run)", runner.compile_time_s)
-    return runner.compile_time_s

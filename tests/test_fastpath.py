@@ -190,3 +190,24 @@ def test_a_resumed_fast_run_continues_identically(tmp_path, fake_root, monkeypat
     straight = _rows(tmp_path / "straight" / "history.csv")
     assert _rows(tmp_path / "resumed" / "history.csv") == straight and len(straight) == 2
     assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "completed"
+
+
+def _failing_backend(gm, example_inputs):
+    raise RuntimeError("simulated compiler failure")
+
+
+@pytest.mark.parametrize("compile_", ["auto", "true"])
+def test_a_step_that_fails_to_compile_falls_back_to_eager_only_under_auto(monkeypatch, compile_):
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", _failing_backend)
+    train, val = _data()
+    torch.manual_seed(0)
+    runner = fastpath.build_runner(_cfg(compile_), CPU, NORM, compile=True)  # compile even on the CPU
+    if compile_ == "true":  # asked for explicitly: the failure is the user's to see
+        with pytest.raises(Exception, match="simulated compiler failure"):
+            fastpath.prepare(runner, train, val)
+        return
+    fallen_back = _train(runner, train, val)
+    torch.manual_seed(0)
+    eager = _train(fastpath.build_runner(_cfg("false"), CPU, NORM), train, val)
+    assert runner.fast_step is None
+    assert [x for row in fallen_back for x in row] == pytest.approx([x for row in eager for x in row], rel=1e-6)
