@@ -10,6 +10,7 @@ Hydra made for a run that never started.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 from importlib import resources
@@ -19,7 +20,7 @@ from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .config import ConfigError, validate
@@ -82,19 +83,38 @@ def _jobs(config_name: str, overrides: list[str], multirun: bool) -> list[list[s
     return BasicSweeper.split_arguments(all_overrides, None)[0]
 
 
-def check_overrides(config_name: str, overrides: list[str], multirun: bool = False) -> None:
-    """Raise ConfigError for the first job whose config does not compose or validate."""
+def check_overrides(config_name: str, overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS) -> list[DictConfig]:
+    """Compose and validate every job of the command line (the first `limit`; None: all), Hydra's own
+    config included; returns the composed configs, or raises ConfigError for the first bad job."""
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         try:
             jobs = _jobs(config_name, overrides, multirun)
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(_describe(err, overrides)) from None
-        for job in jobs[:MAX_CHECKED_JOBS]:
+        configs = []
+        for job in jobs[:limit]:
             try:
-                cfg = compose(config_name, overrides=job)
+                cfg = compose(config_name, overrides=job, return_hydra_config=True)
             except (HydraException, OmegaConfBaseException, ValueError) as err:
                 raise ConfigError(_describe(err, job)) from None
             validate(cfg)
+            configs.append(cfg)
+        return configs
+
+
+def _check_output_folder(cfg: DictConfig, multirun: bool) -> None:
+    """Raise ConfigError when the folder Hydra would create for `cfg` cannot be made (Hydra itself
+    would end in a traceback)."""
+    try:
+        folder = Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+    except OmegaConfBaseException:  # an interpolation only Hydra's runtime can resolve: Hydra will say
+        return
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        raise ConfigError(f"cannot create the output folder {folder}: {existing} is not a writable folder; choose another with {key}=...")
 
 
 def plain_experiment(argv: list[str]) -> list[str]:
@@ -104,13 +124,16 @@ def plain_experiment(argv: list[str]) -> list[str]:
 
 
 def preflight(config_name: str, argv: list[str]) -> None:
-    """Check a command line before Hydra runs it; on a user error print one line and exit 2."""
+    """Check a command line before Hydra runs it (every job's config, the output folder); on a user
+    error print one line and exit 2."""
     if any(a.split("=")[0] in _HYDRA_ONLY for a in argv):
         return
     multirun = any(a in ("-m", "--multirun") for a in argv)
     overrides = [a for a in argv if not a.startswith("-")]
     try:
-        check_overrides(config_name, overrides, multirun)
+        configs = check_overrides(config_name, overrides, multirun)
+        if configs:  # every job of a sweep shares its sweep folder
+            _check_output_folder(configs[0], multirun)
     except ConfigError as err:
         fail(str(err))
 

@@ -6,7 +6,7 @@
   run exits 1; in a sweep (`-m`) the remaining jobs still run, and Hydra then exits 1 naming the
   first failed job. `HYDRA_FULL_ERROR=1` shows the traceback instead. A full disk or an unwritable
   folder is said so; the last checkpoint is intact (checkpoint.save), so a re-run resumes.
-- An output folder that cannot be created: exit 2 before Hydra starts (`check_output_folder`).
+- An output folder that cannot be created: exit 2 before Hydra starts (`cli.preflight`).
 - Ctrl-C / SIGTERM: summary.json says `interrupted`; exit 130 / 143; a sweep stops there.
 """
 
@@ -19,11 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
 
-from .cli import _HYDRA_ONLY, CONFIG_MODULE, exit_on_user_error, fail
+from .cli import exit_on_user_error, fail
 from .config import ConfigError
 from .interrupt import exit_code, signal_name
 from .lock import RunLocked
@@ -70,26 +68,3 @@ def exit_interrupted(err: KeyboardInterrupt) -> None:
     if not getattr(err, "reported", False):
         print(f"error: interrupted by {signal_name(err)}; re-run the same command to resume", file=sys.stderr)
     sys.exit(exit_code(err))
-
-
-def check_output_folder(config_name: str, argv: list[str]) -> None:
-    """Exit 2 with one line when the folder Hydra would create for this command line cannot be made.
-
-    (Hydra itself would end in a traceback.) Composition problems are left to `cli.preflight`.
-    """
-    if any(a.split("=")[0] in _HYDRA_ONLY for a in argv):
-        return
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    try:
-        parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
-        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            cfg = compose(config_name, [o.input_line for o in parsed if not o.is_sweep_override()], return_hydra_config=True)
-        folder = Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
-    except Exception:  # noqa: BLE001 - preflight has reported it
-        return
-    existing = folder.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        fail(f"cannot create the output folder {folder}: {existing} is not a writable folder; choose another with {key}=...")

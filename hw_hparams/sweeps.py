@@ -15,12 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
 
-from .cli import CONFIG_MODULE, _describe, _jobs, check_overrides
-from .config import ConfigError
+from .cli import check_overrides
 from .run_files import read_json
 
 log = logging.getLogger("hw_hparams.sweeps")
@@ -29,13 +25,7 @@ FINISHED = ("completed", "diverged")
 
 def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
     """The run folder of every job of `python -m hw_hparams.train -m *overrides` in `sweep_dir`, in job order."""
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        try:
-            jobs = _jobs("train", overrides, multirun=True)
-            subdirs = [compose("train", overrides=job, return_hydra_config=True).hydra.sweep.subdir for job in jobs]
-        except (HydraException, OmegaConfBaseException) as err:
-            raise ConfigError(_describe(err, overrides)) from None
-    return [sweep_dir / d for d in subdirs]
+    return [sweep_dir / cfg.hydra.sweep.subdir for cfg in check_overrides("train", overrides, multirun=True, limit=None)]
 
 
 def check(overrides: list[str]) -> None:

@@ -29,7 +29,7 @@ from .engine import EpochMetrics
 from .fastpath import build_runner, evaluate, prepare, train_epoch
 from .optim import build_scheduler
 from .interrupt import deferred, handle_signals, signal_name
-from .jobs import check_output_folder, exit_interrupted, job_outcome
+from .jobs import exit_interrupted, job_outcome
 from .lock import run_lock
 from .resume import previous_summary, restart_or_refuse
 from .run_files import read_json, remove_temp_files, summary, write_history, write_json
@@ -236,7 +236,6 @@ def main() -> None:
     """Console entry: check the command line in one line per error, then hand it to Hydra."""
     sys.argv[1:] = plain_experiment(sys.argv[1:])
     preflight("train", sys.argv[1:])
-    check_output_folder("train", sys.argv[1:])
     try:
         _hydra_main()
     except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM: one line, exit 130 / 143
