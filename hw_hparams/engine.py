@@ -110,27 +110,6 @@ def run_train_epoch(
     return EpochMetrics(loss_sum / n, correct_sum / n, n)
 
 
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    split: Split,
-    normalize: Normalize,
-    batch_size: int,
-    use_crop_flip: bool,
-    mixup_alpha: Optional[float],
-    bf16: bool = False,
-    progress: Optional[Callable] = None,
-    channels_last: bool = False,
-) -> EpochMetrics:
-    """One eager pass over `split` in a fresh random order (the last batch may be smaller)."""
-    model.train()
-
-    def forward(*batch):
-        return train_forward(model, normalize, use_crop_flip, bf16, channels_last, *batch)
-
-    return run_train_epoch(split, batch_size, mixup_alpha, sgd_step(optimizer, forward), progress=progress)
-
-
 def eval_batch(
     model: nn.Module, normalize: Normalize, bf16: bool, channels_last: bool, images: torch.Tensor, labels: torch.Tensor,
 ) -> torch.Tensor:

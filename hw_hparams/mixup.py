@@ -31,12 +31,6 @@ def mix_with(x: torch.Tensor, lam: torch.Tensor | float, perm: torch.Tensor) -> 
     return lam * x + (1.0 - lam) * x[perm]
 
 
-def mix(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mix float images [B, C, H, W] with a random permutation of the batch: (x_mixed, y_a, y_b, lambda)."""
-    lam, perm = sample_mix(len(y), alpha, y.device)
-    return mix_with(x, lam, perm), y, y[perm], lam
-
-
 def mixup_loss(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:
     """Mean over the batch of lambda * CE(y_a) + (1 - lambda) * CE(y_b)."""
     return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
