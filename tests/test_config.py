@@ -133,3 +133,14 @@ def test_val_size_not_smaller_than_training_set_is_one_line(tmp_path, fake_root)
     assert result.returncode == 2, result.stderr
     assert "data.val_size=600" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "outputs" / "run").exists() or not any((tmp_path / "outputs" / "run").iterdir())
+
+
+def test_every_config_folder_ships_with_the_package():
+    """A group folder missing from pyproject's packages would vanish from a non-editable install."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(("hw_hparams", *p.relative_to(root).parts)) for p in (root / "conf").rglob("*") if p.is_dir() and not p.name.startswith("__")}
+    assert folders <= listed
