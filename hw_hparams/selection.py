@@ -54,12 +54,13 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def scores(run_dirs: list[Path], key: str, metric: Metric) -> tuple[dict[Any, float], dict[Any, int], dict[Any, list[str]]]:
-    """Per value of `key` (sweep order): mean final `metric` over its completed runs, their count, all statuses."""
+def scores(summaries: list[dict | None], key: str, metric: Metric) -> tuple[dict[Any, float], dict[Any, int], dict[Any, list[str]]]:
+    """Per value of `key` (sweep order): mean final `metric` over its completed runs, their count, all statuses.
+
+    `summaries`: the runs' summary.json contents in sweep order (None for a run not started)."""
     values: dict[Any, list[float]] = {}
     statuses: dict[Any, list[str]] = {}
-    for d in run_dirs:
-        s = summary_of(d)
+    for s in summaries:
         if s is None:
             continue
         v = config_value(s["config"], key)
@@ -74,9 +75,10 @@ def scores(run_dirs: list[Path], key: str, metric: Metric) -> tuple[dict[Any, fl
 
 def choose(run_dirs: list[Path], key: str, metric: Metric) -> Choice | None:
     """The best value of `key` among `run_dirs` by `metric`; None when no run completed."""
-    means, counts, statuses = scores(run_dirs, key, metric)
+    summaries = [summary_of(d) for d in run_dirs]  # read once for both metrics
+    means, counts, statuses = scores(summaries, key, metric)
     tie = Metric.val_acc if metric == Metric.val_loss else Metric.val_loss
-    tie_means = scores(run_dirs, key, tie)[0]
+    tie_means = scores(summaries, key, tie)[0]
     sign, tie_sign = (1 if metric.higher_is_better else -1), (1 if tie.higher_is_better else -1)
     candidates = [v for v, m in means.items() if math.isfinite(m)]
     if not candidates:
