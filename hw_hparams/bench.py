@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from .cli import fail
-from .run_files import write_json
+from .run_folder import write_json
 
 # The study's stages on its critical path: (what runs, epochs, runs sharing the device).
 # lr_sweep (3 runs) first; schedule_sweep and wd_sweep both need only its best lr (wd_sweep's cosine

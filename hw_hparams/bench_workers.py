@@ -140,9 +140,9 @@ def _run_cfg(p: dict, compile: str, precision: str):
 
 
 def measure_ours(p: dict, barrier=None) -> dict:
-    """Our training step (fastpath.Runner) with `p["trainer"]` settings and `p["overrides"]`."""
+    """Our training step (steps.Runner) with `p["trainer"]` settings and `p["overrides"]`."""
     from .data import Normalize, Split
-    from .fastpath import build_runner, evaluate, prepare, train_epoch
+    from .steps import build_runner, evaluate, prepare, train_epoch
     from .optim import build_scheduler
 
     device = torch.device(p["device"])
@@ -174,7 +174,7 @@ def measure_equivalence(p: dict, barrier=None) -> dict:
     import torch._inductor.config as inductor_config
 
     from .data import Normalize, Split
-    from .fastpath import build_runner, evaluate, prepare, train_epoch
+    from .steps import build_runner, evaluate, prepare, train_epoch
     from .optim import build_scheduler
 
     inductor_config.fallback_random = True

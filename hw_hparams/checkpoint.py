@@ -19,13 +19,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .run_files import atomic_write_bytes
+from .run_folder import CHECKPOINT as NAME, CHECKPOINT_PREV as PREVIOUS, atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-NAME = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"
-
 
 def rng_states() -> dict[str, Any]:
     return {

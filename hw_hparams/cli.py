@@ -1,34 +1,42 @@
-"""Command-line guard rails: every user error ends in one line naming the key and what is allowed.
+"""Command-line guard rails: a command is checked whole before Hydra writes anything.
 
-`preflight` composes the config of every job a command line would run (sweeps expanded, the
-experiment's own `hydra.sweeper.params` included) before Hydra creates any folder, and exits 2
-with one line on the first bad override or value. `exit_on_user_error` does the same for errors
-found once a job runs (missing data, a val_size larger than the dataset), and removes the folder
-Hydra made for a run that never started.
+`preflight` reads the command line with Hydra's own argument parser, composes the config of every
+job it would run (sweeps expanded, the experiment's own `hydra.sweeper.params` included),
+validates each, and checks each job's run folder without writing to it (writable, no run of another
+configuration, no live process holding it); then it moves folders made by the previous naming to
+their canonical names. Every user error is one line on stderr and exit status 2.
+`exit_on_user_error` does the same for errors only a job can find (missing data, a val_size
+larger than the dataset) and removes the empty folder Hydra made for a run that never started.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
-import shutil
 import sys
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from hydra import compose, initialize_config_module
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser  # Hydra's own command-line parser (pinned by a test)
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from .config import ConfigError, validate
+from . import naming
+from .config import validate
+from .errors import ConfigError
+from .lock import check_free
+from .run_folder import check_usable, read_summary, run_settings
 
-CONFIG_MODULE = "hw_hparams.conf"
+log = logging.getLogger(__name__)
+
 MAX_CHECKED_JOBS = 256
-# Hydra flags after which we leave the command line to Hydra alone (help, config printing, ...).
-_HYDRA_ONLY = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--config", "-cp", "-cn", "-cd", "--resolve", "--shell-completion", "-sc", "--version", "--package", "-p", "--experimental-rerun")
+# Hydra's flags that print something instead of running (left to Hydra, unchecked).
+_NO_RUN_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
 
 
 def fail(message: str) -> None:
@@ -37,120 +45,180 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _describe(err: Exception, overrides: list[str]) -> str:
+def parse_command_line(argv: list[str]) -> Any:
+    """Hydra's reading of `argv` (overrides, -m, --cfg, ...); a malformed flag is a ConfigError."""
+    parser = get_args_parser()
+
+    def error(message: str) -> None:
+        raise ConfigError(f"{message} (see --help)")
+
+    parser.error = error  # argparse would print its usage text and exit
+    return parser.parse_args(argv)
+
+
+def _config_loader():
+    return GlobalHydra.instance().config_loader()
+
+
+def _group_options(group: str) -> list[str] | None:
+    """The options of config group `group` (e.g. `lr`, `hydra/launcher`), or None if it is no group."""
+    parent, _, _ = group.rpartition("/")
+    if group.split("/")[-1] not in _config_loader().list_groups(parent):
+        return None
+    return sorted(_config_loader().get_group_options(group))
+
+
+@functools.lru_cache(maxsize=None)
+def _value_key(group: str) -> str | None:
+    """The one config key a group's options set (lr -> optim.lr), if exactly one; for the hint."""
+    settings = [run_settings(naming.task_dict(naming.compose_train([f"{group}={o}"]))) for o in _group_options(group) or []]
+    keys = {k for s in settings for k, v in s.items() if v != settings[0].get(k)}
+    return keys.pop() if len(keys) == 1 else None
+
+
+def _option_error(group: str, value: Any, given: str, options: list[str]) -> ConfigError:
+    key = _value_key(group) if not isinstance(value, str) else None
+    hint = f" (or give a value: {key}={given})" if key else ""
+    shown = naming.spell(value) if not isinstance(value, str) else value
+    return ConfigError(f"{group}={shown} is not an option: choose one of {', '.join(options)}{hint}")
+
+
+def check_group_overrides(overrides: list[str]) -> None:
+    """Every override of a config group names one of its options (numbers are not options)."""
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if o.is_delete():
+            continue
+        options = _group_options(o.key_or_group)
+        if options is None:
+            continue
+        values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
+        for v in values:
+            if v is not None and (not isinstance(v, str) or v not in options):
+                raise _option_error(o.key_or_group, v, o.get_value_element_as_str(), options)
+
+
+def _describe(err: Exception) -> str:
     """One line for a composition error: the key, and what is allowed."""
     if isinstance(err, MissingConfigException) and err.options:
         group, _, name = (err.missing_cfg_file or "").rpartition("/")
-        given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == group), name)
-        hint = f" (or give a value: optim.lr={given})" if group == "lr" else ""
-        return f"{group}={given} is not an option: choose one of {', '.join(sorted(err.options))}{hint}"
-    if "Config group override must be a string" in str(err):
-        group, given = next((o.split("=", 1) for o in overrides if o.split("=")[0] in _groups()), ("?", "?"))
-        hint = f" (or give a value: optim.lr={given})" if group == "lr" else ""
-        return f"{group}={given} is not an option: choose one of {', '.join(_groups()[group])}{hint}"
+        return f"{group}={name} is not an option: choose one of {', '.join(sorted(err.options))}"
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
-            msg = str(getattr(cause, "msg", cause)).splitlines()[0]
-            if msg.startswith("Key '") and " not in " in msg:
+            if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
                 return f"{cause.full_key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"
+            msg = str(getattr(cause, "msg", cause)).splitlines()[0]
             return f"{cause.full_key}: {msg}"
         cause = cause.__cause__ or cause.__context__
     return str(err).strip().splitlines()[0]
 
 
-def _groups() -> dict[str, list[str]]:
-    """Config group -> its option names, read from the shipped conf/ folder."""
-    root = resources.files(CONFIG_MODULE)
-    return {
-        d.name: sorted(f.name[: -len(".yaml")] for f in d.iterdir() if f.name.endswith(".yaml"))
-        for d in root.iterdir() if d.is_dir() and not d.name.startswith("_")
-    }
-
-
 def _jobs(config_name: str, overrides: list[str], multirun: bool) -> list[list[str]]:
     """The override list of every job the command line would run."""
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
     if not multirun:
         return [overrides]
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
-    cfg = compose(config_name, overrides=plain, return_hydra_config=True)
-    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    cfg = naming.compose_train(plain, hydra=True) if config_name == naming.CONFIG_NAME else None
+    params = (OmegaConf.select(cfg, "hydra.sweeper.params") if cfg is not None else None) or {}
     given = {o.get_key_element() for o in parsed}
-    from_config = [f"{k}={v}" for k, v in params.items() if k not in given]
-    all_overrides = parser.parse_overrides(from_config) + parsed
-    return BasicSweeper.split_arguments(all_overrides, None)[0]
+    return naming.expand([f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides))
 
 
 def check_overrides(config_name: str, overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS) -> list[DictConfig]:
     """Compose and validate every job of the command line (the first `limit`; None: all), Hydra's own
     config included; returns the composed configs, or raises ConfigError for the first bad job."""
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+    with naming.hydra_context():
         try:
+            check_group_overrides(overrides)
             jobs = _jobs(config_name, overrides, multirun)
         except (HydraException, OmegaConfBaseException) as err:
-            raise ConfigError(_describe(err, overrides)) from None
+            raise ConfigError(_describe(err)) from None
         configs = []
         for job in jobs[:limit]:
             try:
-                cfg = compose(config_name, overrides=job, return_hydra_config=True)
-            except (HydraException, OmegaConfBaseException, ValueError) as err:
-                raise ConfigError(_describe(err, job)) from None
+                check_group_overrides(job)
+                cfg = naming.compose_train(job, hydra=True)
+            except (HydraException, OmegaConfBaseException) as err:
+                raise ConfigError(_describe(err)) from None
             validate(cfg)
             configs.append(cfg)
         return configs
 
 
-def _check_output_folder(cfg: DictConfig, multirun: bool) -> None:
-    """Raise ConfigError when the folder Hydra would create for `cfg` cannot be made (Hydra itself
-    would end in a traceback)."""
-    try:
-        folder = Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
-    except OmegaConfBaseException:  # an interpolation only Hydra's runtime can resolve: Hydra will say
-        return
-    existing = folder.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        raise ConfigError(f"cannot create the output folder {folder}: {existing} is not a writable folder; choose another with {key}=...")
+def job_folder(cfg: DictConfig, multirun: bool) -> Path:
+    """The run folder Hydra will use for the job composed as `cfg`."""
+    if multirun:
+        return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+    return Path(cfg.hydra.run.dir)
 
 
-def plain_experiment(argv: list[str]) -> list[str]:
-    """`+experiment=X` (Hydra's append syntax, common in docs) means `experiment=X` here:
-    train.yaml lists `experiment: null`, so Hydra itself would reject the `+` form."""
-    return [a[1:] if a.startswith("+experiment=") else a for a in argv]
+def _legacy_move(run_dir: Path, cfg: DictConfig, multirun: bool, config: dict) -> tuple[Path, Path] | None:
+    """(old, new) when `run_dir` does not exist but this job's folder under the previous naming does."""
+    if run_dir.exists():
+        return None
+    parent = Path(cfg.hydra.sweep.dir) if multirun else Path(cfg.hydra.run.dir).parent
+    for name in naming.legacy_names(list(cfg.hydra.overrides.task)):
+        old = parent / name
+        summary = read_summary(old, warn=False) if old.is_dir() and old != run_dir else None
+        if summary is not None:
+            check_free(old)
+            try:
+                check_usable(old, config)
+            except ConfigError:
+                continue  # another run under that name: not ours
+            return old, run_dir
+    return None
+
+
+def check_folders(configs: list[DictConfig], multirun: bool) -> list[tuple[Path, Path]]:
+    """Check every job's run folder without writing (ConfigError); the legacy folders to move."""
+    moves = []
+    for cfg in configs:
+        run_dir, config = job_folder(cfg, multirun), naming.task_dict(cfg)
+        check_usable(run_dir, config, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+        check_free(run_dir)
+        move = _legacy_move(run_dir, cfg, multirun, config)
+        if move:
+            moves.append(move)
+    return moves
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Two forgiving readings of a command line, as Hydra takes it: `+experiment=X` (Hydra's append
+    syntax, common in docs) means `experiment=X` (train.yaml lists `experiment: null`, so Hydra
+    would reject the `+` form), and `-m`/`--multirun` may stand anywhere (Hydra wants it before the
+    overrides)."""
+    argv = [a[1:] if a.startswith("+experiment=") else a for a in argv]
+    multirun = [a for a in argv if a in ("-m", "--multirun")]
+    return multirun[:1] + [a for a in argv if a not in ("-m", "--multirun")]
 
 
 def preflight(config_name: str, argv: list[str]) -> None:
-    """Check a command line before Hydra runs it (every job's config, the output folder); on a user
-    error print one line and exit 2."""
-    if any(a.split("=")[0] in _HYDRA_ONLY for a in argv):
-        return
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    overrides = [a for a in argv if not a.startswith("-")]
+    """Check a command line before Hydra runs it (every job's config and run folder); on a user
+    error print one line and exit 2. Then move any run folder of the previous naming into place."""
     try:
-        configs = check_overrides(config_name, overrides, multirun)
-        if configs:  # every job of a sweep shares its sweep folder
-            _check_output_folder(configs[0], multirun)
+        args = parse_command_line(argv)
+        if any(getattr(args, flag, None) for flag in _NO_RUN_FLAGS) or args.config_path or args.config_dir or args.config_name:
+            return
+        configs = check_overrides(config_name, args.overrides, args.multirun)
+        moves = check_folders(configs, args.multirun)
     except ConfigError as err:
         fail(str(err))
+    for old, new in moves:
+        new.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(old, new)
+        log.warning("moved %s to %s (run folders are now named by their settings)", old, new)
 
 
 @contextlib.contextmanager
 def exit_on_user_error(run_dir: Path):
-    """Turn a ConfigError raised inside a job into one line and exit 2.
-
-    If no run had started in `run_dir` (no summary.json), the folder Hydra made for it is removed.
-    """
+    """Turn a ConfigError raised inside a job into one line and exit 2; the folder Hydra made for a
+    run that never started is removed when it is still empty."""
     try:
         yield
     except ConfigError as err:
-        if not (run_dir / "summary.json").exists():
-            for name in (".hydra", "train.log", "data_stats.json"):
-                path = run_dir / name
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                run_dir.rmdir()
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only when empty: nothing of an existing run is touched
         fail(str(err))

@@ -15,9 +15,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A value a user can fix; `str(err)` is the one line we print."""
+from .errors import ConfigError
 
 
 class ScheduleName(str, Enum):
@@ -116,6 +114,8 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.epochs >= 1, "epochs", "must be an integer >= 1")
     need(cfg.batch_size >= 1, "batch_size", "must be an integer >= 1")
     need(cfg.data.val_size >= 1, "data.val_size", "must be an integer >= 1")
+    need(0 <= cfg.seed < 2**32, "seed", "must be an integer in [0, 2**32 - 1]")
+    need(0 <= cfg.data.split_seed < 2**63, "data.split_seed", "must be an integer in [0, 2**63 - 1]")
     need(bool(_DEVICE.match(cfg.trainer.device)), "trainer.device", "one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)")
     for key, choices in _CHOICES.items():
         need(str(OmegaConf.select(cfg, key)).lower() in choices, key, "one of " + ", ".join(choices))
@@ -131,17 +131,3 @@ def flag(value: str, default: bool) -> bool:
 def as_dict(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain JSON-able data (enums as their names)."""
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-
-
-def _job_dir(override_dirname: str, experiment_name: Optional[str] = None) -> str:
-    """A job's folder name: its overrides (or `default`), under its experiment's name for single runs."""
-    name = override_dirname or "default"
-    return f"{experiment_name}/{name}" if experiment_name else name
-
-
-def _sweep_dir(experiment_name: Optional[str]) -> str:
-    return experiment_name or "adhoc"
-
-
-OmegaConf.register_new_resolver("hw_job_dir", _job_dir, replace=True)
-OmegaConf.register_new_resolver("hw_sweep_dir", _sweep_dir, replace=True)

@@ -1,7 +1,7 @@
 """One training epoch and one evaluation pass over a split that lives on the device (the eager path).
 
 The per-batch work is split into pure functions (`train_forward`, `eval_batch`) that the fast path
-(fastpath.py) compiles unchanged, and epoch loops (`run_train_epoch`, `evaluate`) that take the step
+(steps.py) compiles unchanged, and epoch loops (`run_train_epoch`, `evaluate`) that take the step
 to use for full batches; the epoch's last, smaller batch always runs eagerly.
 
 Metrics accumulate on the device as float64 [2] = (sum of per-image losses, correct count) and are

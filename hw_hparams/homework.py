@@ -19,17 +19,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import sweeps
-from .cli import CONFIG_MODULE, fail
-from .config import ConfigError
+from .cli import fail
+from .errors import ConfigError
+from .naming import compose_train
 from .data.fake import write_fake_cifar100
-from .run_files import read_json, write_json
+from .run_folder import is_finished, read_json, read_summary, write_json
 from .selection import Choice, Metric, choose
 
 log = logging.getLogger("hw_hparams.homework")
@@ -150,8 +150,7 @@ def write_demo_data(s: Settings, root: Path) -> None:
 
 def section_epochs(section: str) -> int:
     """The epochs of a section's experiment config."""
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        return int(compose("train", overrides=[f"experiment={section}"]).epochs)
+    return int(compose_train([f"experiment={section}"]).epochs)
 
 
 @dataclass
@@ -172,7 +171,7 @@ class Study:
         overrides = self.overrides(section, chosen) + (["eval_test=true"] if need_test else []) + self.launcher
         sweep_dir = self.root / section
         dirs = sweeps.run_dirs(overrides, sweep_dir)
-        todo = [d for d in dirs if not sweeps.is_finished(d, need_test)]
+        todo = [d for d in dirs if not is_finished(read_summary(d), need_test)]
         if not todo:
             log.info("%s: all %d run(s) finished; nothing to run", section, len(dirs))
             return dirs
@@ -180,9 +179,9 @@ class Study:
         code = sweeps.launch(overrides, sweep_dir)
         if code == 2:
             raise StudyError("", code)  # the sweep printed its one-line user error
-        left = [d for d in dirs if not sweeps.is_finished(d, need_test)]
+        left = [d for d in dirs if not is_finished(read_summary(d), need_test)]
         if code or left:
-            s = sweeps.summary_of(left[0]) if left else None
+            s = read_summary(left[0]) if left else None
             state = f"{left[0]} is {s['status']}: {s['message']}" if s else f"the sweep exited with status {code}"
             raise StudyError(f"{section} did not finish ({state}); fix it and re-run the same command to continue")
         return dirs

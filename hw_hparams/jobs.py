@@ -1,4 +1,10 @@
-"""How a training job ends on the command line, one line each, never a traceback.
+"""A training job's side of Hydra: its record in the run folder, and how it ends on the command line.
+
+`record(run_dir)` writes Hydra's record of the command (`.hydra/config.yaml`, `hydra.yaml`,
+`overrides.yaml`) and logs to `train.log`, once the run is accepted and trains (Hydra itself writes
+nothing into run folders: conf/train.yaml), so a refused command leaves every file as it was.
+
+Each way a job ends is one line, never a traceback:
 
 - A user error (ConfigError): exit 2 via `cli.exit_on_user_error`; a sweep stops there (fix, re-run).
 - Another live process holds the run folder (RunLocked): exit 2; its folder is left as it is.
@@ -19,12 +25,15 @@ import os
 import sys
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
 
 from .cli import exit_on_user_error, fail
-from .config import ConfigError
+from .errors import ConfigError
 from .interrupt import exit_code, signal_name
 from .lock import RunLocked
+from .run_folder import HYDRA_RECORD, LOG, atomic_write_bytes
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -33,6 +42,32 @@ DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPER
 
 class JobFailed(CompactHydraException):
     """A job of a sweep crashed; Hydra prints this one line (after running the other jobs) and exits 1."""
+
+
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # when not under Hydra
+
+
+@contextlib.contextmanager
+def record(run_dir: Path, task_cfg):
+    """Write the command's record into `run_dir` (under Hydra) and log to its train.log while the block runs."""
+    log_format = LOG_FORMAT
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        folder = run_dir / HYDRA_RECORD
+        folder.mkdir(exist_ok=True)
+        for name, node in (("config.yaml", task_cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})),
+                           ("overrides.yaml", hydra_cfg.overrides.task)):
+            atomic_write_bytes(folder / name, OmegaConf.to_yaml(node).encode())
+        log_format = OmegaConf.select(hydra_cfg, "job_logging.formatters.simple.format", default=LOG_FORMAT)
+    handler = logging.FileHandler(run_dir / LOG)
+    handler.setFormatter(logging.Formatter(log_format))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 @contextlib.contextmanager

@@ -16,11 +16,10 @@ import socket
 import time
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import ConfigError
+from .run_folder import LOCK
 
 log = logging.getLogger(__name__)
-
-LOCK_NAME = ".run.lock"
 
 
 class RunLocked(ConfigError):
@@ -43,6 +42,28 @@ def _same_file(fd: int, path: Path) -> bool:
     return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
+def _refusal(path: Path, holder: str) -> RunLocked:
+    return RunLocked(
+        f"{path.parent} is in use by {holder}; two processes must not train one run: "
+        "wait for that one to end, or stop it"
+    )
+
+
+def check_free(run_dir: Path) -> None:
+    """Raise RunLocked if a live process holds `run_dir`; creates and changes nothing."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY)
+    except OSError:  # no lock file (or no folder): nobody holds it
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EAGAIN, errno.EACCES):
+            raise _refusal(run_dir / LOCK, _holder(fd)) from None
+    finally:
+        os.close(fd)  # also releases a lock we just took
+
+
 def _acquire(path: Path) -> int | None:
     """The locked file's descriptor; None where the file system has no locks. Raises RunLocked."""
     while True:
@@ -55,10 +76,7 @@ def _acquire(path: Path) -> int | None:
             if holder is None:  # e.g. Lustre mounted without `flock`
                 log.warning("cannot lock %s (%s): nothing stops a second process from training this run", path, err.strerror)
                 return None
-            raise RunLocked(
-                f"{path.parent} is in use by {holder}; two processes must not train one run: "
-                "wait for that one to end, or stop it"
-            ) from None
+            raise _refusal(path, holder) from None
         if _same_file(fd, path):
             return fd
         os.close(fd)  # we locked a file its holder had just removed: take the new one
@@ -67,7 +85,7 @@ def _acquire(path: Path) -> int | None:
 @contextlib.contextmanager
 def run_lock(run_dir: Path):
     """Hold `run_dir` for this process; raise RunLocked if another live process holds it."""
-    path = run_dir / LOCK_NAME
+    path = run_dir / LOCK
     fd = _acquire(path)
     if fd is None:
         yield

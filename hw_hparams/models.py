@@ -85,6 +85,7 @@ class TinyCNN(nn.Sequential):
 MODELS = {"mobilenetv2": mobilenet_v2_cifar, "mobilenetv1": MobileNetV1, "tiny": TinyCNN}
 
 
-def build_model(name: str, num_classes: int = 100) -> nn.Module:
-    """The network named by `model.name`."""
-    return MODELS[name](num_classes)
+def build_model(name: str, device: torch.device | str = "cpu", channels_last: bool = False, num_classes: int = 100) -> nn.Module:
+    """The network named by `model.name`, on `device`, its weights in channels_last layout if asked."""
+    model = MODELS[name](num_classes).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -1,9 +1,16 @@
-"""The files of a run folder, each written atomically (temporary file, fsync, rename).
+"""The run folder: the names of its files and every rule about what a folder holds.
 
-- `history.csv`: one row per completed epoch, HISTORY_COLUMNS; accuracies are fractions.
-- `summary.json`: status, progress, final and best metrics, test result, timing, config, versions.
-- `data_stats.json`: split sizes and seed, channel mean/std in [0, 1] units, class proportions.
-- `checkpoint.pt` (+ `checkpoint.prev.pt`): everything needed to resume; see checkpoint.py.
+    <run>/history.csv         one row per completed epoch (HISTORY_COLUMNS); accuracies are fractions
+    <run>/summary.json        status, progress, final and best metrics, test result, timing, config, versions
+    <run>/data_stats.json     split sizes and seed, channel mean/std in [0, 1] units, class counts and proportions
+    <run>/checkpoint.pt       everything needed to resume (checkpoint.py); checkpoint.prev.pt is the one before
+    <run>/.hydra/, train.log  the command's record and log, written only once the run trains (jobs.py)
+    <run>/.run.lock           held by the one process training the run (lock.py)
+
+Rules owned here: which config keys make a run this run (all but RUN_INVARIANT_KEYS), whether a
+folder holds this run ("same run?"), whether it is finished, whether it can resume. Every file is
+written atomically (temporary file, fsync, rename). No Hydra and no torch at import: the study's
+selection and other readers use this module cheaply.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import platform
@@ -18,10 +26,38 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+HISTORY = "history.csv"
+SUMMARY = "summary.json"
+DATA_STATS = "data_stats.json"
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_PREV = "checkpoint.prev.pt"
+HYDRA_RECORD = ".hydra"
+LOG = "train.log"
+LOCK = ".run.lock"
+
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
-_TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
+FINISHED = ("completed", "diverged")  # never trained again
 
+# Config keys that do not change what a run computes: where the data lies and whether it is
+# fetched or md5-checked (the data itself is checked through data_stats.json), which device and
+# whether the step is compiled (float rounding only), how progress shows, which folder the run is
+# filed under, whether the test split is evaluated at the end (the training is the same), and the
+# restart switch. They stay out of run folder names (naming.py) and may differ on resume.
+RUN_INVARIANT_KEYS = frozenset({
+    "experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums",
+    "trainer.device", "trainer.compile", "trainer.progress", "trainer.num_workers", "trainer.restart",
+})
+
+_TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
+_SUMMARY_KEYS = {"status", "config", "epochs_completed"}
+
+
+# --- writing and reading files ---------------------------------------------------------------
 
 def atomic_write_bytes(path: Path, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one.
@@ -62,15 +98,132 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def write_history(path: Path, rows: Iterable[dict]) -> None:
+def write_history(run_dir: Path, rows: Iterable[dict]) -> None:
     """The whole history as CSV, floats at full precision (repr)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-    atomic_write_bytes(path, buf.getvalue().encode())
+    atomic_write_bytes(run_dir / HISTORY, buf.getvalue().encode())
 
+
+def read_summary(run_dir: Path, warn: bool = True) -> dict | None:
+    """summary.json as a dict; None when it is missing or unreadable (one warning line with `warn`)."""
+    path = run_dir / SUMMARY
+    if not path.exists():
+        return None
+    try:
+        s = read_json(path)
+        if isinstance(s, dict) and _SUMMARY_KEYS <= s.keys() and isinstance(s["config"], dict):
+            return s
+        reason = "not a hw_hparams summary"
+    except (OSError, ValueError) as err:
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+    if warn:
+        log.warning("%s is unreadable (%s); ignoring it", path, reason)
+    return None
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    write_json(run_dir / SUMMARY, summary)
+
+
+# --- what a folder holds -----------------------------------------------------------------------
+
+def is_finished(summary: dict | None, need_test: bool = False) -> bool:
+    """Completed or diverged (and, with `need_test`, a completed run has its test split evaluated)."""
+    if summary is None or summary["status"] not in FINISHED:
+        return False
+    return not need_test or summary["status"] != "completed" or summary["test"] is not None
+
+
+def flat(config: dict, prefix: str = "") -> dict[str, Any]:
+    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def run_settings(config: dict) -> dict[str, Any]:
+    """The flat config keys that make a run this run: every key but RUN_INVARIANT_KEYS."""
+    return {k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS}
+
+
+def check_same_run(run_dir: Path, stored: dict, config: dict) -> None:
+    """Refuse (ConfigError) to continue a folder whose run has another configuration."""
+    old, new = run_settings(stored), run_settings(config)
+    diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if diff:
+        k = diff[0]
+        raise ConfigError(
+            f"{run_dir} holds a run with {k}={old.get(k)!r}, not {new.get(k)!r}: "
+            "pick another folder (hydra.run.dir=...) or move that one away"
+        )
+
+
+def check_usable(run_dir: Path, config: dict, place_key: str = "hydra.run.dir") -> None:
+    """The checks that need no data: the folder can be written and holds no run of another config.
+
+    Reads only; raises ConfigError with one line. (A live process holding it: `lock.check_free`.)
+    """
+    existing = run_dir.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create the run folder {run_dir}: {existing} is not a writable folder; choose another place with {place_key}=...")
+    summary = read_summary(run_dir, warn=False)
+    if summary is not None:
+        check_same_run(run_dir, summary["config"], config)
+
+
+def check_same_data(run_dir: Path, stats: dict, data_root: str) -> None:
+    """Refuse to continue a run on other data than it was trained on (split sizes, channel means)."""
+    path = run_dir / DATA_STATS
+    if path.exists():
+        old = read_json(path)
+        if (old["sizes"], old["mean"]) != (stats["sizes"], stats["mean"]):
+            raise ConfigError(f"data.root={data_root!r} holds other data than the run in {run_dir} was trained on")
+
+
+def _history_rows(run_dir: Path) -> int:
+    try:
+        with open(run_dir / HISTORY) as f:
+            return max(0, sum(1 for line in f if line.strip()) - 1)
+    except OSError:
+        return 0
+
+
+def trained_epochs(run_dir: Path, summary: dict | None) -> int:
+    """How many epochs the folder says were trained (summary.json, else history.csv; at least 1 if a checkpoint file exists)."""
+    n = summary["epochs_completed"] if summary is not None else _history_rows(run_dir)
+    has_checkpoint = any((run_dir / name).exists() for name in (CHECKPOINT, CHECKPOINT_PREV))
+    return max(n, 1) if has_checkpoint else n
+
+
+def restart_or_refuse(run_dir: Path, summary: dict | None, restart: bool) -> None:
+    """Called when no checkpoint is usable: refuse (ConfigError) if epochs would be lost, unless `restart`.
+
+    With `restart`, the run's checkpoints, history and summary are removed and it starts at epoch 1.
+    """
+    n = trained_epochs(run_dir, summary)
+    if n == 0:
+        return
+    if not restart:
+        raise ConfigError(
+            f"{run_dir} has {n} trained epoch(s) but no usable checkpoint to resume from; re-run with "
+            "trainer.restart=true to train it again from epoch 1 (its history is replaced), or move the folder away"
+        )
+    log.warning("trainer.restart=true: no usable checkpoint in %s; training it again from epoch 1 (%d epoch(s) of history replaced)", run_dir, n)
+    for name in (CHECKPOINT, CHECKPOINT_PREV, HISTORY, SUMMARY):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+# --- summary.json --------------------------------------------------------------------------------
 
 def best_epoch(rows: list[dict]) -> tuple[float | None, int | None]:
     """(best val_acc, its epoch) over rows with a finite val_acc; the earliest epoch wins ties."""

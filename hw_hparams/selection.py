@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .sweeps import summary_of
+from .run_folder import read_summary
 
 
 class Metric(str, Enum):
@@ -75,7 +75,7 @@ def scores(summaries: list[dict | None], key: str, metric: Metric) -> tuple[dict
 
 def choose(run_dirs: list[Path], key: str, metric: Metric) -> Choice | None:
     """The best value of `key` among `run_dirs` by `metric`; None when no run completed."""
-    summaries = [summary_of(d) for d in run_dirs]  # read once for both metrics
+    summaries = [read_summary(d) for d in run_dirs]  # read once for both metrics
     means, counts, statuses = scores(summaries, key, metric)
     tie = Metric.val_acc if metric == Metric.val_loss else Metric.val_loss
     tie_means = scores(summaries, key, tie)[0]

@@ -1,4 +1,5 @@
-"""The training step of a run, fast where the device allows it; same semantics as the eager path.
+"""A run's training and evaluation steps (`Runner`), compiled where the device allows; the same
+semantics as the eager path in engine.py.
 
 Settings (each resolved per device from `trainer.*`, see `resolve_settings`):
 - compile (`trainer.compile`, auto = on for CUDA): `torch.compile(mode="reduce-overhead")` over the
@@ -103,6 +104,7 @@ class Runner:
 
     def __post_init__(self) -> None:
         model, s = self.model, self.settings
+        log.info("training step: %s", s.describe())
 
         def forward(*batch):
             return train_forward(model, self.normalize, self.crop_flip, s.bf16, s.channels_last, *batch)
@@ -134,11 +136,8 @@ def build_runner(cfg: Any, device: torch.device, normalize: Normalize, **overrid
     settings = resolve_settings(cfg.trainer, device, cfg.model.name, **overrides)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution kernels once
-    model = build_model(cfg.model.name).to(device)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg.model.name, device, settings.channels_last)
     optimizer = build_optimizer(model, cfg.optim, fused=settings.fused_sgd)
-    log.info("training step: %s", settings.describe())
     aug = cfg.augmentation
     return Runner(model, optimizer, normalize, settings, cfg.batch_size, aug.crop_flip, aug.mixup_alpha)
 

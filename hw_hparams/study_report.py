@@ -20,9 +20,8 @@ from analysis.labels import fmt_loss, fmt_num, fmt_pct
 
 from .data import crop_flip, split_indices
 from .data.augment import Normalize
-from .run_files import atomic_write_bytes, read_json, write_json
+from .run_folder import DATA_STATS, atomic_write_bytes, read_json, read_summary as summary_of, write_json
 from .selection import Metric, choose, config_value
-from .sweeps import summary_of
 
 WORDS = {"val_acc": "validation accuracy", "val_loss": "validation loss", "train_loss": "training loss", "train_acc": "training accuracy"}
 COSINE = (r"$$\eta_e = \eta_{\min} + \frac{1}{2}\left(\eta_0 - \eta_{\min}\right)\left(1 + \cos\frac{\pi e}{T}\right),"
@@ -199,7 +198,7 @@ def write_report(study, outcome, command: str) -> Path:
     analysis.write_all(every, report, figures=s.figures)
     if s.figures:
         _mixup_figure(outcome, report)
-    stats = read_json(every[0] / "data_stats.json")
+    stats = read_json(every[0] / DATA_STATS)
     model = summary_of(every[0])["config"]["model"]["name"]
     title = "demo on generated data" if s.demo else f"{model} on CIFAR-100"
     head = [f"# Hyperparameter study: {title}", ""]

@@ -1,9 +1,8 @@
-"""One sweep of `python -m hw_hparams.train -m`, seen from outside: its run folders, their state, a run.
+"""One sweep of `python -m hw_hparams.train -m`, seen from outside: its run folders, and a launch.
 
 `run_dirs` names the folder of every job a command line would run, exactly as Hydra will (the
-experiment's `hydra.sweeper.params` expanded, each job's `hydra.job.override_dirname` computed by
-Hydra's own config loader), so a driver can read results and tell finished sweeps from unfinished
-ones without launching anything.
+experiment's `hydra.sweeper.params` expanded, each job's folder named by naming.py), so a driver
+can read results and tell finished sweeps from unfinished ones without launching anything.
 """
 
 from __future__ import annotations
@@ -15,36 +14,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-from .cli import check_overrides
-from .run_files import read_json
+from .cli import check_overrides, job_folder
+from .naming import CONFIG_NAME
 
 log = logging.getLogger("hw_hparams.sweeps")
-FINISHED = ("completed", "diverged")
 
 
 def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
     """The run folder of every job of `python -m hw_hparams.train -m *overrides` in `sweep_dir`, in job order."""
-    return [sweep_dir / cfg.hydra.sweep.subdir for cfg in check_overrides("train", overrides, multirun=True, limit=None)]
+    return [sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(CONFIG_NAME, overrides, multirun=True, limit=None)]
 
 
 def check(overrides: list[str]) -> None:
     """Raise ConfigError (one line) when any job of the sweep would not compose or validate."""
-    check_overrides("train", overrides, multirun=True)
-
-
-def summary_of(run_dir: Path) -> dict | None:
-    """The run's summary.json, or None when it has not started."""
-    path = run_dir / "summary.json"
-    return read_json(path) if path.exists() else None
-
-
-def is_finished(run_dir: Path, need_test: bool = False) -> bool:
-    """Completed or diverged (and, with `need_test`, completed with its test split evaluated)."""
-    s = summary_of(run_dir)
-    if s is None or s["status"] not in FINISHED:
-        return False
-    return not need_test or s["status"] != "completed" or s["test"] is not None
+    check_overrides(CONFIG_NAME, overrides, multirun=True)
 
 
 def launch(overrides: list[str], sweep_dir: Path) -> int:

@@ -1,8 +1,9 @@
 """`python -m hw_hparams.train [overrides]`: train one setting of the study into its run folder.
 
-config -> data (split, stats, augmentation) -> model -> optimizer and schedule -> epoch loop ->
-history.csv / summary.json / checkpoint. Re-running the same command resumes after the last
-completed epoch; a finished run is not trained again.
+run folder -> seed -> data (split, statistics) -> model -> optimizer and schedule -> steps ->
+resume -> epoch loop -> history.csv / summary.json / checkpoint (run_folder.py owns the files).
+The folder is named by the run's settings (naming.py), so re-running the same setting, however it is
+spelled, resumes after the last completed epoch, and a finished run is not trained again.
 """
 
 from __future__ import annotations
@@ -21,27 +22,23 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from . import checkpoint
-from .cli import plain_experiment, preflight
+from . import checkpoint, naming  # naming: the resolvers that name run folders
+from .cli import normalize_argv, preflight
 from .config import JOB_DEVICE, ConfigError, as_dict, flag, validate
 from .data import Normalize, load_study_data
 from .engine import EpochMetrics
-from .fastpath import build_runner, evaluate, prepare, train_epoch
-from .optim import build_scheduler
 from .interrupt import deferred, handle_signals, signal_name
-from .jobs import exit_interrupted, job_outcome
+from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
-from .resume import previous_summary, restart_or_refuse
-from .run_files import read_json, remove_temp_files, summary, write_history, write_json
+from .models import build_model
+from .optim import build_optimizer, build_scheduler
+from .run_folder import (
+    DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
+    restart_or_refuse, summary, write_history, write_json, write_summary,
+)
+from .steps import Runner, evaluate, prepare, resolve_settings, train_epoch
 
 log = logging.getLogger("hw_hparams.train")
-
-# Keys that may differ between the run that wrote a checkpoint and the one resuming it.
-# trainer.compile changes float rounding only, so a run may continue on a machine without a GPU.
-RESUMABLE_DIFFERENCES = {
-    "eval_test", "experiment_name", "data.root", "data.download", "trainer.device", "trainer.progress",
-    "trainer.num_workers", "trainer.restart", "trainer.compile",
-}
 
 
 def gpu_for_job(job_num: int, jobs_per_gpu: int, n_gpus: int) -> int:
@@ -69,28 +66,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def check_same_run(stored: dict, config: dict, run_dir: Path) -> None:
-    """Refuse to continue a run folder that holds a run of another configuration."""
-    old, new = _flat(stored), _flat(config)
-    diff = sorted(k for k in old.keys() | new.keys() if k not in RESUMABLE_DIFFERENCES and old.get(k) != new.get(k))
-    if diff:
-        k = diff[0]
-        raise ConfigError(
-            f"{run_dir} holds a run with {k}={old.get(k)!r}, not {new.get(k)!r}: "
-            f"pick another folder (hydra.run.dir=...) or move that one away"
-        )
-
-
 def _progress(setting: str):
     """A tqdm bar over an epoch's batches when `trainer.progress` says so (auto: on a terminal)."""
     if not flag(setting, sys.stderr.isatty()):
@@ -103,66 +78,73 @@ def _progress(setting: str):
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train (or resume, or just report) the run of `cfg` in `run_dir`; returns its summary.
 
-    One process at a time per folder (RunLocked otherwise); SIGINT/SIGTERM raise `Interrupted`
-    (a KeyboardInterrupt) after summary.json says `interrupted`; a killed run's temporary files go.
+    Nothing is written into `run_dir` until the run is accepted: its folder holds no run of another
+    config, no live process holds it (RunLocked otherwise), and the data is readable and the same.
+    SIGINT/SIGTERM raise `Interrupted` (a KeyboardInterrupt) after summary.json says `interrupted`.
     """
     validate(cfg)
+    config = as_dict(cfg)
+    check_usable(run_dir, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir), handle_signals():
         remove_temp_files(run_dir)
-        return _run(cfg, run_dir)
+        return _run(cfg, config, run_dir)
 
 
-def _run(cfg: DictConfig, run_dir: Path) -> dict:
-    config = as_dict(cfg)
-    device = pick_device(cfg.trainer.device)
-    summary_path = run_dir / "summary.json"
-    previous = previous_summary(run_dir)
+def _run(cfg: DictConfig, config: dict, run_dir: Path) -> dict:
+    # folder: a finished run is reported, not trained again
+    previous = read_summary(run_dir)
     if previous:
-        check_same_run(previous["config"], config, run_dir)
-        if previous["status"] in ("completed", "diverged") and not (cfg.eval_test and previous["status"] == "completed" and previous["test"] is None):
+        check_same_run(run_dir, previous["config"], config)
+        test_missing = cfg.eval_test and previous["status"] == "completed" and previous["test"] is None
+        if is_finished(previous) and not test_missing:
             log.info("%s: run already %s after %d epochs; nothing to train", run_dir, previous["status"], previous["epochs_completed"])
             return previous
-
+    device = pick_device(cfg.trainer.device)
+    # seed, then data (split, statistics) on the device
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     data = load_study_data(cfg.data, device)
-    stats_path = run_dir / "data_stats.json"
-    if stats_path.exists():
-        old = read_json(stats_path)
-        if (old["sizes"], old["mean"]) != (data.stats["sizes"], data.stats["mean"]):
-            raise ConfigError(f"data.root={cfg.data.root!r} holds other data than the run in {run_dir} was trained on")
-    write_json(stats_path, data.stats)
-    normalize = Normalize(data.stats["mean"], data.stats["std"], device)
+    check_same_data(run_dir, data.stats, cfg.data.root)
+    with record(run_dir, cfg):  # accepted: from here on the run writes into its folder
+        write_json(run_dir / DATA_STATS, data.stats)
+        return _train(cfg, config, run_dir, device, data, previous)
 
-    runner = build_runner(cfg, device, normalize)  # model, optimizer, steps per trainer.compile/precision
-    model, optimizer = runner.model, runner.optimizer
+
+def _train(cfg: DictConfig, config: dict, run_dir: Path, device: torch.device, data, previous: dict | None) -> dict:
+    normalize = Normalize(data.stats["mean"], data.stats["std"], device)
+    settings = resolve_settings(cfg.trainer, device, cfg.model.name)  # compile, precision, layout per device
+    model = build_model(cfg.model.name, device, settings.channels_last)
+    optimizer = build_optimizer(model, cfg.optim, fused=settings.fused_sgd)
     scheduler = build_scheduler(optimizer, cfg.schedule.name, cfg.epochs)
+    runner = Runner(model, optimizer, normalize, settings, cfg.batch_size, cfg.augmentation.crop_flip, cfg.augmentation.mixup_alpha)
+    # resume: the checkpoint is the source of truth
     rows: list[dict] = []
     wall = 0.0
-    state = checkpoint.load(run_dir, device, check=lambda s: check_same_run(s["config"], config, run_dir))
+    state = checkpoint.load(run_dir, device, check=lambda s: check_same_run(run_dir, s["config"], config))
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_states(state["rng"])
         rows, wall = state["history"], state["wall_time_s"]
-        write_history(run_dir / "history.csv", rows)  # the checkpoint is the source of truth
+        write_history(run_dir, rows)
         log.info("%s: resuming after epoch %d of %d", run_dir, len(rows), cfg.epochs)
     else:
         restart_or_refuse(run_dir, previous, cfg.trainer.restart)  # never silently over trained epochs
         previous = None
 
-    def write_summary(status: str, test: dict | None = None, message: str | None = None) -> dict:
+    def write_status(status: str, test: dict | None = None, message: str | None = None) -> dict:
         s = summary(status, rows, cfg.epochs, config, str(device), wall, len(data.train), test, message)
-        write_json(summary_path, s)
+        write_summary(run_dir, s)
         return s
 
     if previous and previous["status"] == "completed" and len(rows) == cfg.epochs:  # only the test evaluation was missing
-        return _evaluate_test(runner, data.test, write_summary)
+        return _evaluate_test(runner, data.test, write_status)
 
-    write_summary("running")
+    # the epoch loop
+    write_status("running")
     progress = _progress(cfg.trainer.progress)
     started = time.perf_counter()
     try:
@@ -173,9 +155,9 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
             train = train_epoch(runner, data.train, progress)
             if not math.isfinite(train.loss):
                 rows.append(_row(epoch, lr, train, EpochMetrics(math.nan, math.nan, 0), time.perf_counter() - t0))
-                write_history(run_dir / "history.csv", rows)
+                write_history(run_dir, rows)
                 log.error("epoch %d: training loss is %s at lr %g; run diverged, stopping", epoch, train.loss, lr)
-                return write_summary("diverged", message=f"non-finite training loss in epoch {epoch}")
+                return write_status("diverged", message=f"non-finite training loss in epoch {epoch}")
             val = evaluate(runner, data.val)
             scheduler.step()
             with deferred():  # a signal waits until the epoch's checkpoint and files are all written
@@ -188,8 +170,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                     "history": [*rows, row], "config": config, "wall_time_s": wall,
                 })
                 rows.append(row)  # only once its checkpoint is on disk (a full disk fails the save)
-                write_history(run_dir / "history.csv", rows)
-                write_summary("running")
+                write_history(run_dir, rows)
+                write_status("running")
             r = rows[-1]
             log.info(
                 "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
@@ -198,16 +180,16 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the epoch in progress is abandoned
         line = f"interrupted by {signal_name(err)} after epoch {len(rows)} of {cfg.epochs}; re-run the same command to resume"
         with deferred():
-            write_summary("interrupted", message=line)
+            write_status("interrupted", message=line)
             log.error(line)
         err.reported = True
         raise
     except Exception as err:
-        write_summary("failed", message=f"{type(err).__name__}: {err}")
+        write_status("failed", message=f"{type(err).__name__}: {err}")
         raise
     if cfg.eval_test:
-        return _evaluate_test(runner, data.test, write_summary)
-    return write_summary("completed")
+        return _evaluate_test(runner, data.test, write_status)
+    return write_status("completed")
 
 
 def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds: float) -> dict:
@@ -217,11 +199,11 @@ def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds:
     }
 
 
-def _evaluate_test(runner, test_split, write_summary) -> dict:
+def _evaluate_test(runner, test_split, write_status) -> dict:
     """The test split, once, after the last epoch (only with eval_test=true)."""
     test = evaluate(runner, test_split)
     log.info("test loss %.4f acc %.2f%%", test.loss, 100 * test.acc)
-    return write_summary("completed", test={"loss": test.loss, "acc": test.acc})
+    return write_status("completed", test={"loss": test.loss, "acc": test.acc})
 
 
 @hydra.main(config_path="pkg://hw_hparams.conf", config_name="train", version_base="1.3")
@@ -234,8 +216,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry: check the command line in one line per error, then hand it to Hydra."""
-    sys.argv[1:] = plain_experiment(sys.argv[1:])
-    preflight("train", sys.argv[1:])
+    sys.argv[1:] = normalize_argv(sys.argv[1:])
+    preflight(naming.CONFIG_NAME, sys.argv[1:])
     try:
         _hydra_main()
     except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM: one line, exit 130 / 143

@@ -53,7 +53,7 @@ def _best(runs: dict[Path, dict], key: tuple[str, str], sweep_order: list[float]
 def test_each_choice_is_the_best_validation_accuracy_of_its_own_sweep(demo):
     study = demo["study"]
     lr_runs = _summaries(study / "lr_sweep")
-    assert [d.name for d in lr_runs] == [f"data.val_size=50,data.verify_checksums=False,epochs=1,model=tiny,optim.lr={v}" for v in ("0.01", "0.05", "0.5")]
+    assert [d.name for d in lr_runs] == [f"data.val_size=50,epochs=1,model.name=tiny,optim.lr={v}" for v in ("0.01", "0.05", "0.5")]
     lr = _best(lr_runs, ("optim", "lr"), [0.5, 0.05, 0.01])
     later = [s for section in SECTIONS[1:] for s in _summaries(study / section).values()]
     assert len(later) == 5 and {s["config"]["optim"]["lr"] for s in later} == {lr}
@@ -106,7 +106,7 @@ def test_selection_averages_seeds_skips_unfinished_runs_and_breaks_ties_by_val_l
         d = tmp_path / name
         d.mkdir()
         final = {"train_loss": train_loss, "train_acc": 0.5, "val_loss": val_loss, "val_acc": val_acc}
-        (d / "summary.json").write_text(json.dumps({"status": status, "final": final, "config": {"optim": {"lr": lr}}}))
+        (d / "summary.json").write_text(json.dumps({"status": status, "final": final, "epochs_completed": 1, "config": {"optim": {"lr": lr}}}))
         return d
 
     dirs = [run("a", 0.5, "diverged", 0.9, 0.1), run("b0", 0.05, "completed", 0.40, 2.0), run("b1", 0.05, "completed", 0.50, 2.0),

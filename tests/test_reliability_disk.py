@@ -75,4 +75,4 @@ def test_the_cli_says_disk_full_in_one_line_and_an_unwritable_output_folder_befo
     (tmp_path / "a_file").write_text("")
     blocked = run_cli([*overrides, f"hydra.run.dir={tmp_path / 'a_file' / 'run'}"], tmp_path)
     assert blocked.returncode == 2
-    assert_one_error_line(blocked, "cannot create the output folder", "a_file is not a writable folder", "hydra.run.dir=")
+    assert_one_error_line(blocked, "cannot create the run folder", "a_file is not a writable folder", "hydra.run.dir=")

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from hw_hparams.lock import LOCK_NAME, RunLocked, run_lock
+from hw_hparams.lock import RunLocked, run_lock
+from hw_hparams.run_folder import LOCK as LOCK_NAME
 from reliability_util import assert_one_error_line, fake_data_overrides, rows, run_many, start_cli, TINY_RUN
 
 HOLD = "import sys, time; from pathlib import Path; from hw_hparams.lock import run_lock\n" \

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from torch._dynamo.backends.registry import lookup_backend
 
-import hw_hparams.fastpath as fastpath
+import hw_hparams.steps as fastpath
 import hw_hparams.train as train_module
 from hw_hparams.data import Normalize, Split, crop_flip
 from hw_hparams.optim import build_scheduler

@@ -13,7 +13,7 @@ from omegaconf import open_dict
 
 from support import fake_data_overrides, run_cli
 from hw_hparams import train
-from hw_hparams.cli import _jobs, check_overrides, plain_experiment
+from hw_hparams.cli import _jobs, check_overrides, normalize_argv
 from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
 from hw_hparams.sweeps import run_dirs
@@ -64,7 +64,8 @@ def test_command_line_overrides_beat_the_experiment_including_swept_keys():
 
 
 def test_both_spellings_of_an_experiment_and_one_line_errors_for_swept_values():
-    assert plain_experiment(["-m", "+experiment=lr_sweep", "epochs=2"]) == ["-m", "experiment=lr_sweep", "epochs=2"]
+    assert normalize_argv(["-m", "+experiment=lr_sweep", "epochs=2"]) == ["-m", "experiment=lr_sweep", "epochs=2"]
+    assert normalize_argv(["epochs=2", "--multirun", "optim.lr=0.1,0.2"]) == ["--multirun", "epochs=2", "optim.lr=0.1,0.2"]
     with pytest.raises(ConfigError, match=r"^optim.weight_decay=-1.0 is not allowed"):
         check_overrides("train", ["experiment=wd_sweep", "optim.weight_decay=1e-4,-1"], multirun=True)
     with pytest.raises(ConfigError, match=r"^experiment=lr_swep is not an option: choose one of lr_sweep, mixup, schedule_sweep, wd_sweep$"):
@@ -135,7 +136,7 @@ def test_submitit_local_runs_a_two_job_sweep_and_a_rerun_trains_nothing(small_da
     assert first.returncode == 0, first.stderr[-2000:]
     sweep = tmp_path / "outputs" / "multirun" / "wd_sweep"
     assert (sweep / ".submitit").is_dir()
-    want = {f"data.val_size=50,data.verify_checksums=False,epochs=1,model=tiny,optim.weight_decay={wd}" for wd in ("0.0005", "0.0001")}
+    want = {f"data.val_size=50,epochs=1,model.name=tiny,optim.lr=0.05,optim.weight_decay={wd}" for wd in ("5e-4", "1e-4")}
     runs = {p.name: _finished(p) for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")}
     assert set(runs) == want
     assert {r["config"]["optim"]["weight_decay"] for r in runs.values()} == {5e-4, 1e-4}

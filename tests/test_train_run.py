@@ -20,7 +20,7 @@ def test_cli_run_writes_every_file_of_a_run_folder(tmp_path, fake_root):
     runs = list((tmp_path / "outputs" / "run").iterdir())
     assert len(runs) == 1
     run = runs[0]
-    assert "schedule=cosine" in run.name and "epochs=2" in run.name
+    assert run.name == "batch_size=50,data.val_size=100,epochs=2,model.name=tiny,optim.lr=0.05,schedule.name=cosine"
     rows = _rows(run / "history.csv")
     assert list(rows[0]) == HISTORY and [r["epoch"] for r in rows] == ["1", "2"]
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.05 / 2 * (1 + math.cos(math.pi / 2))])

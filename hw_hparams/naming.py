@@ -1,0 +1,157 @@
+"""A run's folder name: the settings that make it this run, each spelled one way.
+
+The name lists, as `key=value` joined by commas and sorted by key, the run's learning rate and
+every other setting (`run_folder.run_settings`: every config key but the run-invariant ones) that
+differs from its experiment's base config or is swept by that experiment itself.
+
+- An experiment's base is its config with nothing on the command line (`experiment=X` alone, or
+  `conf/train.yaml`'s defaults without an experiment). Its swept keys are the settings its own
+  `hydra.sweeper.params` change. So every job of `-m experiment=lr_sweep` is named by its lr,
+  including lr 0.05 (the base value), and anything else a command changes shows up too. A plain
+  `python -m hw_hparams.train` run is `optim.lr=0.05`; an ad-hoc sweep over momentum names its
+  jobs `optim.lr=0.05` and `optim.lr=0.05,optim.momentum=0.5` (0.9 is the default).
+- Names come from the resolved config, not from the command line: `lr=lr0.5`, `optim.lr=0.5` and
+  `optim.lr=5e-1` are all `optim.lr=0.5`; group options appear as the keys they set
+  (`schedule=cosine` -> `schedule.name=cosine`). Values: bools `true`/`false`, `null`, ints as
+  written, floats in the shorter of their shortest round-trip decimal and scientific forms
+  (`0.05`, `5e-4`), other text with `/ , = %` and spaces %-escaped. A name is a valid set of overrides.
+- `legacy_names` gives the names the previous scheme (Hydra's `override_dirname`) gave a job, so
+  preflight can move such folders to their new names.
+
+Hydra fills `hydra.run.dir` and `hydra.sweep.subdir` through the resolvers registered here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import itertools
+import math
+from enum import Enum
+from typing import Any, Optional
+from urllib.parse import quote
+
+import numpy as np
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from .run_folder import run_settings
+
+CONFIG_MODULE = "hw_hparams.conf"
+CONFIG_NAME = "train"
+DEFAULT_NAME = "default"  # only if ALWAYS_SHOWN were empty
+ALWAYS_SHOWN = ("optim.lr",)  # every run of the study has one, and the study always varies it
+MAX_NAME_BYTES = 200  # file systems allow 255; a longer name keeps its start and gets a hash
+# The previous scheme left these keys out of folder names (conf/train.yaml's exclude_keys then).
+LEGACY_EXCLUDED = {"experiment", "experiment_name", "eval_test", "trainer.device", "trainer.progress",
+                   "trainer.restart", "data.root", "data.download", "hydra.launcher.n_jobs"}
+
+
+def spell(value: Any) -> str:
+    """The one spelling of a config value in a folder name (see the module docstring)."""
+    if isinstance(value, Enum):
+        value = value.value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        positional = np.format_float_positional(value, trim="-")
+        scientific = np.format_float_scientific(value, trim="-", exp_digits=1).replace("e+", "e")
+        return scientific if len(scientific) < len(positional) else positional
+    return quote(str(value), safe="")
+
+
+def hydra_context():
+    """Hydra's compose API for our configs: as it is inside a running Hydra app, else set up for the block."""
+    if GlobalHydra.instance().is_initialized():
+        return contextlib.nullcontext()
+    return initialize_config_module(CONFIG_MODULE, version_base="1.3")
+
+
+def compose_train(overrides: list[str], hydra: bool = False) -> DictConfig:
+    """The training config for `overrides` (with Hydra's own node when `hydra`)."""
+    with hydra_context():
+        return compose(CONFIG_NAME, overrides=overrides, return_hydra_config=hydra)
+
+
+def task_dict(cfg: DictConfig) -> dict:
+    """The run's config (without the `hydra` node) as plain resolved data, enums as their names."""
+    keys = [k for k in cfg if k != "hydra"]
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True, enum_to_str=True)
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """Every job of a sweep as its override list: the cartesian product of the overrides' values in
+    order (a later override of a key replaces an earlier one in its place), each value written as
+    Hydra's basic sweeper writes it, so that each job composes exactly as Hydra will compose it."""
+    choices: dict[str, list[str]] = {}
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices[key] = [f"{key}={v}" for v in values]
+    return [list(job) for job in itertools.product(*choices.values())]
+
+
+@functools.lru_cache(maxsize=None)
+def reference(experiment: Optional[str]) -> tuple[dict, frozenset]:
+    """(base settings, swept keys) of an experiment (None: train.yaml's defaults, nothing swept)."""
+    base_overrides = [f"experiment={experiment}"] if experiment else []
+    cfg = compose_train(base_overrides, hydra=True)
+    base = run_settings(task_dict(cfg))
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    swept: set[str] = set()
+    for job in expand([f"{k}={v}" for k, v in params.items()]) if params else []:
+        settings = run_settings(task_dict(compose_train(base_overrides + job)))
+        swept |= {k for k, v in settings.items() if k not in base or base[k] != v}
+    return base, frozenset(swept)
+
+
+def run_name(config: dict, experiment: Optional[str]) -> str:
+    """The folder name of the run with resolved `config` (a plain dict) under `experiment`."""
+    base, swept = reference(experiment)
+    settings = run_settings(config)
+    keys = sorted(k for k, v in settings.items() if k in ALWAYS_SHOWN or k in swept or k not in base or base[k] != v)
+    name = ",".join(f"{k}={spell(settings[k])}" for k in keys) or DEFAULT_NAME
+    if len(name.encode()) > MAX_NAME_BYTES:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = name.encode()[: MAX_NAME_BYTES - 14].decode(errors="ignore") + "+h" + digest
+    return name
+
+
+def _experiment(root: DictConfig) -> Optional[str]:
+    return OmegaConf.select(root, "hydra.runtime.choices.experiment", default=None)
+
+
+def _run_name(*, _root_: DictConfig) -> str:
+    return run_name(task_dict(_root_), _experiment(_root_))
+
+
+def _run_path(*, _root_: DictConfig) -> str:
+    """A single run's folder below outputs/run/: `<experiment>/<name>`, or `<name>` without one."""
+    name, experiment = _run_name(_root_=_root_), OmegaConf.select(_root_, "experiment_name", default=None)
+    return f"{experiment}/{name}" if experiment else name
+
+
+def _sweep_path(experiment_name: Optional[str]) -> str:
+    return experiment_name or "adhoc"
+
+
+def legacy_names(job_overrides: list[str]) -> set[str]:
+    """The folder names (in the same parent folder) that Hydra's override_dirname gave this job
+    before canonical names: its overrides as typed (single runs) or as the sweeper wrote them."""
+    parsed = [o for o in OverridesParser.create().parse_overrides(job_overrides) if o.key_or_group not in LEGACY_EXCLUDED]
+    spellings = [sorted(o.input_line for o in parsed), sorted(f"{o.get_key_element()}={o.get_value_element_as_str()}" for o in parsed)]
+    return {",".join(lines) or DEFAULT_NAME for lines in spellings}
+
+
+OmegaConf.register_new_resolver("hw_run_path", _run_path, replace=True)
+OmegaConf.register_new_resolver("hw_run_name", _run_name, replace=True)
+OmegaConf.register_new_resolver("hw_sweep_path", _sweep_path, replace=True)
