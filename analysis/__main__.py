@@ -13,8 +13,16 @@ def _warn_line(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage mistake as one line (`error: ...`, exit 2), not the usage text."""
+
+    def error(self, message: str) -> None:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="python -m analysis",
         description="Tables (Markdown, LaTeX) and figures (PNG, PDF) from run folders.")
     p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP_DIR",

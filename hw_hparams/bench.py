@@ -20,6 +20,7 @@ import datetime
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import re
 import shlex
 import sys
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from .cli import fail
+from .errors import ConfigError, OneLineParser
 from .run_folder import write_json
 
 # The study's stages on its critical path: (what runs, epochs, runs sharing the device).
@@ -37,7 +39,7 @@ SMOKE = dict(device="cpu", model="tiny", train=256, val=64, batch_size=64, epoch
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m hw_hparams.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m hw_hparams.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     ap.add_argument("--model", default="mobilenetv2", choices=["mobilenetv2", "mobilenetv1", "tiny"])
     ap.add_argument("--train", type=int, default=40000, help="training images per epoch (default 40000)")
@@ -76,10 +78,18 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         if not ok:
             fail(what)
     args.pipelines = pipelines
-    if args.device == "auto":
-        import torch
+    import torch
 
+    from .device import check_available
+
+    if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        fail(f"--device={args.device!r} is not allowed: one of auto, cpu, cuda, cuda:N")
+    try:
+        check_available(args.device)
+    except ConfigError as err:
+        fail(str(err).replace("trainer.device", "--device"))
     return args
 
 

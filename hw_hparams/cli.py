@@ -22,12 +22,14 @@ from typing import Any
 from hydra._internal.utils import get_args_parser  # Hydra's own command-line parser (pinned by a test)
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from . import naming
-from .config import validate
+from .config import allowed, schema_keys, validate
+from .data import check_dataset
+from .device import check_available
 from .errors import ConfigError
 from .lock import check_free
 from .run_folder import check_usable, read_summary, run_settings
@@ -35,6 +37,9 @@ from .run_folder import check_usable, read_summary, run_settings
 log = logging.getLogger(__name__)
 
 MAX_CHECKED_JOBS = 256
+# Run folder -> the highest of its folders that did not exist when preflight checked it (in this
+# process): what a refused job may remove again, when empty.
+_NEW_FOLDERS: dict[Path, Path] = {}
 # Hydra's flags that print something instead of running (left to Hydra, unchecked).
 _NO_RUN_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
 
@@ -77,48 +82,63 @@ def _value_key(group: str) -> str | None:
 
 
 def _option_error(group: str, value: Any, given: str, options: list[str]) -> ConfigError:
-    key = _value_key(group) if not isinstance(value, str) else None
-    hint = f" (or give a value: {key}={given})" if key else ""
+    key = _value_key(group) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    hint = f" (or give a value: {key}={given})" if key and allowed(key).startswith("must be a number") else ""
     shown = naming.spell(value) if not isinstance(value, str) else value
     return ConfigError(f"{group}={shown} is not an option: choose one of {', '.join(options)}{hint}")
 
 
 def check_group_overrides(overrides: list[str]) -> None:
     """Every override of a config group names one of its options (numbers are not options)."""
-    for o in OverridesParser.create().parse_overrides(overrides):
+    for o in _parse(overrides):
         if o.is_delete():
             continue
         options = _group_options(o.key_or_group)
         if options is None:
             continue
         values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
-        for v in values:
-            if v is not None and (not isinstance(v, str) or v not in options):
-                raise _option_error(o.key_or_group, v, o.get_value_element_as_str(), options)
+        for v in values:  # Hydra takes no null here, not even where train.yaml has one (experiment)
+            if not (isinstance(v, str) and v in options):
+                raise _option_error(o.key_or_group, v, o.input_line.split("=", 1)[1], options)
 
 
-def _describe(err: Exception) -> str:
-    """One line for a composition error: the key, and what is allowed."""
+def _describe(err: Exception, overrides: list[str]) -> str:
+    """One line for a composition error: the key, and what is allowed (from the schema)."""
     if isinstance(err, MissingConfigException) and err.options:
         group, _, name = (err.missing_cfg_file or "").rpartition("/")
         return f"{group}={name} is not an option: choose one of {', '.join(sorted(err.options))}"
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
-            if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
-                return f"{cause.full_key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"
-            msg = str(getattr(cause, "msg", cause)).splitlines()[0]
-            return f"{cause.full_key}: {msg}"
+            key = cause.full_key
+            known = any(k == key or k.startswith(f"{key}.") for k in schema_keys())
+            if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) or not known:
+                return f"{key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"
+            given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), None)
+            return f"{key}={given} is not allowed: {allowed(key)}" if given is not None else f"{key} is not allowed: {allowed(key)}"
         cause = cause.__cause__ or cause.__context__
     return str(err).strip().splitlines()[0]
+
+
+def _parse(overrides: list[str]) -> list:
+    """The parsed overrides; a malformed one is a ConfigError naming it."""
+    parser = OverridesParser.create()
+    for line in overrides:
+        try:
+            parser.parse_overrides([line])
+        except OverrideParseException:
+            raise ConfigError(
+                f"{line!r} is not a valid override: write key=value, a sweep as key=a,b,c, and quote a value "
+                "that holds , = [ ] ( ) or spaces: key='...'"
+            ) from None
+    return parser.parse_overrides(overrides)
 
 
 def _jobs(config_name: str, overrides: list[str], multirun: bool) -> list[list[str]]:
     """The override list of every job the command line would run."""
     if not multirun:
         return [overrides]
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
+    parsed = _parse(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     cfg = naming.compose_train(plain, hydra=True) if config_name == naming.CONFIG_NAME else None
     params = (OmegaConf.select(cfg, "hydra.sweeper.params") if cfg is not None else None) or {}
@@ -134,15 +154,16 @@ def check_overrides(config_name: str, overrides: list[str], multirun: bool = Fal
             check_group_overrides(overrides)
             jobs = _jobs(config_name, overrides, multirun)
         except (HydraException, OmegaConfBaseException) as err:
-            raise ConfigError(_describe(err)) from None
+            raise ConfigError(_describe(err, overrides)) from None
         configs = []
         for job in jobs[:limit]:
             try:
                 check_group_overrides(job)
                 cfg = naming.compose_train(job, hydra=True)
             except (HydraException, OmegaConfBaseException) as err:
-                raise ConfigError(_describe(err)) from None
+                raise ConfigError(_describe(err, job)) from None
             validate(cfg)
+            check_available(cfg.trainer.device)
             configs.append(cfg)
         return configs
 
@@ -172,11 +193,20 @@ def _legacy_move(run_dir: Path, cfg: DictConfig, multirun: bool, config: dict) -
     return None
 
 
+def check_data(configs: list[DictConfig]) -> None:
+    """What can be known of each job's data before it runs (files there, val_size fits), once per dataset."""
+    for data in {(c.data.root, c.data.download, c.data.val_size) for c in configs}:
+        check_dataset(*data)
+
+
 def check_folders(configs: list[DictConfig], multirun: bool) -> list[tuple[Path, Path]]:
     """Check every job's run folder without writing (ConfigError); the legacy folders to move."""
     moves = []
     for cfg in configs:
         run_dir, config = job_folder(cfg, multirun), naming.task_dict(cfg)
+        missing = [p for p in [run_dir.absolute(), *run_dir.absolute().parents] if not p.exists()]
+        if missing:
+            _NEW_FOLDERS[run_dir.absolute()] = missing[-1]
         check_usable(run_dir, config, "hydra.sweep.dir" if multirun else "hydra.run.dir")
         check_free(run_dir)
         move = _legacy_move(run_dir, cfg, multirun, config)
@@ -204,6 +234,7 @@ def preflight(config_name: str, argv: list[str]) -> None:
             return
         configs = check_overrides(config_name, args.overrides, args.multirun)
         moves = check_folders(configs, args.multirun)
+        check_data(configs)
     except ConfigError as err:
         fail(str(err))
     for old, new in moves:
@@ -219,6 +250,12 @@ def exit_on_user_error(run_dir: Path):
     try:
         yield
     except ConfigError as err:
-        with contextlib.suppress(OSError):
-            run_dir.rmdir()  # only when empty: nothing of an existing run is touched
+        top = _NEW_FOLDERS.get(run_dir.absolute(), run_dir.absolute())
+        for folder in [run_dir.absolute(), *run_dir.absolute().parents]:
+            try:
+                folder.rmdir()  # only when empty: nothing of an existing run is touched
+            except OSError:
+                break
+            if folder == top:
+                break
         fail(str(err))

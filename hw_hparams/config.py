@@ -7,7 +7,9 @@ that names the key and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
@@ -101,6 +103,8 @@ _CHOICES = {
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value outside its allowed range."""
 
+    check_known_keys(cfg)
+
     def need(ok: bool, key: str, allowed: str) -> None:
         if not ok:
             value = OmegaConf.select(cfg, key)
@@ -120,6 +124,57 @@ def validate(cfg: DictConfig) -> None:
     for key, choices in _CHOICES.items():
         need(str(OmegaConf.select(cfg, key)).lower() in choices, key, "one of " + ", ".join(choices))
     need(cfg.trainer.num_workers >= 0, "trainer.num_workers", "must be >= 0")
+
+
+def _field_type(dotted: str, schema: Any = TrainConfig) -> Any:
+    """A schema's type annotation of a dotted key (None for a key the schema does not have)."""
+    node: Any = schema
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(node):
+            return None
+        node = typing.get_type_hints(node).get(part)
+    return node
+
+
+def schema_keys(node: Any = TrainConfig, prefix: str = "") -> list[str]:
+    """Every leaf key of the schema, dotted."""
+    keys = []
+    for f in dataclasses.fields(node):
+        t = typing.get_type_hints(node)[f.name]
+        keys += schema_keys(t, f"{prefix}{f.name}.") if dataclasses.is_dataclass(t) else [f"{prefix}{f.name}"]
+    return keys
+
+
+def allowed(dotted: str, schema: Any = TrainConfig) -> str:
+    """What a schema (a dataclass) allows for a key, in words ('must be a number', 'one of constant, cosine', ...)."""
+    t = _field_type(dotted, schema)
+    optional = typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t)
+    if optional:
+        t = next(a for a in typing.get_args(t) if a is not type(None))
+    if dataclasses.is_dataclass(t):
+        return "it is a group of keys: set one of " + ", ".join(schema_keys(t, f"{dotted}."))
+    if isinstance(t, type) and issubclass(t, Enum):
+        words = "one of " + ", ".join(m.value for m in t)
+    else:
+        words = {bool: "must be true or false", int: "must be an integer", float: "must be a number", str: "must be text"}.get(t, "see --cfg job")
+    return words + (", or null" if optional else "")
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Refuse keys the schema does not have (Hydra's `+key=value` can add them)."""
+    known = set(schema_keys())
+    for key in _leaf_keys(cfg):
+        if key not in known:
+            raise ConfigError(f"{key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)")
+
+
+def _leaf_keys(cfg: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for k in cfg:
+        if k == "hydra" and not prefix:
+            continue
+        keys += _leaf_keys(cfg[k], f"{prefix}{k}.") if isinstance(cfg[k], DictConfig) else [f"{prefix}{k}"]
+    return keys
 
 
 def flag(value: str, default: bool) -> bool:

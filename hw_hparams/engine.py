@@ -92,20 +92,23 @@ def sgd_step(optimizer: torch.optim.Optimizer, forward: Callable, update: Option
 
 def run_train_epoch(
     split: Split, batch_size: int, mixup_alpha: Optional[float], full_step: TrainStep,
-    tail_step: Optional[TrainStep] = None, progress: Optional[Callable] = None,
+    tail_step: Optional[TrainStep] = None, bar: Optional[Any] = None,
 ) -> EpochMetrics:
     """One pass over `split` in a fresh random order; full batches go to `full_step`, the last
-    smaller one (if any) to `tail_step` (default `full_step`). The model must be in train mode."""
+    smaller one (if any) to `tail_step` (default `full_step`); `bar` (progress.EpochBar) is updated
+    after each batch. The model must be in train mode."""
     device = split.images.device
     n = len(split)
     order = torch.randperm(n, device=device)
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     starts = range(0, n, batch_size)
-    for start in progress(starts) if progress else starts:
+    for start in starts:
         idx = order[start : start + batch_size]
         lam, perm = sample_mix(len(idx), mixup_alpha, device) if mixup_alpha else (None, None)
         step = full_step if len(idx) == batch_size or tail_step is None else tail_step
         sums += step(split.images[idx], split.labels[idx], lam, perm)
+        if bar is not None:
+            bar.update(sums, start + len(idx))
     loss_sum, correct_sum = sums.tolist()
     return EpochMetrics(loss_sum / n, correct_sum / n, n)
 

@@ -10,6 +10,7 @@ finished runs are skipped, interrupted ones resume.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -26,8 +27,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import sweeps
 from .cli import fail
+from .config import allowed
+from .data import check_dataset
+from .data.cifar import check_val_size
 from .errors import ConfigError
 from .naming import compose_train
+from .progress import StudyProgress
 from .data.fake import write_fake_cifar100
 from .run_folder import is_finished, read_json, read_summary, write_json
 from .selection import Choice, Metric, choose
@@ -35,6 +40,7 @@ from .selection import Choice, Metric, choose
 log = logging.getLogger("hw_hparams.homework")
 
 SECTIONS = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
+LOG_FORMAT = "[%(asctime)s][%(name)s] %(message)s"
 # Keys the study sets itself (per section, or from an earlier section's choice).
 RESERVED = {
     "experiment", "experiment_name", "lr", "optim.lr", "schedule", "schedule.name", "regularization",
@@ -73,8 +79,19 @@ HELP = __doc__ + "\nSettings (key=value, default in brackets):\n" + "\n".join(
     f"  {f.name}=[{_default(f)}]".ljust(32) + f.metadata["help"] for f in fields(Settings)
 ) + """
 
-Any other key=value is a training override for every run (e.g. data.root=/data trainer.device=cuda:job
-hydra.launcher.n_jobs=3 seed=0,1,2). Examples:
+Any other key=value is a training override for every run (see hw-train --help): most used are
+data.root (data), data.download (true), trainer.device (auto, cpu, cuda, cuda:job), seed (0; seed=0,1,2
+runs every section for each seed), hydra.launcher.n_jobs=3 (with launcher=joblib). The study sets
+lr, schedule, weight decay, augmentation and eval_test itself.
+
+Folders (relative to where you run it):
+  <out>/<study>/<section>/<name>/   the runs of each section (lr_sweep, schedule_sweep, wd_sweep, mixup),
+                                    each named by its settings, e.g. optim.lr=0.05,schedule.name=cosine
+  <out>/<study>/report/             report.md, choices.json, tables/, figures/, runs.csv, history.csv
+  <out>/<study>/homework.log        one line per finished run, with the study's progress
+  <out>/<study>/data/               the generated dataset of a demo
+
+Examples:
   python -m hw_hparams.homework demo=true                  # offline quickstart on the CPU
   python -m hw_hparams.homework launcher=joblib hydra.launcher.n_jobs=3 trainer.device=cuda:job
   python -m hw_hparams.homework study=v1 launcher=slurm hydra.launcher.partition=gpu
@@ -100,10 +117,8 @@ def parse_args(argv: list[str]) -> tuple[Settings, list[str]]:
     try:
         settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), OmegaConf.from_dotlist(mine)))
     except OmegaConfBaseException as err:
-        msg = str(err.msg).splitlines()[0]
-        choices = re.search(r"expected one of \[(.*)\]", msg)
         value = dict(a.split("=", 1) for a in mine).get(err.full_key)
-        raise ConfigError(f"{err.full_key}={value!r} is not allowed: {f'one of {choices[1]}' if choices else msg}") from None
+        raise ConfigError(f"{err.full_key}={value!r} is not allowed: {allowed(err.full_key, Settings)}") from None
     if settings.study is None:  # a demo never lands in the folders of the real study
         settings.study = "homework-demo" if settings.demo else "homework"
     _check_settings(settings)
@@ -162,6 +177,7 @@ class Study:
     common: list[str]  # training overrides of every run
     per_section: dict[str, list[str]]  # extra overrides by section (demo epochs)
     launcher: list[str]  # hydra/launcher=... (not part of any folder name)
+    progress: Optional[StudyProgress] = None  # one line per finished run
 
     def overrides(self, section: str, chosen: list[str]) -> list[str]:
         return [f"experiment={section}", *self.common, *self.per_section.get(section, []), *chosen]
@@ -172,11 +188,14 @@ class Study:
         sweep_dir = self.root / section
         dirs = sweeps.run_dirs(overrides, sweep_dir)
         todo = [d for d in dirs if not is_finished(read_summary(d), need_test)]
+        watch = self.progress.watch(section, dirs, need_test) if self.progress else contextlib.nullcontext()
         if not todo:
-            log.info("%s: all %d run(s) finished; nothing to run", section, len(dirs))
+            with watch:
+                log.info("%s: all %d run(s) finished; nothing to run", section, len(dirs))
             return dirs
         log.info("%s: %d of %d run(s) to run or continue in %s", section, len(todo), len(dirs), sweep_dir)
-        code = sweeps.launch(overrides, sweep_dir)
+        with watch:
+            code = sweeps.launch(overrides, sweep_dir)
         if code == 2:
             raise StudyError("", code)  # the sweep printed its one-line user error
         left = [d for d in dirs if not is_finished(read_summary(d), need_test)]
@@ -202,11 +221,27 @@ def prepare(s: Settings, train_overrides: list[str]) -> Study:
                 per_section[section] = [f"epochs={max(1, math.ceil(epochs * s.demo_epoch_scale))}"]
     study = Study(s, root, common, per_section, [f"hydra/launcher={s.launcher}"] if s.launcher else [])
     chosen_later = {"schedule_sweep": ["optim.lr=0.05"], "wd_sweep": ["optim.lr=0.05"], "mixup": ["optim.lr=0.05", "optim.weight_decay=5e-4"]}
-    for section in SECTIONS:  # with stand-ins for the values earlier sections will choose
-        sweeps.check(study.overrides(section, chosen_later.get(section, [])) + study.launcher)
+    plan, configs = {}, []  # checked with stand-ins for the values earlier sections will choose
+    for section in SECTIONS:
+        configs += sweeps.check(study.overrides(section, chosen_later.get(section, [])) + study.launcher)
+        plan[section] = [int(c.epochs) for c in configs if c.experiment_name == section]
+    for val_size in {int(c.data.val_size) for c in configs}:  # what the data allows, before any is written
+        if s.demo:
+            check_val_size(val_size, s.demo_train)
+        else:
+            check_dataset(configs[0].data.root, configs[0].data.download, val_size)
     if s.demo:
         write_demo_data(s, data)
+    study.progress = StudyProgress(plan, log)
     return study
+
+
+def log_to_file(root: Path) -> None:
+    """The study's own lines (not the runs' epochs) also go to <study>/homework.log."""
+    root.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(root / "homework.log")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
 
 
 @dataclass
@@ -245,10 +280,12 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help") for a in argv):
         print(HELP)
         return
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
     try:
         settings, train_overrides = parse_args(argv)
         study = prepare(settings, train_overrides)
+        log_to_file(study.root)
+        log.info("study %s: %s", study.root, study.progress.status())
         outcome = run_study(study)
         from .study_report import write_report  # matplotlib and pandas only when it gets that far
 

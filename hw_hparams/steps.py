@@ -46,7 +46,7 @@ COMPILE_MODE = "reduce-overhead"  # CUDA graphs on CUDA; plain Inductor on the C
 WARMUP_CALLS = 3  # cudagraph trees: 1st call compiles and warms up, 2nd records, 3rd replays
 # (device type, model) -> channels_last (else NCHW). CPU, fp32 training at batch 128: mobilenetv2
 # 1.3-1.8x faster in every measurement; mobilenetv1 anywhere from 0.2x to 1.25x, tiny 0.88x, so NCHW.
-# On the H100 NCHW was faster for mobilenetv2 in bf16 with CUDA graphs (ANCHORS.md section 5).
+# On the H100 NCHW was faster for mobilenetv2 in bf16 with CUDA graphs (the reference H100 figures in BENCHMARKS.md).
 CHANNELS_LAST = {("cpu", "mobilenetv2"): True}
 
 
@@ -155,11 +155,11 @@ def _lrs(optimizer: torch.optim.Optimizer, values: list):
             g["lr"] = v
 
 
-def train_epoch(runner: Runner, split: Split, progress: Optional[Callable] = None) -> EpochMetrics:
+def train_epoch(runner: Runner, split: Split, bar: Optional[Any] = None) -> EpochMetrics:
     """One pass over `split` in a fresh random order (see engine.run_train_epoch)."""
     runner.model.train()
     if runner.fast_step is None:
-        return run_train_epoch(split, runner.batch_size, runner.mixup_alpha, runner.eager_step, progress=progress)
+        return run_train_epoch(split, runner.batch_size, runner.mixup_alpha, runner.eager_step, bar=bar)
     if not runner.prepared:
         prepare(runner, split)
     floats = [g["lr"] for g in runner.optimizer.param_groups]
@@ -171,7 +171,7 @@ def train_epoch(runner: Runner, split: Split, progress: Optional[Callable] = Non
             return runner.eager_step(*batch)
 
     with _lrs(runner.optimizer, runner.lr_tensors):
-        return run_train_epoch(split, runner.batch_size, runner.mixup_alpha, runner.fast_step, tail_step, progress)
+        return run_train_epoch(split, runner.batch_size, runner.mixup_alpha, runner.fast_step, tail_step, bar)
 
 
 def evaluate(runner: Runner, split: Split) -> EpochMetrics:

@@ -25,9 +25,9 @@ def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
     return [sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(CONFIG_NAME, overrides, multirun=True, limit=None)]
 
 
-def check(overrides: list[str]) -> None:
-    """Raise ConfigError (one line) when any job of the sweep would not compose or validate."""
-    check_overrides(CONFIG_NAME, overrides, multirun=True)
+def check(overrides: list[str]) -> list:
+    """Every job's composed config; ConfigError (one line) when any would not compose or validate."""
+    return check_overrides(CONFIG_NAME, overrides, multirun=True, limit=None)
 
 
 def launch(overrides: list[str], sweep_dir: Path) -> int:

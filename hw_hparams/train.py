@@ -24,14 +24,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint, naming  # naming: the resolvers that name run folders
 from .cli import normalize_argv, preflight
-from .config import JOB_DEVICE, ConfigError, as_dict, flag, validate
+from .config import as_dict, flag, validate
 from .data import Normalize, load_study_data
+from .device import pick_device
 from .engine import EpochMetrics
 from .interrupt import deferred, handle_signals, signal_name
 from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
 from .models import build_model
 from .optim import build_optimizer, build_scheduler
+from .progress import epoch_bar, final_line
 from .run_folder import (
     DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
     restart_or_refuse, summary, write_history, write_json, write_summary,
@@ -39,40 +41,6 @@ from .run_folder import (
 from .steps import Runner, evaluate, prepare, resolve_settings, train_epoch
 
 log = logging.getLogger("hw_hparams.train")
-
-
-def gpu_for_job(job_num: int, jobs_per_gpu: int, n_gpus: int) -> int:
-    """GPU index of sweep job `job_num`: consecutive groups of `jobs_per_gpu` jobs, round robin over `n_gpus`."""
-    return (job_num // jobs_per_gpu) % n_gpus
-
-
-def _job_num() -> int:
-    """This process's Hydra job number (0 outside a sweep)."""
-    if not HydraConfig.initialized():
-        return 0
-    job = HydraConfig.get().job
-    return 0 if OmegaConf.is_missing(job, "num") else int(job.num)
-
-
-def pick_device(name: str) -> torch.device:
-    """`trainer.device`: auto = CUDA when present, else the CPU; cuda:job[/K] = GPU (job number // K) mod GPUs."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name!r} is not allowed here: no CUDA device; use auto or cpu")
-    per_job = JOB_DEVICE.match(name)
-    if per_job:
-        return torch.device("cuda", gpu_for_job(_job_num(), int(per_job[1] or 1), torch.cuda.device_count()))
-    return torch.device(name)
-
-
-def _progress(setting: str):
-    """A tqdm bar over an epoch's batches when `trainer.progress` says so (auto: on a terminal)."""
-    if not flag(setting, sys.stderr.isatty()):
-        return None
-    from tqdm import tqdm
-
-    return lambda it: tqdm(it, leave=False, unit="batch", dynamic_ncols=True)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -145,14 +113,20 @@ def _train(cfg: DictConfig, config: dict, run_dir: Path, device: torch.device, d
 
     # the epoch loop
     write_status("running")
-    progress = _progress(cfg.trainer.progress)
+    make_bar = epoch_bar(cfg.trainer.progress)
+    batches = math.ceil(len(data.train) / cfg.batch_size)
     started = time.perf_counter()
     try:
         prepare(runner, data.train, data.val)  # compile/capture once, outside the epochs' times
         for epoch in range(len(rows) + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            train = train_epoch(runner, data.train, progress)
+            bar = make_bar(epoch, cfg.epochs, batches) if make_bar else None
+            try:
+                train = train_epoch(runner, data.train, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
             if not math.isfinite(train.loss):
                 rows.append(_row(epoch, lr, train, EpochMetrics(math.nan, math.nan, 0), time.perf_counter() - t0))
                 write_history(run_dir, rows)
@@ -211,7 +185,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     with job_outcome(run_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN):
-        run(cfg, run_dir)
+        log.info(final_line(run_dir, run(cfg, run_dir)))
 
 
 def main() -> None:

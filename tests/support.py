@@ -31,9 +31,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def run_cli(args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m module args` in `cwd`, capturing output (HYDRA_FULL_ERROR unset)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+def run_cli(args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m module args` in `cwd`, capturing output (HYDRA_FULL_ERROR unset; `env` added)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )

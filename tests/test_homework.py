@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def test_the_test_split_is_evaluated_once_for_the_final_run_only(demo):
     assert (mix_dir / "train.log").read_text().count("test loss") == 1
     report = demo["report"]
     assert f"**{100 * tested['mixup']['acc']:.2f}% test accuracy**" in report
+
+
+def test_the_study_says_each_finished_run_with_its_overall_progress(demo):
+    lines = [line for line in demo["first"].stderr.splitlines() if "[hw_hparams.homework] sections " in line and " | " in line]
+    assert [re.search(r"runs (\d+)/8", line)[1] for line in lines] == [str(i) for i in range(1, 9)], lines
+    assert all(re.search(r"elapsed \d+:\d\d:\d\d, ~\d+:\d\d:\d\d left \| \w+/\S+: completed after \d+/\d+ epochs; final train loss", line) for line in lines)
+    assert "sections 4/4, runs 8/8" in lines[-1] and "~0:00:00 left" in lines[-1]
+    assert [re.search(r"sections (\d)/4", line)[1] for line in lines] == ["0", "0", "1", "1", "2", "2", "3", "4"]
+    written = (demo["study"] / "homework.log").read_text()  # the same lines where output is not a terminal
+    assert all(line.split("] ", 1)[1] in written for line in lines) and "epoch 1/" not in written
 
 
 def test_rerun_launches_nothing_and_evaluates_nothing_again(demo):

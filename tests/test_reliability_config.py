@@ -3,8 +3,9 @@ epoch on a tiny dataset) or fails in one line naming a key it got wrong, with no
 folder left behind claiming a run that never started.
 
 The oracle is independent of the code: each drawn value is tagged by hand as ok, invalid (caught
-when the command line is checked) or runtime (only the machine or the dataset can tell: a CUDA
-device on a CPU machine, a validation split larger than the dataset).
+when the command line is checked), machine (a CUDA device: caught when the command line is checked
+on a machine without one, else fine) or runtime (only the dataset can tell: a validation split
+larger than the dataset).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import re
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import hw_hparams.train as train_module
@@ -26,8 +28,10 @@ from reliability_util import cfg, one_thread, run_many  # noqa: F401 - one_threa
 TRAIN_IMAGES = 100  # the tiny dataset: val_size 1..99 leaves something to train on
 
 
-def _tagged(ok, invalid=(), runtime=()):
-    return st.one_of(*[s.map(lambda v, t=t: (v, t)) for s, t in ((ok, "ok"), (invalid, "invalid"), (runtime, "runtime")) if s != ()])
+def _tagged(ok, invalid=(), runtime=(), machine=()):
+    machine_tag = "ok" if torch.cuda.is_available() else "machine"
+    tags = ((ok, "ok"), (invalid, "invalid"), (runtime, "runtime"), (machine, machine_tag))
+    return st.one_of(*[s.map(lambda v, t=t: (v, t)) for s, t in tags if s != ()])
 
 
 def _choice(*values):
@@ -49,7 +53,7 @@ KEYS = {
     "data.val_size": _tagged(st.integers(1, 40).map(str), _choice("0", "-3", "x"), _choice("100", "200", "10000")),
     "data.split_seed": _tagged(st.integers(0, 10**6).map(str), _choice("x")),
     "eval_test": _tagged(_choice("true", "false"), _choice("maybe", "yes please")),
-    "trainer.device": _tagged(_choice("auto", "cpu"), _choice("gpu", "tpu", "cuda:x"), _choice("cuda", "cuda:0", "cuda:job")),
+    "trainer.device": _tagged(_choice("auto", "cpu"), _choice("gpu", "tpu", "cuda:x"), machine=_choice("cuda", "cuda:0", "cuda:job")),
     "lr": _tagged(_choice("lr0.01", "lr0.05", "lr0.5"), _choice("lr0.3", "lr1")),
     "schedule": _tagged(_choice("constant", "cosine"), _choice("linear")),
     "regularization": _tagged(_choice("none", "wd1e-4", "wd5e-4"), _choice("wd1")),
@@ -64,15 +68,17 @@ SHORT_RUN = {"epochs": ("1", "ok"), "model": ("tiny", "ok"), "data.val_size": ("
 def override_sets(keys=KEYS, kinds=("ok", "invalid", "runtime")):
     """{key: (value, tag)} for a random subset of the public keys, tags among `kinds`."""
     def pick(names):
-        values = [keys[k].filter(lambda vt: vt[1] in kinds) for k in names]
+        values = [keys[k].filter(lambda vt: vt[1] in kinds or vt[1] == "machine" and "runtime" in kinds) for k in names]
         return st.tuples(*values).map(lambda vs: dict(zip(names, vs)))
     return st.lists(st.sampled_from(sorted(keys)), unique=True, max_size=8).flatmap(pick)
 
 
-def _expect(drawn: dict) -> tuple[str, set[str]]:
-    """('invalid' | 'runtime' | 'ok', the keys that make it so)."""
+def _expect(drawn: dict, checked: bool = False) -> tuple[str, set[str]]:
+    """('invalid' | 'runtime' | 'ok', the keys that make it so); a machine mistake is invalid where
+    the command line is `checked`, and found at runtime by a run started directly."""
+    as_tag = {"machine": "invalid" if checked else "runtime"}
     for tag in ("invalid", "runtime"):
-        keys = {k for k, (_, t) in drawn.items() if t == tag}
+        keys = {k for k, (_, t) in drawn.items() if as_tag.get(t, t) == tag}
         if keys:
             return tag, keys
     return "ok", set()
@@ -89,7 +95,7 @@ def _named_key(message: str) -> str:
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(override_sets())
 def test_every_override_set_validates_or_fails_in_one_line_naming_a_wrong_key(drawn):
-    expected, keys = _expect(drawn)
+    expected, keys = _expect(drawn, checked=True)
     try:
         check_overrides("train", _overrides(drawn))
     except ConfigError as err:

@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from support import fake_data_overrides, run_cli
-from hw_hparams import train
+from hw_hparams import device
 from hw_hparams.cli import _jobs, check_overrides, normalize_argv
 from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
@@ -83,19 +83,19 @@ def test_sweep_folders_are_named_by_experiment_and_job_overrides():
 
 def test_cuda_job_devices_spread_jobs_over_gpus(monkeypatch):
     # k consecutive jobs share a GPU, round robin: job n -> (n // k) % n_gpus.
-    assert [train.gpu_for_job(n, 2, 3) for n in range(8)] == [0, 0, 1, 1, 2, 2, 0, 0]
-    assert [train.gpu_for_job(n, 1, 2) for n in range(4)] == [0, 1, 0, 1]
+    assert [device.gpu_for_job(n, 2, 3) for n in range(8)] == [0, 0, 1, 1, 2, 2, 0, 0]
+    assert [device.gpu_for_job(n, 1, 2) for n in range(4)] == [0, 1, 0, 1]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    assert train._job_num() == 0  # outside a sweep
+    assert device.job_num() == 0  # outside a sweep
     cfg = _compose([], hydra=True)
     with open_dict(cfg):
         cfg.hydra.job.num = 5
     monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # restored after the test
     HydraConfig.instance().set_config(cfg)  # what Hydra does in every job of a sweep
-    assert train._job_num() == 5
-    assert train.pick_device("cuda:job") == torch.device("cuda", 1)
-    assert train.pick_device("cuda:job/2") == torch.device("cuda", 2)
+    assert device.job_num() == 5
+    assert device.pick_device("cuda:job") == torch.device("cuda", 1)
+    assert device.pick_device("cuda:job/2") == torch.device("cuda", 2)
     check_overrides("train", ["trainer.device=cuda:job/3"])
     with pytest.raises(ConfigError, match="^trainer.device='cuda:job/0' is not allowed"):
         check_overrides("train", ["trainer.device=cuda:job/0"])

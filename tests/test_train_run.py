@@ -38,6 +38,13 @@ def test_cli_run_writes_every_file_of_a_run_folder(tmp_path, fake_root):
     assert len(stats["class_proportions"]) == 100 and sum(stats["class_proportions"]) == pytest.approx(1)
     assert (run / "checkpoint.pt").exists() and (run / ".hydra" / "config.yaml").exists()
     assert "epoch 2/2" in (run / "train.log").read_text()
+    # output is not a terminal here: no progress bar, one line per epoch, and a last line naming the folder
+    assert "batch/s" not in result.stderr + result.stdout and "\r" not in result.stderr + result.stdout
+    assert [line.split(" - ")[1].split()[:2] for line in result.stdout.splitlines() if " - epoch " in line] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    last = rows[-1]
+    assert result.stdout.splitlines()[-1].endswith(
+        f" - outputs/run/{run.name}: completed after 2/2 epochs; final train loss {float(last['train_loss']):.4f} "
+        f"acc {100 * float(last['train_acc']):.2f}%, val loss {float(last['val_loss']):.4f} acc {100 * float(last['val_acc']):.2f}%")
 
     again = run_cli(args, tmp_path)  # a finished run is not trained again
     assert again.returncode == 0 and "nothing to train" in again.stdout
@@ -122,3 +129,23 @@ def test_a_single_run_of_an_experiment_gets_its_own_folder(tmp_path, fake_root):
     (exp,) = (tmp_path / "outputs" / "run" / "lr_sweep").iterdir()
     assert exp.name == plain.name
     assert json.loads((exp / "summary.json").read_text())["config"]["experiment_name"] == "lr_sweep"
+
+
+def test_the_epoch_bar_names_the_epoch_shows_running_figures_and_is_cleared(monkeypatch):
+    import io
+    import sys
+
+    import torch
+
+    from hw_hparams import progress
+
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    monkeypatch.setattr(progress, "REFRESH_S", 0.0)
+    bar = progress.EpochBar(12, 300, batches=2)
+    bar.update(torch.tensor([2.5 * 50, 20.0], dtype=torch.float64), images=50)  # loss sum, correct count
+    assert bar.bar.desc == "epoch 12/300" and bar.bar.postfix == "loss 2.5000  acc 40.00%"
+    bar.update(torch.tensor([4.0 * 100, 30.0], dtype=torch.float64), images=100)
+    assert bar.bar.postfix == "loss 4.0000  acc 30.00%" and bar.bar.n == 2
+    bar.close()
+    assert out.getvalue().endswith("\r")  # the line is wiped (leave=False), ready for the epoch's log line

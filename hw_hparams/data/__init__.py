@@ -8,9 +8,11 @@ from pathlib import Path
 import torch
 
 from .augment import Normalize, crop_flip
-from .cifar import DataError, cached_channel_stats, channel_stats, load_cifar100, split_indices
+from .cifar import DataError, cached_channel_stats, channel_stats, check_dataset, load_cifar100, split_indices
 
-__all__ = ["DataError", "Normalize", "Split", "StudyData", "channel_stats", "crop_flip", "load_study_data", "split_indices"]
+__all__ = [
+    "DataError", "Normalize", "Split", "StudyData", "channel_stats", "check_dataset", "crop_flip", "load_study_data", "split_indices",
+]
 
 
 @dataclass

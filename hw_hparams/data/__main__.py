@@ -3,14 +3,14 @@ dataset in CIFAR-100's exact on-disk format, for offline runs and tests."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from ..errors import OneLineParser
 from .fake import write_fake_cifar100
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hw_hparams.data", description=__doc__)
+    parser = OneLineParser(prog="python -m hw_hparams.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     fake = sub.add_parser("fake", help="write a generated dataset in cifar-100-python/ format")
     fake.add_argument("--root", required=True, help="folder that will hold cifar-100-python/")

@@ -5,6 +5,8 @@ Images stay uint8 [N, 3, 32, 32] (RGB planes) until the training device normalis
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -57,33 +59,75 @@ def _to_tensors(ds: CIFAR100) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.as_tensor(ds.targets, dtype=torch.int64)
 
 
+FILES = ("train", "test", "meta")
+
+
+def _missing(root: str, folder: Path, absent: list[str], download: bool) -> DataError | None:
+    """The error for absent files (None when all are there, or when a download will fetch them)."""
+    if not absent or (download and len(absent) == len(FILES)):
+        return None
+    if len(absent) == len(FILES):
+        what, hint = "missing", "set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"
+    else:
+        what, hint = f"incomplete (no {', '.join(absent)})", f"delete {folder} and fetch it again with data.download=true, or regenerate it"
+    return DataError(f"data.root={root!r}: CIFAR-100 in {folder} is {what}; {hint}")
+
+
+def check_val_size(val_size: int, n: int) -> None:
+    """Refuse (DataError) a validation split that leaves no training image of `n`."""
+    if not 1 <= val_size < n:
+        raise DataError(f"data.val_size={val_size} is not allowed: must be in [1, {n - 1}] for a training set of {n} images")
+
+
+@functools.lru_cache(maxsize=8)
+def _train_size(path: str, mtime_ns: int) -> int:
+    with open(path, "rb") as f:
+        return len(pickle.load(f, encoding="latin1")["fine_labels"])
+
+
+def check_dataset(root: str, download: bool, val_size: int) -> None:
+    """What can be checked before a run starts (DataError, one line): the files are there (or will be
+    downloaded) and `val_size` leaves training images. Reads only; a damaged file is left to the run."""
+    folder = Path(root) / "cifar-100-python"
+    error = _missing(root, folder, [n for n in FILES if not (folder / n).is_file()], download)
+    if error is not None:
+        raise error
+    train = folder / "train"
+    if train.is_file():
+        try:
+            n = _train_size(str(train), train.stat().st_mtime_ns)
+        except Exception:  # noqa: BLE001 - unreadable: the run reports it in its own words
+            return
+        check_val_size(val_size, n)
+
+
 def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArrays:
-    """Read (and with `download`, fetch and md5-check) CIFAR-100 under `root/cifar-100-python`."""
+    """Read (and with `download`, fetch and md5-check) CIFAR-100 under `root/cifar-100-python`.
+
+    A failed download leaves nothing behind: a `root` it created goes again, as does a partial archive.
+    """
     cls = CIFAR100 if verify_checksums else _UncheckedCIFAR100
     folder = Path(root) / "cifar-100-python"
-    if not verify_checksums:
-        log.warning("data.verify_checksums=false: reading %s without checking it is the official CIFAR-100", folder)
+    created = [p for p in (Path(root), Path(root) / CIFAR100.filename) if not p.exists()]
     try:
         train = cls(root, train=True, download=download)
         test = cls(root, train=False, download=download)
         train_images, train_labels = _to_tensors(train)
         test_images, test_labels = _to_tensors(test)
     except RuntimeError:  # torchvision: "Dataset not found or corrupted..." (md5 checks, missing files)
-        absent = [n for n in ("train", "test", "meta") if not (folder / n).is_file()]
-        if len(absent) == 3 and not download:
-            what, hint = "missing", "set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"
-        elif absent:
-            what, hint = f"incomplete (no {', '.join(absent)})", f"delete {folder} and fetch it again with data.download=true, or regenerate it"
-        else:
-            what = "not the official CIFAR-100 (its md5 checksums differ)"
-            hint = f"delete {folder} and fetch it again with data.download=true, or set data.verify_checksums=false for a generated dataset"
-        raise DataError(f"data.root={root!r}: CIFAR-100 in {folder} is {what}; {hint}") from None
+        _remove_created(created)
+        absent = [n for n in FILES if not (folder / n).is_file()]
+        error = _missing(root, folder, absent, download=False) or DataError(
+            f"data.root={root!r}: CIFAR-100 in {folder} is not the official CIFAR-100 (its md5 checksums differ); "
+            f"delete {folder} and fetch it again with data.download=true, or set data.verify_checksums=false for a generated dataset")
+        raise error from None
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as err:
         raise DataError(
             f"data.root={root!r}: {folder} is damaged or not in CIFAR-100's format "
             f"({type(err).__name__}: {err}); delete it and download again, or regenerate it"
         ) from None
     except (OSError, HTTPException) as err:  # includes failed and broken downloads
+        _remove_created(created)
         archive = Path(root) / CIFAR100.filename
         damaged = f" (the {archive.name} there is incomplete or damaged)" if download and archive.exists() else ""
         hint = (
@@ -104,13 +148,21 @@ def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArr
             f"data.root={root!r}: {folder} does not hold 100 classes with labels in [0, 100); "
             "delete it and download again, or regenerate it"
         )
+    if not verify_checksums:  # said once the files are read (a warning before an error would only confuse)
+        log.warning("data.verify_checksums=false: read %s without checking it is the official CIFAR-100", folder)
     return CifarArrays(train_images, train_labels, test_images, test_labels, list(train.classes), _fingerprint(folder))
+
+
+def _remove_created(paths: list[Path]) -> None:
+    """Remove what a failed download created: the partial archive, then `root` if it is empty."""
+    for p in reversed(paths):
+        with contextlib.suppress(OSError):
+            p.rmdir() if p.is_dir() else p.unlink()
 
 
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, val) indices into the 50k training set, exactly torch's `random_split` with `seed`."""
-    if not 1 <= val_size < n:
-        raise DataError(f"data.val_size={val_size} is not allowed: must be in [1, {n - 1}] for a training set of {n} images")
+    check_val_size(val_size, n)
     train, val = torch.utils.data.random_split(range(n), [n - val_size, val_size], generator=torch.Generator().manual_seed(seed))
     return torch.as_tensor(train.indices), torch.as_tensor(val.indices)
 

@@ -1,0 +1,164 @@
+"""The mistakes a newcomer makes, each with the one line it must print (exit 2) and no file left behind.
+
+Every row is a command line as a user types it and the exact line we promise; the commands run
+in-process through the same `main` functions the console scripts call (`{root}` is a generated
+dataset, `{file}` a plain file). One row runs in a subprocess: an offline download, which only the
+run itself can find out.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import run_cli
+from hw_hparams.data.fake import write_fake_cifar100
+
+FAKE = ["data.root={root}", "data.download=false", "data.verify_checksums=false", "data.val_size=100"]
+LR_OPTIONS = "choose one of lr0.01, lr0.05, lr0.5"
+NOT_OVERRIDE = "is not a valid override: write key=value, a sweep as key=a,b,c, and quote a value that holds , = [ ] ( ) or spaces: key='...'"
+
+MISTAKES = [
+    # (program, arguments, the line)
+    # group options given as numbers, the right group blamed, with or without an experiment, single run or sweep
+    ("train", ["lr=0.1"], f"lr=0.1 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.1)"),
+    ("train", ["model=tiny", "lr=0.1"], f"lr=0.1 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.1)"),
+    ("train", ["schedule=cosine", "lr=0.05"], f"lr=0.05 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.05)"),
+    ("train", ["-m", "experiment=lr_sweep", "lr=0.5"], f"lr=0.5 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.5)"),
+    ("train", ["-m", "lr=0.5,0.05"], f"lr=0.5 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.5,0.05)"),
+    ("train", ["regularization=5e-4"], "regularization=5e-4 is not an option: choose one of none, wd1e-4, wd5e-4 (or give a value: optim.weight_decay=5e-4)"),
+    ("train", ["model=5"], "model=5 is not an option: choose one of mobilenetv1, mobilenetv2, tiny"),
+    ("train", ["lr=null"], f"lr=null is not an option: {LR_OPTIONS}"),
+    # typos and wrong groups
+    ("train", ["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
+    ("train", ["model=resnet18"], "model=resnet18 is not an option: choose one of mobilenetv1, mobilenetv2, tiny"),
+    ("train", ["-m", "experiment=lr_swep"], "experiment=lr_swep is not an option: choose one of lr_sweep, mixup, schedule_sweep, wd_sweep"),
+    ("train", ["optim.lrr=0.1"], "optim.lrr is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
+    ("train", ["+foo=1"], "foo is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
+    ("train", ["hydra/launcher=jobl1b"], "hydra/launcher=jobl1b is not an option: choose one of basic, joblib, slurm, submitit_local, submitit_slurm"),
+    # wrong types
+    ("train", ["optim.lr=fast"], "optim.lr=fast is not allowed: must be a number"),
+    ("train", ["epochs=1.5"], "epochs=1.5 is not allowed: must be an integer"),
+    ("train", ["eval_test=maybe"], "eval_test=maybe is not allowed: must be true or false"),
+    ("train", ["augmentation.mixup_alpha=x"], "augmentation.mixup_alpha=x is not allowed: must be a number, or null"),
+    ("train", ["schedule.name=linear"], "schedule.name=linear is not allowed: one of constant, cosine"),
+    ("train", ["optim=3"], "optim=3 is not allowed: it is a group of keys: set one of optim.lr, optim.momentum, optim.weight_decay"),
+    # out-of-range values, every schema range up front
+    ("train", ["optim.lr=0"], "optim.lr=0.0 is not allowed: must be > 0"),
+    ("train", ["optim.momentum=1"], "optim.momentum=1.0 is not allowed: must be in [0, 1)"),
+    ("train", ["optim.weight_decay=-1e-4"], "optim.weight_decay=-0.0001 is not allowed: must be >= 0"),
+    ("train", ["epochs=0"], "epochs=0 is not allowed: must be an integer >= 1"),
+    ("train", ["batch_size=-8"], "batch_size=-8 is not allowed: must be an integer >= 1"),
+    ("train", ["seed=-1"], "seed=-1 is not allowed: must be an integer in [0, 2**32 - 1]"),
+    ("train", ["augmentation.mixup_alpha=0"], "augmentation.mixup_alpha=0.0 is not allowed: must be > 0, or null for no mixup"),
+    ("train", ["trainer.device=gpu"], "trainer.device='gpu' is not allowed: one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)"),
+    ("train", ["-m", "epochs=1", "trainer.progress=maybe"], "trainer.progress='maybe' is not allowed: one of auto, true, false"),
+    # impossible combinations: what this machine and this dataset allow
+    ("train", ["trainer.device=cuda"], "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
+    ("train", [*FAKE[:3], "data.val_size=6000"], "data.val_size=6000 is not allowed: must be in [1, 599] for a training set of 600 images"),
+    ("train", ["data.root={root}/nowhere", "data.download=false"],
+     "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"),
+    # sweep syntax and command-line syntax
+    ("train", ["-m", "optim.lr=0.1,,0.2"], f"'optim.lr=0.1,,0.2' {NOT_OVERRIDE}"),
+    ("train", ["optim.lr=[0.1"], f"'optim.lr=[0.1' {NOT_OVERRIDE}"),
+    ("train", ["--cfg", "nonsense"], "argument --cfg/-c: invalid choice: 'nonsense' (choose from 'job', 'hydra', 'all') (see --help)"),
+    ("train", ["--foo"], "unrecognized arguments: --foo (see --help)"),
+    # bad paths
+    ("train", ["hydra.run.dir={file}/run", *FAKE],
+     "cannot create the run folder {file}/run: {file} is not a writable folder; choose another place with hydra.run.dir=..."),
+    # the study
+    ("homework", ["demo=true", "trainer.device=cuda"], "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
+    ("homework", ["demo=true", "model=tiny", "seed=-1"], "seed=-1 is not allowed: must be an integer in [0, 2**32 - 1]"),
+    ("homework", ["demo=true", "data.val_size=99999"], "data.val_size=99999 is not allowed: must be in [1, 1999] for a training set of 2000 images"),
+    ("homework", ["demo=tru"], "demo='tru' is not allowed: must be true or false"),
+    ("homework", ["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
+    ("homework", ["optim.lr=0.1"], "optim.lr is set by the study itself, section by section: run your own sweep with `python -m hw_hparams.train -m experiment=...`"),
+    ("homework", ["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, joblib, slurm, submitit_local, submitit_slurm"),
+    ("homework", ["data.root={root}/nowhere", "data.download=false"],
+     "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"),
+    # analysis, data, bench
+    ("analysis", [], "the following arguments are required: RUN_OR_SWEEP_DIR, --out (see python -m analysis --help)"),
+    ("analysis", ["nowhere", "--out", "report"], "path does not exist: nowhere"),
+    ("data", ["fake"], "the following arguments are required: --root (see python -m hw_hparams.data fake --help)"),
+    ("data", ["fake", "--root", "x", "--train", "0"], "--train and --test must be >= 1 (got 0, 1000)"),
+    ("bench", ["--device", "cuda"], "--device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
+    ("bench", ["--ks", "0"], "--ks=[0] is not allowed: integers >= 1"),
+    ("bench", ["--model", "resnet"], "argument --model: invalid choice: 'resnet' (choose from 'mobilenetv2', 'mobilenetv1', 'tiny') (see python -m hw_hparams.bench --help)"),
+]
+
+
+def _main(program: str):
+    if program == "train":
+        from hw_hparams.train import main
+        return lambda argv: (setattr(sys, "argv", ["hw-train", *argv]), main())
+    if program == "homework":
+        from hw_hparams.homework import main
+        return main
+    if program == "analysis":
+        from analysis.__main__ import main
+        return main
+    if program == "data":
+        from hw_hparams.data.__main__ import main
+        return main
+    from hw_hparams.bench import main
+    return main
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_fake_cifar100(root, train=600, test=50, seed=0)
+    file = tmp_path_factory.mktemp("place") / "a_file"
+    file.write_text("not a folder")
+    return {"root": str(root), "file": str(file)}
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*"))
+
+
+def test_the_table_holds_at_least_thirty_mistakes_of_every_program():
+    assert len(MISTAKES) >= 30 and {p for p, _, _ in MISTAKES} == {"train", "homework", "analysis", "data", "bench"}
+
+
+@pytest.mark.parametrize("program, args, line", MISTAKES, ids=[f"{p}:{' '.join(a)}" for p, a, _ in MISTAKES])
+def test_each_mistake_is_one_line_exit_2_and_no_file(program, args, line, places, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    args = [a.format(**places) for a in args]
+    with pytest.raises(SystemExit) as exit_:
+        code = _main(program)(args)
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err == f"error: {line.format(**places)}\n", err
+    assert _files(tmp_path) == [], _files(tmp_path)
+
+
+def test_an_offline_download_is_one_line_and_leaves_no_folder(tmp_path):
+    nowhere = "http://127.0.0.1:9"  # a proxy that refuses: offline, even on a machine with a network
+    result = run_cli(["model=tiny", "epochs=1", "data.root=cifar"], tmp_path, env={"http_proxy": nowhere, "https_proxy": nowhere})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: data.root='cifar': cannot read or fetch CIFAR-100") and "check the network" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr and _files(tmp_path) == []
+
+
+def test_every_command_has_a_console_script_and_a_help_that_lists_what_a_newcomer_needs(tmp_path, capsys):
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e for e in entry_points(group="console_scripts") if e.name.startswith("hw-")}
+    assert set(scripts) == {"hw-train", "hw-homework", "hw-analysis", "hw-data", "hw-bench"}
+    assert all(callable(e.load()) for e in scripts.values())
+    train_help = run_cli(["--help"], tmp_path).stdout
+    for words in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "outputs/multirun/<experiment>/<name>/",
+                  "optim.lr (0.05)", "data.root (data)", "trainer.device", "lr: lr0.01, lr0.05, lr0.5", "hw-homework"):
+        assert words in train_help, words
+    from hw_hparams.homework import main
+
+    main(["--help"])
+    homework_help = capsys.readouterr().out
+    for words in ("<out>/<study>/<section>/<name>/", "report.md", "homework.log", "select_by=", "trainer.device", "demo=true"):
+        assert words in homework_help, words
+    assert list(tmp_path.iterdir()) == []
