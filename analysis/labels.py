@@ -9,6 +9,16 @@ import pandas as pd
 
 #: Model assumed by the study; other models are named in setting labels.
 DEFAULT_MODEL = "mobilenetv2"
+#: The assignment's sections in its order; other sections follow, alphabetically.
+SECTION_ORDER = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
+#: Decimals of every loss in tables and text (one precision for a whole column).
+LOSS_DECIMALS = 4
+
+
+def section_rank(section: Any) -> tuple[int, str]:
+    """Sort key putting the assignment's sections first, in its order."""
+    name = "" if is_missing(section) else str(section)
+    return (SECTION_ORDER.index(name) if name in SECTION_ORDER else len(SECTION_ORDER), name)
 
 
 def is_missing(x: Any) -> bool:
@@ -101,12 +111,11 @@ def fmt_pct(frac: Any, digits: int = 2) -> str:
     return f"{100.0 * float(frac):.{digits}f}"
 
 
-def fmt_loss(x: Any, sig: int = 4) -> str:
-    """Loss with `sig` significant digits, trailing zeros kept: 0.98 -> '0.9800' ('' if missing)."""
+def fmt_loss(x: Any, decimals: int = LOSS_DECIMALS) -> str:
+    """Loss with a fixed number of decimals: 0.98 -> '0.9800', 4.6 -> '4.6000' ('' if missing)."""
     if is_missing(x):
         return ""
     v = float(x)
     if not math.isfinite(v):
         return str(v)
-    s = f"{v:#.{sig}g}"
-    return s[:-1] if s.endswith(".") else s
+    return f"{v:.{decimals}f}"

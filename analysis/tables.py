@@ -1,6 +1,7 @@
 """Markdown and LaTeX (booktabs) tables of final metrics per setting, and of data statistics.
 
-Accuracies are shown in percent (100 x fraction, 2 decimals), losses with 4 significant digits.
+Accuracies are shown in percent (100 x fraction, 2 decimals), losses with 4 decimals; sections
+follow the assignment's order (lr_sweep, schedule_sweep, wd_sweep, mixup, then any others).
 Settings with several seeds show `mean ± std (n=k)`: sample std (ddof=1) over the k runs whose
 value is finite.
 """
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .labels import fmt_loss, fmt_num, fmt_pct, is_missing
+from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
 from .runs import GROUP_COLS
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
@@ -33,10 +34,20 @@ NOTE = ("Metrics of the last completed epoch; accuracies in %, losses are cross-
 SORT_COLS = ["section", "lr", "schedule", "weight_decay", "mixup_alpha", "epochs", "seed"]
 
 
+def in_section_order(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` sorted by section (the assignment's order), then lr, schedule, wd, mixup, epochs, seed."""
+    cols = [c for c in SORT_COLS if c in runs]
+    return runs.sort_values(cols, kind="stable", na_position="last",
+                            key=lambda s: s.map(section_rank) if s.name == "section" else s)
+
+
+def sections(runs: pd.DataFrame) -> list:
+    """The section names of `runs` in the assignment's order."""
+    return sorted(runs["section"].drop_duplicates(), key=section_rank)
+
+
 def _groups(runs: pd.DataFrame, by: Sequence[str]):
-    order = runs.sort_values([c for c in SORT_COLS if c in runs], kind="stable",
-                             na_position="last")
-    return order.groupby(list(by), sort=False, dropna=False)
+    return in_section_order(runs).groupby(list(by), sort=False, dropna=False)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +85,7 @@ def _cell(mean: Any, std: Any, n: int, kind: str) -> str:
         val = fmt_pct(mean)
         return val if n == 1 else f"{val} ± {fmt_pct(std)} (n={n})"
     val = fmt_loss(mean)
-    return val if n == 1 else f"{val} ± {fmt_loss(std, 2)} (n={n})"
+    return val if n == 1 else f"{val} ± {fmt_loss(std)} (n={n})"
 
 
 def _epochs_cell(r: pd.Series) -> str:
@@ -165,8 +176,8 @@ def write_tables(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     tdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     md_all: list[str] = []
-    for section, part in runs.groupby("section", sort=True, dropna=False):
-        header, rows = table_cells(part)
+    for section in sections(runs):
+        header, rows = table_cells(runs[runs["section"] == section])
         title = f"Section {section}: final metrics per setting"
         md = markdown_table(header, rows, title, NOTE)
         md_all.append(md)
