@@ -8,6 +8,7 @@ value is finite.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -78,14 +79,19 @@ def _status_words(s: pd.Series) -> str:
     return ", ".join(f"{n} {k}" for k, n in vc.items())
 
 
-def _cell(mean: Any, std: Any, n: int, kind: str) -> str:
+def cell(mean: Any, std: Any, n: int, kind: str, with_n: bool = True) -> str:
+    """One metric cell: '45.10', or '45.10 ± 0.52 (n=3)' over several runs ('45.10 ± 0.52'
+    without `with_n`); MISSING without a value."""
     if n == 0 or is_missing(mean):
         return MISSING
     if kind == "pct":
         val = fmt_pct(mean)
-        return val if n == 1 else f"{val} ± {fmt_pct(std)} (n={n})"
-    val = fmt_loss(mean)
-    return val if n == 1 else f"{val} ± {fmt_loss(std)} (n={n})"
+        spread = fmt_pct(std)
+    else:
+        val, spread = fmt_loss(mean), fmt_loss(std)
+    if n == 1:
+        return val
+    return f"{val} ± {spread}" + (f" (n={n})" if with_n else "")
 
 
 def _epochs_cell(r: pd.Series) -> str:
@@ -112,7 +118,7 @@ def table_cells(runs: pd.DataFrame, with_section: bool = False
     for _, r in summ.iterrows():  # one iteration per setting, not per run
         row = ([str(r["section"])] if with_section else []) + [str(r["setting"])]
         row += ([r["status"]] if show_status else []) + [_epochs_cell(r)]
-        row += [_cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k) for c, _, k in metrics]
+        row += [cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k) for c, _, k in metrics]
         rows.append(row)
     return header, rows
 
@@ -137,14 +143,29 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]],
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "—": "--",
-                  "×": r"$\times$", "α": r"$\alpha$", "\n": " "}
+                  "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                  "|": r"\textbar{}", "±": r"$\pm$", "–": "--", "—": "---", "×": r"$\times$",
+                  "α": r"$\alpha$", "λ": r"$\lambda$", "η": r"$\eta$", "→": r"$\to$",
+                  "≤": r"$\le$", "≥": r"$\ge$", "∞": r"$\infty$", "≈": r"$\approx$",
+                  "·": r"$\cdot$", "−": "--", "’": "'", "“": "``", "”": "''", "\n": " "}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
 
+def ascii_only(text: str) -> str:
+    """Accents dropped (é -> e), any other non-ASCII character -> '?' (pdflatex has no glyph)."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c if ord(c) < 128 else ("" if unicodedata.combining(c) else "?") for c in text)
+
+
 def latex_escape(text: Any) -> str:
-    """Escape LaTeX specials (& % $ # _ { } ~ ^ \\) and map ± – — to LaTeX."""
-    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+    """Plain text for LaTeX: specials (& % $ # _ { } ~ ^ \\ < > |) escaped, ± – — × α λ η → ≤ ≥ ∞
+    mapped to LaTeX, any other non-ASCII character transliterated or replaced by '?'."""
+    parts = _LATEX_RE.split(str(text))
+    specials = _LATEX_RE.findall(str(text))
+    out = [ascii_only(parts[0])]
+    for sp, rest in zip(specials, parts[1:]):
+        out += [_LATEX_SPECIAL[sp], ascii_only(rest)]
+    return "".join(out)
 
 
 def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None,
