@@ -129,7 +129,7 @@ def mixup_section(s: StudyData) -> list:
               Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"), " is drawn per batch. For ",
               Math(r"\alpha = 0.2"), " its density (", Ref("fig:beta_pdf"), ") puts most of the mass near 0 "
               "and 1, so most batches are mixed only mildly.")),
-        Figure("beta_pdf", ("Density of the mixing weight λ ~ Beta(0.2, 0.2). It is infinite at λ = 0 and "
+        Figure("beta_pdf", ("Density of the mixing weight λ ∼ Beta(0.2, 0.2). It is infinite at λ = 0 and "
                             "λ = 1: the peaks are clipped where the y axis is cut, at 4.",)),
     ]
     intro = ("The final configuration adds mixup (α = 0.2) to the best setting so far; it is compared "

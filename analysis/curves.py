@@ -21,7 +21,7 @@ from .runs import GROUP_COLS
 
 MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
 COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
-LAMBDA_NOTE = "training (λ-weighted accuracy under mixup)"
+LAMBDA_NOTE = "training (λ-weighted under mixup)"
 
 
 def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:

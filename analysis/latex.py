@@ -39,7 +39,8 @@ _SHARED = r"""\usepackage{graphicx}
 """
 
 # The look-alike: the page geometry of the AAAI author kit (7 x 9 in of text, 0.375 in between
-# columns, 0.75 in margins on US letter), Times, unnumbered centred section headings.
+# columns, 0.75 in margins on US letter, a 2.25 in title box), Times at 10 on 11 pt, its list and
+# heading sizes, unnumbered centred section headings; standard LaTeX only.
 LOOKALIKE = r"""\documentclass[10pt,twocolumn,letterpaper]{article}
 \usepackage{times}
 \usepackage{helvet}
@@ -57,9 +58,12 @@ LOOKALIKE = r"""\documentclass[10pt,twocolumn,letterpaper]{article}
 \setlength{\columnsep}{0.375in}
 \setlength{\headheight}{0pt}
 \setlength{\headsep}{0pt}
-\pagestyle{plain}
+\pagestyle{empty}
+\flushbottom
+\sloppy
 \frenchspacing
 \setcounter{secnumdepth}{0}
+\setlength{\parindent}{10pt}
 \renewcommand{\topfraction}{0.9}
 \renewcommand{\bottomfraction}{0.8}
 \renewcommand{\textfraction}{0.07}
@@ -67,10 +71,21 @@ LOOKALIKE = r"""\documentclass[10pt,twocolumn,letterpaper]{article}
 \renewcommand{\dbltopfraction}{0.9}
 \renewcommand{\dblfloatpagefraction}{0.8}
 \makeatletter
+\renewcommand\normalsize{\@setfontsize\normalsize\@xpt{11}}
+\renewcommand\small{\@setfontsize\small\@ixpt{10}}
+\renewcommand\footnotesize{\@setfontsize\footnotesize\@ixpt{10}}
+\renewcommand\scriptsize{\@setfontsize\scriptsize\@viipt{8}}
+\renewcommand\large{\@setfontsize\large\@xipt{12}}
+\renewcommand\Large{\@setfontsize\Large\@xiipt{14}}
+\renewcommand\LARGE{\@setfontsize\LARGE\@xivpt{16}}
+\normalsize
 \renewcommand\section{\@startsection{section}{1}{\z@}{-2.0ex \@plus -0.5ex \@minus -.2ex}%
-  {3pt \@plus 2pt \@minus 1pt}{\centering\normalfont\large\bfseries}}
-\renewcommand\subsection{\@startsection{subsection}{2}{\z@}{-1.5ex \@plus -0.5ex \@minus -.2ex}%
-  {2pt \@plus 1pt}{\normalfont\normalsize\bfseries}}
+  {3pt \@plus 2pt \@minus 1pt}{\normalfont\Large\bfseries\centering}}
+\renewcommand\subsection{\@startsection{subsection}{2}{\z@}{-2.0ex \@plus -0.5ex \@minus -.2ex}%
+  {3pt \@plus 2pt \@minus 1pt}{\normalfont\large\bfseries\raggedright}}
+\def\@maketitle{\vbox to 2.25in{\hsize\textwidth\linewidth\hsize\centering
+  \vskip 0.625in minus 0.125in{\LARGE\bfseries \@title\par}\vskip 0.1in plus 0.5fil minus 0.05in
+  {\Large\bfseries \@author\par}\vskip .5em plus 2fil}}
 \makeatother
 """
 
@@ -84,6 +99,8 @@ OFFICIAL = r"""\documentclass[letterpaper]{article}
 \def\UrlFont{\rm}
 \usepackage{natbib}
 \usepackage{caption}
+\providecommand{\nocopyright}{}
+\nocopyright
 \frenchspacing
 \setlength{\pdfpagewidth}{8.5in}
 \setlength{\pdfpageheight}{11in}
@@ -171,7 +188,7 @@ def to_latex(doc: Document, style: Path | None = None) -> str:
     if style:
         head += [rf"\author{{{author}}}", r"\affiliations{Affiliation (TODO)}"]
     else:
-        head += [rf"\author{{{author}\\ \normalsize Affiliation (TODO)}}", r"\date{}"]
+        head += [rf"\author{{{author}\\ \normalsize\mdseries Affiliation (TODO)}}", r"\date{}"]
     body = [r"\begin{document}", r"\maketitle", ""]
     for b in doc.blocks:
         body += _block(b, numbers)

@@ -147,7 +147,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "|": r"\textbar{}", "±": r"$\pm$", "–": "--", "—": "---", "×": r"$\times$",
                   "α": r"$\alpha$", "λ": r"$\lambda$", "η": r"$\eta$", "→": r"$\to$",
                   "≤": r"$\le$", "≥": r"$\ge$", "∞": r"$\infty$", "≈": r"$\approx$",
-                  "·": r"$\cdot$", "−": "--", "’": "'", "“": "``", "”": "''", "\n": " "}
+                  "·": r"$\cdot$", "∼": r"$\sim$", "−": "--", "’": "'", "“": "``", "”": "''", "\n": " "}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
 
