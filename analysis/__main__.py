@@ -6,11 +6,7 @@ import sys
 import warnings
 
 from .report import write_all
-from .runs import AnalysisError
-
-
-def _warn_line(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {message}", file=sys.stderr)
+from .runs import AnalysisError, warning_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo", action="store_true",
                    help="mark every figure 'demo: generated data' (runs of a demo study)")
     args = p.parse_args(argv)
-    warnings.showwarning = _warn_line
+    warnings.showwarning = warning_line
     try:
         written = write_all(args.paths, args.out, figures=not args.no_figures, demo=args.demo)
     except AnalysisError as e:

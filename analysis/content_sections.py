@@ -88,10 +88,12 @@ def schedule_section(s: StudyData) -> list:
     blocks += _experiment(s, "schedule_sweep", "Learning-rate schedule", intro)
     blocks.append(_rankings(runs, ("val_acc", "val_loss", "train_loss"), s))
     ests = estimates(runs, "val_acc", setting_words(runs)[0])
-    better = ests[0].setting if ests and ests[0].k else ""
-    blocks.append(Para(("The weight-decay and mixup runs use cosine annealing, as the assignment prescribes"
-                        + (f", although {better} reached the higher validation accuracy here." if better
-                           and better != "cosine" else "."),)))
+    text = "The weight-decay and mixup runs use cosine annealing, as the assignment prescribes"
+    if len(ests) > 1 and ests[0].k and ests[1].k and ests[0].setting != "cosine":
+        within = gap(ests[0], ests[1], "val_acc", s.sizes).within_noise
+        text += (f"; {ests[0].setting} reached a validation accuracy within noise of it here." if within
+                 else f", although {ests[0].setting} reached the clearly higher validation accuracy here.")
+    blocks.append(Para((text + ("" if text.endswith(".") else "."),)))
     blocks.append(Todo("describe the findings; discuss why the two schedules differ."))
     return blocks
 

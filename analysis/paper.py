@@ -23,7 +23,7 @@ from .document import to_markdown
 from .labels import SECTION_ORDER, section_title
 from .latex import to_latex
 from .report import write_collected
-from .runs import AnalysisError
+from .runs import AnalysisError, warning_line
 from .study import StudyData, load
 
 STYLE_NAME = re.compile(r"aaai[A-Za-z0-9_-]*\.sty")
@@ -102,10 +102,6 @@ def build(root: str | os.PathLike, *, style: str | os.PathLike | None = None,
     return res
 
 
-def _warn_line(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.paper", description=__doc__.splitlines()[0])
     p.add_argument("study", metavar="STUDY_DIR", help="a study folder, e.g. outputs/homework")
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true", help="write paper.tex only")
     p.add_argument("--no-figures", action="store_true", help="draw no figures (and compile nothing)")
     args = p.parse_args(argv)
-    warnings.showwarning = _warn_line
+    warnings.showwarning = warning_line
     try:
         res = build(args.study, style=args.style, figures=not args.no_figures,
                     compile=not args.no_compile)

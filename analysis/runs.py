@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -52,6 +53,11 @@ _READ_KW = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]
 
 class AnalysisError(Exception):
     """A problem the user can fix (bad path, no run folders); reported as one line."""
+
+
+def warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning for the CLIs: 'warning: <message>', one line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _is_aggregate_history(path: Path) -> bool:
