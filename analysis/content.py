@@ -112,6 +112,9 @@ def head(s: StudyData) -> list:
               f"{batch}) and study, in turn, the initial learning rate, the learning-rate schedule, weight decay "
               "and mixup augmentation, choosing each on a held-out validation split; the test split is "
               "used once, at the end.")),
+        Para(("The runs come from ", Code(s.contract.command), "; ",
+              Code(f"python -m analysis.paper {s.root.name}"), " (run beside the study folder) "
+              "rebuilds this report from them without training.")),
         Todo("introduction: optimisation versus regularisation, and what this study varies."),
     ]
     return blocks

@@ -113,10 +113,15 @@ def mark_name(heading: str) -> str:
     return re.sub(r"[^A-Za-z0-9 -]", "", heading) or "section"
 
 
+def breakable(tex: str) -> str:
+    """Escaped text with a line-break chance after each / , = . (long commands and paths)."""
+    return re.sub(r"([/,=.])", r"\1\\allowbreak{}", tex)
+
+
 def inline(parts, numbers: dict[str, int]) -> str:
     return render_inline(parts, latex_escape, {
         Bold: lambda p: r"\textbf{" + latex_escape(p.text) + "}",
-        Code: lambda p: r"\texttt{" + latex_escape(p.text) + "}",
+        Code: lambda p: r"\texttt{" + breakable(latex_escape(p.text)) + "}",
         Math: lambda p: f"${p.tex}$",
         Ref: lambda p: f"{ref_word(p.label)}~\\ref{{{p.label}}}",
         Cite: lambda p: r"\citep{" + p.key + "}"})

@@ -69,6 +69,7 @@ def test_table_numbers_are_the_runs_last_epochs(built):
 def test_every_hostile_string_is_escaped_in_latex(built):
     _, _, md, tex = built
     assert TEX_ESCAPED_HOSTILE in tex and HOSTILE not in tex
+    assert r"a\_b\%c\&d\#e\textbackslash{}f\{g" in tex  # the command, in \texttt
     assert r"\texttt{100\% \{ok\}}" not in tex  # code stays code: inside lstlisting, verbatim
     assert "return x  # 100% {ok}" in tex
     body = tex.split(r"\begin{document}")[1]
@@ -83,7 +84,7 @@ def test_every_hostile_string_is_escaped_in_latex(built):
 
 def test_a_copied_study_rebuilds_the_same_report(built, tmp_path):
     root, _, md, _ = built
-    copy = tmp_path / "elsewhere" / "study"
+    copy = tmp_path / "elsewhere" / root.name  # a copied outputs/ keeps the study folder name
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("report"))
     res = paper.build(copy, compile=False)
     assert res.report_md.read_text() == md
