@@ -14,6 +14,7 @@ from .document import Bold, Bullets, Cite, Code, Equation, Figure, Heading, Math
 from .labels import fmt_loss, fmt_num, hparam_word
 from .noise import WORDS, estimates, gap, ranking_sentence
 from .study import StudyData
+from .tables import safe_name
 
 COSINE = (r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1")
 
@@ -30,9 +31,9 @@ def _experiment(s: StudyData, section: str, title: str, intro: tuple, runs=None,
     if runs.empty:
         return [Para((f"No runs of {section} were found.",))]
     return [Para(intro + (" ", Ref(f"tab:{section}"), " lists the final-epoch metrics and ",
-                          Ref(f"fig:{section}"), " the curves.")),
+                          Ref(f"fig:{safe_name(section)}"), " the curves.")),
             section_table(runs, section, title),
-            Figure(section, curves_caption(runs, title))]
+            Figure(safe_name(section), curves_caption(runs, title))]
 
 
 def _choice_text(s: StudyData, name: str, col: str) -> tuple:

@@ -77,6 +77,8 @@ def read(root: str | os.PathLike) -> Contract:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("schema") != SCHEMA:
             raise ValueError(f"schema {data.get('schema')!r}, this analysis reads schema {SCHEMA}")
+        if data["final_section"] not in data["sections"]:
+            raise ValueError(f"final_section {data['final_section']!r} is none of its sections")
         return Contract(
             command=str(data["command"]),
             sections={str(k): [str(d) for d in v] for k, v in data["sections"].items()},

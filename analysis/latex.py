@@ -113,6 +113,11 @@ def mark_name(heading: str) -> str:
     return re.sub(r"[^A-Za-z0-9 -]", "", heading) or "section"
 
 
+def safe_label(label: str) -> str:
+    """A \\label/\\ref key: letters, digits and : . _ - only (names can come from folders)."""
+    return re.sub(r"[^A-Za-z0-9:._-]", "-", label)
+
+
 def breakable(tex: str) -> str:
     """Escaped text with a line-break chance after each / , = . (long commands and paths)."""
     return re.sub(r"([/,=.])", r"\1\\allowbreak{}", tex)
@@ -123,7 +128,7 @@ def inline(parts, numbers: dict[str, int]) -> str:
         Bold: lambda p: r"\textbf{" + latex_escape(p.text) + "}",
         Code: lambda p: r"\texttt{" + breakable(latex_escape(p.text)) + "}",
         Math: lambda p: f"${p.tex}$",
-        Ref: lambda p: f"{ref_word(p.label)}~\\ref{{{p.label}}}",
+        Ref: lambda p: f"{ref_word(p.label)}~\\ref{{{safe_label(p.label)}}}",
         Cite: lambda p: r"\citep{" + p.key + "}"})
 
 
@@ -142,7 +147,7 @@ def _table(t: Table, numbers) -> list[str]:
            " & ".join(latex_escape(h) for h in t.header) + r" \\", r"\midrule"]
     out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in t.rows]
     out += [r"\bottomrule", r"\end{tabular}",
-            r"\caption{" + inline(t.caption, numbers) + "}" + rf"\label{{tab:{t.name}}}",
+            r"\caption{" + inline(t.caption, numbers) + "}" + rf"\label{{{safe_label('tab:' + t.name)}}}",
             rf"\end{{{env}}}", ""]
     return out
 
@@ -165,7 +170,7 @@ def _block(b, numbers) -> list[str]:
     if isinstance(b, Figure):
         return [r"\begin{figure}[tbp]", FLOAT_MARK, r"\centering",
                 rf"\includegraphics[width=\columnwidth]{{figures/{b.stem}.pdf}}",
-                r"\caption{" + inline(b.caption, numbers) + "}" + rf"\label{{fig:{b.stem}}}",
+                r"\caption{" + inline(b.caption, numbers) + "}" + rf"\label{{{safe_label('fig:' + b.stem)}}}",
                 r"\end{figure}", ""]
     if isinstance(b, Table):
         return _table(b, numbers)

@@ -25,6 +25,7 @@ from .latex import to_latex
 from .report import write_collected
 from .runs import AnalysisError, warning_line
 from .study import StudyData, load
+from .tables import safe_name
 
 STYLE_NAME = re.compile(r"aaai[A-Za-z0-9_-]*\.sty")
 REPORT_DIR = "report"
@@ -69,7 +70,8 @@ def draw_figures(s: StudyData, fig_dir: Path) -> list[Path]:
         else:
             runs, hist = s.part(section)
         if len(runs):
-            paths += plot_section(hist, runs, section_title(section), fig_dir / section, demo=s.demo)
+            paths += plot_section(hist, runs, section_title(section), fig_dir / safe_name(section),
+                                  demo=s.demo)
     return paths
 
 
