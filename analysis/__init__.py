@@ -2,6 +2,10 @@
 
     runs, history = analysis.collect(["outputs/multirun/lr_sweep"])
     files = analysis.write_all(["outputs/multirun"], "report")   # {'csv': [...], 'tables': [...], 'figures': [...]}
+    result = analysis.paper.build("outputs/homework")   # a study's report.md, paper.tex, paper.pdf
+
+The study report (analysis.paper, `python -m analysis.paper STUDY_DIR`) reads the study's
+choices.json (analysis.contract) and its run folders, nothing else.
 
 Accuracies are fractions in the CSVs and percent in tables and figures.
 """

@@ -6,11 +6,7 @@ import sys
 import warnings
 
 from .report import write_all
-from .runs import AnalysisError
-
-
-def _warn_line(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {message}", file=sys.stderr)
+from .runs import AnalysisError, warning_line
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -29,10 +25,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="run folders or folders containing run folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--no-figures", action="store_true", help="write only CSVs and tables")
+    p.add_argument("--demo", action="store_true",
+                   help="mark every figure 'demo: generated data' (runs of a demo study)")
     args = p.parse_args(argv)
-    warnings.showwarning = _warn_line
+    warnings.showwarning = warning_line
     try:
-        written = write_all(args.paths, args.out, figures=not args.no_figures)
+        written = write_all(args.paths, args.out, figures=not args.no_figures, demo=args.demo)
     except AnalysisError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

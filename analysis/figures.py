@@ -1,9 +1,12 @@
-"""Figures (PNG + PDF): learning curves per section, lr schedules, Beta pdfs, class proportions.
+"""Figures (PNG for Markdown, PDF for the paper), sized to read at one AAAI column (3.3 in).
 
-Curves: loss in nats per example, accuracy in % (100 x fraction), x axis in epochs (from 1).
+Besides the learning curves (curves.py): the logged learning-rate schedules, the Beta(alpha, alpha)
+density of mixup's weight, and the class proportions of the training split. A demo's figures carry
+a "demo: generated data" mark, so a copied figure still says what it is.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -14,22 +17,54 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .labels import fmt_num  # noqa: E402
+from .labels import differing_words, fmt_num  # noqa: E402
 
 FORMATS = ("png", "pdf")
 MIXUP_ALPHA = 0.2  # the assignment's mixup alpha, always drawn in beta_pdf
+BETA_YMAX = 4.0  # the Beta(0.2, 0.2) density is infinite at 0 and 1: the y axis is cut here
+DEMO_MARK = "demo: generated data"
+#: Font sizes (pt) for figures printed at their own size in a 10 pt two-column paper.
+STYLE = {"font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "legend.fontsize": 7,
+         "xtick.labelsize": 7, "ytick.labelsize": 7,
+         "pdf.fonttype": 42}  # TrueType in PDFs: AAAI's checker refuses Type 3 fonts
 
 
-def save(fig, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Save `fig` as stem.<fmt> for each format, close it, return the paths."""
+def styled(draw):
+    """Decorator: run a draw_* function under STYLE's font sizes."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+def new_figure(size: tuple[float, float], **kw):
+    """plt.subplots at `size` inches with a constrained layout (call inside a @styled function)."""
+    return plt.subplots(figsize=size, layout="constrained", **kw)
+
+
+def mark_demo(fig) -> None:
+    """Stamp DEMO_MARK in a strip added below the figure's content (it never covers a label)."""
+    strip = 0.14 / fig.get_figheight()  # inches of the strip -> figure fraction
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0, strip, 1, 1 - strip))
+    fig.text(0.005, 0.005, DEMO_MARK, ha="left", va="bottom", fontsize=7, color="tab:red")
+
+
+def save(fig, stem: Path, formats: Sequence[str] = FORMATS, *, demo: bool = False) -> list[Path]:
+    """Save `fig` as stem.<fmt> for each format (marked when `demo`), close it, return the paths."""
+    if demo:
+        mark_demo(fig)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        p = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(p, dpi=150, bbox_inches="tight")
-        paths.append(p)
+    with plt.rc_context(STYLE):
+        for fmt in formats:
+            p = stem.with_name(f"{stem.name}.{fmt}")
+            fig.savefig(p, dpi=200)
+            paths.append(p)
     plt.close(fig)
     return paths
 
@@ -43,105 +78,44 @@ def colors(n: int) -> list:
     return [plt.get_cmap("viridis")(x) for x in np.linspace(0, 0.95, n)]
 
 
-def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    """Per (setting, epoch): mean/min/max/count over seeds of `cols` (inf treated as NaN)."""
-    data = hist[["setting", "epoch", *cols]].copy()
-    data[list(cols)] = data[list(cols)].replace([np.inf, -np.inf], np.nan)
-    agg = data.groupby(["setting", "epoch"], sort=True).agg(["mean", "min", "max", "count"])
-    agg.columns = [f"{c}_{s}" for c, s in agg.columns]
-    return agg.reset_index()
-
-
-def _legend_note(n: int, status: str) -> str:
-    notes = ([f"n={n}"] if n > 1 else []) + ([status] if status not in ("", "completed") else [])
-    return f" ({', '.join(notes)})" if notes else ""
-
-
-def _learning_curve(stats: pd.DataFrame, settings: list[str], n_seeds: dict, statuses: dict,
-                    kind: str, section: str):
-    scale = 100.0 if kind == "acc" else 1.0
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    cols = colors(len(settings))
-    finite: list[np.ndarray] = []
-    for color, setting in zip(cols, settings):
-        s = stats[stats["setting"] == setting]
-        ep = s["epoch"].to_numpy(dtype=float)
-        for split, style in (("train", "-"), ("val", "--")):
-            c = f"{split}_{kind}"
-            mean = s[f"{c}_mean"].to_numpy(dtype=float) * scale
-            ax.plot(ep, mean, style, color=color, lw=1.4)
-            finite.append(mean[np.isfinite(mean)])
-            if n_seeds.get(setting, 1) > 1:
-                ax.fill_between(ep, s[f"{c}_min"].to_numpy(dtype=float) * scale,
-                                s[f"{c}_max"].to_numpy(dtype=float) * scale,
-                                color=color, alpha=0.18, lw=0)
-    vals = np.concatenate(finite) if finite else np.array([])
-    if kind == "loss" and vals.size:  # keep a diverging run from flattening the other curves
-        cap = 1.5 * float(np.percentile(vals, 95))
-        if vals.max() > cap > 0:
-            ax.set_ylim(0, cap)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)" if kind == "acc" else "cross-entropy loss")
-    multi = any(v > 1 for v in n_seeds.values())
-    what = "accuracy" if kind == "acc" else "loss"
-    ax.set_title(f"{section}: training and validation {what}"
-                 + ("\n(mean over seeds; band = min–max over seeds)" if multi else ""), fontsize=10)
-    handles = [Line2D([], [], color=c, lw=2, label=s + _legend_note(n_seeds.get(s, 1),
-                                                                  statuses.get(s, "")))
-               for c, s in zip(cols, settings)]
-    handles += [Line2D([], [], color="k", ls="-", label="training"),
-                Line2D([], [], color="k", ls="--", label="validation")]
-    ax.legend(handles=handles, fontsize=7 if len(handles) < 16 else 5,
-              ncol=1 if len(handles) < 16 else 2, loc="best", framealpha=0.85)
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def plot_section(hist: pd.DataFrame, runs: pd.DataFrame, section: str, fig_dir: Path,
-                 stem_name: str | None = None) -> list[Path]:
-    """figures/<section>_loss and _acc (PNG + PDF) from one section's rows of the long history."""
-    stem_name = stem_name or section
+@styled
+def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
+    """Logged lr per epoch, one line per distinct schedule (its run with the most epochs); None
+    when no run logged an lr."""
     if hist.empty:
-        return []
-    stats = curve_stats(hist, ["train_loss", "val_loss", "train_acc", "val_acc"])
-    settings = list(dict.fromkeys(runs["setting"]))  # order of the runs table
-    settings = [s for s in settings if s in set(stats["setting"])]
-    n_seeds = runs.groupby("setting").size().to_dict()
-    statuses = runs.groupby("setting")["status"].agg(
-        lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str))))).to_dict()
-    paths = []
-    for kind in ("loss", "acc"):
-        fig = _learning_curve(stats, settings, n_seeds, statuses, kind, section)
-        paths += save(fig, fig_dir / f"{stem_name}_{kind}")
-    return paths
-
-
-def plot_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame, fig_dir: Path) -> list[Path]:
-    """figures/lr_schedule: logged lr vs epoch, one line per distinct schedule name.
-
-    Each schedule is drawn from one representative run: the one with the most logged epochs.
-    """
-    if hist.empty:
-        return []
+        return None
     logged = hist.groupby("run_dir", sort=False)["lr"].count()
     cand = runs.assign(_n=runs["run_dir"].map(logged).fillna(0))
     cand = cand[cand["_n"] > 0]
     if cand.empty:
-        return []
+        return None
     cand = cand.assign(_sched=cand["schedule"].fillna("unknown").astype(str))
     reps = cand.sort_values("_n", ascending=False, kind="stable").drop_duplicates("_sched")
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for color, (_, r) in zip(colors(len(reps)), reps.sort_values("_sched").iterrows()):
+    reps = reps.sort_values("_sched")
+    labels, _ = differing_words(
+        [{"schedule": r["_sched"], "lr": r["lr"], "epochs": int(r["_n"])} for _, r in reps.iterrows()],
+        ["schedule", "lr", "epochs"])
+    fig, ax = new_figure((3.3, 1.9))
+    for color, label, (_, r) in zip(colors(len(reps)), labels, reps.iterrows()):
         h = hist[hist["run_dir"] == r["run_dir"]]
-        ax.plot(h["epoch"], h["lr"], "o-" if len(h) <= 40 else "-", color=color, lw=1.6, ms=3,
-                label=f"{r['_sched']} (lr {fmt_num(r['lr'])}, {int(r['_n'])} epochs)")
+        ax.plot(h["epoch"], h["lr"], "-", marker="o" if len(h) <= 20 else None, ms=3,
+                color=color, lw=1.4, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate used in the epoch")
-    ax.set_title("Learning-rate schedules (as logged)")
+    ax.set_ylabel("learning rate")
+    ax.set_title("Learning-rate schedule: rate used in each epoch")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    if len(reps) > 1:
+        ax.legend()
     ax.grid(alpha=0.3)
-    return save(fig, fig_dir / "lr_schedule")
+    return fig
+
+
+def plot_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame, fig_dir: Path, *,
+                      demo: bool = False) -> list[Path]:
+    """figures/lr_schedule.{png,pdf} (nothing when no run logged an lr)."""
+    fig = draw_lr_schedules(hist, runs)
+    return [] if fig is None else save(fig, fig_dir / "lr_schedule", demo=demo)
 
 
 def beta_pdf(x, a: float, b: float | None = None, use_scipy: bool = False) -> np.ndarray:
@@ -172,39 +146,60 @@ def mixup_alphas(runs: pd.DataFrame | None) -> list[float]:
     return sorted(found)
 
 
-def plot_beta_pdf(alphas: Iterable[float], fig_dir: Path) -> list[Path]:
-    """figures/beta_pdf: the mixup weight density Beta(alpha, alpha) for each alpha."""
+@styled
+def draw_beta_pdf(alphas: Iterable[float]):
+    """Density of mixup's weight λ ~ Beta(α, α) per α; the y axis is cut at BETA_YMAX."""
     x = np.linspace(0.0, 1.0, 2001)[1:-1]
-    fig, ax = plt.subplots(figsize=(6, 4))
     alphas = list(alphas)
+    fig, ax = new_figure((3.3, 1.9))
     for color, a in zip(colors(len(alphas)), alphas):
-        ax.plot(x, beta_pdf(x, a), color=color, lw=1.6, label=f"α = {fmt_num(a)}")
-    ax.set_ylim(0, 4)
+        ax.plot(x, beta_pdf(x, a), color=color, lw=1.4, label=f"α = {fmt_num(a)}")
+    ax.set_ylim(0, BETA_YMAX)
     ax.set_xlim(0, 1)
     ax.set_xlabel("mixing weight λ")
     ax.set_ylabel("density")
-    ax.set_title("Mixup: λ ~ Beta(α, α)")
-    ax.legend()
+    one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
+    ax.set_title(f"Mixup: density of λ ~ Beta({one}, {one})")
+    ax.text(0.5, 0.96, f"axis cut at {fmt_num(BETA_YMAX)}: the density → ∞ at λ = 0 and 1",
+            transform=ax.transAxes, ha="center", va="top", fontsize=6.5)
+    if len(alphas) > 1:
+        ax.legend(loc="center right")
     ax.grid(alpha=0.3)
-    return save(fig, fig_dir / "beta_pdf")
+    return fig
 
 
-def plot_class_proportions(stats: dict, fig_dir: Path) -> list[Path]:
-    """figures/class_proportions: bar chart of the class proportions (in %) from data_stats."""
+def plot_beta_pdf(alphas: Iterable[float], fig_dir: Path, *, demo: bool = False) -> list[Path]:
+    """figures/beta_pdf.{png,pdf}."""
+    return save(draw_beta_pdf(alphas), fig_dir / "beta_pdf", demo=demo)
+
+
+@styled
+def draw_class_proportions(stats: dict):
+    """Compact: the training split's class shares (%) sorted, the uniform share, min and max named."""
     props = np.asarray(stats.get("class_proportions") or [], dtype=float)
     if props.size == 0:
-        return []
-    names = list(stats.get("class_names") or [str(i) for i in range(props.size)])
+        return None
+    names = list(stats.get("class_names") or [])
     names = (names + [str(i) for i in range(len(names), props.size)])[: props.size]
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.16 * props.size), 4))
-    ax.bar(np.arange(props.size), 100 * props, color="tab:blue", width=0.8)
-    ax.axhline(100 / props.size, color="k", ls="--", lw=1,
-               label=f"uniform ({fmt_num(100 / props.size)}%)")
-    ax.set_xticks(np.arange(props.size))
-    ax.set_xticklabels(names, rotation=90, fontsize=5)
-    ax.set_xlim(-0.6, props.size - 0.4)
-    ax.set_ylabel("share of images (%)")
-    ax.set_title(f"Class proportions ({props.size} classes; min {100 * props.min():.3f}%, "
-                 f"max {100 * props.max():.3f}%)")
-    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
-    return save(fig, fig_dir / "class_proportions")
+    order = np.argsort(props, kind="stable")
+    fig, ax = new_figure((3.3, 1.5))
+    ax.bar(np.arange(props.size), 100 * props[order], width=1.0, color="tab:blue", lw=0)
+    ax.axhline(100 / props.size, color="k", ls="--", lw=0.8, label="uniform share")
+    lo, hi = order[0], order[-1]
+    ax.text(0.01, 0.97, f"min {100 * props[lo]:.2f}% ({names[lo]}), "
+            f"max {100 * props[hi]:.2f}% ({names[hi]})", transform=ax.transAxes, va="top",
+            fontsize=6.5)
+    ax.set_xlim(-0.5, props.size - 0.5)
+    ax.set_ylim(0, 100 * props.max() * 1.3)
+    ax.set_xticks([])
+    ax.set_xlabel(f"{props.size} classes, sorted by share")
+    ax.set_ylabel("share (%)")
+    ax.set_title("Class proportions of the training split")
+    ax.legend(loc="lower right", framealpha=0.9)
+    return fig
+
+
+def plot_class_proportions(stats: dict, fig_dir: Path, *, demo: bool = False) -> list[Path]:
+    """figures/class_proportions.{png,pdf} (nothing without proportions)."""
+    fig = draw_class_proportions(stats)
+    return [] if fig is None else save(fig, fig_dir / "class_proportions", demo=demo)

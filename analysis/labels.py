@@ -2,13 +2,32 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+import re
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 #: Model assumed by the study; other models are named in setting labels.
 DEFAULT_MODEL = "mobilenetv2"
+#: The assignment's sections in its order; other sections follow, alphabetically.
+SECTION_ORDER = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
+#: Section names in words (figure titles, headings).
+SECTION_TITLES = {"lr_sweep": "Learning rate", "schedule_sweep": "Learning-rate schedule",
+                  "wd_sweep": "Weight decay", "mixup": "Mixup"}
+#: Decimals of every loss in tables and text (one precision for a whole column).
+LOSS_DECIMALS = 4
+
+
+def section_title(section: Any) -> str:
+    """'lr_sweep' -> 'Learning rate'; other names as they are."""
+    return SECTION_TITLES.get(str(section), str(section))
+
+
+def section_rank(section: Any) -> tuple[int, str]:
+    """Sort key putting the assignment's sections first, in its order."""
+    name = "" if is_missing(section) else str(section)
+    return (SECTION_ORDER.index(name) if name in SECTION_ORDER else len(SECTION_ORDER), name)
 
 
 def is_missing(x: Any) -> bool:
@@ -59,6 +78,25 @@ def augmentation_label(crop_flip: Any, mixup_alpha: Any) -> str:
     return f"mixup {fmt_num(mix)}" + ("" if cf else ", no crop/flip")
 
 
+def hparam_word(col: str, value: Any) -> str:
+    """Words for one hyperparameter value, e.g. ('lr', 0.05) -> 'lr 0.05', ('weight_decay', 0) ->
+    'no wd', ('mixup_alpha', None) -> 'no mixup', ('crop_flip', False) -> 'no crop/flip'."""
+    if col == "mixup_alpha":
+        return "no mixup" if is_missing(value) or float(value) <= 0 else f"mixup α={fmt_num(value)}"
+    if col == "crop_flip":
+        return "crop+flip" if _truthy(value, default=True) else "no crop/flip"
+    if is_missing(value):
+        return f"{col.replace('_', ' ')} unset"
+    if col == "weight_decay":
+        return "no wd" if float(value) == 0 else f"wd {fmt_num(value)}"
+    if col in ("schedule", "model"):
+        return str(value)
+    short = {"lr": "lr ", "epochs": "", "batch_size": "batch "}
+    unit = {"epochs": " epoch" if float(value) == 1 else " epochs"}
+    name = short.get(col, col.replace("_", " ") + " ")
+    return f"{name}{fmt_num(value)}{unit.get(col, '')}"
+
+
 def setting_label(row: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
     """Words for a run's hyperparameters, e.g. 'lr 0.05, cosine, wd 5e-4, mixup 0.2'.
 
@@ -67,31 +105,33 @@ def setting_label(row: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
     names further columns to append (e.g. ('epochs',) when they vary in a section).
     """
     g = row.get if hasattr(row, "get") else (lambda k, d=None: row[k] if k in row else d)
-    parts: list[str] = []
-    if not is_missing(g("lr", None)):
-        parts.append(f"lr {fmt_num(g('lr'))}")
-    if not is_missing(g("schedule", None)):
-        parts.append(str(g("schedule")))
-    wd = g("weight_decay", None)
-    if not is_missing(wd):
-        parts.append("no wd" if float(wd) == 0 else f"wd {fmt_num(wd)}")
+    parts = [hparam_word(c, g(c, None)) for c in ("lr", "schedule", "weight_decay")
+             if not is_missing(g(c, None))]
     aug = augmentation_label(g("crop_flip", None), g("mixup_alpha", None))
     if aug:
         parts.append(aug)
     model = g("model", None)
     if not is_missing(model) and str(model) != DEFAULT_MODEL:
         parts.append(str(model))
-    for col in extra:
-        v = g(col, None)
-        if is_missing(v):
-            continue
-        if col == "epochs":
-            parts.append(f"{fmt_num(v)} ep")
-        elif col == "batch_size":
-            parts.append(f"bs {fmt_num(v)}")
-        else:
-            parts.append(f"{col.replace('_', ' ')} {fmt_num(v)}")
+    parts += [re.sub(r" epochs?$", " ep", hparam_word(c, g(c, None))) for c in extra
+              if not is_missing(g(c, None))]
     return ", ".join(parts) if parts else "default"
+
+
+def differing_words(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]
+                    ) -> tuple[list[str], list[str]]:
+    """(one label per row naming only the columns that differ between rows, words for the shared ones).
+
+    [{'lr': 0.5, 'epochs': 15}, {'lr': 0.05, 'epochs': 15}] -> (['lr 0.5', 'lr 0.05'], ['15 epochs']).
+    """
+    def key(v: Any) -> Any:
+        return None if is_missing(v) else v
+
+    varying = [c for c in cols if len({key(r.get(c)) for r in rows}) > 1]
+    shared = [hparam_word(c, rows[0].get(c)) for c in cols
+              if c not in varying and rows and not (is_missing(rows[0].get(c)) and c != "mixup_alpha")]
+    labels = [", ".join(hparam_word(c, r.get(c)) for c in varying) or "all runs" for r in rows]
+    return labels, shared
 
 
 def fmt_pct(frac: Any, digits: int = 2) -> str:
@@ -101,12 +141,11 @@ def fmt_pct(frac: Any, digits: int = 2) -> str:
     return f"{100.0 * float(frac):.{digits}f}"
 
 
-def fmt_loss(x: Any, sig: int = 4) -> str:
-    """Loss with `sig` significant digits, trailing zeros kept: 0.98 -> '0.9800' ('' if missing)."""
+def fmt_loss(x: Any, decimals: int = LOSS_DECIMALS) -> str:
+    """Loss with a fixed number of decimals: 0.98 -> '0.9800', 4.6 -> '4.6000' ('' if missing)."""
     if is_missing(x):
         return ""
     v = float(x)
     if not math.isfinite(v):
         return str(v)
-    s = f"{v:#.{sig}g}"
-    return s[:-1] if s.endswith(".") else s
+    return f"{v:.{decimals}f}"

@@ -10,8 +10,10 @@ from typing import Iterable
 import pandas as pd
 
 from . import figures as F
+from .curves import plot_section
+from .labels import section_title
 from .runs import collect
-from .tables import safe_name, write_data_stats, write_tables
+from .tables import safe_name, sections, write_data_stats, write_tables
 
 _STAT_KEYS = ("sizes", "split_seed", "mean", "std", "class_proportions")
 
@@ -39,19 +41,23 @@ def load_data_stats(run_dirs: Iterable[str | os.PathLike]) -> dict | None:
 
 
 def write_all(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
-              figures: bool = True) -> dict[str, list[Path]]:
+              figures: bool = True, demo: bool = False) -> dict[str, list[Path]]:
     """Collect the runs under `paths` and write runs.csv, history.csv, tables/ and figures/.
 
+    Figures: figures/<section> (loss and accuracy panels), lr_schedule, beta_pdf,
+    class_proportions, each PNG + PDF; `demo` marks each as drawn from generated data.
     Returns the written files by kind: {'csv': [...], 'tables': [...], 'figures': [...]}.
     Raises runs.AnalysisError for a missing path or when no run folder is found.
     """
     runs, hist = collect(paths)
-    return write_collected(runs, hist, out_dir, figures=figures)
+    return write_collected(runs, hist, out_dir, figures=figures, demo=demo)
 
 
 def write_collected(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *,
-                    figures: bool = True) -> dict[str, list[Path]]:
-    """Like write_all, from tables that `collect` already returned."""
+                    figures: bool = True, demo: bool = False,
+                    section_figures: bool = True) -> dict[str, list[Path]]:
+    """Like write_all, from tables that `collect` already returned (`section_figures=False`:
+    only the figures that are not per section)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {"csv": [], "tables": [], "figures": []}
@@ -66,13 +72,14 @@ def write_collected(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.Pa
         return written
     fig_dir = out / "figures"
     hist_by_section = dict(tuple(hist.groupby("section", sort=False))) if len(hist) else {}
-    for section, part in runs.groupby("section", sort=True):
+    for section in sections(runs) if section_figures else []:
         h = hist_by_section.get(section)
         if h is not None:
-            written["figures"] += F.plot_section(h, part, str(section), fig_dir,
-                                                 safe_name(section))
-    written["figures"] += F.plot_lr_schedules(hist, runs, fig_dir)
-    written["figures"] += F.plot_beta_pdf(F.mixup_alphas(runs), fig_dir)
+            written["figures"] += plot_section(h, runs[runs["section"] == section],
+                                               section_title(section),
+                                               fig_dir / safe_name(section), demo=demo)
+    written["figures"] += F.plot_lr_schedules(hist, runs, fig_dir, demo=demo)
+    written["figures"] += F.plot_beta_pdf(F.mixup_alphas(runs), fig_dir, demo=demo)
     if stats is not None:
-        written["figures"] += F.plot_class_proportions(stats, fig_dir)
+        written["figures"] += F.plot_class_proportions(stats, fig_dir, demo=demo)
     return written

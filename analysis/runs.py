@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -42,6 +43,10 @@ META_COLS = ["run_dir", "section", "setting"] + HPARAMS
 RUN_COLS = META_COLS + ["status", "epochs_completed", *FINAL_COLS, "best_val_acc", "best_epoch",
                         "test_loss", "test_acc", "wall_time_s", "images_per_s", "device", "message"]
 RUN_MARKERS = ("history.csv", "summary.json")
+#: A folder holding this file is analysis output (runs.csv beside an aggregated history.csv), never a run.
+REPORT_MARKER = "runs.csv"
+#: Columns only an aggregated history.csv has; a run's own history.csv never does.
+AGGREGATE_COLS = ("run_dir", "section", "setting")
 # pandas < 3 parses floats approximately by default; pandas 3 round-trips (and deprecates the flag).
 _READ_KW = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
@@ -50,13 +55,36 @@ class AnalysisError(Exception):
     """A problem the user can fix (bad path, no run folders); reported as one line."""
 
 
+def warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning for the CLIs: 'warning: <message>', one line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _is_aggregate_history(path: Path) -> bool:
+    """True when history.csv's header names columns of an aggregated table (analysis output)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(c in header for c in AGGREGATE_COLS)
+
+
 def is_run_dir(path: Path) -> bool:
-    """A run folder holds history.csv or summary.json."""
-    return any((path / m).is_file() for m in RUN_MARKERS)
+    """A run folder holds summary.json or its own history.csv; a report folder (runs.csv, or a
+    history.csv with run_dir/section/setting columns) never counts."""
+    path = Path(path)
+    if (path / REPORT_MARKER).is_file():
+        return False
+    if (path / "summary.json").is_file():
+        return True
+    hist = path / "history.csv"
+    return hist.is_file() and not _is_aggregate_history(hist)
 
 
 def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Run folders among `paths` and below them (recursive; `.hydra` skipped), in sorted order."""
+    """Run folders among `paths` and below them (recursive; `.hydra` and report folders skipped),
+    in sorted order."""
     found: dict[str, Path] = {}
     paths = list(paths)
     if not paths:
@@ -69,7 +97,10 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
             raise AnalysisError(f"not a folder: {root}")
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d != ".hydra")
-            if any(m in filenames for m in RUN_MARKERS):
+            if REPORT_MARKER in filenames:
+                dirnames[:] = []  # a report folder and its tables/figures hold no runs
+                continue
+            if any(m in filenames for m in RUN_MARKERS) and is_run_dir(Path(dirpath)):
                 found.setdefault(os.path.normpath(dirpath), Path(dirpath))
                 dirnames[:] = []  # a run folder's subfolders are not runs
     if not found:

@@ -1,18 +1,20 @@
 """Markdown and LaTeX (booktabs) tables of final metrics per setting, and of data statistics.
 
-Accuracies are shown in percent (100 x fraction, 2 decimals), losses with 4 significant digits.
+Accuracies are shown in percent (100 x fraction, 2 decimals), losses with 4 decimals; sections
+follow the assignment's order (lr_sweep, schedule_sweep, wd_sweep, mixup, then any others).
 Settings with several seeds show `mean ± std (n=k)`: sample std (ddof=1) over the k runs whose
 value is finite.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from .labels import fmt_loss, fmt_num, fmt_pct, is_missing
+from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
 from .runs import GROUP_COLS
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
@@ -33,10 +35,20 @@ NOTE = ("Metrics of the last completed epoch; accuracies in %, losses are cross-
 SORT_COLS = ["section", "lr", "schedule", "weight_decay", "mixup_alpha", "epochs", "seed"]
 
 
+def in_section_order(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` sorted by section (the assignment's order), then lr, schedule, wd, mixup, epochs, seed."""
+    cols = [c for c in SORT_COLS if c in runs]
+    return runs.sort_values(cols, kind="stable", na_position="last",
+                            key=lambda s: s.map(section_rank) if s.name == "section" else s)
+
+
+def sections(runs: pd.DataFrame) -> list:
+    """The section names of `runs` in the assignment's order."""
+    return sorted(runs["section"].drop_duplicates(), key=section_rank)
+
+
 def _groups(runs: pd.DataFrame, by: Sequence[str]):
-    order = runs.sort_values([c for c in SORT_COLS if c in runs], kind="stable",
-                             na_position="last")
-    return order.groupby(list(by), sort=False, dropna=False)
+    return in_section_order(runs).groupby(list(by), sort=False, dropna=False)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -67,14 +79,19 @@ def _status_words(s: pd.Series) -> str:
     return ", ".join(f"{n} {k}" for k, n in vc.items())
 
 
-def _cell(mean: Any, std: Any, n: int, kind: str) -> str:
+def cell(mean: Any, std: Any, n: int, kind: str, with_n: bool = True) -> str:
+    """One metric cell: '45.10', or '45.10 ± 0.52 (n=3)' over several runs ('45.10 ± 0.52'
+    without `with_n`); MISSING without a value."""
     if n == 0 or is_missing(mean):
         return MISSING
     if kind == "pct":
         val = fmt_pct(mean)
-        return val if n == 1 else f"{val} ± {fmt_pct(std)} (n={n})"
-    val = fmt_loss(mean)
-    return val if n == 1 else f"{val} ± {fmt_loss(std, 2)} (n={n})"
+        spread = fmt_pct(std)
+    else:
+        val, spread = fmt_loss(mean), fmt_loss(std)
+    if n == 1:
+        return val
+    return f"{val} ± {spread}" + (f" (n={n})" if with_n else "")
 
 
 def _epochs_cell(r: pd.Series) -> str:
@@ -101,7 +118,7 @@ def table_cells(runs: pd.DataFrame, with_section: bool = False
     for _, r in summ.iterrows():  # one iteration per setting, not per run
         row = ([str(r["section"])] if with_section else []) + [str(r["setting"])]
         row += ([r["status"]] if show_status else []) + [_epochs_cell(r)]
-        row += [_cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k) for c, _, k in metrics]
+        row += [cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k) for c, _, k in metrics]
         rows.append(row)
     return header, rows
 
@@ -126,14 +143,29 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]],
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "—": "--",
-                  "×": r"$\times$", "α": r"$\alpha$", "\n": " "}
+                  "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                  "|": r"\textbar{}", "±": r"$\pm$", "–": "--", "—": "---", "×": r"$\times$",
+                  "α": r"$\alpha$", "λ": r"$\lambda$", "η": r"$\eta$", "→": r"$\to$",
+                  "≤": r"$\le$", "≥": r"$\ge$", "∞": r"$\infty$", "≈": r"$\approx$",
+                  "·": r"$\cdot$", "∼": r"$\sim$", "−": "--", "’": "'", "“": "``", "”": "''", "\n": " "}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
 
+def ascii_only(text: str) -> str:
+    """Accents dropped (é -> e), any other non-ASCII character -> '?' (pdflatex has no glyph)."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c if ord(c) < 128 else ("" if unicodedata.combining(c) else "?") for c in text)
+
+
 def latex_escape(text: Any) -> str:
-    """Escape LaTeX specials (& % $ # _ { } ~ ^ \\) and map ± – — to LaTeX."""
-    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+    """Plain text for LaTeX: specials (& % $ # _ { } ~ ^ \\ < > |) escaped, ± – — × α λ η → ≤ ≥ ∞
+    mapped to LaTeX, any other non-ASCII character transliterated or replaced by '?'."""
+    parts = _LATEX_RE.split(str(text))
+    specials = _LATEX_RE.findall(str(text))
+    out = [ascii_only(parts[0])]
+    for sp, rest in zip(specials, parts[1:]):
+        out += [_LATEX_SPECIAL[sp], ascii_only(rest)]
+    return "".join(out)
 
 
 def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None,
@@ -165,8 +197,8 @@ def write_tables(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     tdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     md_all: list[str] = []
-    for section, part in runs.groupby("section", sort=True, dropna=False):
-        header, rows = table_cells(part)
+    for section in sections(runs):
+        header, rows = table_cells(runs[runs["section"] == section])
         title = f"Section {section}: final metrics per setting"
         md = markdown_table(header, rows, title, NOTE)
         md_all.append(md)

@@ -3,7 +3,9 @@
 The four sections run in order, each as the sweep of its experiment config (conf/experiment/) into
 outputs/<study>/<section>/: lr_sweep -> the lr by `select_by` -> schedule_sweep and wd_sweep at that
 lr -> the weight decay by `select_wd_by` -> mixup with both -> the test split of the mixup run, once,
-at the end -> outputs/<study>/report/ (every table and figure of `analysis`, plus report.md).
+at the end -> outputs/<study>/choices.json (what analysis needs beyond the run folders) ->
+outputs/<study>/report/ (tables, figures, report.md, paper.tex and paper.pdf; `python -m analysis.paper
+outputs/<study>` rebuilds it without training).
 Re-running the same command continues where it stopped: finished sections are not launched again,
 finished runs are skipped, interrupted ones resume.
 """
@@ -64,7 +66,8 @@ class Settings:
     select_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 3's lr: val_acc, val_loss, train_loss, train_acc")
     select_wd_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 5's weight decay for the mixup run")
     launcher: Optional[str] = _setting(None, "hydra/launcher of every sweep: basic, joblib, submitit_local, slurm, ...")
-    figures: bool = _setting(True, "draw the report's figures (PNG + PDF)")
+    figures: bool = _setting(True, "draw the report's figures (PNG + PDF); false also leaves paper.tex uncompiled")
+    paper_style: Optional[str] = _setting(None, "an AAAI author-kit style file (aaai*.sty) for paper.tex; default: an aaai*.sty in the report folder, else a look-alike")
     demo_epoch_scale: float = _setting(0.04, "demo epochs = ceil(epochs x scale): 15 -> 1, 300 -> 12")
     demo_train: int = _setting(2000, "demo dataset: training images (the validation split is taken from them)")
     demo_val: int = _setting(400, "demo validation images")
@@ -136,6 +139,8 @@ def _check_settings(s: Settings) -> None:
     need(s.demo_val >= 1, "demo_val", "must be >= 1")
     need(s.demo_train > s.demo_val, "demo_train", f"must be > demo_val ({s.demo_val})")
     need(s.demo_test >= 1, "demo_test", "must be >= 1")
+    need(s.paper_style is None or (Path(s.paper_style).is_file() and re.fullmatch(r"aaai[A-Za-z0-9_-]*\.sty", Path(s.paper_style).name) is not None),
+         "paper_style", "an existing AAAI author-kit style file named aaai*.sty")
 
 
 def _check_train_overrides(overrides: list[str]) -> None:
@@ -287,9 +292,9 @@ def main(argv: list[str] | None = None) -> None:
         log_to_file(study.root)
         log.info("study %s: %s", study.root, study.progress.status())
         outcome = run_study(study)
-        from .study_report import write_report  # matplotlib and pandas only when it gets that far
+        from .study_contract import hand_over  # matplotlib and pandas only when it gets that far
 
-        path = write_report(study, outcome, "python -m hw_hparams.homework " + shlex.join(argv))
+        report = hand_over(study, outcome, "python -m hw_hparams.homework " + shlex.join(argv))
     except ConfigError as err:
         fail(str(err))
     except StudyError as err:
@@ -299,7 +304,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to continue", file=sys.stderr)
         sys.exit(130)
-    print(f"report: {path}")
+    for line in report.lines:
+        print(line, file=sys.stderr if line.startswith(("error:", "warning:")) else sys.stdout)
+    if report.compiled is False:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

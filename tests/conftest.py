@@ -1,12 +1,54 @@
-"""Shared fixtures: small generated datasets in CIFAR-100's on-disk format."""
+"""Shared fixtures: small generated datasets in CIFAR-100's on-disk format, one tiny demo study;
+tests marked with a tool marker (`tex`) skip without the tool, and fail without it in CI (HW_CI=1)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from hw_hparams.data.fake import write_fake_cifar100
+from support import run_cli, stamps
+
+#: Marker -> the programs its tests need on PATH (see pyproject.toml's markers).
+TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
+# Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
+DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
+        "trainer.progress=false", "trainer.device=cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _needs_tools(request):
+    """Skip a marked test whose tools are missing, saying which; under HW_CI=1 fail it instead."""
+    for marker, tools in TOOLS.items():
+        if request.node.get_closest_marker(marker) is None:
+            continue
+        missing = [t for t in tools if shutil.which(t) is None]
+        if missing:
+            reason = f"`{marker}` test needs {', '.join(missing)} on PATH"
+            if os.environ.get("HW_CI") == "1":
+                pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: see .ci/install-tex.sh", pytrace=False)
+            pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The tiny demo study run once, then the same command again (figures off): both outputs and the state between."""
+    cwd = tmp_path_factory.mktemp("homework")
+    t0 = time.perf_counter()
+    first = run_cli(DEMO, cwd, module="hw_hparams.homework")
+    seconds = time.perf_counter() - t0
+    assert first.returncode == 0, first.stderr[-3000:]
+    study = cwd / "outputs" / "t"
+    before = stamps(study)
+    report = (study / "report" / "report.md").read_text()
+    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework")
+    assert again.returncode == 0, again.stderr[-3000:]
+    print(f"demo study: {seconds:.1f} s")
+    return {"study": study, "first": first, "again": again, "before": before, "report": report, "seconds": seconds}
 
 
 @pytest.fixture(scope="session")

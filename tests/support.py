@@ -42,3 +42,9 @@ def run_cli(args: list[str], cwd: Path, module: str = "hw_hparams.train", timeou
 def without_timing(history: list[dict]) -> list[dict]:
     """History rows without the `epoch_time_s` column (the only one that may differ between equal runs)."""
     return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in history]
+
+
+def stamps(study: Path) -> dict[Path, int]:
+    """mtime (ns) of every run's summary.json, history.csv and checkpoint.pt in a study folder."""
+    return {p: p.stat().st_mtime_ns for pattern in ("*/*/summary.json", "*/*/history.csv", "*/*/checkpoint.pt")
+            for p in study.glob(pattern)}

@@ -4,44 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
 
-from support import run_cli
+from support import stamps as _stamps
 from hw_hparams import homework
 from hw_hparams.selection import Metric, choose
 
-# Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
-DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
-        "trainer.progress=false", "trainer.device=cpu"]
 SECTIONS = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
 
 
 def _summaries(folder: Path) -> dict[Path, dict]:
     return {p.parent: json.loads(p.read_text()) for p in sorted(folder.glob("*/summary.json"))}
-
-
-def _stamps(study: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for pattern in ("*/*/summary.json", "*/*/history.csv", "*/*/checkpoint.pt") for p in study.glob(pattern)}
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo study run once, then the same command again (figures off): both outputs and the state between."""
-    cwd = tmp_path_factory.mktemp("homework")
-    t0 = time.perf_counter()
-    first = run_cli(DEMO, cwd, module="hw_hparams.homework")
-    seconds = time.perf_counter() - t0
-    assert first.returncode == 0, first.stderr[-3000:]
-    study = cwd / "outputs" / "t"
-    before = _stamps(study)
-    report = (study / "report" / "report.md").read_text()
-    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework")
-    assert again.returncode == 0, again.stderr[-3000:]
-    print(f"demo study: {seconds:.1f} s")
-    return {"study": study, "first": first, "again": again, "before": before, "report": report}
 
 
 def _best(runs: dict[Path, dict], key: tuple[str, str], sweep_order: list[float]) -> float:
@@ -63,7 +38,7 @@ def test_each_choice_is_the_best_validation_accuracy_of_its_own_sweep(demo):
     wd = _best(_summaries(study / "wd_sweep"), ("optim", "weight_decay"), [5e-4, 1e-4])
     (mix,) = _summaries(study / "mixup").values()
     assert (mix["config"]["optim"]["weight_decay"], mix["config"]["augmentation"]["mixup_alpha"]) == (wd, 0.2)
-    choices = json.loads((study / "report" / "choices.json").read_text())
+    choices = json.loads((study / "choices.json").read_text())["choices"]
     assert (choices["lr"]["value"], choices["weight_decay"]["value"]) == (lr, wd)
 
 
@@ -99,14 +74,14 @@ def test_rerun_launches_nothing_and_evaluates_nothing_again(demo):
 
 def test_report_holds_every_part_in_the_assignments_order(demo):
     report, out = demo["report"], demo["study"] / "report"
-    heads = ["## 2 Data preprocessing", "random_split(", "class_00:", "### Channel statistics", "def crop_flip",
-             "## 3 Learning rate", "Lowest final training loss", "Highest final validation accuracy",
-             "## 4 Learning-rate schedule", r"\cos\frac{\pi e}{T}", "## 5 Weight decay", "## 6 Data augmentation: mixup",
-             "figures/beta_pdf.png", "### Test accuracy"]
+    heads = ["## Data Preprocessing", "random_split(", "class\\_", "Table 1.** Channel statistics", "def crop_flip",
+             "## Learning Rate", "Training loss: lowest for", "Validation accuracy: highest for",
+             "## Learning Rate Schedule", r"\cos\frac{\pi e}{T}", "## Weight Decay", "## Data Augmentation",
+             "figures/beta_pdf.png", "## Test Accuracy"]
     positions = [report.find(h) for h in heads]
     assert -1 not in positions and positions == sorted(positions), dict(zip(heads, positions))
-    assert report.count("> TODO(author):") >= 6
-    for name in ("lr_sweep_loss", "schedule_sweep_acc", "wd_sweep_loss", "mixup_effect_acc", "beta_pdf", "lr_schedule", "class_proportions"):
+    assert report.count("> **TODO(author):**") >= 6
+    for name in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "beta_pdf", "lr_schedule", "class_proportions"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 0 and (out / "figures" / f"{name}.pdf").stat().st_size > 0
     for name in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "data_stats"):
         assert (out / "tables" / f"{name}.md").exists() and (out / "tables" / f"{name}.tex").exists()
@@ -136,6 +111,7 @@ def test_selection_averages_seeds_skips_unfinished_runs_and_breaks_ties_by_val_l
     (["model=tiny,mobilenetv2"], "only seed may be swept"),
     (["demo_val=500", "demo_train=400"], "demo_train=400 is not allowed: must be > demo_val (500)"),
     (["study=a/b"], "study='a/b' is not allowed"),
+    (["paper_style=kit/aaai25.sty"], "paper_style='kit/aaai25.sty' is not allowed: an existing AAAI author-kit style file named aaai*.sty"),
     (["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, joblib, slurm"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):

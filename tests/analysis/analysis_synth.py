@@ -89,3 +89,43 @@ def read_csv_dicts(path: Path) -> list[dict]:
 
 def fnum(s: str) -> float:
     return float("nan") if s in ("", "nan", "NaN") else float(s)
+
+
+HOSTILE = "cls_50%&#\\{x"  # a class name with every LaTeX special the paper must escape
+
+
+def write_study(root: Path, schedule_name: str = "cosine", class_name: str | None = None,
+                command: str = "python -m hw_hparams.homework demo=true") -> Path:
+    """A finished study folder: four sections of run folders and the choices.json homework writes."""
+    rng = np.random.default_rng(11)
+    sections: dict[str, list[str]] = {}
+
+    def run(section, name, cfg, **kw):
+        write_run(root / section / name, cfg, make_history(cfg, rng), **kw)
+        sections.setdefault(section, []).append(f"{section}/{name}")
+
+    for v in (0.5, 0.05, 0.01):
+        run("lr_sweep", f"optim.lr={v}", make_config(lr=v, epochs=3))
+    for s in ("constant", schedule_name):
+        run("schedule_sweep", f"schedule={s}", make_config(schedule=s, epochs=5))
+    for v in (5e-4, 1e-4):
+        run("wd_sweep", f"wd={v}", make_config(schedule=schedule_name, wd=v, epochs=5))
+    run("mixup", "mixup", make_config(schedule=schedule_name, wd=5e-4, mixup=0.2, epochs=5),
+        test={"loss": 1.25, "acc": 0.6543})
+    if class_name is not None:
+        for p in root.glob("*/*/data_stats.json"):
+            stats = json.loads(p.read_text())
+            stats["class_names"][7] = class_name
+            stats["class_proportions"][7] = 0.005  # the smallest share: named in the text
+            p.write_text(json.dumps(stats))
+    contract = {
+        "schema": 1, "command": command, "sections": sections, "final_section": "mixup",
+        "choices": {"lr": {"key": "optim.lr", "value": 0.05, "metric": "val_acc", "section": "lr_sweep"},
+                    "weight_decay": {"key": "optim.weight_decay", "value": 5e-4, "metric": "val_acc",
+                                     "section": "wd_sweep"}},
+        "code": {"split": {"source": "train, val = random_split(range(n), [n - k, k])", "origin": "cifar.py"},
+                 "augmentation": {"source": "def crop_flip(x):\n    return x  # 100% {ok}", "origin": "augment.py"}},
+        "demo": {"epoch_scale": 0.04, "train": 2000, "val": 400, "test": 1000},
+    }
+    (root / "choices.json").write_text(json.dumps(contract))
+    return root

@@ -71,3 +71,26 @@ def test_summary_preferred_over_hydra_config(tmp_path):
     (tmp_path / "s" / "j" / "summary.json").write_text(json.dumps(summary))
     runs, _ = analysis.collect([tmp_path])
     assert runs.loc[0, "lr"] == 0.123
+
+
+def test_a_report_folder_is_never_read_as_a_run(study, tmp_path):
+    import shutil
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    n_runs = len(analysis.find_run_dirs([copy]))
+    analysis.write_all([copy], copy / "report", figures=False)  # runs.csv + an aggregated history.csv
+    assert (copy / "report" / "history.csv").is_file()
+    assert len(analysis.find_run_dirs([copy])) == n_runs
+    # An aggregated history.csv alone (no runs.csv beside it) is recognised by its columns.
+    (copy / "report" / "runs.csv").unlink()
+    assert len(analysis.find_run_dirs([copy])) == n_runs
+    with pytest.raises(analysis.AnalysisError, match="no run folders"):
+        analysis.find_run_dirs([copy / "report"])
+
+
+def test_tables_follow_the_assignments_section_order(report):
+    out, _ = report
+    text = (out / "tables" / "all.md").read_text()
+    rows = [line.split(" | ")[0].strip("| ") for line in text.splitlines() if line.startswith("| ")][1:]
+    order = list(dict.fromkeys(rows))
+    assert order == ["lr_sweep", "schedule_sweep", "wd_sweep", "mixup"], order  # not alphabetical

@@ -151,8 +151,8 @@ def test_data_stats_table(report):
 def test_figures_written(report):
     out, written = report
     figs = out / "figures"
-    names = ["lr_sweep_loss", "lr_sweep_acc", "schedule_sweep_loss", "schedule_sweep_acc",
-             "wd_sweep_acc", "mixup_loss", "beta_pdf", "lr_schedule", "class_proportions"]
+    names = ["lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "beta_pdf", "lr_schedule",
+             "class_proportions"]  # one figure per section, with loss and accuracy panels
     for n in names:
         png, pdf = figs / f"{n}.png", figs / f"{n}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
@@ -183,6 +183,11 @@ def test_setting_labels_and_numbers():
 
 def test_latex_escape():
     assert analysis.latex_escape("a_b 5% & #1") == r"a\_b 5\% \& \#1"
+    hostile = "run_1 50% & #2 \\ {x} ~^ <|>"
+    want = (r"run\_1 50\% \& \#2 \textbackslash{} \{x\} \textasciitilde{}\textasciicircum{} "
+            r"\textless{}\textbar{}\textgreater{}")
+    assert analysis.latex_escape(hostile) == want
+    assert analysis.latex_escape("café 日本 α±λ") == r"cafe ?? $\alpha$$\pm$$\lambda$"
 
 
 def _cli(*args):

@@ -1,0 +1,199 @@
+"""The report's content as a Document, in the assignment's order, from one StudyData.
+
+Introduction, data preprocessing, the four experiment sections (content_sections.py) and the
+test accuracy. Numbers come from the study's runs table; what needs the author's judgement is a
+Todo block (report.md: '> **TODO(author):**', paper: a red box).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .curves import setting_words
+from .document import Bold, Cite, Code, Document, Figure, Heading, Listing, Note, Para, Ref, Table, Todo
+from .labels import fmt_loss, fmt_num, fmt_pct, setting_label
+from .noise import binomial_se
+from .study import StudyData
+from .tables import MISSING, cell, summarize
+
+REFERENCES = {
+    "sandler2018mobilenetv2": ("Sandler et al.", 2018, "M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, "
+                               "and L.-C. Chen. MobileNetV2: Inverted residuals and linear "
+                               "bottlenecks. In CVPR, 2018."),
+    "krizhevsky2009cifar": ("Krizhevsky", 2009, "A. Krizhevsky. Learning multiple layers of features "
+                            "from tiny images. Technical report, University of Toronto, 2009."),
+    "loshchilov2017sgdr": ("Loshchilov and Hutter", 2017, "I. Loshchilov and F. Hutter. SGDR: "
+                           "Stochastic gradient descent with warm restarts. In ICLR, 2017."),
+    "zhang2019weightdecay": ("Zhang et al.", 2019, "G. Zhang, C. Wang, B. Xu, and R. Grosse. Three "
+                             "mechanisms of weight decay regularization. In ICLR, 2019."),
+    "zhang2018mixup": ("Zhang et al.", 2018, "H. Zhang, M. Cisse, Y. N. Dauphin, and D. Lopez-Paz. "
+                       "mixup: Beyond empirical risk minimization. In ICLR, 2018."),
+}
+METRIC_COLS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc", "pct"),
+               ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc", "pct")]
+
+
+def words_list(items: list[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def section_table(runs: pd.DataFrame, name: str, title: str) -> Table:
+    """Final-epoch metrics per setting: the setting named by what differs, accuracies in %,
+    losses with one precision; a Runs column with seeds, a Status column when not all completed."""
+    labels, shared = setting_words(runs)
+    summ = summarize(runs)
+    seeds = bool((summ["n_runs"] > 1).any())
+    status = bool((runs["status"] != "completed").any())
+    metrics = METRIC_COLS
+    header = ["Setting"] + (["Status"] if status else []) + (["Runs"] if seeds else [])
+    header += [h for _, h, _ in metrics]
+    rows = []
+    for _, r in summ.iterrows():
+        row = [labels.get(r["setting"], r["setting"])] + ([r["status"]] if status else [])
+        row += [str(r["n_runs"])] if seeds else []
+        row += [cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k, with_n=False)
+                for c, _, k in metrics]
+        rows.append(row)
+    note = (f" Shared by all runs: {', '.join(shared)}." if shared else "") + \
+        (" With several runs: mean ± sample standard deviation." if seeds else "") + \
+        (f" {MISSING}: no finite value." if any(MISSING in c for row in rows for c in row) else "")
+    caption = (f"{title}: final-epoch losses (cross-entropy) and accuracies (in %) per setting.{note}",)
+    return Table(header, rows, caption, name, n_text=1 + status)
+
+
+def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
+    """Caption of a section's loss/accuracy figure."""
+    _, shared = setting_words(runs)
+    text = f"{title}: loss (top) and accuracy (bottom) per epoch."
+    if runs.groupby("setting").size().max() > 1:
+        text += " Lines: mean over seeds; bands: minimum to maximum."
+    if (pd.to_numeric(runs["mixup_alpha"], errors="coerce") > 0).any():
+        text += (" Under mixup the training loss and accuracy are measured on the mixed batches, and "
+                 "the training accuracy is λ-weighted: a prediction scores λ when it matches the first "
+                 "label of the mixed pair and 1 - λ when it matches the second.")
+    if shared:
+        text += f" Shared by all runs: {', '.join(shared)}."
+    return (text,)
+
+
+MODEL_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenetv1": "MobileNet (V1)", "tiny": "a tiny CNN"}
+
+
+def model_name(model: str) -> str:
+    """'mobilenetv2' -> 'MobileNetV2'; other names as they are."""
+    return MODEL_NAMES.get(model, model)
+
+
+def study_model(s: StudyData) -> str:
+    """The model of the study's runs (config model.name), 'unknown' when no run says."""
+    models = s.runs["model"].dropna()
+    return str(models.iloc[0]) if len(models) else "unknown"
+
+
+def head(s: StudyData) -> list:
+    runs = s.runs
+    model = study_model(s)
+    blocks = []
+    if s.demo:
+        d = s.contract.demo or {}
+        scale = d.get("epoch_scale")
+        blocks.append(Note((Bold("Demo: generated data."), f" Generated images in CIFAR-100's format, "
+                            f"model {model}, every section's epochs scaled by {scale:g}. "
+                            "The numbers show the pipeline working; they say nothing about MobileNetV2 "
+                            "or CIFAR-100.",)))
+    momentum = ", ".join(fmt_num(v) for v in runs["momentum"].dropna().unique())
+    batch = ", ".join(fmt_num(v) for v in runs["batch_size"].dropna().unique())
+    blocks += [
+        Heading("Introduction"),
+        Para((f"We train {model_name(model)} ",
+              *((Cite("sandler2018mobilenetv2"), " ") if model == "mobilenetv2" else ()),
+              "on CIFAR-100 ", Cite("krizhevsky2009cifar"), f" with SGD (momentum {momentum}, batch size "
+              f"{batch}) and study, in turn, the initial learning rate, the learning-rate schedule, weight decay "
+              "and mixup augmentation, choosing each on a held-out validation split; the test split is "
+              "used once, at the end.")),
+        Para(("The runs come from ", Code(s.contract.command), "; ",
+              Code(f"python -m analysis.paper {s.root.name}"), " (run beside the study folder) "
+              "rebuilds this report from them without training.")),
+        Todo("introduction: optimisation versus regularisation, and what this study varies."),
+    ]
+    return blocks
+
+
+def data_section(s: StudyData) -> list:
+    st = s.stats or {}
+    sizes = s.sizes
+    blocks: list = [Heading("Data Preprocessing")]
+    split, aug = s.contract.code.get("split"), s.contract.code.get("augmentation")
+    if sizes:
+        total = int(sizes.get("train", 0)) + int(sizes.get("val", 0))
+        blocks.append(Para((f"The {total} training images are split at random into {sizes.get('train')} for "
+                            f"training and {sizes.get('val')} for validation with seed {st.get('split_seed')}; "
+                            f"the {sizes.get('test', '?')} test images are used once, at the end. The split "
+                            "is this line:",)))
+    if split:
+        blocks.append(Listing(split.source, split.origin))
+    props = np.asarray(st.get("class_proportions") or [], dtype=float)
+    if props.size:
+        names = list(st.get("class_names") or [str(i) for i in range(props.size)])
+        lo, hi = int(np.argmin(props)), int(np.argmax(props))
+        blocks += [
+            Para((Ref("fig:class_proportions"), f" shows the share of each of the {props.size} classes in "
+                  f"the training split: from {100 * props[lo]:.2f}% ({names[lo]}) to {100 * props[hi]:.2f}% "
+                  f"({names[hi]}), mean {100 * props.mean():.2f}% (standard deviation "
+                  f"{100 * props.std():.2f} points), against a uniform share of {100 / props.size:.2f}%.")),
+            Figure("class_proportions", (f"Share of each class in the training split ({props.size} classes, "
+                                         "sorted by share); dashed: the uniform share.",)),
+        ]
+    mean, std = list(st.get("mean") or []), list(st.get("std") or [])
+    if mean and std:
+        rows = [[c, f"{m:.4f}", f"{d:.4f}"] for c, m, d in zip(("Red", "Green", "Blue"), mean, std)]
+        blocks += [
+            Para(("Each colour channel is normalised with the mean and standard deviation of its pixels "
+                  "over the training split (", Ref("tab:channel_stats"), "), in [0, 1] pixel units.")),
+            Table(["Channel", "Mean", "Std"], rows, ("Channel statistics of the training split, "
+                                                    "in [0, 1] pixel units.",), "channel_stats"),
+        ]
+    blocks.append(Para(("Training images are augmented: a random 32×32 crop of the image padded by 4 "
+                        "pixels on every side, and a horizontal flip with probability 0.5, then normalised; "
+                        "validation and test images are only normalised. The code (batch-wise on the "
+                        "device, like torchvision's ", Code("RandomCrop(32, padding=4)"), " and ",
+                        Code("RandomHorizontalFlip(0.5)"), "):")))
+    if aug:
+        blocks.append(Listing(aug.source, aug.origin))
+    return blocks
+
+
+def test_section(s: StudyData) -> list:
+    final, _ = s.part(s.contract.final_section)
+    tested = final[final["test_acc"].notna()]
+    blocks: list = [Heading("Test Accuracy")]
+    if tested.empty:
+        blocks.append(Para(("The final configuration did not complete, so the test split was not evaluated.",)))
+    else:
+        acc, loss, k = float(tested["test_acc"].mean()), float(tested["test_loss"].mean()), len(tested)
+        n = int(s.sizes.get("test") or 0)
+        words = setting_label(tested.iloc[0].to_dict())
+        noise = (f"; binomial standard error {fmt_pct(binomial_se(acc, n))} points on {n} test images"
+                 if n else "")
+        spread = (f", mean of {k} runs (sample standard deviation {fmt_pct(tested['test_acc'].std(ddof=1))} "
+                  "points)" if k > 1 else "")
+        blocks.append(Para((f"The final configuration ({words}) reaches ", Bold(f"{fmt_pct(acc)}% test accuracy"),
+                            f" (test loss {fmt_loss(loss)}{spread}{noise}). The test split was evaluated "
+                            "once, after every choice above had been made on the validation split.")))
+    blocks.append(Todo("what this accuracy means for similar images in the future."))
+    return blocks
+
+
+def build(s: StudyData) -> Document:
+    """The whole report of the study `s`."""
+    from .content_sections import lr_section, mixup_section, schedule_section, wd_section
+
+    title = f"Hyperparameters of {model_name(study_model(s))} on CIFAR-100: Learning Rate, Schedule, Weight Decay and Mixup"
+    if s.demo:
+        title = "Demo on Generated Data: " + title
+    doc = Document(title, "Author Name (TODO)", references=dict(REFERENCES))
+    doc.blocks = (head(s) + data_section(s) + lr_section(s) + schedule_section(s) + wd_section(s)
+                  + mixup_section(s) + test_section(s))
+    return doc
+

@@ -1,0 +1,146 @@
+"""The four experiment sections of the report: learning rate, schedule, weight decay, mixup.
+
+Each states its setup, shows a table and a figure, ranks the settings on the final-epoch metrics
+the assignment asks about (saying whether the lead is beyond the noise of the split, noise.py),
+names the study's choice, and leaves the discussion to the author.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .content import curves_caption, section_table, words_list
+from .curves import setting_words
+from .document import Bold, Bullets, Cite, Code, Equation, Figure, Heading, Math, Para, Ref, Todo
+from .labels import fmt_loss, fmt_num, hparam_word
+from .noise import WORDS, estimates, gap, ranking_sentence
+from .study import StudyData
+from .tables import safe_name
+
+COSINE = (r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1")
+
+
+def _rankings(runs: pd.DataFrame, metrics, s: StudyData) -> Bullets:
+    labels, _ = setting_words(runs)
+    return Bullets([(ranking_sentence(estimates(runs, m, labels), m, s.sizes),) for m in metrics])
+
+
+def _experiment(s: StudyData, section: str, title: str, intro: tuple, runs=None, hist=None) -> list:
+    """Heading-less core of a section: intro, table, figure."""
+    if runs is None:
+        runs, hist = s.part(section)
+    if runs.empty:
+        return [Para((f"No runs of {section} were found.",))]
+    return [Para(intro + (" ", Ref(f"tab:{section}"), " lists the final-epoch metrics and ",
+                          Ref(f"fig:{safe_name(section)}"), " the curves.")),
+            section_table(runs, section, title),
+            Figure(safe_name(section), curves_caption(runs, title))]
+
+
+def _choice_text(s: StudyData, name: str, col: str) -> tuple:
+    """'The study continues with lr 0.05, the best final validation accuracy.' (+ noise caveat)."""
+    c = s.choice(name)
+    if c is None:
+        return ()
+    runs, _ = s.part(c.section)
+    labels, _ = setting_words(runs)
+    ests = estimates(runs, c.metric, labels)
+    word = hparam_word(col, c.value)
+    text = ["The study continues with ", Bold(word), f", the best final {WORDS.get(c.metric, c.metric)}."]
+    if len(ests) > 1 and ests[1].k:
+        g = gap(ests[0], ests[1], c.metric, s.sizes)
+        if ests[0].setting != word and word in {e.setting for e in ests}:
+            text.append(f" These runs now rank {ests[0].setting} first: the runs changed after the choice.")
+        elif g.within_noise:
+            text.append(f" Its lead over {ests[1].setting} is within noise, so {ests[1].setting} would "
+                        "have been as defensible a choice.")
+    return tuple(text)
+
+
+def lr_section(s: StudyData) -> list:
+    runs, _ = s.part("lr_sweep")
+    lrs = [fmt_num(v) for v in pd.unique(runs["lr"].dropna())]
+    intro = (f"One run per initial learning rate ({words_list(lrs)}), otherwise identical.",)
+    return [Heading("Learning Rate"), *_experiment(s, "lr_sweep", "Learning rate", intro),
+            _rankings(runs, ("train_loss", "train_acc", "val_loss", "val_acc"), s),
+            Para(_choice_text(s, "lr", "lr")),
+            Todo("describe the curves; which learning rate is best for training and for validation, "
+                 "and why each behaves as it does.")]
+
+
+def schedule_section(s: StudyData) -> list:
+    runs, _ = s.part("schedule_sweep")
+    lr = s.choice("lr")
+    eta0 = fmt_num(lr.value) if lr else "the chosen rate"
+    epochs = ", ".join(fmt_num(v) for v in pd.unique(runs["epochs"].dropna())) or "T"
+    blocks = [
+        Heading("Learning Rate Schedule"),
+        Para(("Cosine annealing ", Cite("loshchilov2017sgdr"), " lowers the learning rate from its initial "
+              "value to zero along half a cosine period: slowly at first, fastest in the middle of "
+              "training, slowly again at the end. Epoch ", Math("e"), " of ", Math("T"), " trains with")),
+        Equation(COSINE),
+        Para(("where ", Math(r"\eta_0"), f" = {eta0} is the learning rate chosen above and ", Math("T"),
+              f" = {epochs} epochs (stepped once per epoch, as PyTorch's ", Code("CosineAnnealingLR"),
+              " with a minimum of 0); ", Ref("fig:lr_schedule"), " shows the rates the runs used.")),
+        Figure("lr_schedule", ("Learning rate used in each epoch by the constant and the cosine "
+                               "schedule, as logged by the runs.",)),
+        Todo("the intuition behind cosine annealing in your own words."),
+    ]
+    intro = (f"Both schedules start from lr {eta0}; everything else is unchanged.",)
+    blocks += _experiment(s, "schedule_sweep", "Learning-rate schedule", intro)
+    blocks.append(_rankings(runs, ("val_acc", "val_loss", "train_loss"), s))
+    ests = estimates(runs, "val_acc", setting_words(runs)[0])
+    text = "The weight-decay and mixup runs use cosine annealing, as the assignment prescribes"
+    if len(ests) > 1 and ests[0].k and ests[1].k and ests[0].setting != "cosine":
+        within = gap(ests[0], ests[1], "val_acc", s.sizes).within_noise
+        text += (f"; {ests[0].setting} reached a validation accuracy within noise of it here." if within
+                 else f", although {ests[0].setting} reached the clearly higher validation accuracy here.")
+    blocks.append(Para((text + ("" if text.endswith(".") else "."),)))
+    blocks.append(Todo("describe the findings; discuss why the two schedules differ."))
+    return blocks
+
+
+def wd_section(s: StudyData) -> list:
+    runs, _ = s.part("wd_sweep")
+    wds = [hparam_word("weight_decay", v) for v in pd.unique(runs["weight_decay"].dropna())]
+    blocks = [Heading("Weight Decay"),
+              Para(("Weight decay subtracts ", Math(r"\eta\lambda w"), " from the weights at every step ",
+                    Cite("zhang2019weightdecay"), ".")),
+              *_experiment(s, "wd_sweep", "Weight decay",
+                           (f"Two runs with cosine annealing, {words_list(wds)}.",)),
+              _rankings(runs, ("val_acc", "val_loss", "train_loss"), s)]
+    labels, _ = setting_words(runs)
+    gaps = []
+    for setting, part in runs.groupby("setting", sort=False):
+        done = part[part["status"] == "completed"]
+        gaps.append(f"{labels.get(setting, setting)}: {fmt_loss((done['val_loss'] - done['train_loss']).mean())}")
+    blocks += [Para((f"Final validation loss minus training loss (the generalisation gap): {'; '.join(gaps)}.",)),
+               Para(_choice_text(s, "weight_decay", "weight_decay")),
+               Todo("illustrate the regularisation effect from the curves and discuss it.")]
+    return blocks
+
+
+def mixup_section(s: StudyData) -> list:
+    final = s.contract.final_section
+    both = s.without_mixup_baseline() | (s.runs["section"] == final)
+    runs, hist = s.select(both)
+    runs = runs.assign(section=final)
+    blocks = [
+        Heading("Data Augmentation"),
+        Para(("Mixup ", Cite("zhang2018mixup"), " trains on convex combinations of two examples, ",
+              Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"), ", with the loss ",
+              Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"), "; one ",
+              Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"), " is drawn per batch. For ",
+              Math(r"\alpha = 0.2"), " its density (", Ref("fig:beta_pdf"), ") puts most of the mass near 0 "
+              "and 1, so most batches are mixed only mildly.")),
+        Figure("beta_pdf", ("Density of the mixing weight λ ∼ Beta(0.2, 0.2). It is infinite at λ = 0 and "
+                            "λ = 1: the peaks are clipped where the y axis is cut, at 4.",)),
+    ]
+    intro = ("The final configuration adds mixup (α = 0.2) to the best setting so far; it is compared "
+             "with the same setting without mixup (from the weight-decay runs).",)
+    blocks += _experiment(s, final, "Mixup", intro, runs, hist)
+    blocks.append(_rankings(runs, ("val_acc", "val_loss", "train_loss"), s))
+    blocks.append(Para(("Under mixup the training loss and accuracy are measured on the mixed batches, "
+                        "and the training accuracy is λ-weighted, so they are not comparable with the "
+                        "runs without mixup.",)))
+    blocks.append(Todo("describe the effects shown in the figure; discuss why mixup acts this way."))
+    return blocks

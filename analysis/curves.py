@@ -1,0 +1,117 @@
+"""Learning curves: one figure per section, loss (top) and accuracy (bottom) per epoch.
+
+Loss in nats per example, accuracy in % (100 x fraction), x axis in epochs (from 1). Colours are
+settings (the legend names only what differs between them); line style is the split (training
+solid, validation dashed, said once in a legend of the accuracy panel). Curves of few epochs
+carry markers, so a one-epoch run is a visible point. Several seeds: mean, band = min-max.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from .figures import colors, new_figure, save, styled
+from .labels import differing_words
+from .runs import GROUP_COLS
+
+MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
+COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
+LAMBDA_NOTE = "training (λ-weighted under mixup)"
+
+
+def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    """Per (setting, epoch): mean/min/max/count over seeds of `cols` (inf treated as NaN)."""
+    data = hist[["setting", "epoch", *cols]].copy()
+    data[list(cols)] = data[list(cols)].replace([np.inf, -np.inf], np.nan)
+    agg = data.groupby(["setting", "epoch"], sort=True).agg(["mean", "min", "max", "count"])
+    agg.columns = [f"{c}_{s}" for c, s in agg.columns]
+    return agg.reset_index()
+
+
+def setting_words(runs: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """({setting: words naming only what differs between the settings of `runs`}, shared words)."""
+    firsts = runs.drop_duplicates("setting")
+    rows = firsts[[c for c in GROUP_COLS if c in firsts]].to_dict("records")
+    labels, shared = differing_words(rows, [c for c in GROUP_COLS if c in firsts])
+    return dict(zip(firsts["setting"], labels)), shared
+
+
+def _note(n: int, status: str) -> str:
+    notes = ([f"{n} seeds"] if n > 1 else []) + ([status] if status not in ("", "completed") else [])
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def _panel(ax, stats, settings, cols, n_seeds, kind: str) -> np.ndarray:
+    scale = 100.0 if kind == "acc" else 1.0
+    shown = []
+    for color, setting in zip(cols, settings):
+        s = stats[stats["setting"] == setting]
+        ep = s["epoch"].to_numpy(dtype=float)
+        marker = "o" if len(ep) <= MARKER_MAX_EPOCHS else None
+        for split, style in (("train", "-"), ("val", "--")):
+            c = f"{split}_{kind}"
+            mean = s[f"{c}_mean"].to_numpy(dtype=float) * scale
+            ax.plot(ep, mean, style, color=color, lw=1.2, marker=marker, ms=3.5,
+                    mfc=color if split == "train" else "white")
+            shown.append(mean[np.isfinite(mean)])
+            if n_seeds.get(setting, 1) > 1:
+                ax.fill_between(ep, s[f"{c}_min"].to_numpy(dtype=float) * scale,
+                                s[f"{c}_max"].to_numpy(dtype=float) * scale,
+                                color=color, alpha=0.18, lw=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return np.concatenate(shown) if shown else np.array([])
+
+
+@styled
+def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
+    """The figure of one section (or of any group of runs): loss and accuracy panels."""
+    stats = curve_stats(hist, ["train_loss", "val_loss", "train_acc", "val_acc"])
+    settings = [s for s in dict.fromkeys(runs["setting"]) if s in set(stats["setting"])]
+    words, _ = setting_words(runs[runs["setting"].isin(settings)])
+    n_seeds = runs.groupby("setting").size().to_dict()
+    statuses = runs.groupby("setting")["status"].agg(
+        lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str))))).to_dict()
+    mixup = bool((pd.to_numeric(runs["mixup_alpha"], errors="coerce") > 0).any())
+    fig, (top, bottom) = new_figure(COLUMN_SIZE, nrows=2, sharex=True)
+    cols = colors(len(settings))
+    loss = _panel(top, stats, settings, cols, n_seeds, "loss")
+    _panel(bottom, stats, settings, cols, n_seeds, "acc")
+    if loss.size:  # keep a diverging run from flattening the other curves
+        cap = 1.5 * float(np.percentile(loss, 95))
+        if loss.max() > cap > 0:
+            top.set_ylim(0, cap)
+    last = int(np.nanmax(stats["epoch"])) if len(stats) else 0
+    if 0 < last <= 10:  # few epochs: a tick at each (and room around a single one)
+        bottom.set_xticks(range(1, last + 1))
+        bottom.set_xlim(0.5, last + 0.5)
+    top.set_title(f"{title}: loss per epoch")
+    top.set_ylabel("cross-entropy loss")
+    bottom.set_title(f"{title}: accuracy per epoch")
+    bottom.set_ylabel("accuracy (%)")
+    bottom.set_xlabel("epoch")
+    if len(settings) > 1 or any(_note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings):
+        top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + _note(
+            n_seeds.get(s, 1), statuses.get(s, ""))) for c, s in zip(cols, settings)],
+            loc="best", framealpha=0.85)
+    bottom.legend(handles=[
+        Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training"),
+        Line2D([], [], color="k", ls="--", label="validation")], loc="best", framealpha=0.85)
+    return fig
+
+
+def plot_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str, stem: Path, *,
+                 demo: bool = False) -> list[Path]:
+    """stem.png and stem.pdf: draw_section of `runs` (nothing when they have no history)."""
+    if hist.empty:
+        return []
+    return save(draw_section(hist, runs, title), stem, demo=demo)
+
+
+__all__ = ["COLUMN_SIZE", "LAMBDA_NOTE", "curve_stats", "draw_section", "plot_section",
+           "setting_words"]

@@ -1,0 +1,148 @@
+"""Is a difference between two settings bigger than the noise? Rankings worded accordingly.
+
+A setting's final metric is the mean over its completed runs (seeds). The standard error of a
+difference of two means is the spread over seeds (sqrt(s1^2/k1 + s2^2/k2), sample std) when both
+settings have two or more runs; otherwise, for an accuracy, the binomial standard error of a
+proportion measured on n images (sqrt(p(1-p)/n) per setting); a loss from single runs has none.
+A difference counts as beyond noise when it exceeds Z = 2 standard errors (about 95%).
+Accuracies are fractions here; words show them in % and differences in percentage points.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+
+from .labels import fmt_loss, fmt_pct
+
+Z = 2.0
+WORDS = {"val_acc": "validation accuracy", "val_loss": "validation loss",
+         "train_loss": "training loss", "train_acc": "training accuracy",
+         "test_acc": "test accuracy", "test_loss": "test loss"}
+#: Which split's size n a binomial standard error uses, by metric.
+SPLIT = {"val_acc": "val", "train_acc": "train", "test_acc": "test"}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One setting's final `metric`: mean, sample std (nan for k < 2) and count k of finite runs."""
+
+    setting: str
+    mean: float
+    std: float
+    k: int
+    status: str = "completed"
+
+
+@dataclass(frozen=True)
+class Gap:
+    """best - other in the metric's units (positive: best is better); se nan when unknown."""
+
+    diff: float
+    se: float
+    basis: str
+
+    @property
+    def within_noise(self) -> bool:
+        return math.isfinite(self.se) and abs(self.diff) <= Z * self.se
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.endswith("_acc")
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of an accuracy p (fraction) measured on n images."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n and n > 0 else math.nan
+
+
+def estimates(runs: pd.DataFrame, metric: str, labels: dict[str, str] | None = None
+              ) -> list[Estimate]:
+    """Per setting of `runs`: its final `metric` over completed runs, best first (a setting
+    with no finite value last, with its statuses). Ties go to the lower validation loss."""
+    out, tie = [], {}
+    for setting, part in runs.groupby("setting", sort=False):
+        done = part[part["status"] == "completed"]
+        vals = pd.to_numeric(done[metric], errors="coerce")
+        vals = vals[vals.map(math.isfinite)]
+        k = len(vals)
+        status = "/".join(sorted(set(part["status"].astype(str)) - {"completed"})) or "completed"
+        name = (labels or {}).get(setting, setting)
+        out.append(Estimate(name, float(vals.mean()) if k else math.nan,
+                            float(vals.std(ddof=1)) if k > 1 else math.nan, k, status))
+        tie[name] = pd.to_numeric(done["val_loss"], errors="coerce").mean()
+    sign = 1 if higher_is_better(metric) else -1
+
+    def rank(e: Estimate):
+        t = tie[e.setting]
+        return (e.k == 0, -sign * e.mean if e.k else 0.0, t if math.isfinite(t) else math.inf)
+
+    return sorted(out, key=rank)
+
+
+def gap(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> Gap:
+    """The difference best - other (signed so that positive favours `best`) and its standard error."""
+    diff = (best.mean - other.mean) * (1 if higher_is_better(metric) else -1)
+    if best.k > 1 and other.k > 1:
+        se = math.sqrt(best.std ** 2 / best.k + other.std ** 2 / other.k)
+        seeds = f"{best.k} seeds each" if best.k == other.k else f"{best.k} and {other.k} seeds"
+        return Gap(diff, se, f"spread over {seeds}")
+    split = SPLIT.get(metric)
+    n = int((sizes or {}).get(split) or 0) if split else 0
+    if n:
+        se = math.hypot(binomial_se(best.mean, n), binomial_se(other.mean, n))
+        return Gap(diff, se, f"binomial, {n} {_split_words(split)} images")
+    return Gap(diff, math.nan, "")
+
+
+def _split_words(split: str) -> str:
+    return {"val": "validation", "train": "training"}.get(split, split)
+
+
+def value_text(metric: str, value: float) -> str:
+    """'45.10%' for an accuracy (fraction in), '1.2345' for a loss."""
+    return f"{fmt_pct(value)}%" if metric.endswith("_acc") else fmt_loss(value)
+
+
+def diff_text(metric: str, diff: float) -> str:
+    """'1.10 points' for an accuracy difference, '0.1234' for a loss difference."""
+    return f"{fmt_pct(abs(diff))} points" if metric.endswith("_acc") else fmt_loss(abs(diff))
+
+
+def _entry(metric: str, e: Estimate) -> str:
+    if e.k == 0:
+        return f"{e.setting} ({e.status})"
+    return f"{e.setting} ({value_text(metric, e.mean)})"
+
+
+def noise_clause(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> str:
+    """One sentence: is best's lead over `other` beyond the noise, within it, or unknown?"""
+    if other.k == 0:
+        return f"{other.setting} has no finite final value ({other.status})."
+    g = gap(best, other, metric, sizes)
+    if not math.isfinite(g.se):
+        return (f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is untested: one run "
+                f"per setting gives no noise estimate for a {WORDS[metric]}.")
+    se = diff_text(metric, g.se)
+    if g.within_noise:
+        return (f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is within noise "
+                f"(standard error {se}, {g.basis}): these runs do not tell the two apart.")
+    return (f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is "
+            f"{abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise.")
+
+
+def ranking_sentence(ests: Sequence[Estimate], metric: str, sizes: dict | None) -> str:
+    """'Validation accuracy: highest for lr 0.05 (45.10%), then lr 0.01 (44.90%), lr 0.5
+    (diverged). The lead over lr 0.01 (0.20 points) is within noise (...): ...'"""
+    if not ests or ests[0].k == 0:
+        return f"{WORDS[metric].capitalize()}: no run completed with a finite value."
+    word = "highest" if higher_is_better(metric) else "lowest"
+    text = f"{WORDS[metric].capitalize()}: {word} for {_entry(metric, ests[0])}"
+    if len(ests) > 1:
+        text += ", then " + ", ".join(_entry(metric, e) for e in ests[1:])
+    text += "."
+    if len(ests) > 1:
+        text += " " + noise_clause(ests[0], ests[1], metric, sizes)
+    return text

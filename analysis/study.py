@@ -1,0 +1,84 @@
+"""A study folder read once: its contract (choices.json) and every run of its sections.
+
+Every number of report.md and paper.tex comes from the two tables read here (`collect` once),
+and from the training split's data_stats.json.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import contract as C
+from .report import load_data_stats
+from .runs import AnalysisError, collect
+
+
+@dataclass
+class StudyData:
+    root: Path
+    contract: C.Contract
+    runs: pd.DataFrame  # one row per run; `section` as the contract names it
+    hist: pd.DataFrame  # one row per run per epoch
+    stats: dict | None  # data_stats.json of the runs (split sizes, channel stats, classes)
+
+    @property
+    def demo(self) -> bool:
+        return self.contract.demo is not None
+
+    @property
+    def sizes(self) -> dict:
+        """Images per split: {'train': 40000, 'val': 10000, 'test': 10000} (empty if unknown)."""
+        return dict((self.stats or {}).get("sizes") or {})
+
+    def part(self, section: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, history) of one section."""
+        return self.select(self.runs["section"] == section)
+
+    def select(self, mask: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+        runs = self.runs[mask]
+        return runs, self.hist[self.hist["run_dir"].isin(set(runs["run_dir"]))]
+
+    def choice(self, name: str) -> C.Choice | None:
+        return self.contract.choices.get(name)
+
+    def without_mixup_baseline(self) -> pd.Series:
+        """Mask of the runs of the chosen weight decay in its section (the final setting without
+        mixup), to compare the final section against."""
+        wd = self.choice("weight_decay")
+        if wd is None:
+            return pd.Series(False, index=self.runs.index)
+        vals = pd.to_numeric(self.runs["weight_decay"], errors="coerce").to_numpy(dtype=float)
+        return (self.runs["section"] == wd.section) & pd.Series(
+            np.isclose(vals, float(wd.value), rtol=1e-9, atol=0), index=self.runs.index)
+
+
+def load(root: str | os.PathLike) -> StudyData:
+    """Read <root>/choices.json and every run folder it lists (one `collect`)."""
+    root = Path(root)
+    contract = C.read(root)
+    dirs = contract.run_dirs(root)
+    every = [d for ds in dirs.values() for d in ds]
+    if not every:
+        raise AnalysisError(f"{root / C.FILE} lists no run folders")
+    missing = [d for d in every if not d.is_dir()]
+    if missing:
+        raise AnalysisError(f"{len(missing)} run folder(s) listed in {root / C.FILE} are missing, "
+                            f"e.g. {missing[0]}")
+    runs, hist = collect(every)
+    section_of = {os.path.normpath(d): s for s, ds in dirs.items() for d in ds}
+    runs["section"] = runs["run_dir"].map(lambda d: section_of[os.path.normpath(d)])
+    hist["section"] = hist["run_dir"].map(lambda d: section_of[os.path.normpath(d)])
+    stats = load_data_stats(runs["run_dir"])
+    return StudyData(root, contract, runs, hist, stats)
+
+
+def finite(x) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
