@@ -5,12 +5,15 @@ Measures, in one invocation on the same CIFAR-shaped random data (each in its ow
       ToTensor + Normalize -> DataLoader, fp32, eager, `loss.item()` every step;
   (b) our eager path: data on the device, batch-wise crop/flip there, fp32, NCHW, no compile;
   (c) our fast path with the defaults a run gets on that device (trainer.* = auto);
-  (d) k runs of (c) at once on the same device (separate processes started together).
-and prints a Markdown table: s/epoch (median of the timed epochs), training images per second of epoch
-time (aggregate over the k runs for (d)), ratio to (a), compile + capture seconds (once per run),
-peak memory (GPU max_memory_allocated; on the CPU the process's peak RSS), recompilations during
-the timed epochs and CUDA-reported host synchronisations per epoch. Then the study's critical path
-from the measured per-run epoch times at k runs sharing the device.
+  (d) k runs of (c) at once on the same device (separate processes started together);
+  (e) k runs of (c) fused into one network in one process (steps.Group, as hydra/launcher=fused).
+and prints a Markdown table: s/epoch (median of the timed epochs; for (d) and (e) the epoch time of
+each run, all k progressing together), training images per second of epoch time (aggregate over the
+k runs), ratio to (a) and to (c) (k runs one after the other keep (c)'s aggregate rate, so "vs (c)"
+is also the gain over running them one after another), compile + capture seconds (once per run or
+group), peak memory (GPU max_memory_allocated; on the CPU the process's peak RSS), recompilations
+during the timed epochs and CUDA-reported host synchronisations per epoch. Then the study's critical
+path from the measured epoch times at k runs sharing the device: side by side (d), and fused (e).
 """
 
 from __future__ import annotations
@@ -47,14 +50,14 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (default 3)")
     ap.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs before them (default 1)")
-    ap.add_argument("--ks", default="1,2,4", help="runs at once for (d), comma-separated (default 1,2,4)")
+    ap.add_argument("--ks", default="1,2,4,6,8", help="runs at once for (d) and (e), comma-separated (default 1,2,4,6,8)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the classic pipeline (default 2)")
-    ap.add_argument("--pipelines", default="a,b,c,d", help="which of a,b,c,d to run (default all)")
-    ap.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="trainer.compile for (c) and (d)")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="trainer.precision for (c) and (d)")
-    ap.add_argument("--channels-last", default="auto", choices=["auto", "true", "false"], help="(c) and (d); auto: per model and device")
-    ap.add_argument("--compile-mode", default=None, help="torch.compile mode for (c) and (d) (default reduce-overhead)")
-    ap.add_argument("--mixup-alpha", type=float, default=None, help="mixup for (b)-(d) and --verify (default none: crop + flip only)")
+    ap.add_argument("--pipelines", default="a,b,c,d,e", help="which of a,b,c,d,e to run (default all)")
+    ap.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="trainer.compile for (c)-(e)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="trainer.precision for (c)-(e)")
+    ap.add_argument("--channels-last", default="auto", choices=["auto", "true", "false"], help="(c)-(e); auto: per model and device")
+    ap.add_argument("--compile-mode", default=None, help="torch.compile mode for (c)-(e) (default reduce-overhead)")
+    ap.add_argument("--mixup-alpha", type=float, default=None, help="mixup for (b)-(e) and --verify (default none: crop + flip only)")
     ap.add_argument("--verify", action="store_true", help="first check eager vs compiled step in fp32 (same seed): loss differences")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed per measurement (default 900)")
     ap.add_argument("--out", default=None, help="also write the numbers to this JSON file")
@@ -70,7 +73,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     pipelines = set(args.pipelines.split(","))
     for ok, what in [
         (min(args.ks) >= 1, f"--ks={args.ks} is not allowed: integers >= 1"),
-        (pipelines <= set("abcd") and pipelines, f"--pipelines={args.pipelines!r} is not allowed: a subset of a,b,c,d"),
+        (pipelines <= set("abcde") and pipelines, f"--pipelines={args.pipelines!r} is not allowed: a subset of a,b,c,d,e"),
         (args.train >= args.batch_size >= 1, f"--train={args.train} is not allowed: must be >= --batch-size ({args.batch_size}) >= 1"),
         (args.val >= 1 and args.epochs >= 1 and args.warmup_epochs >= 0, "--val and --epochs must be >= 1, --warmup-epochs >= 0"),
         (args.workers >= 0, "--workers must be >= 0"),
@@ -127,7 +130,7 @@ def summarize(label: str, runs: list[dict], n_train: int) -> dict:
         return {"pipeline": label, "runs": len(runs), "error": errors[0], "tracebacks": [r.get("traceback") for r in runs]}
     import statistics
 
-    k = len(runs)
+    k = sum(r.get("fused", 1) for r in runs)  # runs trained: processes x runs fused in each
     epochs = len(runs[0]["epoch_times"])
     window = max(r["t_end"] for r in runs) - min(r["t_start"] for r in runs)
     return {
@@ -136,7 +139,7 @@ def summarize(label: str, runs: list[dict], n_train: int) -> dict:
         "images_per_s": k * n_train * epochs / window,
         "compile_s": max(r["compile_s"] for r in runs),
         "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs), "memory_kind": runs[0]["memory_kind"],
-        "recompiles": runs[0]["recompiles"] if k == 1 else _sum_or_none([r["recompiles"] for r in runs]),
+        "recompiles": runs[0]["recompiles"] if len(runs) == 1 else _sum_or_none([r["recompiles"] for r in runs]),
         "syncs_per_epoch": runs[0]["syncs_per_epoch"], "device_name": runs[0]["device_name"],
         "epoch_times": [r["epoch_times"] for r in runs],
     }
@@ -159,8 +162,9 @@ def epoch_time_at(per_run: dict[int, float], k: int) -> tuple[float, str]:
 
 
 def critical_path(per_run: dict[int, float], compile_s: float, stages=STUDY_STAGES) -> dict:
-    """Wall time of the study's stages run one after another, each stage's runs side by side;
-    every stage pays one compilation (its runs compile in parallel)."""
+    """Wall time of the study's stages run one after another, each stage's runs together (side by
+    side or fused: `per_run` maps k to the epoch time each run has with k together); every stage
+    pays one compilation (its runs compile in parallel, or once for a fused group)."""
     parts, total = [], 0.0
     for name, epochs, k in stages:
         t, how = epoch_time_at(per_run, k)
@@ -174,31 +178,33 @@ def _fmt(v, spec: str, none: str = "-") -> str:
     return none if v is None else format(v, spec)
 
 
-def render(rows: list[dict], meta: dict, path: Optional[dict]) -> str:
-    """The Markdown report: header lines, the table, the critical path."""
+def render(rows: list[dict], meta: dict, paths: dict[str, dict]) -> str:
+    """The Markdown report: header lines, the table, the critical paths (by how each stage's runs share the device)."""
     lines = [
         f"Benchmark {meta['date']} on {meta['device_name']}, torch {meta['torch']}; model {meta['model']}, batch {meta['batch_size']}, "
         f"{meta['train']} train + {meta['val']} val images per epoch; median of {meta['epochs']} timed epochs after {meta['warmup_epochs']} untimed.",
         f"Command: `{meta['command']}`", "",
-        "| pipeline | settings | s / epoch | img / s | vs (a) | compile + capture s | peak memory | recompiles | syncs / epoch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) | compile + capture s | peak memory | recompiles | syncs / epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(a)")), None)
+    one = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(c)")), None)
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['pipeline']} | FAILED: {r['error'][:200]} | | | | | | | |")
+            lines.append(f"| {r['pipeline']} | FAILED: {r['error'][:200]} | | | | | | | | |")
             continue
         ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"
+        gain = f"{r['images_per_s'] / one:.2f}x" if one else "-"
         mem = f"{r['peak_memory_bytes'] / 2**30:.2f} GiB ({r['memory_kind']})"
         lines.append(
-            f"| {r['pipeline']} | {r['settings']} | {r['s_per_epoch']:.3f} | {r['images_per_s']:.0f} | {ratio} | "
+            f"| {r['pipeline']} | {r['settings']} | {r['s_per_epoch']:.3f} | {r['images_per_s']:.0f} | {ratio} | {gain} | "
             f"{r['compile_s']:.1f} | {mem} | {_fmt(r['recompiles'], 'd')} | {_fmt(r['syncs_per_epoch'], 'd')} |"
         )
-    if path:
-        lines += ["", f"Study critical path (each stage's runs side by side; {path['compile_s_per_stage']:.0f} s compile per stage):"]
-        for s in path["stages"]:
-            lines.append(f"- {s['stage']}: {s['epochs']} epochs x {s['s_per_epoch']:.3f} s (k={s['runs_at_once']} runs at once; {s['how']}) = {s['seconds'] / 60:.1f} min")
-        lines.append(f"- total: {path['total_s'] / 60:.1f} min (target <= 20 min on one H100)")
+    for how, p in paths.items():
+        lines += ["", f"Study critical path, each stage's runs {how} ({p['compile_s_per_stage']:.0f} s compile per stage):"]
+        for s in p["stages"]:
+            lines.append(f"- {s['stage']}: {s['epochs']} epochs x {s['s_per_epoch']:.3f} s (k={s['runs_at_once']} runs; {s['how']}) = {s['seconds'] / 60:.1f} min")
+        lines.append(f"- total: {p['total_s'] / 60:.1f} min (target <= 20 min on one H100)")
     return "\n".join(lines)
 
 
@@ -223,6 +229,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         plan.append(("(c) ours, fast (defaults)", "ours", fast_p, 1))
     if "d" in args.pipelines:
         plan += [(f"(d) {k} runs of (c) at once", "ours", fast_p, k) for k in args.ks if not (k == 1 and "c" in args.pipelines)]
+    if "e" in args.pipelines:
+        plan += [(f"(e) {k} runs of (c) fused", "ours", {**fast_p, "fused": k}, 1) for k in args.ks if k > 1]
     verify = run_processes("equivalence", fast_p, 1, args.timeout)[0] if args.verify else None
     if verify:
         print(verify.get("traceback") or "", file=sys.stderr)
@@ -232,23 +240,26 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows.append(summarize(label, run_processes(kind, p, k, args.timeout), args.train))
         if "error" in rows[-1]:
             print(rows[-1]["tracebacks"][0] or rows[-1]["error"], file=sys.stderr)
-    per_run = {r["runs"]: r["s_per_epoch"] for r in rows if "error" not in r and (r["pipeline"].startswith("(c)") or r["pipeline"].startswith("(d)"))}
-    compile_s = max((r["compile_s"] for r in rows if r["runs"] in per_run and "error" not in r), default=0.0)
-    path = critical_path(per_run, compile_s) if per_run else None
+    paths = {}
+    for how, kinds in (("side by side (d)", ("(c)", "(d)")), ("fused (e)", ("(c)", "(e)"))):
+        measured = [r for r in rows if "error" not in r and r["pipeline"].startswith(kinds)]
+        if any(r["pipeline"].startswith(kinds[1]) for r in measured):
+            per_run = {r["runs"]: r["s_per_epoch"] for r in measured}
+            paths[how] = critical_path(per_run, max(r["compile_s"] for r in measured))
     ok = [r for r in rows if "error" not in r]
     meta = {
         "date": datetime.date.today().isoformat(), "device_name": ok[0]["device_name"] if ok else args.device,
         "torch": torch.__version__, "command": "python -m hw_hparams.bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         **{k: getattr(args, k) for k in ("model", "batch_size", "train", "val", "epochs", "warmup_epochs", "device")},
     }
-    print(render(rows, meta, path))
+    print(render(rows, meta, paths))
     if verify:
         print(f"\nEager vs compiled step, fp32, same seed, {args.epochs} epochs (train, val loss per epoch): " + (
             f"FAILED: {verify['error']}" if "error" in verify else
             f"largest relative difference {verify['max_rel_diff']:.2e}; recompilations {verify['recompiles']}; "
             f"eager {[round(x, 6) for x in verify['eager_losses']]}, compiled {[round(x, 6) for x in verify['fast_losses']]}"))
     if args.out:
-        write_json(Path(args.out), {"meta": meta, "rows": rows, "critical_path": path, "verify": verify})
+        write_json(Path(args.out), {"meta": meta, "rows": rows, "critical_paths": paths, "verify": verify})
     return 1 if len(ok) < len(rows) or (verify and "error" in verify) else 0
 
 

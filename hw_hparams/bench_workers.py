@@ -130,70 +130,74 @@ def _count_syncs(fn) -> int:
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
-def _run_cfg(p: dict, compile: str, precision: str):
-    """The config keys a Runner reads, as a study run at lr 0.05 with weight decay would set them."""
-    return OmegaConf.create({
-        "model": {"name": p["model"]}, "batch_size": p["batch_size"], "trainer": {"compile": compile, "precision": precision},
-        "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
-        "augmentation": {"crop_flip": True, "mixup_alpha": p["mixup_alpha"]},
-    })
+def _group(p: dict, compile: str, precision: str, k: int, **overrides):
+    """A group of k fresh runs (seeds 0..k-1) of the study's kind: SGD momentum 0.9, weight decay
+    5e-4, crop + flip (+ mixup with p["mixup_alpha"]), on `p["device"]`, trained as one network."""
+    from .data import Normalize
+    from .steps import RunSpec, build_group, resolve_settings
+
+    device = torch.device(p["device"])
+    settings = resolve_settings(OmegaConf.create({"compile": compile, "precision": precision}), device, p["model"], **overrides)
+    runs = [RunSpec(seed, 0.9, 5e-4, True, p["mixup_alpha"]) for seed in range(k)]
+    return build_group(p["model"], runs, device, Normalize(MEAN, STD, device), settings, p["batch_size"])
+
+
+def _splits(p: dict):
+    from .data import Split
+
+    device = torch.device(p["device"])
+    tr_i, tr_l, va_i, va_l = make_data(p["train"], p["val"], p["seed"])
+    return Split(tr_i.to(device), tr_l.to(device)), Split(va_i.to(device), va_l.to(device))
 
 
 def measure_ours(p: dict, barrier=None) -> dict:
-    """Our training step (steps.Runner) with `p["trainer"]` settings and `p["overrides"]`."""
-    from .data import Normalize, Split
-    from .steps import build_runner, evaluate, prepare, train_epoch
-    from .optim import build_scheduler
+    """Our training step (steps.Group) of `p["fused"]` runs as one network (default 1), with
+    `p["trainer"]` settings and `p["overrides"]`; the learning rate changes every epoch (cosine)."""
+    from .optim import lr_at
+    from .steps import evaluate, prepare, train_epoch
 
     device = torch.device(p["device"])
-    tr_i, tr_l, va_i, va_l = make_data(p["train"], p["val"], p["seed"])
-    train, val = Split(tr_i.to(device), tr_l.to(device)), Split(va_i.to(device), va_l.to(device))
-    runner = build_runner(_run_cfg(p, **p["trainer"]), device, Normalize(MEAN, STD, device), **p["overrides"])
-    scheduler = build_scheduler(runner.optimizer, "cosine", p["warmup_epochs"] + p["epochs"] + 1)  # lr changes every epoch
-    compile_s = prepare(runner, train, val)
+    train, val = _splits(p)
+    k = p.get("fused", 1)
+    group = _group(p, p["trainer"]["compile"], p["trainer"]["precision"], k, **p["overrides"])
+    compile_s = prepare(group, train, val)
     if barrier is not None:
         barrier.wait(timeout=p["timeout"])
+    epochs, epoch = p["warmup_epochs"] + p["epochs"] + 1, [0]
 
     def one_epoch():
-        train_epoch(runner, train)
-        evaluate(runner, val)
-        scheduler.step()
+        group.optimizer.set_lr([lr_at("cosine", 0.05, epoch[0], epochs)] * k)
+        train_epoch(group, train)
+        evaluate(group, val)
+        epoch[0] += 1
 
     graphs = _unique_graphs()
     times, t0, t1 = _epochs(p, one_epoch)
-    recompiles = _unique_graphs() - graphs if runner.settings.compile else None
+    recompiles = _unique_graphs() - graphs if group.settings.compile else None
     syncs = _count_syncs(one_epoch) if device.type == "cuda" else None
-    return {"epoch_times": times, "t_start": t0, "t_end": t1, "compile_s": compile_s, "settings": runner.settings.describe(),
-            "recompiles": recompiles, "syncs_per_epoch": syncs, **_peak_memory(device), "device_name": _device_name(device)}
+    return {"epoch_times": times, "t_start": t0, "t_end": t1, "compile_s": compile_s, "settings": group.settings.describe(),
+            "recompiles": recompiles, "syncs_per_epoch": syncs, "fused": k, **_peak_memory(device), "device_name": _device_name(device)}
 
 
 def measure_equivalence(p: dict, barrier=None) -> dict:
-    """Eager vs compiled step in fp32 from the same weights and RNG seed, Inductor drawing random
-    numbers with torch's own kernels: per-epoch train/val losses of both and their largest relative
-    difference (float rounding only, if the paths agree)."""
-    import torch._inductor.config as inductor_config
+    """Eager vs compiled step in fp32 from the same weights and draws (each run's own generators):
+    per-epoch train/val losses of both and their largest relative difference (float rounding only,
+    if the paths agree)."""
+    from .optim import lr_at
+    from .steps import evaluate, prepare, train_epoch
 
-    from .data import Normalize, Split
-    from .steps import build_runner, evaluate, prepare, train_epoch
-    from .optim import build_scheduler
-
-    inductor_config.fallback_random = True
     device = torch.device(p["device"])
-    tr_i, tr_l, va_i, va_l = make_data(p["train"], p["val"], p["seed"])
-    train, val = Split(tr_i.to(device), tr_l.to(device)), Split(va_i.to(device), va_l.to(device))
+    train, val = _splits(p)
     losses, recompiles = {}, None
     for compile_ in ("false", "true"):
-        torch.manual_seed(0)
-        runner = build_runner(_run_cfg(p, compile_, "fp32"), device, Normalize(MEAN, STD, device), **p["overrides"])
-        scheduler = build_scheduler(runner.optimizer, "cosine", p["epochs"] + 1)
-        prepare(runner, train, val)
+        group = _group(p, compile_, "fp32", 1, **p["overrides"])
+        prepare(group, train, val)
         graphs = _unique_graphs()
-        torch.manual_seed(1)
         losses[compile_] = []
-        for _ in range(p["epochs"]):
-            t, v = train_epoch(runner, train), evaluate(runner, val)
+        for e in range(p["epochs"]):
+            group.optimizer.set_lr([lr_at("cosine", 0.05, e, p["epochs"] + 1)])
+            (t,), (v,) = train_epoch(group, train), evaluate(group, val)
             losses[compile_] += [t.loss, v.loss]
-            scheduler.step()
         if compile_ == "true":
             recompiles = _unique_graphs() - graphs
     diff = max(abs(a - b) / abs(a) for a, b in zip(losses["false"], losses["true"]))

@@ -1,7 +1,9 @@
-"""Checkpoints: everything a run needs to continue exactly where it stopped.
+"""Checkpoints: everything a run needs to continue exactly where it stopped, one file per run.
 
-A checkpoint holds the model, optimizer and scheduler states, every RNG state (Python, NumPy,
-torch CPU, torch CUDA), the completed epochs' history rows and the config it was made with.
+A checkpoint (format FORMAT) holds the run's network in the plain (unfused) network's names and
+shapes, its SGD momentum buffers by parameter name, the states of its own generators (draws.py),
+the completed epochs' history rows and the config it was made with; the learning rate follows from
+the epoch. So a run trained fused with others resumes alone, and the other way round.
 It is written to a temporary file and renamed into place; the one before it is kept as
 `checkpoint.prev.pt`, so a checkpoint damaged on disk falls back one epoch instead of to zero
 (`load`), and one made by another run or not a checkpoint at all is skipped the same way.
@@ -12,32 +14,14 @@ from __future__ import annotations
 import io
 import logging
 import os
-import random
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from .run_folder import CHECKPOINT as NAME, CHECKPOINT_PREV as PREVIOUS, atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-def rng_states() -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def save(run_dir: Path, state: dict[str, Any]) -> None:
@@ -57,13 +41,16 @@ def save(run_dir: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(current, buf.getvalue(), before_replace=keep_previous)
 
 
-REQUIRED = ("epoch", "model", "optimizer", "scheduler", "rng", "history", "config", "wall_time_s")
+FORMAT = 2  # 1: hw_hparams before fused runs (torch optimizer and scheduler states, global RNG states)
+REQUIRED = ("format", "epoch", "model", "momentum", "random", "history", "config", "wall_time_s")
 DAMAGED_SUFFIX = ".damaged"
 
 
 def _read(path: Path, map_location: torch.device, check: Callable[[dict], None] | None) -> dict[str, Any]:
     state = torch.load(path, map_location=map_location, weights_only=False)
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
+    if isinstance(state, dict) and "scheduler" in state and "format" not in state:
+        raise ValueError("made by an earlier version of hw_hparams, which this one cannot resume")
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED) or state["format"] != FORMAT:
         raise ValueError("not a hw_hparams checkpoint")
     if len(state["history"]) != state["epoch"]:
         raise ValueError(f"it holds {len(state['history'])} history rows for {state['epoch']} epochs")

@@ -1,14 +1,16 @@
-"""One training epoch and one evaluation pass over a split that lives on the device (the eager path).
+"""One training epoch and one evaluation pass of k runs fused in one network (eager building blocks).
 
-The per-batch work is split into pure functions (`train_forward`, `eval_batch`) that the fast path
-(steps.py) compiles unchanged, and epoch loops (`run_train_epoch`, `evaluate`) that take the step
-to use for full batches; the epoch's last, smaller batch always runs eagerly.
+The per-batch work is in pure functions (`train_forward`, `eval_batch`) that steps.py compiles
+unchanged, and the epoch loops (`run_train_epoch`, `evaluate`) take the step to use for full
+batches; the epoch's last, smaller batch always runs eagerly. A single run is k = 1.
 
-Metrics accumulate on the device as float64 [2] = (sum of per-image losses, correct count) and are
-read once per pass (no host synchronisation inside an epoch). Training figures are sample-weighted
-means over the epoch's batches as trained (lambda-weighted accuracy under mixup); evaluation figures
-are sample-weighted means over the whole split in eval mode. Losses are mean cross-entropy in nats,
-accuracies fractions in [0, 1].
+Layout: run i's images go to channels [3i, 3i+3) of the fused network's input [B, 3k, 32, 32], its
+logits come out as [B, k, classes]. Every draw (order, crops, flips, mixup, dropout masks) is an
+input, from the run's own generator (draws.py), so a batch function has no randomness of its own.
+Metrics accumulate on the device as float64 [k, 2] = (sum of per-image losses, correct count) and
+are read once per pass. Training figures are sample-weighted means over the epoch's batches as
+trained (lambda-weighted accuracy under mixup); evaluation figures are sample-weighted means over
+the whole split in eval mode. Losses are mean cross-entropy in nats, accuracies fractions in [0, 1].
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Normalize, Split, crop_flip
-from .mixup import mix_with, mixup_correct, mixup_loss, sample_mix
+from .draws import GroupPlan
+from .mixup import mix_with, mixup_correct, mixup_loss
 
 EVAL_BATCH = 1000
 
-# (uint8 images [B, 3, 32, 32], labels [B], lambda 0-dim tensor or None, permutation [B] or None)
-# -> float64 [2] (loss sum, correct count) of the batch, after the optimizer step.
-TrainStep = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
+# (images uint8 [k, B, 3, 32, 32], labels [k, B], top, left [k, B], flip [k, B], lambda [k],
+#  permutation [k, B], dropout masks [k, B, width] or None) -> float64 [k, 2] after the optimizer step.
+TrainStep = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -45,95 +48,88 @@ def autocast(device: torch.device, bf16: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _inputs(images: torch.Tensor, normalize: Normalize, channels_last: bool) -> torch.Tensor:
-    x = normalize(images)
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def train_forward(
-    model: nn.Module, normalize: Normalize, use_crop_flip: bool, bf16: bool, channels_last: bool,
-    images: torch.Tensor, labels: torch.Tensor, lam: Optional[torch.Tensor], perm: Optional[torch.Tensor],
+    model: nn.Module, normalize: Normalize, bf16: bool, channels_last: bool,
+    images: torch.Tensor, labels: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor,
+    lam: torch.Tensor, perm: torch.Tensor, masks: Optional[torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment, (mix,) forward one training batch: (mean loss to backpropagate, float64 [2] stats).
-
-    `lam`/`perm` (mixup's lambda and batch permutation, from `sample_mix`) are inputs, not drawn
-    here, so that the function has no host-side randomness and compiles to one graph.
-    """
-    if use_crop_flip:
-        images = crop_flip(images)
-    x = _inputs(images, normalize, channels_last)
+    """Augment, mix, forward one batch of k runs: (sum of the runs' mean losses, float64 [k, 2] stats)."""
+    k, b = labels.shape
+    x = crop_flip(images.flatten(0, 1), top.flatten(), left.flatten(), flip.flatten())
+    x = mix_with(normalize(x).unflatten(0, (k, b)), lam, perm)
+    x = _layout(x.transpose(0, 1).flatten(1, 2), channels_last)  # [B, 3k, H, W]
+    mask = masks.transpose(0, 1).flatten(1) if masks is not None else None  # [B, k * width]
     with autocast(x.device, bf16):
-        if perm is None:
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), labels)
-            correct = (logits.argmax(dim=1) == labels).sum()
-        else:
-            logits = model(mix_with(x, lam, perm))
-            loss = mixup_loss(logits.float(), labels, labels[perm], lam)
-            correct = mixup_correct(logits, labels, labels[perm], lam)
-    return loss, torch.stack([loss.detach().double() * len(labels), correct.double()])
+        logits = model(x, mask)
+    logits = logits.float().unflatten(1, (k, -1)).transpose(0, 1)  # [k, B, classes]
+    y_b = labels.gather(1, perm)
+    losses = mixup_loss(logits, labels, y_b, lam)
+    correct = mixup_correct(logits, labels, y_b, lam)
+    return losses.sum(), torch.stack([losses.detach().double() * b, correct.double()], dim=1)
 
 
-def sgd_step(optimizer: torch.optim.Optimizer, forward: Callable, update: Optional[Callable[[], Any]] = None) -> TrainStep:
+def sgd_step(optimizer: Any, forward: Callable, update: Optional[Callable[[], Any]] = None) -> TrainStep:
     """The training step: `forward` (eager or compiled), backward, then `update` (default `optimizer.step`)."""
 
-    def step(images, labels, lam, perm):
-        loss, stats = forward(images, labels, lam, perm)
-        optimizer.zero_grad(set_to_none=True)
+    def step(*batch):
+        loss, stats = forward(*batch)
+        optimizer.zero_grad()
         loss.backward()
-        if update is None:
-            optimizer.step()  # looked up per call: a scheduler wraps optimizer.step after we are built
-        else:
-            update()
+        (update or optimizer.step)()
         return stats
 
     return step
 
 
 def run_train_epoch(
-    split: Split, batch_size: int, mixup_alpha: Optional[float], full_step: TrainStep,
-    tail_step: Optional[TrainStep] = None, bar: Optional[Any] = None,
-) -> EpochMetrics:
-    """One pass over `split` in a fresh random order; full batches go to `full_step`, the last
-    smaller one (if any) to `tail_step` (default `full_step`); `bar` (progress.EpochBar) is updated
-    after each batch. The model must be in train mode."""
-    device = split.images.device
-    n = len(split)
-    order = torch.randperm(n, device=device)
-    sums = torch.zeros(2, dtype=torch.float64, device=device)
-    starts = range(0, n, batch_size)
-    for start in starts:
-        idx = order[start : start + batch_size]
-        lam, perm = sample_mix(len(idx), mixup_alpha, device) if mixup_alpha else (None, None)
-        step = full_step if len(idx) == batch_size or tail_step is None else tail_step
-        sums += step(split.images[idx], split.labels[idx], lam, perm)
+    split: Split, plan: GroupPlan, batch_size: int, full_step: TrainStep, tail_step: Optional[TrainStep] = None,
+    dropout_masks: Optional[Callable[[int], torch.Tensor]] = None, bar: Optional[Any] = None,
+) -> list[EpochMetrics]:
+    """One pass over `split` for k runs in the orders of `plan`; full batches go to `full_step`, the
+    last smaller one (if any) to `tail_step` (default `full_step`); `dropout_masks(b)` gives the
+    runs' masks [k, b, width]; `bar` (progress.EpochBar) is updated after each batch. The model must
+    be in train mode."""
+    k, n = plan.order.shape
+    sums = torch.zeros(k, 2, dtype=torch.float64, device=split.images.device)
+    for j, start in enumerate(range(0, n, batch_size)):
+        cols = slice(start, start + batch_size)
+        idx = plan.order[:, cols]
+        size = idx.shape[1]
+        step = full_step if size == batch_size or tail_step is None else tail_step
+        masks = dropout_masks(size) if dropout_masks is not None else None
+        draws = (plan.top[:, cols], plan.left[:, cols], plan.flip[:, cols], plan.lam[:, j])  # made contiguous: one
+        sums += step(split.images[idx], split.labels[idx], *(d.contiguous() for d in draws), plan.perms[j], masks)  # compiled graph
         if bar is not None:
-            bar.update(sums, start + len(idx))
-    loss_sum, correct_sum = sums.tolist()
-    return EpochMetrics(loss_sum / n, correct_sum / n, n)
+            bar.update(sums, start + size)
+    return [EpochMetrics(loss / n, correct / n, n) for loss, correct in sums.tolist()]
 
 
 def eval_batch(
     model: nn.Module, normalize: Normalize, bf16: bool, channels_last: bool, images: torch.Tensor, labels: torch.Tensor,
 ) -> torch.Tensor:
-    """float64 [2] = (sum of cross-entropies, correct count) of one batch; images only normalised."""
-    x = _inputs(images, normalize, channels_last)
+    """float64 [k, 2] = per run (sum of cross-entropies, correct count) of one batch; images only normalised."""
+    k = model.k
+    x = _layout(normalize(images).repeat(1, k, 1, 1), channels_last)  # every run sees the same images
     with autocast(x.device, bf16):
-        logits = model(x).float()
-    loss_sum = F.cross_entropy(logits, labels, reduction="sum")
-    return torch.stack([loss_sum.double(), (logits.argmax(dim=1) == labels).sum().double()])
+        logits = model(x).float().unflatten(1, (k, -1))  # [N, k, classes]
+    losses = F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(k), reduction="none").view(-1, k).sum(0)
+    correct = (logits.argmax(dim=2) == labels[:, None]).sum(0)
+    return torch.stack([losses.double(), correct.double()], dim=1)
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module, split: Split, normalize: Normalize, bf16: bool = False, channels_last: bool = False,
     full_batch: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
-) -> EpochMetrics:
-    """Mean loss and accuracy of `model` in eval mode over the whole split in batches of EVAL_BATCH;
+) -> list[EpochMetrics]:
+    """Each run's mean loss and accuracy over the whole split, in eval mode, in batches of EVAL_BATCH;
     `full_batch` (e.g. a compiled `eval_batch`) takes the full-size batches, the rest run eagerly."""
     model.eval()
-    device = split.images.device
-    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    sums = torch.zeros(model.k, 2, dtype=torch.float64, device=split.images.device)
     for start in range(0, len(split), EVAL_BATCH):
         images, labels = split.images[start : start + EVAL_BATCH], split.labels[start : start + EVAL_BATCH]
         if full_batch is not None and len(labels) == EVAL_BATCH:
@@ -141,5 +137,4 @@ def evaluate(
         else:
             sums += eval_batch(model, normalize, bf16, channels_last, images, labels)
     n = len(split)
-    loss_sum, correct_sum = sums.tolist()
-    return EpochMetrics(loss_sum / n, correct_sum / n, n)
+    return [EpochMetrics(loss / n, correct / n, n) for loss, correct in sums.tolist()]

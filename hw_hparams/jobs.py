@@ -48,11 +48,14 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # when not 
 
 
 @contextlib.contextmanager
-def record(run_dir: Path, task_cfg):
-    """Write the command's record into `run_dir` (under Hydra) and log to its train.log while the block runs."""
+def record(run_dir: Path, task_cfg, hydra_cfg=None):
+    """Write the command's record into `run_dir` (under Hydra: `hydra_cfg`, default the current job's)
+    and log to its train.log while the block runs: every line that names no run, and the lines that
+    name this one (`extra={"run": run_dir}`), so runs trained together keep their logs apart."""
     log_format = LOG_FORMAT
-    if HydraConfig.initialized():
+    if hydra_cfg is None and HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
+    if hydra_cfg is not None:
         folder = run_dir / HYDRA_RECORD
         folder.mkdir(exist_ok=True)
         for name, node in (("config.yaml", task_cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})),
@@ -61,13 +64,18 @@ def record(run_dir: Path, task_cfg):
         log_format = OmegaConf.select(hydra_cfg, "job_logging.formatters.simple.format", default=LOG_FORMAT)
     handler = logging.FileHandler(run_dir / LOG)
     handler.setFormatter(logging.Formatter(log_format))
-    root = logging.getLogger()
+    handler.addFilter(lambda r: getattr(r, "run", run_dir) == run_dir)
+    root, ours = logging.getLogger(), logging.getLogger("hw_hparams")
+    level = ours.level
+    if ours.getEffectiveLevel() > logging.INFO:  # outside Hydra (which sets INFO): the log still gets its lines
+        ours.setLevel(logging.INFO)
     root.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
         handler.close()
+        ours.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -83,19 +91,22 @@ def job_outcome(run_dir: Path, multirun: bool):
         except Exception as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            if isinstance(err, OSError) and err.errno in DISK_ERRORS:
-                line = (
-                    f"{run_dir} failed: cannot write {err.filename or 'a file'}: {err.strerror}; the last checkpoint "
-                    "is intact: free space (or fix permissions) and re-run the same command to resume"
-                )
-            else:
-                text = " ".join(str(err).split())[:300]
-                line = f"{run_dir} failed: {type(err).__name__}: {text}"
+            line = failure_line(run_dir, err)
             if multirun:  # Hydra runs the other jobs, then prints this line and how to see the traceback
                 log.error(line)
                 raise JobFailed(line) from err
             log.error("%s (HYDRA_FULL_ERROR=1 shows the traceback)", line)
             sys.exit(1)
+
+
+def failure_line(run_dir: Path, err: BaseException) -> str:
+    """The one line for a job that ended in `err`: a user error as it is, a full disk said so, a crash named."""
+    if isinstance(err, ConfigError):
+        return str(err)
+    if isinstance(err, OSError) and err.errno in DISK_ERRORS:
+        return (f"{run_dir} failed: cannot write {err.filename or 'a file'}: {err.strerror}; the last checkpoint "
+                "is intact: free space (or fix permissions) and re-run the same command to resume")
+    return f"{run_dir} failed: {type(err).__name__}: {' '.join(str(err).split())[:300]}"
 
 
 def exit_interrupted(err: KeyboardInterrupt) -> None:

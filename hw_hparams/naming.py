@@ -35,6 +35,7 @@ from urllib.parse import quote
 import numpy as np
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
@@ -70,7 +71,9 @@ def spell(value: Any) -> str:
 
 
 def hydra_context():
-    """Hydra's compose API for our configs: as it is inside a running Hydra app, else set up for the block."""
+    """Hydra's compose API for our configs: as it is inside a running Hydra app, else set up for the
+    block, with every installed plugin's configs registered (e.g. hydra/launcher=fused), as in an app."""
+    Plugins.instance()  # scans hydra_plugins.*: their ConfigStore entries exist from here on
     if GlobalHydra.instance().is_initialized():
         return contextlib.nullcontext()
     return initialize_config_module(CONFIG_MODULE, version_base="1.3")

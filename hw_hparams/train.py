@@ -1,44 +1,44 @@
 """`python -m hw_hparams.train [overrides]`: train one setting of the study into its run folder.
 
-run folder -> seed -> data (split, statistics) -> model -> optimizer and schedule -> steps ->
-resume -> epoch loop -> history.csv / summary.json / checkpoint (run_folder.py owns the files).
-The folder is named by the run's settings (naming.py), so re-running the same setting, however it is
-spelled, resumes after the last completed epoch, and a finished run is not trained again.
+run folder -> data (split, statistics) -> model -> optimizer and schedule -> steps -> resume ->
+epoch loop -> history.csv / summary.json / checkpoint (run_folder.py owns the files). The folder is
+named by the run's settings (naming.py), so re-running the same setting, however it is spelled,
+resumes after the last completed epoch, and a finished run is not trained again.
+
+`run_group` trains several runs that share a network shape (model, epochs, batch size, data,
+device, precision) as one fused network (training.py), each with its own folder, files, lock and
+status; `run` is a group of one, and the fused launcher (hydra_plugins/hw_hparams_fused) hands
+whole groups of a sweep to `run_group`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
-import random
 import sys
-import time
+from itertools import groupby
 from pathlib import Path
 
 import hydra
-import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from . import checkpoint, naming  # naming: the resolvers that name run folders
 from .cli import normalize_argv, preflight
-from .config import as_dict, flag, validate
-from .data import Normalize, load_study_data
+from .config import as_dict, validate
+from .data import load_study_data
 from .device import pick_device
-from .engine import EpochMetrics
-from .interrupt import deferred, handle_signals, signal_name
+from .errors import ConfigError
+from .interrupt import handle_signals
 from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
-from .models import build_model
-from .optim import build_optimizer, build_scheduler
-from .progress import epoch_bar, final_line
+from .progress import final_line
 from .run_folder import (
     DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
-    restart_or_refuse, summary, write_history, write_json, write_summary,
+    restart_or_refuse, write_json,
 )
-from .steps import Runner, evaluate, prepare, resolve_settings, train_epoch
+from .training import Member, train_members
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -50,142 +50,88 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     config, no live process holds it (RunLocked otherwise), and the data is readable and the same.
     SIGINT/SIGTERM raise `Interrupted` (a KeyboardInterrupt) after summary.json says `interrupted`.
     """
-    validate(cfg)
-    config = as_dict(cfg)
-    check_usable(run_dir, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir), handle_signals():
-        remove_temp_files(run_dir)
-        return _run(cfg, config, run_dir)
+    (result,) = run_group([Member(cfg, run_dir)])
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
-def _run(cfg: DictConfig, config: dict, run_dir: Path) -> dict:
-    # folder: a finished run is reported, not trained again
-    previous = read_summary(run_dir)
-    if previous:
-        check_same_run(run_dir, previous["config"], config)
-        test_missing = cfg.eval_test and previous["status"] == "completed" and previous["test"] is None
-        if is_finished(previous) and not test_missing:
-            log.info("%s: run already %s after %d epochs; nothing to train", run_dir, previous["status"], previous["epochs_completed"])
-            return previous
-    device = pick_device(cfg.trainer.device)
-    # seed, then data (split, statistics) on the device
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    data = load_study_data(cfg.data, device)
-    check_same_data(run_dir, data.stats, cfg.data.root)
-    with record(run_dir, cfg):  # accepted: from here on the run writes into its folder
-        write_json(run_dir / DATA_STATS, data.stats)
-        return _train(cfg, config, run_dir, device, data, previous)
+def run_group(members: list[Member]) -> list:
+    """Train the runs of `members` (same model, epochs, batch size, data, device, precision) as one
+    fused network; each one's result is its summary, or the exception that refused or ended it
+    (a user error, a lock held elsewhere, a crash). Runs at different epochs train one epoch
+    group after another; Ctrl-C / SIGTERM mark every unfinished run `interrupted` and propagate."""
+    with contextlib.ExitStack() as held:
+        held.enter_context(handle_signals())
+        accepted = [m for m in members if _accept(m, held)]
+        if accepted:
+            _train(accepted, held)
+    return [m.result for m in members]
 
 
-def _train(cfg: DictConfig, config: dict, run_dir: Path, device: torch.device, data, previous: dict | None) -> dict:
-    normalize = Normalize(data.stats["mean"], data.stats["std"], device)
-    settings = resolve_settings(cfg.trainer, device, cfg.model.name)  # compile, precision, layout per device
-    model = build_model(cfg.model.name, device, settings.channels_last)
-    optimizer = build_optimizer(model, cfg.optim, fused=settings.fused_sgd)
-    scheduler = build_scheduler(optimizer, cfg.schedule.name, cfg.epochs)
-    runner = Runner(model, optimizer, normalize, settings, cfg.batch_size, cfg.augmentation.crop_flip, cfg.augmentation.mixup_alpha)
-    # resume: the checkpoint is the source of truth
-    rows: list[dict] = []
-    wall = 0.0
-    state = checkpoint.load(run_dir, device, check=lambda s: check_same_run(run_dir, s["config"], config))
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_states(state["rng"])
-        rows, wall = state["history"], state["wall_time_s"]
-        write_history(run_dir, rows)
-        log.info("%s: resuming after epoch %d of %d", run_dir, len(rows), cfg.epochs)
-    else:
-        restart_or_refuse(run_dir, previous, cfg.trainer.restart)  # never silently over trained epochs
-        previous = None
-
-    def write_status(status: str, test: dict | None = None, message: str | None = None) -> dict:
-        s = summary(status, rows, cfg.epochs, config, str(device), wall, len(data.train), test, message)
-        write_summary(run_dir, s)
-        return s
-
-    if previous and previous["status"] == "completed" and len(rows) == cfg.epochs:  # only the test evaluation was missing
-        return _evaluate_test(runner, data.test, write_status)
-
-    # the epoch loop
-    write_status("running")
-    make_bar = epoch_bar(cfg.trainer.progress)
-    batches = math.ceil(len(data.train) / cfg.batch_size)
-    started = time.perf_counter()
+def _accept(m: Member, held: contextlib.ExitStack) -> bool:
+    """Lock the run's folder and read what it holds; False (with `m.result` set) when it needs no training."""
     try:
-        prepare(runner, data.train, data.val)  # compile/capture once, outside the epochs' times
-        for epoch in range(len(rows) + 1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            bar = make_bar(epoch, cfg.epochs, batches) if make_bar else None
-            try:
-                train = train_epoch(runner, data.train, bar)
-            finally:
-                if bar is not None:
-                    bar.close()
-            if not math.isfinite(train.loss):
-                rows.append(_row(epoch, lr, train, EpochMetrics(math.nan, math.nan, 0), time.perf_counter() - t0))
-                write_history(run_dir, rows)
-                log.error("epoch %d: training loss is %s at lr %g; run diverged, stopping", epoch, train.loss, lr)
-                return write_status("diverged", message=f"non-finite training loss in epoch {epoch}")
-            val = evaluate(runner, data.val)
-            scheduler.step()
-            with deferred():  # a signal waits until the epoch's checkpoint and files are all written
-                row = _row(epoch, lr, train, val, time.perf_counter() - t0)
-                wall += time.perf_counter() - started
-                started = time.perf_counter()
-                checkpoint.save(run_dir, {
-                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": checkpoint.rng_states(),
-                    "history": [*rows, row], "config": config, "wall_time_s": wall,
-                })
-                rows.append(row)  # only once its checkpoint is on disk (a full disk fails the save)
-                write_history(run_dir, rows)
-                write_status("running")
-            r = rows[-1]
-            log.info(
-                "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
-                epoch, cfg.epochs, lr, r["train_loss"], 100 * r["train_acc"], r["val_loss"], 100 * r["val_acc"], r["epoch_time_s"],
-            )
-    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the epoch in progress is abandoned
-        line = f"interrupted by {signal_name(err)} after epoch {len(rows)} of {cfg.epochs}; re-run the same command to resume"
-        with deferred():
-            write_status("interrupted", message=line)
-            log.error(line)
-        err.reported = True
-        raise
-    except Exception as err:
-        write_status("failed", message=f"{type(err).__name__}: {err}")
-        raise
-    if cfg.eval_test:
-        return _evaluate_test(runner, data.test, write_status)
-    return write_status("completed")
+        validate(m.cfg)
+        m.config = as_dict(m.cfg)
+        check_usable(m.run_dir, m.config)
+        m.run_dir.mkdir(parents=True, exist_ok=True)
+        held.enter_context(run_lock(m.run_dir))
+        remove_temp_files(m.run_dir)
+        m.previous = read_summary(m.run_dir)
+        if m.previous:
+            check_same_run(m.run_dir, m.previous["config"], m.config)
+            test_missing = m.cfg.eval_test and m.previous["status"] == "completed" and m.previous["test"] is None
+            if is_finished(m.previous) and not test_missing:
+                s = m.previous
+                log.info("%s: run already %s after %d epochs; nothing to train", m.run_dir, s["status"], s["epochs_completed"])
+                m.result = s
+                return False
+    except ConfigError as err:
+        m.result = err
+        return False
+    return True
 
 
-def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds: float) -> dict:
-    return {
-        "epoch": epoch, "lr": float(lr), "train_loss": train.loss, "train_acc": train.acc,
-        "val_loss": val.loss, "val_acc": val.acc, "epoch_time_s": seconds,
-    }
+def _train(members: list[Member], held: contextlib.ExitStack) -> None:
+    """Load the shared data, then resume and train the members, grouped by the epoch they are at."""
+    cfg = members[0].cfg
+    try:
+        device = pick_device(cfg.trainer.device)
+        data = load_study_data(cfg.data, device)
+    except ConfigError as err:
+        for m in members:
+            m.result = err
+        return
+    ready = []
+    for m in members:
+        try:
+            check_same_data(m.run_dir, data.stats, cfg.data.root)
+            held.enter_context(record(m.run_dir, m.cfg, m.hydra_cfg))  # accepted: from here on it writes
+            write_json(m.run_dir / DATA_STATS, data.stats)
+            m.state = checkpoint.load(m.run_dir, device, check=lambda s, m=m: check_same_run(m.run_dir, s["config"], m.config))
+            if m.state is None:
+                restart_or_refuse(m.run_dir, m.previous, m.cfg.trainer.restart)  # never silently over trained epochs
+            else:
+                m.rows, m.wall = list(m.state["history"]), m.state["wall_time_s"]
+                log.info("%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir})
+            ready.append(m)
+        except ConfigError as err:
+            m.result = err
+    for _, at_epoch in groupby(sorted(ready, key=lambda m: len(m.rows)), key=lambda m: len(m.rows)):
+        train_members(list(at_epoch), data, device)
 
 
-def _evaluate_test(runner, test_split, write_status) -> dict:
-    """The test split, once, after the last epoch (only with eval_test=true)."""
-    test = evaluate(runner, test_split)
-    log.info("test loss %.4f acc %.2f%%", test.loss, 100 * test.acc)
-    return write_status("completed", test={"loss": test.loss, "acc": test.acc})
-
-
-@hydra.main(config_path="pkg://hw_hparams.conf", config_name="train", version_base="1.3")
-def _hydra_main(cfg: DictConfig) -> None:
+def train_job(cfg: DictConfig) -> None:
+    """One Hydra job: the run of `cfg` in the folder Hydra names for it, ending in one line."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     with job_outcome(run_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN):
         log.info(final_line(run_dir, run(cfg, run_dir)))
+
+
+train_job.run_group = run_group  # the fused launcher's way in: whole groups of jobs (hw_hparams_fused)
+_hydra_main = hydra.main(config_path="pkg://hw_hparams.conf", config_name="train", version_base="1.3")(train_job)
 
 
 def main() -> None:

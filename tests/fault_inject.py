@@ -9,7 +9,8 @@ A fault is "SITE:K:ACTION" or "SITE:K:ACTION:FILTER" (environment variable HW_FA
   rotating checkpoint.pt to checkpoint.prev.pt).
 - ACTION `kill` (SIGKILL), `term` (SIGTERM), `int` (SIGINT), `raise` (RuntimeError("injected fault")),
   `enospc` (OSError: no space left on device, for the file being written).
-- FILTER: for `step`, count only steps at this learning rate (to make one job of a sweep fail);
+- FILTER: for `step`, count only steps at this learning rate (to make one job of a sweep fail;
+  a fused group's step counts when any of its runs has it);
   for `write`, `partial` and `rename`, count only files whose path contains it (e.g. checkpoint).
 
 The hooks are global (torch's optimizer-step and module-forward hooks, `os.fsync`, `os.replace`),
@@ -66,7 +67,8 @@ def install(spec: str | None) -> None:
         return calls[name] == k
 
     def on_step(optimizer, args, kwargs):
-        if site == "step" and only is not None and optimizer.param_groups[0]["lr"] != float(only):
+        lrs = torch.as_tensor(optimizer.param_groups[0]["lr"]).flatten().tolist()  # a float, or one per fused run
+        if site == "step" and only is not None and not any(abs(lr - float(only)) <= 1e-6 * abs(float(only)) for lr in lrs):
             return
         if hit("step"):
             _fire(action)

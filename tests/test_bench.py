@@ -17,18 +17,22 @@ def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "| pipeline | settings | s / epoch | img / s | vs (a) |" in out
-    for label in ("(a) classic", "(b) ours, eager", "(c) ours, fast (defaults)", "(d) 2 runs of (c) at once"):
+    assert "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) |" in out
+    labels = ("(a) classic", "(b) ours, eager", "(c) ours, fast (defaults)", "(d) 2 runs of (c) at once", "(e) 2 runs of (c) fused")
+    for label in labels:
         row = next(line for line in out.splitlines() if line.startswith(f"| {label} |"))
-        assert "FAILED" not in row and re.search(r"\| \d+\.\d{3} \| \d+ \| \d+\.\d\dx \|", row), row
-    assert re.search(r"- total: \d+\.\d min", out)
+        assert "FAILED" not in row and re.search(r"\| \d+\.\d{3} \| \d+ \| \d+\.\d\dx \| \d+\.\d\dx \|", row), row
+    assert len(re.findall(r"- total: \d+\.\d min", out)) == 2  # side by side and fused
     data = json.loads((tmp_path / "bench.json").read_text())
     rows = {r["pipeline"]: r for r in data["rows"]}
-    assert len(rows) == 4 and all("error" not in r for r in rows.values())
+    assert set(rows) == set(labels) and all("error" not in r for r in rows.values())
     for r in rows.values():
         assert r["s_per_epoch"] > 0 and r["images_per_s"] > 0 and r["peak_memory_bytes"] > 0
     assert rows["(d) 2 runs of (c) at once"]["runs"] == 2 and len(rows["(d) 2 runs of (c) at once"]["epoch_times"]) == 2
-    assert data["meta"]["device"] == "cpu" and data["critical_path"]["total_s"] > 0
+    fused = rows["(e) 2 runs of (c) fused"]  # one process, two runs: its rate counts both
+    assert fused["runs"] == 2 and len(fused["epoch_times"]) == 1
+    assert fused["images_per_s"] == pytest.approx(2 * 256 / (sum(fused["epoch_times"][0]) / len(fused["epoch_times"][0])), rel=0.5)
+    assert data["meta"]["device"] == "cpu" and set(data["critical_paths"]) == {"side by side (d)", "fused (e)"}
 
 
 def test_critical_path_uses_the_epoch_time_at_the_number_of_runs_sharing_the_device():
@@ -41,7 +45,7 @@ def test_critical_path_uses_the_epoch_time_at_the_number_of_runs_sharing_the_dev
     assert path["total_s"] == pytest.approx(15 * 1.6 * 3 / 2 + 300 * 1.6 * 4 / 2 + 300 * 1.0)
 
 
-@pytest.mark.parametrize(("args", "key"), [(["--ks", "0"], "--ks"), (["--ks", "x"], "--ks"), (["--pipelines", "a,e"], "--pipelines"),
+@pytest.mark.parametrize(("args", "key"), [(["--ks", "0"], "--ks"), (["--ks", "x"], "--ks"), (["--pipelines", "a,f"], "--pipelines"),
                                            (["--train", "10", "--batch-size", "64"], "--train")])
 def test_bad_arguments_fail_in_one_line(args, key, capsys):
     with pytest.raises(SystemExit) as exit_info:

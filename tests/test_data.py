@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from torchvision import transforms
 
 from hw_hparams.data import Normalize, crop_flip, load_study_data, split_indices
+from hw_hparams.draws import RunRandom
 from hw_hparams.data.cifar import DataError
 
 
@@ -93,12 +94,19 @@ def _windows(img):
     return {(t, l, f): (p[:, t:t + 32, l:l + 32].flip(-1) if f else p[:, t:t + 32, l:l + 32]) for t in range(9) for l in range(9) for f in (0, 1)}
 
 
+def _augmented(img: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """n copies of one image, each cropped and flipped by a run's own draws (as a training epoch does)."""
+    plan = RunRandom(seed, torch.device("cpu")).epoch_plan(n, 128, crop_flip=True, mixup_alpha=None)
+    top, left, flip = (torch.as_tensor(a) for a in (plan.top, plan.left, plan.flip))
+    return crop_flip(img.expand(n, -1, -1, -1).contiguous(), top, left, flip)
+
+
 def test_crop_flip_outputs_are_exact_windows_and_cover_all_offsets_and_flips():
     torch.manual_seed(0)
     img = torch.randint(1, 256, (1, 3, 32, 32), dtype=torch.uint8)  # no zeros: every window distinct
     windows = _windows(img[0])
     seen = []
-    out = crop_flip(img.expand(4000, -1, -1, -1).contiguous())
+    out = _augmented(img, 4000, seed=0)
     for o in out:
         match = [k for k, w in windows.items() if torch.equal(w, o)]
         assert len(match) == 1
@@ -111,7 +119,7 @@ def test_crop_flip_outputs_are_exact_windows_and_cover_all_offsets_and_flips():
 def test_crop_flip_is_independent_per_image():
     torch.manual_seed(1)
     img = torch.randint(1, 256, (1, 3, 32, 32), dtype=torch.uint8)
-    out = crop_flip(img.expand(128, -1, -1, -1).contiguous())
+    out = _augmented(img, 128, seed=1)
     distinct = {o.numpy().tobytes() for o in out}
     assert len(distinct) > 64  # one crop shared by the batch would give 1
 
@@ -127,7 +135,7 @@ def test_crop_flip_distribution_matches_torchvision():
     def key(o):
         return next(k for k, w in windows.items() if torch.equal(w, o))
 
-    ours = [key(o) for o in crop_flip(img.expand(n, -1, -1, -1).contiguous())]
+    ours = [key(o) for o in _augmented(img[None], n, seed=2)]
     theirs = [key(tv(img)) for _ in range(n)]
     for pos in (0, 1, 2):
         a = np.bincount([k[pos] for k in ours], minlength=9) / n
@@ -148,11 +156,12 @@ def test_validation_and_test_images_are_never_augmented(fake_root, monkeypatch):
     """evaluate() must see the stored images, only normalised."""
     import hw_hparams.engine as engine
 
-    monkeypatch.setattr(engine, "crop_flip", lambda x: pytest.fail("augmentation in evaluation"))
+    monkeypatch.setattr(engine, "crop_flip", lambda *a: pytest.fail("augmentation in evaluation"))
     data = load_study_data(_data_cfg(fake_root), torch.device("cpu"))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 100))
+    model.k = 1  # one run, as engine.evaluate expects of a fused network
     norm = Normalize(data.stats["mean"], data.stats["std"], torch.device("cpu"))
-    m = engine.evaluate(model, data.val, norm)
+    (m,) = engine.evaluate(model, data.val, norm)
     with torch.no_grad():
         logits = model(norm(data.val.images))
     expect = torch.nn.functional.cross_entropy(logits, data.val.labels).item()

@@ -112,7 +112,7 @@ def test_selection_averages_seeds_skips_unfinished_runs_and_breaks_ties_by_val_l
     (["demo_val=500", "demo_train=400"], "demo_train=400 is not allowed: must be > demo_val (500)"),
     (["study=a/b"], "study='a/b' is not allowed"),
     (["paper_style=kit/aaai25.sty"], "paper_style='kit/aaai25.sty' is not allowed: an existing AAAI author-kit style file named aaai*.sty"),
-    (["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, joblib, slurm"),
+    (["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

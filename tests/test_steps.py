@@ -1,4 +1,4 @@
-"""The fast training step against the eager one and against a plain training loop written here.
+"""The compiled training step against the eager one, and both against a plain training loop written here.
 
 On the CPU the compiled path runs through torch.compile with the `aot_eager` backend: the same
 Dynamo graphs, guards and AOTAutograd forward/backward split as on a GPU, without Inductor's code
@@ -19,8 +19,12 @@ from torch._dynamo.backends.registry import lookup_backend
 
 import hw_hparams.steps as fastpath
 import hw_hparams.train as train_module
+import hw_hparams.training as training_module
 from hw_hparams.data import Normalize, Split, crop_flip
-from hw_hparams.optim import build_scheduler
+from hw_hparams.draws import RunRandom, init_weights
+from hw_hparams.fusion import copy_state
+from hw_hparams.models import build_model
+from hw_hparams.optim import lr_at
 
 CPU = torch.device("cpu")
 BATCH = 32
@@ -59,12 +63,14 @@ def _compose(overrides=()):
         return compose("train", overrides=list(overrides))
 
 
-def _cfg(compile_: str, mixup_alpha=None, model="tiny"):
-    return OmegaConf.create({
-        "model": {"name": model}, "batch_size": BATCH, "trainer": {"compile": compile_, "precision": "auto"},
-        "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
-        "augmentation": {"crop_flip": True, "mixup_alpha": mixup_alpha},
-    })
+def _group(compile_: str, mixup_alpha=None, model="tiny", k: int = 1, **overrides) -> fastpath.Group:
+    """A group of k fresh runs (seeds 0..k-1, lr 0.05, momentum 0.9, weight decay 5e-4, crop + flip)."""
+    trainer = OmegaConf.create({"compile": compile_, "precision": "auto"})
+    settings = fastpath.resolve_settings(trainer, CPU, model, **overrides)
+    runs = [fastpath.RunSpec(seed, 0.9, 5e-4, True, mixup_alpha) for seed in range(k)]
+    group = fastpath.build_group(model, runs, CPU, NORM, settings, BATCH)
+    group.optimizer.set_lr([0.05] * k)
+    return group
 
 
 def _data():
@@ -74,15 +80,14 @@ def _data():
     return Split(images[:N_TRAIN], labels[:N_TRAIN]), Split(images[N_TRAIN:], labels[N_TRAIN:])
 
 
-def _train(runner, train, val, epochs=2):
-    """`epochs` epochs under a cosine schedule (the lr changes every epoch): per-epoch metrics."""
-    scheduler = build_scheduler(runner.optimizer, "cosine", epochs + 1)
-    fastpath.prepare(runner, train, val)
+def _train(group, train, val, epochs=2):
+    """`epochs` epochs under a cosine schedule (the lr changes every epoch): per-epoch metrics of every run."""
+    fastpath.prepare(group, train, val)
     out = []
-    for _ in range(epochs):
-        t, v = fastpath.train_epoch(runner, train), fastpath.evaluate(runner, val)
-        out.append((t.loss, t.acc, t.images, v.loss, v.acc))
-        scheduler.step()
+    for e in range(epochs):
+        group.optimizer.set_lr([lr_at("cosine", 0.05, e, epochs + 1)] * group.k)
+        t, v = fastpath.train_epoch(group, train), fastpath.evaluate(group, val)
+        out.append([(a.loss, a.acc, a.images, b.loss, b.acc) for a, b in zip(t, v)])
     return out
 
 
@@ -91,23 +96,24 @@ def test_auto_gives_the_fast_path_on_cuda_and_plain_eager_fp32_on_the_cpu():
     assert (trainer.compile, trainer.precision) == ("auto", "auto")
     gpu = fastpath.resolve_settings(trainer, torch.device("cuda"), "mobilenetv2")
     assert gpu.compile and gpu.bf16 and gpu.mode == "reduce-overhead" and gpu.backend == "inductor"
-    assert not gpu.fused_sgd and not gpu.channels_last  # compiled foreach SGD; NCHW was faster on the H100
+    assert not gpu.channels_last  # NCHW was faster on the H100
     cpu = fastpath.resolve_settings(trainer, CPU, "mobilenetv2")
-    assert not cpu.compile and not cpu.bf16 and not cpu.fused_sgd and cpu.channels_last
+    assert not cpu.compile and not cpu.bf16 and cpu.channels_last
     assert not fastpath.resolve_settings(trainer, CPU, "tiny").channels_last
     eager_gpu = fastpath.resolve_settings(_compose(["trainer.compile=false", "trainer.precision=fp32"]).trainer, torch.device("cuda"), "mobilenetv2")
-    assert not eager_gpu.compile and eager_gpu.fused_sgd and not eager_gpu.bf16
+    assert not eager_gpu.compile and not eager_gpu.bf16
     assert fastpath.resolve_settings(_compose(["trainer.compile=true", "trainer.precision=bf16"]).trainer, CPU, "tiny").compile
 
 
-def _reference_epoch(model, optimizer, split, generator_state):
-    """A plain training loop: shuffle, crop/flip, normalise, SGD step per batch, sample-weighted means."""
-    torch.set_rng_state(generator_state)
-    order = torch.randperm(len(split))
+def _reference_epoch(model, optimizer, split, plan):
+    """A plain training loop over one epoch, with the run's own draws: shuffle, crop/flip, normalise,
+    one SGD step per batch, sample-weighted means."""
     loss_sum = correct = 0.0
-    for start in range(0, len(split), BATCH):
-        idx = order[start : start + BATCH]
-        logits = model(NORM(crop_flip(split.images[idx])))
+    for j, start in enumerate(range(0, len(split), BATCH)):
+        cols = slice(start, start + BATCH)
+        idx = torch.as_tensor(plan.order[cols])
+        top, left, flip = (torch.as_tensor(a[cols]) for a in (plan.top, plan.left, plan.flip))
+        logits = model(NORM(crop_flip(split.images[idx], top, left, flip)))
         loss = F.cross_entropy(logits, split.labels[idx])
         optimizer.zero_grad()
         loss.backward()
@@ -120,21 +126,19 @@ def _reference_epoch(model, optimizer, split, generator_state):
 @pytest.mark.parametrize("compile_", ["false", "true"])
 def test_both_paths_train_like_a_plain_loop_including_the_partial_last_batch(backend, compile_):
     train, _ = _data()
-    torch.manual_seed(0)
-    runner = fastpath.build_runner(_cfg(compile_), CPU, NORM)
-    torch.manual_seed(0)
-    reference = fastpath.build_runner(_cfg("false"), CPU, NORM)
-    ref_opt = torch.optim.SGD(reference.model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    fastpath.prepare(runner, train)
+    group = _group(compile_)
+    reference = init_weights(lambda: build_model("tiny"), 0)  # the same run alone: its seed, torch's SGD
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    draws = RunRandom(0, CPU)  # the run's draws, from a generator of its own
+    fastpath.prepare(group, train)
     for _ in range(2):
-        state = torch.get_rng_state()
-        ours = fastpath.train_epoch(runner, train)
-        reference.model.train()
-        expect = _reference_epoch(reference.model, ref_opt, train, state)
+        (ours,) = fastpath.train_epoch(group, train)
+        reference.train()
+        expect = _reference_epoch(reference, ref_opt, train, draws.epoch_plan(len(train), BATCH, True, None))
         assert (ours.loss, ours.acc) == pytest.approx(expect, rel=1e-5) and ours.images == N_TRAIN
-    for a, b in zip(runner.model.parameters(), reference.model.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=5e-5)  # float rounding over 12 SGD steps
-    assert runner.model[1].num_batches_tracked.item() == 2 * 4  # every batch trained, the partial one too
+    for name, tensor in copy_state(group.model, 0).items():
+        torch.testing.assert_close(tensor, reference.state_dict()[name], rtol=1e-3, atol=5e-5)  # float rounding over 8 SGD steps
+    assert group.model.features[1].num_batches_tracked.item() == 2 * 4  # every batch trained, the partial one too
     assert (backend.calls > 0) == (compile_ == "true")
 
 
@@ -144,22 +148,24 @@ def test_fast_and_eager_paths_give_the_same_losses_and_lr_changes_do_not_recompi
     val = Split(torch.cat([val.images] * 25), torch.cat([val.labels] * 25))  # 1000 images: one compiled eval batch
     results = {}
     for compile_ in ("false", "true"):
-        torch.manual_seed(0)
-        runner = fastpath.build_runner(_cfg(compile_, mixup_alpha), CPU, NORM)
+        group = _group(compile_, mixup_alpha, k=2)
         if compile_ == "true":
-            before = [t.clone() for t in runner.model.state_dict().values()], torch.get_rng_state()
-            fastpath.prepare(runner, train, val)
+            before = [t.clone() for t in group.model.state_dict().values()], [r.state() for r in group.randoms]
+            fastpath.prepare(group, train, val)
             compiles, calls = backend.compiles, backend.calls
             assert compiles >= 3  # forward (+ its backward), optimizer step, evaluation
-            after = list(runner.model.state_dict().values()), torch.get_rng_state()
-            assert all(torch.equal(a, b) for a, b in zip(before[0], after[0])) and torch.equal(before[1], after[1])
-        results[compile_] = _train(runner, train, val, epochs=3), list(runner.model.parameters())
+            after = list(group.model.state_dict().values()), [r.state() for r in group.randoms]
+            assert all(torch.equal(a, b) for a, b in zip(before[0], after[0]))
+            assert all(a["numpy"] == b["numpy"] and torch.equal(a["torch"], b["torch"]) for a, b in zip(before[1], after[1]))
+        results[compile_] = _train(group, train, val, epochs=3), [copy_state(group.model, i) for i in range(2)]
     assert backend.compiles == compiles  # three learning rates, no recompilation
     assert backend.calls >= calls + 3 * (3 * 2 + 1)  # per epoch: 3 full batches (forward, optimizer step), 1 eval batch
     for eager, fast in zip(results["false"][0], results["true"][0]):
-        assert fast == pytest.approx(eager, rel=1e-5)
-    for a, b in zip(results["false"][1], results["true"][1]):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=5e-5)  # float rounding over 12 SGD steps
+        for run_eager, run_fast in zip(eager, fast):
+            assert run_fast == pytest.approx(run_eager, rel=1e-5)
+    for eager, fast in zip(results["false"][1], results["true"][1]):
+        for name in eager:
+            torch.testing.assert_close(eager[name], fast[name], rtol=1e-3, atol=5e-5)  # float rounding over 12 SGD steps
 
 
 def _rows(path):
@@ -173,7 +179,7 @@ def test_a_resumed_fast_run_continues_identically(tmp_path, fake_root, monkeypat
     cfg = _compose(overrides)
     train_module.run(cfg, tmp_path / "straight")
     assert backend.compiles > 0
-    real_evaluate, calls = train_module.evaluate, []
+    real_evaluate, calls = training_module.evaluate, []
 
     def evaluate_then_stop(*args, **kwargs):
         calls.append(1)
@@ -181,11 +187,11 @@ def test_a_resumed_fast_run_continues_identically(tmp_path, fake_root, monkeypat
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", evaluate_then_stop)
+    monkeypatch.setattr(training_module, "evaluate", evaluate_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_module.run(cfg, tmp_path / "resumed")
     assert len(_rows(tmp_path / "resumed" / "history.csv")) == 1
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(training_module, "evaluate", real_evaluate)
     train_module.run(cfg, tmp_path / "resumed")
     straight = _rows(tmp_path / "straight" / "history.csv")
     assert _rows(tmp_path / "resumed" / "history.csv") == straight and len(straight) == 2
@@ -200,14 +206,12 @@ def _failing_backend(gm, example_inputs):
 def test_a_step_that_fails_to_compile_falls_back_to_eager_only_under_auto(monkeypatch, compile_):
     monkeypatch.setattr(fastpath, "COMPILE_BACKEND", _failing_backend)
     train, val = _data()
-    torch.manual_seed(0)
-    runner = fastpath.build_runner(_cfg(compile_), CPU, NORM, compile=True)  # compile even on the CPU
+    group = _group(compile_, compile=True)  # compile even on the CPU
     if compile_ == "true":  # asked for explicitly: the failure is the user's to see
         with pytest.raises(Exception, match="simulated compiler failure"):
-            fastpath.prepare(runner, train, val)
+            fastpath.prepare(group, train, val)
         return
-    fallen_back = _train(runner, train, val)
-    torch.manual_seed(0)
-    eager = _train(fastpath.build_runner(_cfg("false"), CPU, NORM), train, val)
-    assert runner.fast_step is None
-    assert [x for row in fallen_back for x in row] == pytest.approx([x for row in eager for x in row], rel=1e-6)
+    fallen_back = _train(group, train, val)
+    eager = _train(_group("false"), train, val)
+    assert group.fast_step is None
+    assert [x for row in fallen_back for run in row for x in run] == pytest.approx([x for row in eager for run in row for x in run], rel=1e-6)

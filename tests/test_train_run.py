@@ -9,6 +9,7 @@ import pytest
 
 from support import TINY_RUN, compose_train as _cfg, fake_data_overrides, read_rows as _rows, run_cli, without_timing
 import hw_hparams.train as train_module
+import hw_hparams.training as training_module
 
 HISTORY = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 
@@ -56,7 +57,7 @@ def test_stopped_and_resumed_run_has_the_same_history(tmp_path, fake_root, monke
     cfg = _cfg(overrides)
     train_module.run(cfg, tmp_path / "straight")
 
-    real_evaluate, calls = train_module.evaluate, []
+    real_evaluate, calls = training_module.evaluate, []
 
     def evaluate_then_stop(*args, **kwargs):
         calls.append(1)
@@ -64,12 +65,12 @@ def test_stopped_and_resumed_run_has_the_same_history(tmp_path, fake_root, monke
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", evaluate_then_stop)
+    monkeypatch.setattr(training_module, "evaluate", evaluate_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_module.run(cfg, tmp_path / "resumed")
     assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "interrupted"
     assert len(_rows(tmp_path / "resumed" / "history.csv")) == 1
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(training_module, "evaluate", real_evaluate)
     train_module.run(cfg, tmp_path / "resumed")
 
     assert without_timing(_rows(tmp_path / "resumed" / "history.csv")) == without_timing(_rows(tmp_path / "straight" / "history.csv"))
@@ -85,8 +86,8 @@ def test_test_split_only_with_eval_test_and_only_once(tmp_path, fake_root, monke
     overrides = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1"]
     run_dir = tmp_path / "run"
     seen = []
-    real_evaluate = train_module.evaluate
-    monkeypatch.setattr(train_module, "evaluate", lambda model, split, *a, **k: seen.append(len(split)) or real_evaluate(model, split, *a, **k))
+    real_evaluate = training_module.evaluate
+    monkeypatch.setattr(training_module, "evaluate", lambda model, split, *a, **k: seen.append(len(split)) or real_evaluate(model, split, *a, **k))
     assert train_module.run(_cfg(overrides), run_dir)["test"] is None
     assert seen == [100]  # validation only (the test split has 100 images too: count calls)
     summary = train_module.run(_cfg([*overrides, "eval_test=true"]), run_dir)

@@ -1,0 +1,178 @@
+"""The epoch loop of a group of runs trained as one fused network (a single run is a group of one).
+
+resume each run from its own checkpoint -> fuse -> for each epoch: every run's learning rate, one
+training pass and one validation pass for all -> for each run: its history row, checkpoint, summary
+and log line -> the test split for the runs that ask for it. Each run's files are exactly those it
+would have alone (run_folder.py). A run that diverges is stopped and marked `diverged` while the
+others go on (its copy in the network cannot touch theirs: fusion.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from omegaconf import DictConfig
+
+from . import checkpoint
+from .data import Normalize, StudyData
+from .engine import EpochMetrics
+from .fusion import copy_state, load_copy, part_of
+from .interrupt import deferred, signal_name
+from .optim import lr_at
+from .progress import epoch_bar
+from .run_folder import summary, write_history, write_summary
+from .steps import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
+
+log = logging.getLogger("hw_hparams.train")
+
+
+@dataclass
+class Member:
+    """One run of a group: its config and folder, and what it has trained so far."""
+
+    cfg: DictConfig
+    run_dir: Path
+    hydra_cfg: Optional[DictConfig] = None  # its Hydra job config, for its record (None: the current one)
+    config: dict = field(default_factory=dict)  # the resolved config
+    previous: Optional[dict] = None  # summary.json as found
+    state: Optional[dict] = None  # the checkpoint it resumes from
+    rows: list = field(default_factory=list)
+    wall: float = 0.0
+    result: Any = None  # its final summary, or the exception that ended it
+    device: str = ""
+    train_images: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    @property
+    def label(self) -> str:
+        return self.run_dir.name
+
+    def write(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> dict:
+        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test, message)
+        write_summary(self.run_dir, s)
+        return s
+
+    def log(self, level: int, fmt: str, *args: Any, many: bool = False) -> None:
+        """A line for this run's train.log (and the console, named by the run when a group has several)."""
+        log.log(level, ("%s: " + fmt) if many else fmt, *((self.label,) if many else ()), *args, extra={"run": self.run_dir})
+
+
+def _checkpoint(group: Group, i: int, m: Member, history: list[dict], wall: float) -> dict:
+    """Run i's checkpoint: its own network and momentum, in the plain network's names and shapes."""
+    return {
+        "format": checkpoint.FORMAT, "epoch": len(history), "model": copy_state(group.model, i),
+        "momentum": {n: part_of(group.model, n, b, i).clone() for n, b in group.optimizer.buffers.items()},
+        "random": group.randoms[i].state(), "history": history, "config": m.config, "wall_time_s": wall,
+    }
+
+
+def _resume(group: Group, i: int, state: dict) -> None:
+    load_copy(group.model, i, state["model"])
+    with torch.no_grad():
+        for name, buf in group.optimizer.buffers.items():
+            part_of(group.model, name, buf, i).copy_(state["momentum"][name])
+    group.randoms[i].load_state(state["random"])
+
+
+def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds: float) -> dict:
+    return {
+        "epoch": epoch, "lr": float(lr), "train_loss": train.loss, "train_acc": train.acc,
+        "val_loss": val.loss, "val_acc": val.acc, "epoch_time_s": seconds,
+    }
+
+
+def train_members(members: list[Member], data: StudyData, device: torch.device) -> None:
+    """Train (or finish) `members`, all at the same epoch, as one fused network; sets each `result`."""
+    cfg = members[0].cfg
+    normalize = Normalize(data.stats["mean"], data.stats["std"], device)
+    settings = resolve_settings(cfg.trainer, device, cfg.model.name)
+    group = build_group(cfg.model.name, [run_spec(m.cfg) for m in members], device, normalize, settings, cfg.batch_size)
+    for i, m in enumerate(members):
+        m.device, m.train_images = str(device), len(data.train)
+        if m.state is not None:
+            _resume(group, i, m.state)
+    many = len(members) > 1
+    done = len(members[0].rows)
+    make_bar = epoch_bar(cfg.trainer.progress)
+    batches = math.ceil(len(data.train) / cfg.batch_size)
+    live = [m for m in members if len(m.rows) < cfg.epochs]
+    for m in live:
+        m.write("running")
+    started = time.perf_counter()
+    try:
+        if live:
+            prepare(group, data.train, data.val)  # compile/capture once, outside the epochs' times
+        for epoch in range(done + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            lrs = [lr_at(m.cfg.schedule.name, m.cfg.optim.lr, epoch - 1, cfg.epochs) if not m.done else 0.0 for m in members]
+            group.optimizer.set_lr(lrs)
+            bar = make_bar(epoch, cfg.epochs, batches) if make_bar else None
+            try:
+                trained = train_epoch(group, data.train, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            for m, lr, t in zip(members, lrs, trained):
+                if not m.done and not math.isfinite(t.loss):
+                    m.rows.append(_row(epoch, lr, t, EpochMetrics(math.nan, math.nan, 0), time.perf_counter() - t0))
+                    write_history(m.run_dir, m.rows)
+                    m.log(logging.ERROR, "epoch %d: training loss is %s at lr %g; run diverged, stopping", epoch, t.loss, lr, many=many)
+                    m.result = m.write("diverged", message=f"non-finite training loss in epoch {epoch}")
+            if all(m.done for m in members):
+                return
+            validated = evaluate(group, data.val)
+            with deferred():  # a signal waits until the epoch's checkpoints and files are all written
+                seconds = time.perf_counter() - t0
+                elapsed, started = time.perf_counter() - started, time.perf_counter()
+                for i, (m, lr, t, v) in enumerate(zip(members, lrs, trained, validated)):
+                    if m.done:
+                        continue
+                    row = _row(epoch, lr, t, v, seconds)
+                    checkpoint.save(m.run_dir, _checkpoint(group, i, m, [*m.rows, row], m.wall + elapsed))
+                    m.rows.append(row)  # only once its checkpoint is on disk (a full disk fails the save)
+                    m.wall += elapsed
+                    write_history(m.run_dir, m.rows)
+                    m.write("running")
+            for m, lr in zip(members, lrs):
+                if not m.done:
+                    r = m.rows[-1]
+                    m.log(logging.INFO, "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
+                          epoch, cfg.epochs, lr, r["train_loss"], 100 * r["train_acc"], r["val_loss"], 100 * r["val_acc"],
+                          r["epoch_time_s"], many=many)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the epoch in progress is abandoned by every run
+        with deferred():
+            for m in members:
+                if not m.done:
+                    line = f"interrupted by {signal_name(err)} after epoch {len(m.rows)} of {cfg.epochs}; re-run the same command to resume"
+                    m.result = m.write("interrupted", message=line)
+                    m.log(logging.ERROR, "%s", line, many=many)
+        err.reported = True
+        raise
+    except Exception as err:
+        for m in members:
+            if not m.done:
+                m.result = m.write("failed", message=f"{type(err).__name__}: {err}")
+        raise
+    _finish(members, group, data)
+
+
+def _finish(members: list[Member], group: Group, data: StudyData) -> None:
+    """Completed: the test split, once, for the runs that ask for it (eval_test=true), after their last epoch."""
+    testing = [m for m in members if not m.done and m.cfg.eval_test]
+    tested = evaluate(group, data.test) if testing else [None] * len(members)
+    for m, t in zip(members, tested):
+        if m.done:
+            continue
+        test = {"loss": t.loss, "acc": t.acc} if m.cfg.eval_test else None
+        if test is not None:
+            m.log(logging.INFO, "test loss %.4f acc %.2f%%", t.loss, 100 * t.acc, many=len(members) > 1)
+        m.result = m.write("completed", test=test)

@@ -1,0 +1,125 @@
+"""`hydra/launcher=fused`: the runs of a sweep that can share one network train as one, in this process.
+
+For hw_hparams' training entrypoint (a task function with a `run_group` attribute), the jobs are put
+into groups that share a network shape (same model, epochs, batch size, data, device, precision and
+compile setting), in sweep order, at most `max_fused` to a group (null: all), and each group trains
+as one fused network (hw_hparams.training). Every job keeps exactly the run folder, files, lock and
+status it would have under the basic launcher. For any other task function this launcher is Hydra's
+basic launcher, unchanged (same jobs, folders, returns), so installing it breaks no other app.
+
+Each job ends as under the basic launcher: a crash is a failed JobReturn whose error Hydra prints in
+one line after the other jobs ran; a user error (bad data, a folder of another run) is one line, the
+other groups still train, and the sweep exits 2 at the end.
+"""
+
+# No `from __future__ import annotations`: Hydra's plugin scan executes this module outside
+# sys.modules, where dataclasses cannot resolve string annotations.
+import copy
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # pinned by tests/test_fused_launcher.py
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, filter_overrides, setup_globals
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+# The keys jobs must share to train as one network.
+GROUP_KEYS = ("model.name", "epochs", "batch_size", "data.root", "data.val_size", "data.split_seed",
+              "data.download", "data.verify_checksums", "trainer.device", "trainer.precision", "trainer.compile")
+
+
+@dataclass
+class FusedLauncherConf:
+    _target_: str = "hydra_plugins.hw_hparams_fused.fused_launcher.FusedLauncher"
+    max_fused: Optional[int] = None  # runs per fused network at most (null: every run that can share one)
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="fused", node=FusedLauncherConf, provider="hw_hparams")
+
+
+def group_jobs(keys: List[tuple], max_fused: Optional[int]) -> List[List[int]]:
+    """Job indices grouped by equal keys (first appearance order), each group cut into chunks of at most `max_fused`."""
+    by_key: Dict[tuple, List[int]] = {}
+    for i, key in enumerate(keys):
+        by_key.setdefault(key, []).append(i)
+    size = max_fused or len(keys) or 1
+    return [idx[start : start + size] for idx in by_key.values() for start in range(0, len(idx), size)]
+
+
+class FusedLauncher(BasicLauncher):
+    def __init__(self, max_fused: Optional[int] = None) -> None:
+        super().__init__()
+        if max_fused is not None and max_fused < 1:
+            raise ValueError(f"hydra.launcher.max_fused={max_fused} is not allowed: must be >= 1, or null for all")
+        self.max_fused = max_fused
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        run_group = getattr(self.task_function, "run_group", None)
+        if run_group is None:  # not hw_hparams' training: exactly Hydra's basic launcher
+            return super().launch(job_overrides, initial_job_idx)
+        from hw_hparams.training import Member  # only for our own task function
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        jobs = [self._job(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        groups = group_jobs([tuple(OmegaConf.select(cfg, k) for k in GROUP_KEYS) for cfg, _, _ in jobs], self.max_fused)
+        log.info(f"Launching {len(jobs)} jobs as {len(groups)} fused group(s) of {', '.join(str(len(g)) for g in groups)}")
+        configure_log(jobs[0][1].hydra.job_logging, self.config.hydra.verbose)
+        results: List[Any] = [None] * len(jobs)
+        for group in groups:
+            members = [Member(jobs[i][0], jobs[i][2], hydra_cfg=jobs[i][1].hydra) for i in group]
+            for i, result in zip(group, run_group(members)):
+                results[i] = result
+        returns = [self._return(list(o), *job, result) for o, job, result in zip(job_overrides, jobs, results)]
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        self._exit_on_user_errors(results)
+        return returns
+
+    def _job(self, idx: int, overrides: List[str]) -> Tuple[DictConfig, DictConfig, Path]:
+        """(task config, full config, run folder) of job `idx`, as run_job would set them up."""
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = f"job_id_for_{idx}"
+            sweep_config.hydra.job.num = idx
+        HydraConfig.instance().set_config(sweep_config)
+        run_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
+        with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
+            sweep_config.hydra.runtime.output_dir = os.path.abspath(run_dir)
+        task_cfg = copy.deepcopy(sweep_config)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        return task_cfg, sweep_config, run_dir
+
+    @staticmethod
+    def _return(overrides: List[str], task_cfg: DictConfig, sweep_config: DictConfig, run_dir: Path, result: Any) -> JobReturn:
+        from hw_hparams.jobs import JobFailed, failure_line
+        from hw_hparams.progress import final_line
+
+        ret = JobReturn(overrides=overrides, cfg=task_cfg, hydra_cfg=sweep_config, working_dir=os.getcwd(),
+                        task_name=JobRuntime.instance().get("name"))
+        if isinstance(result, BaseException):
+            ret.status, ret.return_value = JobStatus.FAILED, JobFailed(failure_line(run_dir, result))
+        else:
+            log.info(final_line(run_dir, result))
+            ret.status, ret.return_value = JobStatus.COMPLETED, result
+        return ret
+
+    @staticmethod
+    def _exit_on_user_errors(results: List[Any]) -> None:
+        """Each refused job in one line, then exit 2 (as the basic launcher does at the first one)."""
+        from hw_hparams.errors import ConfigError
+
+        refused = [r for r in results if isinstance(r, ConfigError)]
+        for err in refused:
+            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        if refused:
+            sys.exit(2)
