@@ -1,7 +1,7 @@
 """The files of a run folder, each written atomically (temporary file, fsync, rename).
 
 - `history.csv`: one row per completed epoch, HISTORY_COLUMNS; accuracies are fractions.
-- `summary.json`: status, progress, final and best metrics, test result, timing, config, versions.
+- `summary.json`: status, progress, final and best metrics, test result, timing, config, versions, SLURM job and attempt.
 - `data_stats.json`: split sizes and seed, channel mean/std in [0, 1] units, class proportions.
 - `checkpoint.pt` (+ `checkpoint.prev.pt`): everything needed to resume; see checkpoint.py.
 """
@@ -18,8 +18,10 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .slurm.requeue import job as slurm_job
+
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "requeued")  # requeued: by SLURM, waiting to resume
 _TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
 
 
@@ -131,4 +133,5 @@ def summary(
         "message": message,
         "config": config,
         "versions": versions(),
+        "slurm": slurm_job(),  # {"job_id", "attempt"} under SLURM, else None
     }

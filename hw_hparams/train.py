@@ -28,7 +28,7 @@ from .data import Normalize, load_study_data
 from .engine import EpochMetrics
 from .fastpath import build_runner, evaluate, prepare, train_epoch
 from .optim import build_scheduler
-from .interrupt import deferred, handle_signals, signal_name
+from .interrupt import deferred, handle_signals, stop_reason
 from .jobs import exit_interrupted, job_outcome
 from .lock import run_lock
 from .resume import previous_summary, restart_or_refuse
@@ -195,10 +195,10 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                 "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
                 epoch, cfg.epochs, lr, r["train_loss"], 100 * r["train_acc"], r["val_loss"], 100 * r["val_acc"], r["epoch_time_s"],
             )
-    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the epoch in progress is abandoned
-        line = f"interrupted by {signal_name(err)} after epoch {len(rows)} of {cfg.epochs}; re-run the same command to resume"
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SLURM's requeue signal: the epoch in progress is abandoned
+        status, line = stop_reason(err, len(rows), cfg.epochs)  # interrupted, or requeued (slurm/requeue.py)
         with deferred():
-            write_summary("interrupted", message=line)
+            write_summary(status, message=line)
             log.error(line)
         err.reported = True
         raise
