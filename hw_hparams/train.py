@@ -33,6 +33,7 @@ from .jobs import exit_interrupted, job_outcome
 from .lock import run_lock
 from .resume import previous_summary, restart_or_refuse
 from .run_files import read_json, remove_temp_files, summary, write_history, write_json
+from .slurm import register_launcher
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -236,6 +237,7 @@ def main() -> None:
     """Console entry: check the command line in one line per error, then hand it to Hydra."""
     sys.argv[1:] = plain_experiment(sys.argv[1:])
     preflight("train", sys.argv[1:])
+    register_launcher()  # hydra/launcher=slurm's class (hw_hparams/slurm/__init__.py)
     try:
         _hydra_main()
     except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM: one line, exit 130 / 143
