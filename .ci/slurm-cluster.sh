@@ -10,7 +10,7 @@
 # The cluster: partition `debug` (default) with this host as its only node (its CPUs and memory, no
 # GPUs), no accounting (sacct has nothing to read), proctrack/linuxproc and task/none (no cgroups),
 # KillWait=5 s (SIGTERM to SIGKILL), short waits so that tests run quickly: a requeued job may start
-# again after 10 s (cred_expire; SLURM's default is 120 s) and pending jobs are looked at every 2 s. Daemon state, logs and pid files
+# again after 5 s (cred_expire; SLURM's default is 120 s) and pending jobs are looked at every second. Daemon state, logs and pid files
 # live in $HW_SLURM_DIR (default /var/lib/hw_hparams-slurm). An /etc/slurm/slurm.conf this script
 # did not write is never replaced.
 set -euo pipefail
@@ -54,7 +54,7 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=cred_expire=10
+AuthInfo=cred_expire=5
 StateSaveLocation=$state/ctld
 SlurmdSpoolDir=$state/spool
 SlurmctldPidFile=$state/slurmctld.pid
@@ -71,7 +71,7 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/builtin
-SchedulerParameters=sched_interval=2,sched_min_interval=0
+SchedulerParameters=sched_interval=1,sched_min_interval=0
 KillWait=5
 OverTimeLimit=0
 MinJobAge=600
