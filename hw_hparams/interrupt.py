@@ -21,12 +21,13 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(KeyboardInterrupt):
-    """A signal arrived; `signum` says which. For the requeue signal, `not_requeued` is None once
-    submitit requeued the job, else why it did not."""
+    """A signal arrived; `signum` says which. After the requeue signal, `requeued` is submitit's
+    SystemExit once it requeued the job (`jobs.job_outcome` raises it again), else `not_requeued` says why not."""
 
-    def __init__(self, signum: int, not_requeued: str | None = None):
+    def __init__(self, signum: int, requeued: SystemExit | None = None, not_requeued: str | None = None):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.requeued = requeued
         self.not_requeued = not_requeued
 
 
@@ -46,14 +47,19 @@ def _interrupted(signum: int) -> Interrupted:
     handler = _state["requeue"].get(signum)
     if handler is None:
         return Interrupted(signum)
-    _state["depth"] += 1  # `scontrol requeue` makes SLURM send SIGTERM: it waits, and goes once requeued
+    # `scontrol requeue` makes SLURM send SIGTERM to every process of the job, scontrol included: ignored
+    # meanwhile (scontrol inherits that, so it lives to report success); other signals wait.
+    _state["depth"] += 1
+    term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        why_not = requeue.requeue(handler, signum)
+        outcome = requeue.requeue(handler, signum)
     finally:
+        signal.signal(signal.SIGTERM, term)
         _state["depth"] -= 1
-    if why_not is None:
-        _state.update(requeued=True, pending=None)
-    return Interrupted(signum, why_not)
+    if isinstance(outcome, str):
+        return Interrupted(signum, not_requeued=outcome)
+    _state.update(requeued=True, pending=None)
+    return Interrupted(signum, requeued=outcome)
 
 
 @contextlib.contextmanager

@@ -1,8 +1,8 @@
 """SLURM's requeue signal inside a run, with submitit's own handler installed as in a SLURM job (no cluster needed).
 
 submitit's `SignalHandler.checkpoint_and_try_requeue` is the real one; only `scontrol requeue`
-(`SlurmJobEnvironment._requeue`) is replaced by a recorder that, like SLURM after a requeue, sends
-the job SIGTERM. These tests pin the submitit behaviour slurm/requeue.py relies on: the handler class,
+(`SlurmJobEnvironment._requeue`) is replaced by a child process that, as SLURM does after a requeue,
+sends SIGTERM to the job and to itself. These tests pin the submitit behaviour slurm/requeue.py relies on: the handler class,
 `JobEnvironment.USR_SIG`, SystemExit after a requeue, an error when the job timed out too often.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ import torch
 import hw_hparams.train as train_module
 from analysis.runs import collect
 from hw_hparams.interrupt import Interrupted
+from hw_hparams.jobs import job_outcome
 from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
     cfg, fake_data_overrides, one_thread, rows, signal_at_step, signal_in_checkpoint_write, straight_history, TINY_RUN, without_timing,
 )
@@ -57,9 +59,10 @@ def slurm_job(monkeypatch, tmp_path):
         monkeypatch.delenv(k, raising=False)
     requeues: list[int] = []
 
-    def scontrol_requeue(self, countdown):  # what SLURM does next: SIGTERM to the job
+    def scontrol_requeue(self, countdown):
+        """`scontrol requeue` as a child process that SLURM's answer, SIGTERM to every process of the job, reaches too."""
+        subprocess.check_call(["sh", "-c", 'kill -TERM "$PPID" "$$"; sleep 0.2'], timeout=60)
         requeues.append(countdown)
-        os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(SlurmJobEnvironment, "_requeue", scontrol_requeue)
     sig = getattr(signal, f"SIG{JobEnvironment.USR_SIG}")
@@ -90,6 +93,9 @@ def test_the_requeue_signal_inside_an_epoch_requeues_and_the_next_attempt_resume
     with signal_at_step(signal.SIGUSR2, STEPS_PER_EPOCH + 4), pytest.raises(Interrupted) as info:  # inside epoch 2
         train_module.run(cfg(overrides), tmp_path)
     assert info.value.signum == signal.SIGUSR2 and info.value.not_requeued is None  # SLURM's SIGTERM after the requeue is not the reason
+    with pytest.raises(SystemExit) as exit_, job_outcome(tmp_path, multirun=True):  # how the job's process then ends
+        raise info.value
+    assert exit_.value.code == -1  # submitit's own exit after a requeue (submitit_local requeues on its status)
     assert requeues == [2]  # one `scontrol requeue`; a 1-minute job's signal counts as a timeout: 3 - 1 left
     assert (tmp_path / "submitit" / "77" / "77_submitted.pkl").exists()  # submitit pickled the launcher's checkpoint()
     s = _summary(tmp_path)

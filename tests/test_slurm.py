@@ -143,7 +143,8 @@ def test_a_one_minute_time_limit_requeues_at_least_twice_and_resumes_to_the_unin
     assert len(seen) >= 2 and all(done == rows and f"attempt {a + 1} of job" in msg for a, (done, rows, msg) in seen.items()), seen
     assert _history(run_dir) == _history(tmp_path / "reference")  # every epoch once: none lost, none counted twice
     log = "".join(p.read_text() for p in (tmp_path / "slurm" / ".submitit").rglob("*_log.*"))
-    assert log.count("requeued by SLURM (SIGUSR2") == s["slurm"]["attempt"] - 1 and "Traceback" not in log
+    # each requeue that stopped training says so; a USR2 before training started is submitit's alone
+    assert 2 <= log.count("requeued by SLURM (SIGUSR2") <= s["slurm"]["attempt"] - 1 and "Traceback" not in log
     runs, _ = collect([snapshot])  # the analysis of a requeued run
     assert runs.loc[0, "status"] == "requeued" and runs.loc[0, "epochs_completed"] == len(read_rows(snapshot / "history.csv"))
 

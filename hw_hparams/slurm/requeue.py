@@ -28,12 +28,13 @@ def requeue_signal() -> signal.Signals | None:
     return sig if isinstance(owner, SignalHandler) else None
 
 
-def requeue(handler: Callable, signum: int) -> str | None:
-    """Run submitit's requeue handler; None once the job is requeued, else why it was not."""
+def requeue(handler: Callable, signum: int) -> SystemExit | str:
+    """Run submitit's requeue handler: the SystemExit it raised once the job is requeued (raise it again
+    when the run has recorded that: submitit_local requeues on its exit status), else why it did not requeue."""
     try:
         handler(signum, None)
-    except SystemExit:  # submitit exits right after `scontrol requeue` succeeded
-        return None
+    except SystemExit as exit_:  # submitit exits right after `scontrol requeue` succeeded
+        return exit_
     except Exception as err:  # noqa: BLE001 - e.g. "timed-out too many times", or scontrol failed
         return " ".join(str(err).split()) or type(err).__name__
     return "submitit requeues from the job's first task only"
@@ -55,7 +56,9 @@ def stopped(signame: str, done: int, epochs: int, not_requeued: str | None) -> t
             f"stopped by {signame} (SLURM time limit or preemption) after epoch {done} of {epochs} and not requeued "
             f"({not_requeued}); re-run the same command to resume"
         )
-    info = job() or {"job_id": "?", "attempt": 1}
+    info = job()
+    if info is None:  # submitit_local requeues too
+        return "requeued", f"requeued by submitit ({signame}) after epoch {done} of {epochs}: the job's next attempt resumes it"
     return "requeued", (
         f"requeued by SLURM ({signame}: time limit or preemption) after epoch {done} of {epochs}: attempt "
         f"{info['attempt'] + 1} of job {info['job_id']} resumes it when it starts"
