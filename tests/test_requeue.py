@@ -9,7 +9,6 @@ sends SIGTERM to the job and to itself. These tests pin the submitit behaviour s
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 
