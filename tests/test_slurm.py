@@ -203,3 +203,24 @@ def test_a_job_sbatch_refuses_is_one_line_and_exit_2_before_anything_is_written(
     assert result.returncode == 2
     assert_one_error_line(result, *words)
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_refusal_only_the_real_submission_sees_is_one_line_and_exit_2(tmp_path, data):
+    """sbatch --test-only passes but the submission is refused (here: a site limit, faked by an sbatch in front of the real one)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"""#!/bin/sh
+case " $* " in *" --test-only "*) exec {shutil.which('sbatch')} "$@";; esac
+echo "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)" >&2
+exit 1
+""")
+    (bin_dir / "sbatch").chmod(0o755)
+    env_path = os.environ["PATH"]
+    try:
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{env_path}"
+        result = _finish(_start(["-m", "epochs=1", *TINY, *data, *CPU_JOB, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path))
+    finally:
+        os.environ["PATH"] = env_path
+    assert result.returncode == 2
+    assert_one_error_line(result, "hydra.launcher.qos=None is refused by sbatch", "Job violates accounting/QOS policy")
+

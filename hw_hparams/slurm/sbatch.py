@@ -9,6 +9,7 @@ only the real submission saw the same way.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -64,7 +65,7 @@ def refusal(text: str, params: dict) -> str:
         return (f"hydra.launcher.cpus_per_task={params.get('cpus_per_task')!r} with mem_gb={params.get('mem_gb')!r} is refused by sbatch "
                 f"({words}): nodes of partition {part} have {nodes or 'unknown resources'}; ask for less")
     for key in ("account", "qos", "constraint"):
-        if key in low:
+        if re.search(rf"\b{key}\b", low):  # "qos", not the "account" of "accounting"
             return f"hydra.launcher.{key}={params.get(key)!r} is refused by sbatch ({words}): ask your cluster's admins which {key} to use"
     if "time limit" in low:
         limits = ", ".join(_sinfo("%l", part))

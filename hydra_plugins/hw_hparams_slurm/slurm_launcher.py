@@ -20,8 +20,11 @@ requeue still resubmits the same job) because it stops at the first job without 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -79,10 +82,13 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
             args.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        said = io.StringIO()  # submitit prints sbatch's stderr when it fails: our one line says it instead
         try:
-            jobs = executor.map_array(self, *zip(*args))
+            with contextlib.redirect_stderr(said):
+                jobs = executor.map_array(self, *zip(*args))
         except FailedJobError as err:  # sbatch said no to what --test-only let through
             fail(sbatch.refusal(str(err), self.params))
+        sys.stderr.write(said.getvalue())
         return [self._result(job, overrides) for job, overrides in zip(jobs, job_overrides)]
 
     def _result(self, job, overrides: Sequence[str]) -> JobReturn:
