@@ -4,8 +4,8 @@ Inside `handle_signals()`, each of them raises `Interrupted` (a KeyboardInterrup
 thread at the next Python instruction, so the epoch in progress is abandoned, except inside a
 `deferred()` block (a checkpoint and the files that describe it being written): there the signal
 waits until the block ends. In a SLURM job run by submitit, its requeue signal (USR2) is taken over
-too (slurm/requeue.py): once it may act, submitit requeues the job, with SIGTERM held meanwhile, and
-the `Interrupted` it raises says whether the job was requeued. `stop_reason(err, ...)` is the status
+too (slurm/requeue.py): once it may act, submitit requeues the job (SIGTERM, which SLURM sends then,
+is ignored meanwhile), and the `Interrupted` it raises says whether the job was requeued. `stop_reason(err, ...)` is the status
 and the line a stopped run records; `exit_code(err)` is the shell's convention, 128 + the signal number.
 """
 
