@@ -14,6 +14,8 @@ Each way a job ends is one line, never a traceback:
   folder is said so; the last checkpoint is intact (checkpoint.save), so a re-run resumes.
 - An output folder that cannot be created: exit 2 before Hydra starts (`cli.preflight`).
 - Ctrl-C / SIGTERM: summary.json says `interrupted`; exit 130 / 143; a sweep stops there.
+- SLURM's requeue signal in a submitit job: summary.json says `requeued`; the job exits as submitit
+  chose (slurm/requeue.py), and starts again.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from omegaconf import OmegaConf
 
 from .cli import exit_on_user_error, fail
 from .errors import ConfigError
-from .interrupt import exit_code, signal_name
+from .interrupt import Interrupted, exit_code, signal_name
 from .lock import RunLocked
 from .run_folder import HYDRA_RECORD, LOG, atomic_write_bytes
 
@@ -86,6 +88,10 @@ def job_outcome(run_dir: Path, multirun: bool):
             yield
         except RunLocked as err:
             fail(str(err))  # the folder belongs to the live process: nothing of it is removed
+        except Interrupted as err:
+            if err.requeued is not None:  # submitit's exit, now that the run says `requeued`
+                raise err.requeued from None
+            raise
         except ConfigError:
             raise
         except Exception as err:

@@ -35,10 +35,10 @@ from urllib.parse import quote
 import numpy as np
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.plugins import Plugins
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from .plugins import register_launchers
 from .run_folder import run_settings
 
 CONFIG_MODULE = "hw_hparams.conf"
@@ -73,7 +73,7 @@ def spell(value: Any) -> str:
 def hydra_context():
     """Hydra's compose API for our configs: as it is inside a running Hydra app, else set up for the
     block, with every installed plugin's configs registered (e.g. hydra/launcher=fused), as in an app."""
-    Plugins.instance()  # scans hydra_plugins.*: their ConfigStore entries exist from here on
+    register_launchers()  # hydra/launcher=fused and =slurm, with their configs, however we were installed
     if GlobalHydra.instance().is_initialized():
         return contextlib.nullcontext()
     return initialize_config_module(CONFIG_MODULE, version_base="1.3")

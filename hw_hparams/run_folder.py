@@ -1,7 +1,7 @@
 """The run folder: the names of its files and every rule about what a folder holds.
 
     <run>/history.csv         one row per completed epoch (HISTORY_COLUMNS); accuracies are fractions
-    <run>/summary.json        status, progress, final and best metrics, test result, timing, config, versions
+    <run>/summary.json        status, progress, final and best metrics, test result, timing, config, versions, SLURM job
     <run>/data_stats.json     split sizes and seed, channel mean/std in [0, 1] units, class counts and proportions
     <run>/checkpoint.pt       everything needed to resume (checkpoint.py); checkpoint.prev.pt is the one before
     <run>/.hydra/, train.log  the command's record and log, written only once the run trains (jobs.py)
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError
+from .slurm.requeue import job as slurm_job
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ LOG = "train.log"
 LOCK = ".run.lock"
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "requeued")  # requeued: by SLURM, waiting to resume
 FINISHED = ("completed", "diverged")  # never trained again
 
 # Config keys that do not change what a run computes: where the data lies and whether it is
@@ -284,4 +285,5 @@ def summary(
         "message": message,
         "config": config,
         "versions": versions(),
+        "slurm": slurm_job(),  # {"job_id", "attempt"} under SLURM, else None
     }

@@ -15,7 +15,7 @@ from analysis import contract as C
 from analysis.paper import Result, build
 from analysis.runs import AnalysisError
 
-from .config import ConfigError
+from .errors import ConfigError
 from .data import crop_flip, split_indices
 from .data.augment import Normalize
 

@@ -33,6 +33,7 @@ from .errors import ConfigError
 from .interrupt import handle_signals
 from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
+from .plugins import register_launchers
 from .progress import final_line
 from .run_folder import (
     DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
@@ -137,6 +138,7 @@ _hydra_main = hydra.main(config_path="pkg://hw_hparams.conf", config_name="train
 def main() -> None:
     """Console entry: check the command line in one line per error, then hand it to Hydra."""
     sys.argv[1:] = normalize_argv(sys.argv[1:])
+    register_launchers()  # hydra/launcher=fused and =slurm, however the project was installed
     preflight(naming.CONFIG_NAME, sys.argv[1:])
     try:
         _hydra_main()

@@ -23,7 +23,7 @@ from . import checkpoint
 from .data import Normalize, StudyData
 from .engine import EpochMetrics
 from .fusion import copy_state, load_copy, part_of
-from .interrupt import deferred, signal_name
+from .interrupt import deferred, stop_reason
 from .optim import lr_at
 from .progress import epoch_bar
 from .run_folder import summary, write_history, write_summary
@@ -148,12 +148,12 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
                     m.log(logging.INFO, "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
                           epoch, cfg.epochs, lr, r["train_loss"], 100 * r["train_acc"], r["val_loss"], 100 * r["val_acc"],
                           r["epoch_time_s"], many=many)
-    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the epoch in progress is abandoned by every run
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SLURM's requeue signal: every run abandons the epoch
         with deferred():
             for m in members:
                 if not m.done:
-                    line = f"interrupted by {signal_name(err)} after epoch {len(m.rows)} of {cfg.epochs}; re-run the same command to resume"
-                    m.result = m.write("interrupted", message=line)
+                    status, line = stop_reason(err, len(m.rows), cfg.epochs)  # interrupted, or requeued (slurm/requeue.py)
+                    m.result = m.write(status, message=line)
                     m.log(logging.ERROR, "%s", line, many=many)
         err.reported = True
         raise

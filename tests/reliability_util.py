@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 HERE = Path(__file__).resolve().parent
 
@@ -69,3 +71,43 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def straight_history(tmp_path_factory, overrides: list[str]) -> list[dict]:
+    """The history (without timings) of an uninterrupted in-process run of `overrides`."""
+    run_dir = tmp_path_factory.mktemp("straight")
+    from hw_hparams.train import run
+
+    run(cfg(overrides), run_dir)
+    return without_timing(rows(run_dir / "history.csv"))
+
+
+@contextlib.contextmanager
+def signal_at_step(sig: int, step: int):
+    """Send this process `sig` right after the `step`-th optimizer step (counted from 1) inside the block."""
+    steps = []
+
+    def hook(optimizer, args, kwargs):
+        steps.append(1)
+        if len(steps) == step:
+            os.kill(os.getpid(), sig)
+
+    handle = register_optimizer_step_post_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def signal_in_checkpoint_write(monkeypatch, sig: int, nth: int = 2) -> None:
+    """Send this process `sig` while the `nth` checkpoint is being written (at its fsync)."""
+    real_fsync, writes = os.fsync, []
+
+    def fsync(fd):
+        if ".checkpoint.pt.tmp" in os.readlink(f"/proc/self/fd/{fd}"):
+            writes.append(1)
+            if len(writes) == nth:
+                os.kill(os.getpid(), sig)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)

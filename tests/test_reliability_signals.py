@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import hw_hparams.train as train_module
 from hw_hparams.interrupt import Interrupted
-from reliability_util import cfg, fake_data_overrides, one_thread, rows, start_cli, TINY_RUN, without_timing  # noqa: F401 - one_thread: autouse fixture
+from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
+    cfg, fake_data_overrides, one_thread, rows, signal_at_step, signal_in_checkpoint_write, start_cli, straight_history, TINY_RUN,
+    without_timing,
+)
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
@@ -23,9 +24,7 @@ STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 def straight(tmp_path_factory, fake_root):
     """An uninterrupted run: (overrides, its history without timings)."""
     overrides = [*fake_data_overrides(fake_root), *TINY_RUN, f"epochs={EPOCHS}", "schedule=cosine", "augmentation=mixup"]
-    run_dir = tmp_path_factory.mktemp("straight")
-    train_module.run(cfg(overrides), run_dir)
-    return overrides, without_timing(rows(run_dir / "history.csv"))
+    return overrides, straight_history(tmp_path_factory, overrides)
 
 
 def _consistent(run_dir, epochs_done: int) -> dict:
@@ -40,20 +39,9 @@ def _consistent(run_dir, epochs_done: int) -> dict:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_inside_an_epoch_abandons_it_and_the_rerun_resumes_exactly(tmp_path, straight, sig):
     overrides, expected = straight
-    steps = []
-
-    def signal_in_epoch_2(optimizer, args, kwargs):
-        steps.append(1)
-        if len(steps) == STEPS_PER_EPOCH + 4:
-            os.kill(os.getpid(), sig)
-
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    hook = register_optimizer_step_post_hook(signal_in_epoch_2)
-    try:
-        with pytest.raises(Interrupted) as info:
-            train_module.run(cfg(overrides), tmp_path)
-    finally:
-        hook.remove()
+    with signal_at_step(sig, STEPS_PER_EPOCH + 4), pytest.raises(Interrupted) as info:  # inside epoch 2
+        train_module.run(cfg(overrides), tmp_path)
     assert info.value.signum == sig
     summary = _consistent(tmp_path, 1)
     assert summary["status"] == "interrupted" and signal.Signals(sig).name in summary["message"]
@@ -64,16 +52,7 @@ def test_a_signal_inside_an_epoch_abandons_it_and_the_rerun_resumes_exactly(tmp_
 
 def test_a_signal_during_the_checkpoint_write_waits_until_it_is_written(tmp_path, straight, monkeypatch):
     overrides, expected = straight
-    real_fsync, checkpoint_writes = os.fsync, []
-
-    def fsync(fd):
-        if ".checkpoint.pt.tmp" in os.readlink(f"/proc/self/fd/{fd}"):
-            checkpoint_writes.append(1)
-            if len(checkpoint_writes) == 2:
-                os.kill(os.getpid(), signal.SIGTERM)
-        return real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    signal_in_checkpoint_write(monkeypatch, signal.SIGTERM)
     with pytest.raises(Interrupted):
         train_module.run(cfg(overrides), tmp_path)
     monkeypatch.undo()

@@ -103,16 +103,32 @@ def test_cuda_job_devices_spread_jobs_over_gpus(monkeypatch):
 
 def test_slurm_launcher_requeues_the_same_job():
     import submitit
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+    from hydra_plugins.hw_hparams_slurm.slurm_launcher import SlurmLauncher
 
     launcher = _compose(["hydra/launcher=slurm"], hydra=True).hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher._target_ == "hydra_plugins.hw_hparams_slurm.slurm_launcher.SlurmLauncher"
     assert launcher.max_num_timeout > 0 and launcher.signal_delay_s > 0 and launcher.gpus_per_node == 1
     params = {k: v for k, v in launcher.items() if k != "_target_"}
     job = (["optim.lr=0.5"], "hydra.sweep.dir", 3, "job_id_for_3", {})
     resubmission = SlurmLauncher(**params).checkpoint(*job)  # what submitit calls on USR2 before requeueing
     assert isinstance(resubmission, submitit.helpers.DelayedSubmission)
     assert isinstance(resubmission.function, SlurmLauncher) and resubmission.args == job
+
+
+@pytest.mark.parametrize("variant, gpu_line", [("slurm", "#SBATCH --gpus-per-node=1"), ("slurm_cpu", None)])
+def test_the_job_script_sbatch_checks_is_the_one_submitit_submits(variant, gpu_line, tmp_path):
+    """SlurmLauncher.setup runs `sbatch --test-only` on the script its executor makes (submitit's private
+    `_make_submission_file_text`, pinned here): the launcher's settings, as the plugin passes them."""
+    from hydra_plugins.hw_hparams_slurm.slurm_launcher import SlurmLauncher
+
+    launcher = _compose([f"hydra/launcher={variant}", "hydra.launcher.partition=p1", "hydra.launcher.timeout_min=7"], hydra=True).hydra.launcher
+    params = {k: v for k, v in launcher.items() if k != "_target_"} | {"submitit_folder": str(tmp_path / "%j")}
+    script = SlurmLauncher(**params).executor()._executor._make_submission_file_text("true", "check")
+    lines = set(script.splitlines())
+    assert {"#SBATCH --partition=p1", "#SBATCH --time=7", f"#SBATCH --cpus-per-task={launcher.cpus_per_task}",
+            f"#SBATCH --mem={launcher.mem_gb}GB", f"#SBATCH --signal=USR2@{launcher.signal_delay_s}"} <= lines
+    assert [l for l in lines if "gpus" in l] == ([gpu_line] if gpu_line else [])
+    assert not list(tmp_path.iterdir())  # building the script writes nothing
 
 
 @pytest.fixture(scope="module")

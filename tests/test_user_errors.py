@@ -37,7 +37,7 @@ MISTAKES = [
     ("train", ["-m", "experiment=lr_swep"], "experiment=lr_swep is not an option: choose one of lr_sweep, mixup, schedule_sweep, wd_sweep"),
     ("train", ["optim.lrr=0.1"], "optim.lrr is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
     ("train", ["+foo=1"], "foo is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
-    ("train", ["hydra/launcher=jobl1b"], "hydra/launcher=jobl1b is not an option: choose one of basic, fused, joblib, slurm, submitit_local, submitit_slurm"),
+    ("train", ["hydra/launcher=jobl1b"], "hydra/launcher=jobl1b is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"),
     # wrong types
     ("train", ["optim.lr=fast"], "optim.lr=fast is not allowed: must be a number"),
     ("train", ["epochs=1.5"], "epochs=1.5 is not allowed: must be an integer"),
@@ -75,7 +75,7 @@ MISTAKES = [
     ("homework", ["demo=tru"], "demo='tru' is not allowed: must be true or false"),
     ("homework", ["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
     ("homework", ["optim.lr=0.1"], "optim.lr is set by the study itself, section by section: run your own sweep with `python -m hw_hparams.train -m experiment=...`"),
-    ("homework", ["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm, submitit_local, submitit_slurm"),
+    ("homework", ["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"),
     ("homework", ["data.root={root}/nowhere", "data.download=false"],
      "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"),
     # analysis, data, bench

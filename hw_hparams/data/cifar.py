@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR100
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""hw_hparams' Hydra plugins (Hydra instantiates plugins only from the `hydra_plugins` namespace)."""
