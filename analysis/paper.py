@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import content, texbuild
-from . import figures as F
 from .curves import plot_section
 from .document import to_markdown
 from .labels import SECTION_ORDER, section_title

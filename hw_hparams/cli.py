@@ -111,10 +111,14 @@ def _describe(err: Exception, overrides: list[str]) -> str:
     while cause is not None:
         if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
             key = cause.full_key
-            known = any(k == key or k.startswith(f"{key}.") for k in schema_keys())
-            if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) or not known:
-                return f"{key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"
             given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), None)
+            if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
+                return f"{key} is not a config key (see `python -m hw_hparams.train --cfg {'hydra' if key.startswith('hydra.') else 'job'}` for the keys)"
+            if key.startswith("hydra."):  # Hydra's and its plugins' own keys: their schema, their words
+                reason = str(getattr(cause, "msg", cause)).splitlines()[0]
+                return f"{key}={given} is not allowed: {reason}"
+            if not any(k == key or k.startswith(f"{key}.") for k in schema_keys()):
+                return f"{key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"
             return f"{key}={given} is not allowed: {allowed(key)}" if given is not None else f"{key} is not allowed: {allowed(key)}"
         cause = cause.__cause__ or cause.__context__
     return str(err).strip().splitlines()[0]
@@ -164,8 +168,16 @@ def check_overrides(config_name: str, overrides: list[str], multirun: bool = Fal
                 raise ConfigError(_describe(err, job)) from None
             validate(cfg)
             check_available(cfg.trainer.device)
+            _check_launcher(cfg)
             configs.append(cfg)
         return configs
+
+
+def _check_launcher(cfg: DictConfig) -> None:
+    """The launcher settings Hydra would only see once it instantiates the launcher."""
+    max_fused = OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None)
+    if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher") and max_fused is not None and max_fused < 1:
+        raise ConfigError(f"hydra.launcher.max_fused={max_fused} is not allowed: must be an integer >= 1, or null for every run that can share a network")
 
 
 def job_folder(cfg: DictConfig, multirun: bool) -> Path:

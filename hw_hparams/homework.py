@@ -15,27 +15,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import shlex
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+import torch
 
 from . import sweeps
 from .cli import fail
-from .config import allowed
 from .data import check_dataset
 from .data.cifar import check_val_size
+from .data.fake import write_fake_cifar100
 from .errors import ConfigError
+from .homework_args import SETTINGS_HELP, Settings, parse_args
 from .naming import compose_train
 from .progress import StudyProgress
-from .data.fake import write_fake_cifar100
 from .run_folder import is_finished, read_json, read_summary, write_json
 from .selection import Choice, Metric, choose
 
@@ -43,62 +38,7 @@ log = logging.getLogger("hw_hparams.homework")
 
 SECTIONS = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
 LOG_FORMAT = "[%(asctime)s][%(name)s] %(message)s"
-# Keys the study sets itself (per section, or from an earlier section's choice).
-RESERVED = {
-    "experiment", "experiment_name", "lr", "optim.lr", "schedule", "schedule.name", "regularization",
-    "optim.weight_decay", "augmentation", "augmentation.mixup_alpha", "augmentation.crop_flip",
-    "eval_test", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra/launcher",
-}
-SWEEPABLE = {"seed"}  # swept on the command line, every section runs every value (error bars)
-
-
-def _setting(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class Settings:
-    """The homework's own settings (everything else on the command line goes to every training run)."""
-
-    study: Optional[str] = _setting(None, "the study's folder: <out>/<study>/{<section>/,report/}; homework, or homework-demo with demo=true")
-    out: str = _setting("outputs", "folder that holds studies")
-    demo: bool = _setting(False, "generated data, model=tiny, every section's epochs x demo_epoch_scale")
-    select_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 3's lr: val_acc, val_loss, train_loss, train_acc")
-    select_wd_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 5's weight decay for the mixup run")
-    launcher: Optional[str] = _setting(None, "hydra/launcher of every sweep: basic, joblib, submitit_local, slurm, ...")
-    figures: bool = _setting(True, "draw the report's figures (PNG + PDF); false also leaves paper.tex uncompiled")
-    paper_style: Optional[str] = _setting(None, "an AAAI author-kit style file (aaai*.sty) for paper.tex; default: an aaai*.sty in the report folder, else a look-alike")
-    demo_epoch_scale: float = _setting(0.04, "demo epochs = ceil(epochs x scale): 15 -> 1, 300 -> 12")
-    demo_train: int = _setting(2000, "demo dataset: training images (the validation split is taken from them)")
-    demo_val: int = _setting(400, "demo validation images")
-    demo_test: int = _setting(1000, "demo test images")
-
-
-def _default(f) -> str:
-    return str(getattr(f.default, "value", f.default))
-
-
-HELP = __doc__ + "\nSettings (key=value, default in brackets):\n" + "\n".join(
-    f"  {f.name}=[{_default(f)}]".ljust(32) + f.metadata["help"] for f in fields(Settings)
-) + """
-
-Any other key=value is a training override for every run (see hw-train --help): most used are
-data.root (data), data.download (true), trainer.device (auto, cpu, cuda, cuda:job), seed (0; seed=0,1,2
-runs every section for each seed), hydra.launcher.n_jobs=3 (with launcher=joblib). The study sets
-lr, schedule, weight decay, augmentation and eval_test itself.
-
-Folders (relative to where you run it):
-  <out>/<study>/<section>/<name>/   the runs of each section (lr_sweep, schedule_sweep, wd_sweep, mixup),
-                                    each named by its settings, e.g. optim.lr=0.05,schedule.name=cosine
-  <out>/<study>/report/             report.md, choices.json, tables/, figures/, runs.csv, history.csv
-  <out>/<study>/homework.log        one line per finished run, with the study's progress
-  <out>/<study>/data/               the generated dataset of a demo
-
-Examples:
-  python -m hw_hparams.homework demo=true                  # offline quickstart on the CPU
-  python -m hw_hparams.homework launcher=joblib hydra.launcher.n_jobs=3 trainer.device=cuda:job
-  python -m hw_hparams.homework study=v1 launcher=slurm hydra.launcher.partition=gpu
-"""
+HELP = __doc__ + "\n" + SETTINGS_HELP
 
 
 class StudyError(Exception):
@@ -107,54 +47,6 @@ class StudyError(Exception):
     def __init__(self, message: str, code: int = 1):
         super().__init__(message)
         self.code = code
-
-
-def parse_args(argv: list[str]) -> tuple[Settings, list[str]]:
-    """(settings, training overrides) from `key=value` arguments; ConfigError on a bad one."""
-    names = {f.name for f in fields(Settings)}
-    mine, train = [], []
-    for arg in argv:
-        if "=" not in arg:
-            raise ConfigError(f"{arg!r} is not a key=value setting (see --help)")
-        (mine if arg.split("=", 1)[0] in names else train).append(arg)
-    try:
-        settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), OmegaConf.from_dotlist(mine)))
-    except OmegaConfBaseException as err:
-        value = dict(a.split("=", 1) for a in mine).get(err.full_key)
-        raise ConfigError(f"{err.full_key}={value!r} is not allowed: {allowed(err.full_key, Settings)}") from None
-    if settings.study is None:  # a demo never lands in the folders of the real study
-        settings.study = "homework-demo" if settings.demo else "homework"
-    _check_settings(settings)
-    _check_train_overrides(train)
-    return settings, train
-
-
-def _check_settings(s: Settings) -> None:
-    def need(ok: bool, key: str, allowed: str) -> None:
-        if not ok:
-            raise ConfigError(f"{key}={getattr(s, key)!r} is not allowed: {allowed}")
-
-    need(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", s.study)) and s.study not in (".", ".."), "study", "letters, digits, _ . - only")
-    need(0 < s.demo_epoch_scale <= 1, "demo_epoch_scale", "must be in (0, 1]")
-    need(s.demo_val >= 1, "demo_val", "must be >= 1")
-    need(s.demo_train > s.demo_val, "demo_train", f"must be > demo_val ({s.demo_val})")
-    need(s.demo_test >= 1, "demo_test", "must be >= 1")
-    need(s.paper_style is None or (Path(s.paper_style).is_file() and re.fullmatch(r"aaai[A-Za-z0-9_-]*\.sty", Path(s.paper_style).name) is not None),
-         "paper_style", "an existing AAAI author-kit style file named aaai*.sty")
-
-
-def _check_train_overrides(overrides: list[str]) -> None:
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as err:
-        raise ConfigError(str(err).splitlines()[0]) from None
-    for o in parsed:
-        key = o.key_or_group
-        if key in RESERVED:
-            hint = "use launcher=..." if key == "hydra/launcher" else "run your own sweep with `python -m hw_hparams.train -m experiment=...`"
-            raise ConfigError(f"{key} is set by the study itself, section by section: {hint}")
-        if o.is_sweep_override() and key not in SWEEPABLE:
-            raise ConfigError(f"{o.input_line}: only {', '.join(sorted(SWEEPABLE))} may be swept across the study")
 
 
 def write_demo_data(s: Settings, root: Path) -> None:
@@ -182,7 +74,7 @@ class Study:
     common: list[str]  # training overrides of every run
     per_section: dict[str, list[str]]  # extra overrides by section (demo epochs)
     launcher: list[str]  # hydra/launcher=... (not part of any folder name)
-    progress: Optional[StudyProgress] = None  # one line per finished run
+    progress: StudyProgress | None = None  # one line per finished run
 
     def overrides(self, section: str, chosen: list[str]) -> list[str]:
         return [f"experiment={section}", *self.common, *self.per_section.get(section, []), *chosen]
@@ -211,6 +103,19 @@ class Study:
         return dirs
 
 
+# launcher=auto on the CPU: fused runs were 0.54-0.77x the aggregate throughput of the same runs one
+# after another (`python -m hw_hparams.bench --device cpu --pipelines c,e`, BENCHMARKS.md "Fused runs").
+CPU_LAUNCHER = "basic"
+
+
+def auto_launcher(cfg) -> str:
+    """launcher=auto: `fused` where a section's runs train on CUDA (one run leaves a GPU mostly idle),
+    else CPU_LAUNCHER, as measured."""
+    device = str(cfg.trainer.device)
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return "fused" if cuda else CPU_LAUNCHER
+
+
 def prepare(s: Settings, train_overrides: list[str]) -> Study:
     """Resolve the demo setup and check every section's command line before anything runs."""
     root = Path(s.out) / s.study
@@ -224,7 +129,8 @@ def prepare(s: Settings, train_overrides: list[str]) -> Study:
             for section in SECTIONS:
                 epochs = section_epochs(section)
                 per_section[section] = [f"epochs={max(1, math.ceil(epochs * s.demo_epoch_scale))}"]
-    study = Study(s, root, common, per_section, [f"hydra/launcher={s.launcher}"] if s.launcher else [])
+    launcher = s.launcher if s.launcher != "auto" else auto_launcher(sweeps.check(["experiment=lr_sweep", *common])[0])
+    study = Study(s, root, common, per_section, [f"hydra/launcher={launcher}"])
     chosen_later = {"schedule_sweep": ["optim.lr=0.05"], "wd_sweep": ["optim.lr=0.05"], "mixup": ["optim.lr=0.05", "optim.weight_decay=5e-4"]}
     plan, configs = {}, []  # checked with stand-ins for the values earlier sections will choose
     for section in SECTIONS:

@@ -129,3 +129,21 @@ def test_a_demo_never_lands_in_the_real_studys_folders():
     assert parse_args(["demo=true"])[0].study == "homework-demo"
     assert parse_args([])[0].study == "homework"
     assert parse_args(["demo=true", "study=mine"])[0].study == "mine"
+
+
+@pytest.mark.parametrize("device, cuda_present, launcher", [
+    ("cuda", False, "fused"), ("cuda:1", False, "fused"), ("auto", True, "fused"),
+    ("auto", False, "basic"), ("cpu", True, "basic"),
+])
+def test_launcher_auto_fuses_on_cuda_only(device, cuda_present, launcher, monkeypatch):
+    """BENCHMARKS.md, "Fused runs on the CPU": fused runs were slower than runs in turn on the CPU."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(homework.torch.cuda, "is_available", lambda: cuda_present)
+    assert homework.auto_launcher(SimpleNamespace(trainer=SimpleNamespace(device=device))) == launcher
+
+
+def test_the_demo_sweeps_under_the_launcher_auto_picks(tmp_path):
+    settings, overrides = homework.parse_args(["demo=true", f"out={tmp_path}"])
+    study = homework.prepare(settings, overrides)
+    assert study.launcher == ["hydra/launcher=basic"], study.launcher

@@ -3,10 +3,8 @@ changes nothing in a run folder. Expected names are written out by hand (the ref
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys

@@ -55,6 +55,10 @@ MISTAKES = [
     ("train", ["augmentation.mixup_alpha=0"], "augmentation.mixup_alpha=0.0 is not allowed: must be > 0, or null for no mixup"),
     ("train", ["trainer.device=gpu"], "trainer.device='gpu' is not allowed: one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)"),
     ("train", ["-m", "epochs=1", "trainer.progress=maybe"], "trainer.progress='maybe' is not allowed: one of auto, true, false"),
+    ("train", ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=0"],
+     "hydra.launcher.max_fused=0 is not allowed: must be an integer >= 1, or null for every run that can share a network"),
+    ("train", ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=all"], "hydra.launcher.max_fused=all is not allowed: Value 'all' of type 'str' could not be converted to Integer"),
+    ("train", ["-m", "hydra/launcher=joblib", "hydra.launcher.njobs=3"], "hydra.launcher.njobs is not a config key (see `python -m hw_hparams.train --cfg hydra` for the keys)"),
     # impossible combinations: what this machine and this dataset allow
     ("train", ["trainer.device=cuda"], "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
     ("train", [*FAKE[:3], "data.val_size=6000"], "data.val_size=6000 is not allowed: must be in [1, 599] for a training set of 600 images"),
