@@ -7,6 +7,7 @@ a "demo: generated data" mark, so a copied figure still says what it is.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -14,6 +15,9 @@ from typing import Iterable, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+# The PDF backend subsets fonts with fontTools, which logs every table it prunes at INFO (~500 lines
+# per report under a root logger at INFO, as the homework's).
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

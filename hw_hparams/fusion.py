@@ -11,7 +11,7 @@ k copies side by side:
 So copy i's output channels depend on copy i's weights and inputs only: a copy that diverges (NaN)
 leaves the others' numbers unchanged. Each copy computes what it would alone up to float rounding
 (depthwise convolutions and BatchNorm exactly; a grouped or batched matmul may sum in another order). Inputs are laid out [N, k*C, H, W] (copy i's images in
-channels [3i, 3i+3)). `unfused_state(fused, i)` gives copy i's state_dict in the plain network's
+channels [3i, 3i+3)). A group of one is the network itself. `copy_state(fused, i)` gives copy i's state_dict in the plain network's
 names and shapes, `load_copy` writes one back, so every run keeps its own single-run checkpoint.
 """
 
@@ -25,7 +25,9 @@ from torch import nn
 
 class FusedPointwise(nn.Module):
     """k 1x1 convolutions Conv2d(cin, cout, 1) on [N, k*cin, H, W] -> [N, k*cout, H, W], as one batched
-    matmul (faster than a grouped convolution on the CPU); weight [k*cout, cin, 1, 1] as Conv2d's, stacked."""
+    matmul; weight [k*cout, cin, 1, 1] as Conv2d's, stacked. (On the CPU, MobileNetV2 k=2 trained at
+    the same speed with this, a grouped convolution, or k convolutions on channel slices: 0.76-0.77x
+    two runs in turn, 2026-11-27.)"""
 
     def __init__(self, k: int, in_channels: int, out_channels: int, bias: bool):
         super().__init__()
@@ -92,8 +94,12 @@ def _fused_layer(layers: list[nn.Module]) -> nn.Module | None:
 
 
 def fuse(models: list[nn.Module]) -> nn.Module:
-    """One module computing the k `models` (same architecture) side by side; see the module docstring."""
+    """One module computing the k `models` (same architecture) side by side; see the module docstring.
+    One model stays the network it is (same layers, same kernels as alone)."""
     fused = copy.deepcopy(models[0])
+    if len(models) == 1:
+        fused.k = 1
+        return fused
     names = [name for name, _ in fused.named_modules() if name]
     for name in names:
         parent_name, _, attr = name.rpartition(".")

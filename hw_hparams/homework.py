@@ -103,7 +103,7 @@ class Study:
         return dirs
 
 
-# launcher=auto on the CPU: fused runs were 0.54-0.77x the aggregate throughput of the same runs one
+# launcher=auto on the CPU: fused runs were 0.54-0.92x the aggregate throughput of the same runs one
 # after another (`python -m hw_hparams.bench --device cpu --pipelines c,e`, BENCHMARKS.md "Fused runs").
 CPU_LAUNCHER = "basic"
 

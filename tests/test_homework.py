@@ -62,6 +62,13 @@ def test_the_study_says_each_finished_run_with_its_overall_progress(demo):
     assert all(line.split("] ", 1)[1] in written for line in lines) and "epoch 1/" not in written
 
 
+def test_the_study_prints_only_its_own_log_lines(demo):
+    """Libraries' chatter (fontTools logs ~500 INFO lines while matplotlib writes the PDF figures) stays out."""
+    err = demo["first"].stderr
+    names = set(re.findall(r"^\[[^\]]+\]\[([\w.]+)\]", err, re.M))
+    assert "hw_hparams.homework" in names and all(n.split(".")[0] in ("hw_hparams", "hydra_plugins", "analysis") for n in names), names
+
+
 def test_rerun_launches_nothing_and_evaluates_nothing_again(demo):
     log = demo["again"].stdout + demo["again"].stderr
     for section in SECTIONS:
