@@ -23,6 +23,7 @@ from hydra._internal.utils import get_args_parser  # Hydra's own command-line pa
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra_plugins.hw_hparams_fused.fused_launcher import max_fused_problem
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -175,9 +176,10 @@ def check_overrides(config_name: str, overrides: list[str], multirun: bool = Fal
 
 def _check_launcher(cfg: DictConfig) -> None:
     """The launcher settings Hydra would only see once it instantiates the launcher."""
-    max_fused = OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None)
-    if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher") and max_fused is not None and max_fused < 1:
-        raise ConfigError(f"hydra.launcher.max_fused={max_fused} is not allowed: must be an integer >= 1, or null for every run that can share a network")
+    if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher"):
+        problem = max_fused_problem(OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None))
+        if problem:
+            raise ConfigError(problem)
 
 
 def job_folder(cfg: DictConfig, multirun: bool) -> Path:

@@ -129,7 +129,7 @@ def prepare(s: Settings, train_overrides: list[str]) -> Study:
             for section in SECTIONS:
                 epochs = section_epochs(section)
                 per_section[section] = [f"epochs={max(1, math.ceil(epochs * s.demo_epoch_scale))}"]
-    launcher = s.launcher if s.launcher != "auto" else auto_launcher(sweeps.check(["experiment=lr_sweep", *common])[0])
+    launcher = s.launcher if s.launcher != "auto" else auto_launcher(sweeps.check(common)[0])  # every run's device
     study = Study(s, root, common, per_section, [f"hydra/launcher={launcher}"])
     chosen_later = {"schedule_sweep": ["optim.lr=0.05"], "wd_sweep": ["optim.lr=0.05"], "mixup": ["optim.lr=0.05", "optim.weight_decay=5e-4"]}
     plan, configs = {}, []  # checked with stand-ins for the values earlier sections will choose

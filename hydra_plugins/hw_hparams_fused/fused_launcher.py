@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # pinned by tests/test_fused_launcher.py
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # pinned by tests/test_fused.py (other apps)
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, filter_overrides, setup_globals
@@ -44,6 +44,13 @@ class FusedLauncherConf:
 ConfigStore.instance().store(group="hydra/launcher", name="fused", node=FusedLauncherConf, provider="hw_hparams")
 
 
+def max_fused_problem(max_fused: Optional[int]) -> Optional[str]:
+    """Why `max_fused` is not allowed, or None (checked before a sweep writes anything, and here)."""
+    if max_fused is not None and max_fused < 1:
+        return f"hydra.launcher.max_fused={max_fused} is not allowed: must be an integer >= 1, or null for every run that can share a network"
+    return None
+
+
 def group_jobs(keys: List[tuple], max_fused: Optional[int]) -> List[List[int]]:
     """Job indices grouped by equal keys (first appearance order), each group cut into chunks of at most `max_fused`."""
     by_key: Dict[tuple, List[int]] = {}
@@ -56,8 +63,9 @@ def group_jobs(keys: List[tuple], max_fused: Optional[int]) -> List[List[int]]:
 class FusedLauncher(BasicLauncher):
     def __init__(self, max_fused: Optional[int] = None) -> None:
         super().__init__()
-        if max_fused is not None and max_fused < 1:
-            raise ValueError(f"hydra.launcher.max_fused={max_fused} is not allowed: must be >= 1, or null for all")
+        problem = max_fused_problem(max_fused)
+        if problem:
+            raise ValueError(problem)
         self.max_fused = max_fused
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
