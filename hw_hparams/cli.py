@@ -66,12 +66,14 @@ def _config_loader():
     return GlobalHydra.instance().config_loader()
 
 
-def _group_options(group: str) -> list[str] | None:
-    """The options of config group `group` (e.g. `lr`, `hydra/launcher`), or None if it is no group."""
+@functools.lru_cache(maxsize=None)
+def _group_options(group: str) -> tuple[str, ...] | None:
+    """The options of config group `group` (e.g. `lr`, `hydra/launcher`), or None if it is no group.
+    Cached: the packaged configs do not change in a process, and each lookup copies Hydra's repository."""
     parent, _, _ = group.rpartition("/")
     if group.split("/")[-1] not in _config_loader().list_groups(parent):
         return None
-    return sorted(_config_loader().get_group_options(group))
+    return tuple(sorted(_config_loader().get_group_options(group)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,7 +84,7 @@ def _value_key(group: str) -> str | None:
     return keys.pop() if len(keys) == 1 else None
 
 
-def _option_error(group: str, value: Any, given: str, options: list[str]) -> ConfigError:
+def _option_error(group: str, value: Any, given: str, options: tuple[str, ...]) -> ConfigError:
     key = _value_key(group) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     hint = f" (or give a value: {key}={given})" if key and allowed(key).startswith("must be a number") else ""
     shown = naming.spell(value) if not isinstance(value, str) else value

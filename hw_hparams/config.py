@@ -8,6 +8,7 @@ that names the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from dataclasses import dataclass, field
@@ -136,13 +137,14 @@ def _field_type(dotted: str, schema: Any = TrainConfig) -> Any:
     return node
 
 
-def schema_keys(node: Any = TrainConfig, prefix: str = "") -> list[str]:
-    """Every leaf key of the schema, dotted."""
-    keys = []
+@functools.lru_cache(maxsize=None)
+def schema_keys(node: Any = TrainConfig, prefix: str = "") -> tuple[str, ...]:
+    """Every leaf key of the schema, dotted (cached: validate asks for every job)."""
+    keys: list[str] = []
     for f in dataclasses.fields(node):
         t = typing.get_type_hints(node)[f.name]
         keys += schema_keys(t, f"{prefix}{f.name}.") if dataclasses.is_dataclass(t) else [f"{prefix}{f.name}"]
-    return keys
+    return tuple(keys)
 
 
 def allowed(dotted: str, schema: Any = TrainConfig) -> str:

@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 
 from . import sweeps
-from .cli import fail
-from .data import check_dataset
+from .cli import check_data, fail
 from .data.cifar import check_val_size
 from .data.fake import write_fake_cifar100
 from .errors import ConfigError
@@ -136,11 +135,11 @@ def prepare(s: Settings, train_overrides: list[str]) -> Study:
     for section in SECTIONS:
         configs += sweeps.check(study.overrides(section, chosen_later.get(section, [])) + study.launcher)
         plan[section] = [int(c.epochs) for c in configs if c.experiment_name == section]
-    for val_size in {int(c.data.val_size) for c in configs}:  # what the data allows, before any is written
-        if s.demo:
+    if s.demo:  # what the data allows, before any is written (a demo's data is written below)
+        for val_size in {int(c.data.val_size) for c in configs}:
             check_val_size(val_size, s.demo_train)
-        else:
-            check_dataset(configs[0].data.root, configs[0].data.download, val_size)
+    else:
+        check_data(configs)
     if s.demo:
         write_demo_data(s, data)
     study.progress = StudyProgress(plan, log)

@@ -100,14 +100,13 @@ class StudyProgress:
         for d in dirs:
             s = read_summary(d, warn=False)
             self.epochs[d] = s["epochs_completed"] if s else 0
-            if self.epochs_at_start is None:
+            if d in self.finished or not is_finished(s, need_test):
                 continue
-            if d not in self.finished and is_finished(s, need_test):
-                self.finished.add(d)
+            self.finished.add(d)
+            if self.epochs_at_start is not None:  # finished before the first poll: counted, not announced
                 self.log.info("%s | %s", self.status(), final_line(f"{section}/{d.name}", s))
         if self.epochs_at_start is None:
             self.epochs_at_start = sum(self.epochs.values())
-            self.finished |= {d for d in dirs if is_finished(read_summary(d, warn=False), need_test)}
 
     def status(self) -> str:
         elapsed = time.monotonic() - self.started

@@ -82,8 +82,7 @@ def _accept(m: Member, held: contextlib.ExitStack) -> bool:
         m.previous = read_summary(m.run_dir)
         if m.previous:
             check_same_run(m.run_dir, m.previous["config"], m.config)
-            test_missing = m.cfg.eval_test and m.previous["status"] == "completed" and m.previous["test"] is None
-            if is_finished(m.previous) and not test_missing:
+            if is_finished(m.previous, need_test=bool(m.cfg.eval_test)):
                 s = m.previous
                 log.info("%s: run already %s after %d epochs; nothing to train", m.run_dir, s["status"], s["epochs_completed"])
                 m.result = s
