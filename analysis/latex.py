@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .document import (Bold, Bullets, Cite, Code, Document, Equation, Figure, Heading, Listing,
                        Math, Note, Para, Ref, Table, Todo, ref_word, render_inline)
-from .tables import ascii_only, latex_escape
+from .tables import ascii_only, latex_escape, safe_label
 
 END_MARK = "end-of-content"  # \hwmark before the references
 FLOAT_MARK = r"\hwmark{float}"  # in every figure and table: the page it lands on is content too
@@ -111,11 +111,6 @@ OFFICIAL = r"""\documentclass[letterpaper]{article}
 def mark_name(heading: str) -> str:
     """A heading as a \\hwmark name: letters, digits, spaces and hyphens only (it goes through \\write)."""
     return re.sub(r"[^A-Za-z0-9 -]", "", heading) or "section"
-
-
-def safe_label(label: str) -> str:
-    """A \\label/\\ref key: letters, digits and : . _ - only (names can come from folders)."""
-    return re.sub(r"[^A-Za-z0-9:._-]", "-", label)
 
 
 def breakable(tex: str) -> str:

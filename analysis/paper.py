@@ -81,7 +81,7 @@ def build(root: str | os.PathLike, *, style: str | os.PathLike | None = None,
     out = Path(root) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     style_path = resolve_style(out, style)
-    write_collected(s.runs, s.hist, out, figures=figures, demo=s.demo, section_figures=False)
+    write_collected(s.runs, s.hist, out, figures=figures, demo=s.demo, section_figures=False, stats=s.stats)
     if figures:
         draw_figures(s, out / "figures")
     doc = content.build(s)

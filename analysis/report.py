@@ -55,9 +55,9 @@ def write_all(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
 
 def write_collected(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *,
                     figures: bool = True, demo: bool = False,
-                    section_figures: bool = True) -> dict[str, list[Path]]:
+                    section_figures: bool = True, stats: dict | None = None) -> dict[str, list[Path]]:
     """Like write_all, from tables that `collect` already returned (`section_figures=False`:
-    only the figures that are not per section)."""
+    only the figures that are not per section; `stats`: the runs' data_stats.json, if already read)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {"csv": [], "tables": [], "figures": []}
@@ -65,13 +65,14 @@ def write_collected(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.Pa
         df.to_csv(out / name, index=False)
         written["csv"].append(out / name)
     written["tables"] += write_tables(runs, out)
-    stats = load_data_stats(runs["run_dir"])
+    if stats is None:
+        stats = load_data_stats(runs["run_dir"])
     if stats is not None:
         written["tables"] += write_data_stats(stats, out)
     if not figures:
         return written
     fig_dir = out / "figures"
-    hist_by_section = dict(tuple(hist.groupby("section", sort=False))) if len(hist) else {}
+    hist_by_section = dict(tuple(hist.groupby("section", sort=False))) if len(hist) and section_figures else {}
     for section in sections(runs) if section_figures else []:
         h = hist_by_section.get(section)
         if h is not None:

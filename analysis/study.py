@@ -5,7 +5,6 @@ and from the training split's data_stats.json.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,10 +74,3 @@ def load(root: str | os.PathLike) -> StudyData:
     hist["section"] = hist["run_dir"].map(lambda d: section_of[os.path.normpath(d)])
     stats = load_data_stats(runs["run_dir"])
     return StudyData(root, contract, runs, hist, stats)
-
-
-def finite(x) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False

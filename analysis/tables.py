@@ -168,6 +168,11 @@ def latex_escape(text: Any) -> str:
     return "".join(out)
 
 
+def safe_label(label: str) -> str:
+    """A \\label/\\ref key: letters, digits and : . _ - only (names can come from folders)."""
+    return re.sub(r"[^A-Za-z0-9:._-]", "-", label)
+
+
 def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None,
                 label: str | None = None) -> str:
     """A booktabs `table` float (needs \\usepackage{booktabs}); cells are escaped here."""
@@ -177,7 +182,7 @@ def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: s
     if caption:
         out.append(r"\caption{" + latex_escape(caption) + "}")
     if label:
-        out.append(r"\label{" + re.sub(r"[^A-Za-z0-9:._-]", "-", label) + "}")
+        out.append(r"\label{" + safe_label(label) + "}")
     out += [r"\begin{tabular}{" + spec + "}", r"\toprule",
             " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
     out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
