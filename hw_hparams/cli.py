@@ -141,25 +141,24 @@ def _parse(overrides: list[str]) -> list:
     return parser.parse_overrides(overrides)
 
 
-def _jobs(config_name: str, overrides: list[str], multirun: bool) -> list[list[str]]:
+def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     """The override list of every job the command line would run."""
     if not multirun:
         return [overrides]
     parsed = _parse(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
-    cfg = naming.compose_train(plain, hydra=True) if config_name == naming.CONFIG_NAME else None
-    params = (OmegaConf.select(cfg, "hydra.sweeper.params") if cfg is not None else None) or {}
+    params = OmegaConf.select(naming.compose_train(plain, hydra=True), "hydra.sweeper.params") or {}
     given = {o.get_key_element() for o in parsed}
     return naming.expand([f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides))
 
 
-def check_overrides(config_name: str, overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS) -> list[DictConfig]:
+def check_overrides(overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS) -> list[DictConfig]:
     """Compose and validate every job of the command line (the first `limit`; None: all), Hydra's own
     config included; returns the composed configs, or raises ConfigError for the first bad job."""
     with naming.hydra_context():
         try:
             check_group_overrides(overrides)
-            jobs = _jobs(config_name, overrides, multirun)
+            jobs = _jobs(overrides, multirun)
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(_describe(err, overrides)) from None
         configs = []
@@ -241,14 +240,14 @@ def normalize_argv(argv: list[str]) -> list[str]:
     return multirun[:1] + [a for a in argv if a not in ("-m", "--multirun")]
 
 
-def preflight(config_name: str, argv: list[str]) -> None:
+def preflight(argv: list[str]) -> None:
     """Check a command line before Hydra runs it (every job's config and run folder); on a user
     error print one line and exit 2. Then move any run folder of the previous naming into place."""
     try:
         args = parse_command_line(argv)
         if any(getattr(args, flag, None) for flag in _NO_RUN_FLAGS) or args.config_path or args.config_dir or args.config_name:
             return
-        configs = check_overrides(config_name, args.overrides, args.multirun)
+        configs = check_overrides(args.overrides, args.multirun)
         moves = check_folders(configs, args.multirun)
         check_data(configs)
     except ConfigError as err:

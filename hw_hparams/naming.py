@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import itertools
 import math
 from enum import Enum
 from typing import Any, Optional
@@ -34,6 +33,7 @@ from urllib.parse import quote
 
 import numpy as np
 from hydra import compose, initialize_config_module
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its split_arguments: the jobs of a sweep
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -92,15 +92,10 @@ def task_dict(cfg: DictConfig) -> dict:
 
 
 def expand(overrides: list[str]) -> list[list[str]]:
-    """Every job of a sweep as its override list: the cartesian product of the overrides' values in
-    order (a later override of a key replaces an earlier one in its place), each value written as
-    Hydra's basic sweeper writes it, so that each job composes exactly as Hydra will compose it."""
-    choices: dict[str, list[str]] = {}
-    for o in OverridesParser.create().parse_overrides(overrides):
-        key = o.get_key_element()
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
-        choices[key] = [f"{key}={v}" for v in values]
-    return [list(job) for job in itertools.product(*choices.values())]
+    """Every job of a sweep as its override list, as Hydra's basic sweeper makes them (the cartesian
+    product of the overrides' values in order, a later override of a key replacing an earlier one in
+    its place), so that each job composes exactly as Hydra will compose it."""
+    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)[0]
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,19 +15,18 @@ import sys
 from pathlib import Path
 
 from .cli import check_overrides, job_folder
-from .naming import CONFIG_NAME
 
 log = logging.getLogger("hw_hparams.sweeps")
 
 
 def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
     """The run folder of every job of `python -m hw_hparams.train -m *overrides` in `sweep_dir`, in job order."""
-    return [sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(CONFIG_NAME, overrides, multirun=True, limit=None)]
+    return [sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(overrides, multirun=True, limit=None)]
 
 
 def check(overrides: list[str]) -> list:
     """Every job's composed config; ConfigError (one line) when any would not compose or validate."""
-    return check_overrides(CONFIG_NAME, overrides, multirun=True, limit=None)
+    return check_overrides(overrides, multirun=True, limit=None)
 
 
 def launch(overrides: list[str], sweep_dir: Path) -> int:

@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import checkpoint, naming  # naming: the resolvers that name run folders
+from . import checkpoint, naming  # noqa: F401 - naming registers the resolvers that name run folders
 from .cli import normalize_argv, preflight
 from .config import as_dict, validate
 from .data import load_study_data
@@ -138,7 +138,7 @@ def main() -> None:
     """Console entry: check the command line in one line per error, then hand it to Hydra."""
     sys.argv[1:] = normalize_argv(sys.argv[1:])
     register_launchers()  # hydra/launcher=fused and =slurm, however the project was installed
-    preflight(naming.CONFIG_NAME, sys.argv[1:])
+    preflight(sys.argv[1:])
     try:
         _hydra_main()
     except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM: one line, exit 130 / 143

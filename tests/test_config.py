@@ -104,13 +104,13 @@ BAD = [
 @pytest.mark.parametrize(("overrides", "key"), BAD, ids=[" ".join(o) for o, _ in BAD])
 def test_bad_values_raise_a_config_error_naming_the_key(overrides, key):
     with pytest.raises(ConfigError) as err:
-        check_overrides("train", overrides)
+        check_overrides(overrides)
     assert str(err.value).startswith(key)
 
 
 def test_bad_value_inside_a_sweep_is_caught_before_anything_runs():
     with pytest.raises(ConfigError, match="optim.lr"):
-        check_overrides("train", ["optim.lr=0.5,-1"], multirun=True)
+        check_overrides(["optim.lr=0.5,-1"], multirun=True)
 
 
 @pytest.mark.parametrize("args", [["lr=0.7"], ["optim.momentum=1.5"], ["-m", "optim.lr=0.05,0"], ["schedule=linear"]])

@@ -97,7 +97,7 @@ def _named_key(message: str) -> str:
 def test_every_override_set_validates_or_fails_in_one_line_naming_a_wrong_key(drawn):
     expected, keys = _expect(drawn, checked=True)
     try:
-        check_overrides("train", _overrides(drawn))
+        check_overrides(_overrides(drawn))
     except ConfigError as err:
         assert expected == "invalid", (drawn, str(err))
         assert "\n" not in str(err) and _named_key(str(err)) in keys, (drawn, str(err))

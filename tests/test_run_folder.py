@@ -23,7 +23,7 @@ from hw_hparams.run_folder import RUN_INVARIANT_KEYS, check_same_run, flat
 
 def folders(overrides: list[str], multirun: bool = False) -> list[str]:
     """The run folder (relative to the working folder) of every job of a command line."""
-    return [str(job_folder(cfg, multirun)) for cfg in check_overrides("train", overrides, multirun, limit=None)]
+    return [str(job_folder(cfg, multirun)) for cfg in check_overrides(overrides, multirun, limit=None)]
 
 
 @pytest.mark.parametrize("spellings, name", [
@@ -88,13 +88,13 @@ OTHER_VALUE = {
 
 
 def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp_path):
-    (base,) = check_overrides("train", [])
+    (base,) = check_overrides([])
     config = naming.task_dict(base)
     assert set(flat(config)) == set(OTHER_VALUE), "classify every config key here and in run_folder.RUN_INVARIANT_KEYS"
     assert RUN_INVARIANT_KEYS <= set(OTHER_VALUE)
     name = job_folder(base, multirun=False)
     for key, value in OTHER_VALUE.items():
-        (changed,) = check_overrides("train", [f"{key}={value}"])
+        (changed,) = check_overrides([f"{key}={value}"])
         other = naming.task_dict(changed)
         same_folder = job_folder(changed, multirun=False) == name or key == "experiment_name"
         try:
@@ -104,7 +104,7 @@ def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp
             resumable = False
             assert key in str(err)
         assert same_folder == resumable == (key in RUN_INVARIANT_KEYS), key
-    assert str(job_folder(check_overrides("train", ["experiment_name=elsewhere"])[0], False)).startswith("outputs/run/elsewhere/")
+    assert str(job_folder(check_overrides(["experiment_name=elsewhere"])[0], False)).startswith("outputs/run/elsewhere/")
 
 
 def test_the_parsers_and_sweeper_we_mirror_behave_as_we_rely_on():

@@ -36,7 +36,7 @@ def _compose(overrides, hydra=False):
 
 def _job_configs(overrides):
     with initialize_config_module("hw_hparams.conf", version_base="1.3"):
-        return [compose("train", overrides=job) for job in _jobs("train", list(overrides), multirun=True)]
+        return [compose("train", overrides=job) for job in _jobs(list(overrides), multirun=True)]
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -67,9 +67,9 @@ def test_both_spellings_of_an_experiment_and_one_line_errors_for_swept_values():
     assert normalize_argv(["-m", "+experiment=lr_sweep", "epochs=2"]) == ["-m", "experiment=lr_sweep", "epochs=2"]
     assert normalize_argv(["epochs=2", "--multirun", "optim.lr=0.1,0.2"]) == ["--multirun", "epochs=2", "optim.lr=0.1,0.2"]
     with pytest.raises(ConfigError, match=r"^optim.weight_decay=-1.0 is not allowed"):
-        check_overrides("train", ["experiment=wd_sweep", "optim.weight_decay=1e-4,-1"], multirun=True)
+        check_overrides(["experiment=wd_sweep", "optim.weight_decay=1e-4,-1"], multirun=True)
     with pytest.raises(ConfigError, match=r"^experiment=lr_swep is not an option: choose one of lr_sweep, mixup, schedule_sweep, wd_sweep$"):
-        check_overrides("train", ["experiment=lr_swep"], multirun=True)
+        check_overrides(["experiment=lr_swep"], multirun=True)
 
 
 def test_sweep_folders_are_named_by_experiment_and_job_overrides():
@@ -96,9 +96,9 @@ def test_cuda_job_devices_spread_jobs_over_gpus(monkeypatch):
     assert device.job_num() == 5
     assert device.pick_device("cuda:job") == torch.device("cuda", 1)
     assert device.pick_device("cuda:job/2") == torch.device("cuda", 2)
-    check_overrides("train", ["trainer.device=cuda:job/3"])
+    check_overrides(["trainer.device=cuda:job/3"])
     with pytest.raises(ConfigError, match="^trainer.device='cuda:job/0' is not allowed"):
-        check_overrides("train", ["trainer.device=cuda:job/0"])
+        check_overrides(["trainer.device=cuda:job/0"])
 
 
 def test_slurm_launcher_requeues_the_same_job():
