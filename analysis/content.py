@@ -11,7 +11,7 @@ import pandas as pd
 
 from .curves import setting_words
 from .document import Bold, Cite, Code, Document, Figure, Heading, Listing, Note, Para, Ref, Table, Todo
-from .labels import fmt_loss, fmt_num, fmt_pct, setting_label
+from .labels import fmt_loss, fmt_num, fmt_pct, has_mixup, setting_label
 from .noise import binomial_se
 from .study import StudyData
 from .tables import MISSING, cell, summarize
@@ -68,7 +68,7 @@ def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
     text = f"{title}: loss (top) and accuracy (bottom) per epoch."
     if runs.groupby("setting").size().max() > 1:
         text += " Lines: mean over seeds; bands: minimum to maximum."
-    if (pd.to_numeric(runs["mixup_alpha"], errors="coerce") > 0).any():
+    if has_mixup(runs):
         text += (" Under mixup the training loss and accuracy are measured on the mixed batches, and "
                  "the training accuracy is λ-weighted: a prediction scores λ when it matches the first "
                  "label of the mixed pair and 1 - λ when it matches the second.")

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .figures import colors, new_figure, save, styled
-from .labels import differing_words
+from .labels import differing_words, has_mixup
 from .runs import GROUP_COLS
 
 MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
@@ -77,7 +77,7 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     n_seeds = runs.groupby("setting").size().to_dict()
     statuses = runs.groupby("setting")["status"].agg(
         lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str))))).to_dict()
-    mixup = bool((pd.to_numeric(runs["mixup_alpha"], errors="coerce") > 0).any())
+    mixup = has_mixup(runs)
     fig, (top, bottom) = new_figure(COLUMN_SIZE, nrows=2, sharex=True)
     cols = colors(len(settings))
     loss = _panel(top, stats, settings, cols, n_seeds, "loss")

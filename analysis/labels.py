@@ -149,3 +149,8 @@ def fmt_loss(x: Any, decimals: int = LOSS_DECIMALS) -> str:
     if not math.isfinite(v):
         return str(v)
     return f"{v:.{decimals}f}"
+
+
+def has_mixup(runs: pd.DataFrame) -> bool:
+    """Whether any of `runs` trained under mixup (mixup_alpha > 0)."""
+    return bool((pd.to_numeric(runs["mixup_alpha"], errors="coerce") > 0).any())
