@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .labels import differing_words, fmt_num  # noqa: E402
+from .document import Figure  # noqa: E402
+from .labels import differing_words, fmt_num, words_list  # noqa: E402
 
 FORMATS = ("png", "pdf")
 MIXUP_ALPHA = 0.2  # the assignment's mixup alpha, always drawn in beta_pdf
@@ -82,20 +83,22 @@ def colors(n: int) -> list:
     return [plt.get_cmap("viridis")(x) for x in np.linspace(0, 0.95, n)]
 
 
+def _schedule_runs(hist: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One run per distinct schedule that logged an lr (its run with the most epochs), by schedule name."""
+    logged = hist.groupby("run_dir", sort=False)["lr"].count() if len(hist) else pd.Series(dtype=float)
+    cand = runs.assign(_n=runs["run_dir"].map(logged).fillna(0))
+    cand = cand[cand["_n"] > 0].assign(_sched=lambda c: c["schedule"].fillna("unknown").astype(str))
+    reps = cand.sort_values("_n", ascending=False, kind="stable").drop_duplicates("_sched")
+    return reps.sort_values("_sched")
+
+
 @styled
 def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
     """Logged lr per epoch, one line per distinct schedule (its run with the most epochs); None
     when no run logged an lr."""
-    if hist.empty:
+    reps = _schedule_runs(hist, runs)
+    if reps.empty:
         return None
-    logged = hist.groupby("run_dir", sort=False)["lr"].count()
-    cand = runs.assign(_n=runs["run_dir"].map(logged).fillna(0))
-    cand = cand[cand["_n"] > 0]
-    if cand.empty:
-        return None
-    cand = cand.assign(_sched=cand["schedule"].fillna("unknown").astype(str))
-    reps = cand.sort_values("_n", ascending=False, kind="stable").drop_duplicates("_sched")
-    reps = reps.sort_values("_sched")
     labels, _ = differing_words(
         [{"schedule": r["_sched"], "lr": r["lr"], "epochs": int(r["_n"])} for _, r in reps.iterrows()],
         ["schedule", "lr", "epochs"])
@@ -115,11 +118,11 @@ def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
     return fig
 
 
-def plot_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame, fig_dir: Path, *,
-                      demo: bool = False) -> list[Path]:
-    """figures/lr_schedule.{png,pdf} (nothing when no run logged an lr)."""
-    fig = draw_lr_schedules(hist, runs)
-    return [] if fig is None else save(fig, fig_dir / "lr_schedule", demo=demo)
+def lr_schedule_figure(hist: pd.DataFrame, runs: pd.DataFrame) -> Figure:
+    """figures/lr_schedule: the rates the runs logged (drawn from every run given)."""
+    names = words_list([f"the {n}" for n in _schedule_runs(hist, runs)["_sched"]])
+    return Figure("lr_schedule", (f"Learning rate used in each epoch by {names} schedule, as logged by the runs.",),
+                  lambda: draw_lr_schedules(hist, runs))
 
 
 def beta_pdf(x, a: float, b: float | None = None, use_scipy: bool = False) -> np.ndarray:
@@ -141,9 +144,9 @@ def beta_pdf(x, a: float, b: float | None = None, use_scipy: bool = False) -> np
     return np.where(inside, np.exp(logp), 0.0)
 
 
-def mixup_alphas(runs: pd.DataFrame | None) -> list[float]:
-    """Sorted distinct positive mixup alphas of the runs, always including 0.2."""
-    found = {MIXUP_ALPHA}
+def mixup_alphas(runs: pd.DataFrame | None, always: Iterable[float] = (MIXUP_ALPHA,)) -> list[float]:
+    """Sorted distinct positive mixup alphas of the runs and `always` (the assignment's 0.2)."""
+    found = set(always)
     if runs is not None and "mixup_alpha" in runs:
         vals = pd.to_numeric(runs["mixup_alpha"], errors="coerce").dropna()
         found |= {float(v) for v in vals.unique() if v > 0}
@@ -172,9 +175,14 @@ def draw_beta_pdf(alphas: Iterable[float]):
     return fig
 
 
-def plot_beta_pdf(alphas: Iterable[float], fig_dir: Path, *, demo: bool = False) -> list[Path]:
-    """figures/beta_pdf.{png,pdf}."""
-    return save(draw_beta_pdf(alphas), fig_dir / "beta_pdf", demo=demo)
+def beta_figure(runs: pd.DataFrame | None) -> Figure:
+    """figures/beta_pdf: the density for every alpha of mixup_alphas(runs)."""
+    alphas = mixup_alphas(runs)
+    one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
+    which = "" if len(alphas) == 1 else f" for α = {words_list([fmt_num(a) for a in alphas])}"
+    return Figure("beta_pdf", (f"Density of the mixing weight λ ∼ Beta({one}, {one}){which}. It is infinite at "
+                               f"λ = 0 and λ = 1: the peaks are clipped where the y axis is cut, at "
+                               f"{fmt_num(BETA_YMAX)}.",), lambda: draw_beta_pdf(alphas))
 
 
 @styled
@@ -203,7 +211,9 @@ def draw_class_proportions(stats: dict):
     return fig
 
 
-def plot_class_proportions(stats: dict, fig_dir: Path, *, demo: bool = False) -> list[Path]:
-    """figures/class_proportions.{png,pdf} (nothing without proportions)."""
-    fig = draw_class_proportions(stats)
-    return [] if fig is None else save(fig, fig_dir / "class_proportions", demo=demo)
+def class_figure(stats: dict | None) -> Figure:
+    """figures/class_proportions: the training split's class shares (nothing without them)."""
+    n = len((stats or {}).get("class_proportions") or [])
+    return Figure("class_proportions", (f"Share of each class in the training split ({n} classes, sorted by "
+                                        "share); dashed: the uniform share.",),
+                  lambda: draw_class_proportions(stats or {}))
