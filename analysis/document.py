@@ -1,5 +1,5 @@
 """A report as a list of blocks, written once and rendered twice: Markdown (report.md) and LaTeX
-(paper.tex, in latex.py); every table and figure file is rendered from the same blocks (write.py).
+(paper.tex, in latex.py); the table and figure files are rendered from the same blocks (report.py).
 
 Inline text is a sequence of parts: a plain `str` (always escaped by the renderer, so names from
 run folders can never inject markup), `Bold`, `Code`, `Math` (raw TeX), `Ref` (a figure or
@@ -116,21 +116,13 @@ class Document:
 
     def numbers(self) -> dict[str, int]:
         """Label -> number: figures and tables each numbered in order of appearance."""
-        out, count = {}, {"fig": 0, "tab": 0}
-        for b in self.figures() + self.tables():
-            kind = b.label[:3]
-            count[kind] += 1
-            out[b.label] = count[kind]
-        return out
+        return {b.label: i for kind in (self.figures(), self.tables()) for i, b in enumerate(kind, 1)}
 
     def figures(self) -> list[Figure]:
         return [b for b in self.blocks if isinstance(b, Figure)]
 
     def tables(self) -> list[Table]:
         return [b for b in self.blocks if isinstance(b, Table)]
-
-    def headings(self, level: int = 1) -> list[str]:
-        return [b.text for b in self.blocks if isinstance(b, Heading) and b.level == level]
 
 
 TODO_MARK = "TODO(author)"

@@ -125,17 +125,11 @@ def lr_schedule_figure(hist: pd.DataFrame, runs: pd.DataFrame) -> Figure:
                   lambda: draw_lr_schedules(hist, runs))
 
 
-def beta_pdf(x, a: float, b: float | None = None, use_scipy: bool = False) -> np.ndarray:
-    """Density of Beta(a, b) at x (b defaults to a); 0 outside (0, 1).
-
-    Default path: x^(a-1) (1-x)^(b-1) / B(a, b) with B from math.lgamma (no scipy needed);
-    use_scipy=True uses scipy.stats.beta.pdf instead.
-    """
+def beta_pdf(x, a: float, b: float | None = None) -> np.ndarray:
+    """Density of Beta(a, b) at x (b defaults to a); 0 outside (0, 1): x^(a-1) (1-x)^(b-1) / B(a, b)
+    with B from math.lgamma (no scipy needed)."""
     b = a if b is None else b
     x = np.asarray(x, dtype=float)
-    if use_scipy:
-        from scipy.stats import beta
-        return np.asarray(beta.pdf(x, a, b), dtype=float)
     log_b = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
     inside = (x > 0) & (x < 1)
     xi = np.where(inside, x, 0.5)

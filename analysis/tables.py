@@ -18,15 +18,9 @@ from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
 from .runs import GROUP_COLS
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
-METRICS = [
-    ("train_loss", "Train loss", "loss"),
-    ("train_acc", "Train acc (%)", "pct"),
-    ("val_loss", "Val loss", "loss"),
-    ("val_acc", "Val acc (%)", "pct"),
-    ("best_val_acc", "Best val acc (%)", "pct"),
-    ("test_loss", "Test loss", "loss"),
-    ("test_acc", "Test acc (%)", "pct"),
-]
+METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc (%)", "pct"), ("val_loss", "Val loss", "loss"),
+           ("val_acc", "Val acc (%)", "pct"), ("best_val_acc", "Best val acc (%)", "pct"),
+           ("test_loss", "Test loss", "loss"), ("test_acc", "Test acc (%)", "pct")]
 #: The report's compact columns: final training and validation metrics (its caption says "in %").
 REPORT_METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc", "pct"),
                   ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc", "pct")]
@@ -50,10 +44,6 @@ def sections(runs: pd.DataFrame) -> list:
     return sorted(runs["section"].drop_duplicates(), key=section_rank)
 
 
-def _groups(runs: pd.DataFrame, by: Sequence[str]):
-    return in_section_order(runs).groupby(list(by), sort=False, dropna=False)
-
-
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (section, setting): n runs, statuses, and mean/std (ddof=1)/count per metric.
 
@@ -61,7 +51,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     epochs_done_min, epochs_done_max, <metric>_mean, <metric>_std, <metric>_n.
     """
     by = ["section", "setting"] + [c for c in GROUP_COLS if c in runs]
-    g = _groups(runs, by)
+    g = in_section_order(runs).groupby(by, sort=False, dropna=False)
     out = g.size().rename("n_runs").reset_index()[["section", "setting", "n_runs"]]
     out["status"] = g["status"].agg(_status_words).to_numpy()
     out["epochs"] = g["epochs"].first().to_numpy()
