@@ -90,11 +90,8 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     if 0 < last <= 10:  # few epochs: a tick at each (and room around a single one)
         bottom.set_xticks(range(1, last + 1))
         bottom.set_xlim(0.5, last + 0.5)
-    top.set_title(f"{title}: loss per epoch")
-    top.set_ylabel("cross-entropy loss")
-    bottom.set_title(f"{title}: accuracy per epoch")
-    bottom.set_ylabel("accuracy (%)")
-    bottom.set_xlabel("epoch")
+    top.set(title=f"{title}: loss per epoch", ylabel="cross-entropy loss")
+    bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
     if len(settings) > 1 or any(_note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings):
         top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + _note(
             n_seeds.get(s, 1), statuses.get(s, ""))) for c, s in zip(cols, settings)],

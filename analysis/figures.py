@@ -108,9 +108,7 @@ def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
         ax.plot(h["epoch"], h["lr"], "-", marker="o" if len(h) <= 20 else None, ms=3,
                 color=color, lw=1.4, label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
-    ax.set_title("Learning-rate schedule: rate used in each epoch")
+    ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule: rate used in each epoch")
     ax.set_ylim(bottom=0)
     if len(reps) > 1:
         ax.legend()
@@ -155,12 +153,9 @@ def draw_beta_pdf(alphas: Iterable[float]):
     fig, ax = new_figure((3.3, 1.9))
     for color, a in zip(colors(len(alphas)), alphas):
         ax.plot(x, beta_pdf(x, a), color=color, lw=1.4, label=f"α = {fmt_num(a)}")
-    ax.set_ylim(0, BETA_YMAX)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("mixing weight λ")
-    ax.set_ylabel("density")
     one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
-    ax.set_title(f"Mixup: density of λ ~ Beta({one}, {one})")
+    ax.set(ylim=(0, BETA_YMAX), xlim=(0, 1), xlabel="mixing weight λ", ylabel="density",
+           title=f"Mixup: density of λ ~ Beta({one}, {one})")
     ax.text(0.5, 0.96, f"axis cut at {fmt_num(BETA_YMAX)}: the density → ∞ at λ = 0 and 1",
             transform=ax.transAxes, ha="center", va="top", fontsize=6.5)
     if len(alphas) > 1:
@@ -195,12 +190,10 @@ def draw_class_proportions(stats: dict):
     ax.text(0.01, 0.97, f"min {100 * props[lo]:.2f}% ({names[lo]}), "
             f"max {100 * props[hi]:.2f}% ({names[hi]})", transform=ax.transAxes, va="top",
             fontsize=6.5)
-    ax.set_xlim(-0.5, props.size - 0.5)
-    ax.set_ylim(0, 100 * props.max() * 1.3)
+    ax.set(xlim=(-0.5, props.size - 0.5), ylim=(0, 100 * props.max() * 1.3))
     ax.set_xticks([])
-    ax.set_xlabel(f"{props.size} classes, sorted by share")
-    ax.set_ylabel("share (%)")
-    ax.set_title("Class proportions of the training split")
+    ax.set(xlabel=f"{props.size} classes, sorted by share", ylabel="share (%)",
+           title="Class proportions of the training split")
     ax.legend(loc="lower right", framealpha=0.9)
     return fig
 

@@ -18,9 +18,10 @@ from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
 from .runs import GROUP_COLS
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
-METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc (%)", "pct"), ("val_loss", "Val loss", "loss"),
-           ("val_acc", "Val acc (%)", "pct"), ("best_val_acc", "Best val acc (%)", "pct"),
-           ("test_loss", "Test loss", "loss"), ("test_acc", "Test acc (%)", "pct")]
+METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc (%)", "pct"),
+           ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc (%)", "pct"),
+           ("best_val_acc", "Best val acc (%)", "pct"), ("test_loss", "Test loss", "loss"),
+           ("test_acc", "Test acc (%)", "pct")]
 #: The report's compact columns: final training and validation metrics (its caption says "in %").
 REPORT_METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc", "pct"),
                   ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc", "pct")]
