@@ -1,14 +1,12 @@
-"""What the analysis CLIs share: usage mistakes and user errors as one line, exit status 2."""
+"""What the analysis CLIs share: usage mistakes, user errors and warnings as one line each (exit 2)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import warnings
-from typing import Callable, TypeVar
+from typing import Any, Callable
 
 from .runs import AnalysisError
-
-T = TypeVar("T")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -19,15 +17,10 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    """warnings.showwarning for the CLIs: 'warning: <message>', one line on stderr."""
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def run_cli(task: Callable[[], T]) -> T | None:
-    """`task()` with warnings as one line each; an AnalysisError is printed as `error: ...`
-    (one line) and gives None (the caller exits 2)."""
-    warnings.showwarning = warning_line
+def run_cli(task: Callable[[], Any]) -> Any:
+    """`task()` with each warning as one line (`warning: ...`); an AnalysisError is printed as one
+    line (`error: ...`) and gives None, on which the caller exits 2."""
+    warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
     try:
         return task()
     except AnalysisError as e:
