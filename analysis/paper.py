@@ -1,9 +1,9 @@
 """python -m analysis.paper STUDY_DIR: report.md, paper.tex and paper.pdf from a study's run folders.
 
 Reads STUDY_DIR/choices.json (written by python -m hw_hparams.homework) and the run folders it
-lists, once; writes STUDY_DIR/report/: runs.csv, history.csv, tables/, figures/ (PNG + PDF),
-report.md, paper.tex and, when TeX is on PATH, paper.pdf. No training, no training code: a copied
-outputs/ folder rebuilds the same way. Exit status: 0, 1 (the paper did not compile), 2 (a user error).
+lists, once; writes STUDY_DIR/report/: runs.csv, history.csv, and, rendered from one Document
+(content.build), tables/, figures/ (PNG + PDF), report.md, paper.tex and, when TeX is on PATH,
+paper.pdf. No training, no training code: a copied outputs/ folder rebuilds the same way. Exit status: 0, 1 (the paper did not compile), 2 (a user error).
 """
 from __future__ import annotations
 
