@@ -1,0 +1,1 @@
+"""hw_hparams' Hydra sweeper plugin `hydra/sweeper=search`: Optuna search that continues its study (see search_sweeper.py)."""
