@@ -131,8 +131,24 @@ class SearchSweeper(Sweeper):
             impl.n_trials, impl.job_idx = _continue(study, impl.n_trials)
             impl.sampler = self._reseeded(impl.sampler, impl.job_idx)
         self.study_args = (impl.study_name, impl.storage)
-        impl.sweep(arguments)
-        self._write_csv()
+        try:
+            impl.sweep(arguments)
+        except ValueError as err:  # upstream's study.best_trial when no trial completed
+            if self._completed():
+                raise
+            raise CompactHydraException(f"no trial of the search completed ({err}); see {self.csv_path}") from err
+        finally:
+            self._write_csv()
+
+    def _completed(self) -> int:
+        import optuna
+        from optuna.trial import TrialState
+
+        name, storage = self.study_args
+        if storage is None or name is None:
+            return 1  # an in-memory study: upstream's own error stands
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        return sum(t.state == TrialState.COMPLETE for t in trials)
 
     def _reseeded(self, sampler: Any, n_before: int) -> Any:
         """A seeded sampler again, seeded `seed + trials so far`: the same seed would draw the same
