@@ -4,7 +4,8 @@
   one mean line per group with a ±1 sample-std band over its runs; beyond MAX_COLORED groups the
   TOP_N best (by the ranking) are coloured and named, the rest drawn thin and grey.
 - grid_<metric>: the --pivot grid as a heatmap, each cell's mean ± std (n) written in it; one panel
-  per combination of the other --by keys (at most MAX_PANELS).
+  per combination of the other --by keys (at most MAX_PANELS). A search's pivot (numeric keys whose
+  grid would be mostly empty) is a scatter of its settings instead, coloured by the metric.
 - parallel_<metric>: with 3+ --by keys, one line per group across an axis per key (a grid's few
   values evenly spaced in order; a search's many numbers to scale, log-spaced when positive and
   spanning 10x or more) and a last axis for the metric, coloured by the metric.
@@ -20,7 +21,7 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .figures import colors, new_figure, save, styled
 from .grid import HEADERS, grid_values, group_values, kind, ranking
@@ -151,6 +152,48 @@ def draw_grid(sel: Selection, values: pd.DataFrame):
     return fig
 
 
+def _numeric(vals) -> bool:
+    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in vals)
+
+
+def is_sparse(values: pd.DataFrame, row: str, col: str) -> bool:
+    """A search's pivot: numeric keys whose grid would be mostly empty (each trial its own row and column)."""
+    r, c = set(values[row].map(_h)), set(values[col].map(_h))
+    return len(r) * len(c) > 4 and len(values) < 0.5 * len(r) * len(c) and _numeric(r) and _numeric(c)
+
+
+@styled
+def draw_scatter(sel: Selection, values: pd.DataFrame):
+    """The --pivot of a search: one point per setting at (column key, row key), coloured by the metric,
+    its value written beside it; log axes for positive keys that span 10x or more."""
+    row, col = sel.pivot
+    values = values[values["n"] > 0]
+    scale = 100.0 if kind(sel.metric) == "pct" else 1.0
+    x, y = values[col].to_numpy(float), values[row].to_numpy(float)
+    m = values["mean"].to_numpy(float) * scale
+    cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]
+    fig, ax = new_figure((3.3, 2.8))
+    points = ax.scatter(x, y, c=m, cmap=cmap, s=28, edgecolors="k", linewidths=0.4, zorder=3)
+    for xi, yi, mi in zip(x, y, m):
+        ax.annotate(f"{mi:.1f}" if scale == 100 else f"{mi:.3f}", (xi, yi), xytext=(4, 3),
+                    textcoords="offset points", fontsize=5.5)
+    for axis, scale_of, v in ((ax.xaxis, ax.set_xscale, x), (ax.yaxis, ax.set_yscale, y)):
+        if v.size and v.min() > 0 and v.max() / v.min() >= 10:
+            scale_of("log")
+            axis.set_minor_formatter(NullFormatter())
+    best = int(np.argmax(m) if kind(sel.metric) == "pct" else np.argmin(m)) if m.size else None
+    if best is not None:
+        ax.scatter([x[best]], [y[best]], s=110, facecolors="none", edgecolors="tab:red", linewidths=1.2, zorder=4,
+                   label="best")
+        ax.legend(loc="best", fontsize=6)
+    ax.set_xlabel(col)
+    ax.set_ylabel(row)
+    ax.grid(alpha=0.3)
+    fig.colorbar(points, ax=ax, label=HEADERS[sel.metric])
+    ax.set_title(f"{HEADERS[sel.metric]} of {len(values)} settings (a search: no grid)")
+    return fig
+
+
 def _h(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
@@ -223,7 +266,10 @@ def write_figures(sel: Selection, out_dir: Path, sizes: dict | None, *, demo: bo
     if len(sel.hist):
         written += save(draw_curves_by(sel, labels), fig_dir / "curves_by", demo=demo)
     if sel.pivot:
-        written += save(draw_grid(sel, grid_values(sel)), fig_dir / f"grid_{sel.metric}", demo=demo)
+        values = grid_values(sel)
+        others = [k for k in sel.by if k not in sel.pivot]
+        draw = draw_scatter if not others and is_sparse(values, *sel.pivot) else draw_grid
+        written += save(draw(sel, values), fig_dir / f"grid_{sel.metric}", demo=demo)
     if len(sel.by) >= 3:
         values = group_values(sel.runs, sel.by, sel.metric)
         if (values["n"] > 0).sum() >= 2:
@@ -231,4 +277,4 @@ def write_figures(sel: Selection, out_dir: Path, sizes: dict | None, *, demo: bo
     return written
 
 
-__all__ = ["draw_curves_by", "draw_grid", "draw_parallel", "write_figures"]
+__all__ = ["draw_curves_by", "draw_grid", "draw_parallel", "draw_scatter", "write_figures"]

@@ -184,3 +184,24 @@ def test_user_errors_are_one_line_and_write_nothing(grid, tmp_path, capsys, args
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
     assert not out.exists()
+
+
+def test_a_search_pivot_is_a_scatter_of_its_settings(tmp_path):
+    from analysis import sweep_figures
+
+    rng = np.random.default_rng(5)
+    root = tmp_path / "search"
+    lrs, wds = 10 ** rng.uniform(-3, 0, 8), 10 ** rng.uniform(-6, -2, 8)
+    for i, (lr, wd) in enumerate(zip(lrs, wds)):
+        cfg = make_config(lr=float(lr), wd=float(wd), epochs=3)
+        write_run(root / f"trial{i}", cfg, make_history(cfg, rng))
+    out = tmp_path / "res"
+    assert run([root, "--out", out, "--pivot", "optim.lr,optim.weight_decay"]) == 0
+    cells = read_csv_dicts(out / "tables" / "grid_val_acc.csv")
+    assert sorted(float(c["optim.lr"]) for c in cells) == sorted(lrs) and {c["n"] for c in cells} == {"1"}
+    import pandas as pd
+
+    values = pd.DataFrame({"optim.lr": lrs, "optim.weight_decay": wds, "n": 1})
+    assert sweep_figures.is_sparse(values, "optim.lr", "optim.weight_decay")
+    assert not sweep_figures.is_sparse(values.head(2).assign(**{"optim.lr": [0.1, 0.1]}), "optim.lr", "optim.weight_decay")
+    assert (out / "figures" / "grid_val_acc.png").stat().st_size > 0
