@@ -8,6 +8,7 @@ split's n images, beyond noise past Z = 2 standard errors). The grid puts one ke
 another on the columns, one grid per combination of the other --by keys. Accuracies are fractions
 in the CSVs and percent in the Markdown and LaTeX tables.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,10 @@ from .tables import METRICS as TABLE_METRICS
 from .tables import MISSING, cell, latex_table, markdown_table, safe_name
 
 HEADERS = {m: h for m, h, _ in TABLE_METRICS} | {"lr": "Final lr", "epoch_time_s": "Epoch time (s)"}
-NOTE = ("Mean ± sample standard deviation (ddof=1) over the n completed runs with a finite value "
-        "(seeds pooled); accuracies in %.")
+NOTE = (
+    "Mean ± sample standard deviation (ddof=1) over the n completed runs with a finite value "
+    "(seeds pooled); accuracies in %."
+)
 
 
 def kind(metric: str) -> str:
@@ -74,13 +77,27 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
     rows = []
     for rank, e in enumerate(ests, 1):
         r = values.loc[label[e.setting]]
-        row = {"rank": rank, **{k: r[k] for k in sel.by}, "mean": r["mean"], "std": r["std"], "n": int(r["n"]),
-               "runs": int(r["runs"]), "status": r["status"], "behind": np.nan, "se": np.nan, "basis": "",
-               "beyond_noise": None}
+        row = {
+            "rank": rank,
+            **{k: r[k] for k in sel.by},
+            "mean": r["mean"],
+            "std": r["std"],
+            "n": int(r["n"]),
+            "runs": int(r["runs"]),
+            "status": r["status"],
+            "behind": np.nan,
+            "se": np.nan,
+            "basis": "",
+            "beyond_noise": None,
+        }
         if rank > 1 and e.k and ests[0].k:
             g = noise.gap(ests[0], e, sel.metric, sizes)
-            row.update(behind=g.diff, se=g.se, basis=g.basis,
-                       beyond_noise=None if not math.isfinite(g.se) else not g.within_noise)
+            row.update(
+                behind=g.diff,
+                se=g.se,
+                basis=g.basis,
+                beyond_noise=None if not math.isfinite(g.se) else not g.within_noise,
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -89,7 +106,7 @@ def _verdict(r, metric: str) -> str:
     if r["rank"] == 1 and r["n"]:
         return "best"
     if not r["n"]:
-        return r["status"]
+        return r["status"] if r["status"] != "completed" else "no finite value"
     if r["beyond_noise"] is None:
         return "untested (one run each)"
     z = abs(r["behind"]) / r["se"] if r["se"] else math.inf
@@ -103,8 +120,9 @@ def ranking_cells(table: pd.DataFrame, sel: Selection) -> tuple[list[str], list[
         behind = "" if not math.isfinite(r["behind"]) else noise.diff_text(sel.metric, r["behind"])
         if behind and r["behind"] < 0:
             behind = "-" + behind
-        rows.append([str(r["rank"]), *[value_text(r[k]) for k in sel.by], _cell(r, sel.metric), behind,
-                     _verdict(r, sel.metric)])
+        rows.append(
+            [str(r["rank"]), *[value_text(r[k]) for k in sel.by], _cell(r, sel.metric), behind, _verdict(r, sel.metric)]
+        )
     return header, rows
 
 
@@ -157,11 +175,17 @@ def write_tables(sel: Selection, out_dir: Path, sizes: dict | None) -> list[Path
     table = ranking(sel, sizes)
     header, rows = ranking_cells(table, sel)
     title = f"Ranking by {HEADERS[m].lower()}, grouped by {', '.join(sel.by) or 'nothing (all runs)'}"
-    note = (f"{NOTE} Behind best: the best group's lead over this one ({'points' if kind(m) == 'pct' else 'units'}); "
-            f"beyond noise when it exceeds {noise.Z:g} standard errors (spread over seeds when both groups have 2+ runs, "
-            "else binomial on the split's images).")
-    written = _write(tdir / safe_name(f"ranking_{m}"), markdown_table(header, rows, title, note),
-                     latex_table(header, rows, f"{title}. {note}", f"tab:ranking-{m}"), table)
+    note = (
+        f"{NOTE} Behind best: the best group's lead over this one ({'points' if kind(m) == 'pct' else 'units'}); "
+        f"beyond noise when it exceeds {noise.Z:g} standard errors (spread over seeds when both groups have 2+ runs, "
+        "else binomial on the split's images)."
+    )
+    written = _write(
+        tdir / safe_name(f"ranking_{m}"),
+        markdown_table(header, rows, title, note),
+        latex_table(header, rows, f"{title}. {note}", f"tab:ranking-{m}"),
+        table,
+    )
     if sel.pivot:
         values = grid_values(sel)
         md, tex = [], []

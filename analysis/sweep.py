@@ -6,6 +6,7 @@ that never change what a run computes (NOT_SETTINGS: where the data lies, the de
 the sweep's name, the objective a job returns to a search) never count. Seeds are pooled: `seed` is
 never a default grouping key, so a setting's runs over seeds give mean ± std (n).
 """
+
 from __future__ import annotations
 
 import csv
@@ -121,15 +122,18 @@ def split_keys(text: str | None, option: str) -> list[str] | None:
         return None
     keys = [k.strip() for k in text.split(",")]
     if not all(keys):
-        raise AnalysisError(f"{option} {text!r}: give config keys separated by commas, e.g. optim.lr,optim.weight_decay")
+        raise AnalysisError(
+            f"{option} {text!r}: give config keys separated by commas, e.g. optim.lr,optim.weight_decay"
+        )
     return keys
 
 
 def _unknown(option: str, key: str, known: Iterable[str], varying: Sequence[str]) -> AnalysisError:
     near = [k for k in sorted(known) if k.endswith("." + key) or k.split(".")[-1] == key.split(".")[-1]][:3]
     hint = f" (did you mean {', '.join(near)}?)" if near else ""
-    return AnalysisError(f"{option} {key}: not a config key of these runs{hint}; keys that vary: "
-                         f"{', '.join(varying) or 'none'}")
+    return AnalysisError(
+        f"{option} {key}: not a config key of these runs{hint}; keys that vary: {', '.join(varying) or 'none'}"
+    )
 
 
 def trial_numbers(run_dirs: Sequence[str]) -> pd.Series:
@@ -155,8 +159,16 @@ def _last_row(hist: pd.DataFrame, run_dirs: pd.Series, col: str) -> np.ndarray:
     return run_dirs.map(last).to_numpy(dtype=float)
 
 
-def select(runs: pd.DataFrame, hist: pd.DataFrame, configs: Sequence[dict], *, by: str | None = None,
-           metric: str = "val_acc", pivot: str | None = None, where: Sequence[str] = ()) -> Selection:
+def select(
+    runs: pd.DataFrame,
+    hist: pd.DataFrame,
+    configs: Sequence[dict],
+    *,
+    by: str | None = None,
+    metric: str = "val_acc",
+    pivot: str | None = None,
+    where: Sequence[str] = (),
+) -> Selection:
     """The Selection for the CLI's options (text as typed); AnalysisError (one line) for an unknown
     key or metric, a malformed option, or a --where that leaves no run."""
     if metric not in METRICS:
@@ -198,8 +210,14 @@ def select(runs: pd.DataFrame, hist: pd.DataFrame, configs: Sequence[dict], *, b
         runs[k] = _whole(col) if k not in runs.columns else runs[k]
     if metric in LAST_ROW_METRICS:
         runs[metric] = _last_row(hist, runs["run_dir"], metric)
-    runs["group"] = [", ".join(f"{k}={value_text(v)}" for k, v in zip(keys, row)) or "all runs"
-                     for row in runs[keys].itertuples(index=False)] if keys else "all runs"
+    runs["group"] = (
+        [
+            ", ".join(f"{k}={value_text(v)}" for k, v in zip(keys, row)) or "all runs"
+            for row in runs[keys].itertuples(index=False)
+        ]
+        if keys
+        else "all runs"
+    )
     trials = trial_numbers(runs["run_dir"].tolist())
     if trials.notna().any():
         runs["trial"] = trials.to_numpy()
@@ -212,4 +230,3 @@ def _whole(col: pd.Series) -> pd.Series:
     if nums and all(isinstance(v, float) and v.is_integer() for v in nums):
         return col.map(lambda v: None if v is None else int(v))
     return col
-

@@ -10,6 +10,7 @@
   values evenly spaced in order; a search's many numbers to scale, log-spaced when positive and
   spanning 10x or more) and a last axis for the metric, coloured by the metric.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,11 @@ def draw_curves_by(sel: Selection, order: list[str]):
     for ax, (col, ylabel, scale) in zip(axes, CURVES):
         for g in reversed(groups):  # the best drawn last, on top
             s = stats[stats["group"] == g]
-            ep, mean, std = s["epoch"].to_numpy(float), s[f"{col}_mean"].to_numpy(float) * scale, \
-                s[f"{col}_std"].to_numpy(float) * scale
+            ep, mean, std = (
+                s["epoch"].to_numpy(float),
+                s[f"{col}_mean"].to_numpy(float) * scale,
+                s[f"{col}_std"].to_numpy(float) * scale,
+            )
             if g in palette:
                 ax.plot(ep, mean, color=palette[g], lw=1.3, marker="o" if len(ep) <= 20 else None, ms=3)
                 if np.isfinite(std).any():
@@ -75,19 +79,23 @@ def draw_curves_by(sel: Selection, order: list[str]):
         axes[0].set_ylim(0, 1.5 * np.percentile(loss, 95))
     axes[1].set_xlabel("epoch")
     by = ", ".join(short_key(k, sel.by) for k in sel.by) or "all runs"
-    axes[0].set_title(f"Validation curves by {by}" + (f"\n(the {TOP_N} best of {len(groups)} groups in colour)" if many else ""))
+    axes[0].set_title(
+        f"Validation curves by {by}" + (f"\n(the {TOP_N} best of {len(groups)} groups in colour)" if many else "")
+    )
     handles = [Line2D([], [], color=palette[g], lw=2, label=f"{_short(g, sel)} (n={n_runs.get(g, 0)})") for g in shown]
     if many:
         handles.append(Line2D([], [], color="0.6", lw=1, label=f"{len(groups) - len(shown)} other groups"))
     fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize=6, frameon=False)
-    axes[0].text(0.99, 0.97, "line: mean over runs; band: ±1 std", transform=axes[0].transAxes,
-                 ha="right", va="top", fontsize=6)
+    axes[0].text(
+        0.99, 0.97, "line: mean over runs; band: ±1 std", transform=axes[0].transAxes, ha="right", va="top", fontsize=6
+    )
     return fig
 
 
 def short_key(key: str, keys: list[str]) -> str:
     """A key's short name among `keys`: its last part ('optim.lr' -> 'lr'), the part before a last
     'name' ('schedule.name' -> 'schedule'), the whole key when the short name would be ambiguous."""
+
     def short(k: str) -> str:
         parts = k.split(".")
         return parts[-2] if len(parts) > 1 and parts[-1] == "name" else parts[-1]
@@ -175,16 +183,22 @@ def draw_scatter(sel: Selection, values: pd.DataFrame):
     fig, ax = new_figure((3.3, 2.8))
     points = ax.scatter(x, y, c=m, cmap=cmap, s=28, edgecolors="k", linewidths=0.4, zorder=3)
     for xi, yi, mi in zip(x, y, m):
-        ax.annotate(f"{mi:.1f}" if scale == 100 else f"{mi:.3f}", (xi, yi), xytext=(4, 3),
-                    textcoords="offset points", fontsize=5.5)
+        ax.annotate(
+            f"{mi:.1f}" if scale == 100 else f"{mi:.3f}",
+            (xi, yi),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=5.5,
+        )
     for axis, scale_of, v in ((ax.xaxis, ax.set_xscale, x), (ax.yaxis, ax.set_yscale, y)):
         if v.size and v.min() > 0 and v.max() / v.min() >= 10:
             scale_of("log")
             axis.set_minor_formatter(NullFormatter())
     best = int(np.argmax(m) if kind(sel.metric) == "pct" else np.argmin(m)) if m.size else None
     if best is not None:
-        ax.scatter([x[best]], [y[best]], s=110, facecolors="none", edgecolors="tab:red", linewidths=1.2, zorder=4,
-                   label="best")
+        ax.scatter(
+            [x[best]], [y[best]], s=110, facecolors="none", edgecolors="tab:red", linewidths=1.2, zorder=4, label="best"
+        )
         ax.legend(loc="best", fontsize=6)
     ax.set_xlabel(col)
     ax.set_ylabel(row)
@@ -212,7 +226,7 @@ def _axis(values: pd.Series):
         lo, hi = t.min(), t.max()
         ticks = np.arange(math.ceil(lo), math.floor(hi) + 1) if log else MaxNLocator(5).tick_values(lo, hi)
         ticks = [v for v in ticks if lo <= v <= hi] or [lo, hi]
-        labels = [value_text(float(10.0 ** v) if log else float(v)) for v in ticks]
+        labels = [value_text(float(10.0**v) if log else float(v)) for v in ticks]
         return (t - lo) / (hi - lo), [(v - lo) / (hi - lo) for v in ticks], labels
     index = {u: i for i, u in enumerate(uniq)}
     n = max(len(uniq) - 1, 1)
@@ -230,7 +244,9 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     span = hi - lo if hi > lo else 1.0
     mpos = (metric - lo) / span
     mticks = list(np.linspace(lo, hi, 5)) if hi > lo else [lo]
-    axes_data.append((mpos, [(t - lo) / span for t in mticks], [f"{t:.1f}" if scale == 100 else f"{t:.3f}" for t in mticks]))
+    axes_data.append(
+        (mpos, [(t - lo) / span for t in mticks], [f"{t:.1f}" if scale == 100 else f"{t:.3f}" for t in mticks])
+    )
     names = [*sel.by, HEADERS[sel.metric]]
     fig, ax = new_figure((6.8, 2.6))
     cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]
@@ -243,8 +259,15 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     for x, (_, ticks, labels) in zip(xs, axes_data):
         ax.axvline(x, color="k", lw=0.8)
         for t, lab in zip(ticks, labels):
-            ax.text(x + 0.03, t, lab, fontsize=6, va="center", ha="left",
-                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
+            ax.text(
+                x + 0.03,
+                t,
+                lab,
+                fontsize=6,
+                va="center",
+                ha="left",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
+            )
     ax.set_xticks(xs, names)
     ax.set_yticks([])
     ax.set_xlim(-0.1, len(names) - 0.6)
@@ -252,8 +275,9 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=HEADERS[sel.metric], pad=0.01)
-    ax.set_title(f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by "
-                 f"{HEADERS[sel.metric].lower()}")
+    ax.set_title(
+        f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by {HEADERS[sel.metric].lower()}"
+    )
     return fig
 
 

@@ -6,6 +6,7 @@ column per config key that varies (dotted names; `trial` for a search's runs), p
 tables (grid.py: ranking, --pivot grid) and figures (sweep_figures.py). A section with more than
 MAX_COLORED settings gets no figure of its own: curves_by draws its curves legibly instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,17 @@ from .sweep import select
 from .sweep_figures import MAX_COLORED, write_figures
 
 
-def write(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *, by: str | None = None,
-          metric: str = "val_acc", pivot: str | None = None, where: Sequence[str] = (),
-          figures: bool = True, demo: bool = False) -> dict[str, list[Path]]:
+def write(
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    by: str | None = None,
+    metric: str = "val_acc",
+    pivot: str | None = None,
+    where: Sequence[str] = (),
+    figures: bool = True,
+    demo: bool = False,
+) -> dict[str, list[Path]]:
     """Collect, select (sweep.select), then write the report and the sweep's tables and figures;
     returns the written files by kind ({'csv': [...], 'tables': [...], 'figures': [...]})."""
     configs: list[dict] = []
@@ -29,8 +38,15 @@ def write(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *, by:
     sel = select(runs, hist, configs, by=by, metric=metric, pivot=pivot, where=where)
     stats = load_data_stats(sel.runs["run_dir"])
     crowded = sel.runs.groupby("section")["setting"].nunique().max() > MAX_COLORED  # curves_by draws them legibly
-    written = write_collected(sel.runs.drop(columns=["group"]), sel.hist, out_dir, figures=figures, demo=demo,
-                              stats=stats, section_figures=not crowded)
+    written = write_collected(
+        sel.runs.drop(columns=["group"]),
+        sel.hist,
+        out_dir,
+        figures=figures,
+        demo=demo,
+        stats=stats,
+        section_figures=not crowded,
+    )
     sizes = (stats or {}).get("sizes")
     written["tables"] += write_tables(sel, Path(out_dir), sizes)
     if figures:

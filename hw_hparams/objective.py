@@ -46,7 +46,10 @@ def problem(metric: str, at: str, eval_test: bool) -> str | None:
     if metric in TEST_METRICS and not eval_test:
         return f"objective.metric={metric} needs eval_test=true (the test split is evaluated only then)"
     if metric in TEST_METRICS and at != "final":
-        return f"objective.at={at} is not allowed with objective.metric={metric}: the test split is evaluated once, use final"
+        return (
+            f"objective.at={at} is not allowed with objective.metric={metric}: "
+            "the test split is evaluated once, use final"
+        )
     return None
 
 

@@ -40,8 +40,14 @@ def job(overrides: list[str], run_dir: Path, multirun: bool = False):
 def finished(fake_root, tmp_path_factory):
     """A tiny 3-epoch run with the test split evaluated: (overrides, run folder, history rows, summary)."""
     run_dir = tmp_path_factory.mktemp("objective") / "run"
-    overrides = [*TINY_RUN, *fake_data_overrides(fake_root), "epochs=3", "eval_test=true", "trainer.device=cpu",
-                 "optim.lr=0.05"]
+    overrides = [
+        *TINY_RUN,
+        *fake_data_overrides(fake_root),
+        "epochs=3",
+        "eval_test=true",
+        "trainer.device=cpu",
+        "optim.lr=0.05",
+    ]
     job(overrides, run_dir)
     with open(run_dir / "history.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -81,8 +87,11 @@ def test_a_failed_run_raises_so_hydra_records_a_failed_job(fake_root, tmp_path, 
 
     monkeypatch.setattr(train, "train_members", crash)
     with pytest.raises(JobFailed, match="injected crash"):
-        job([*TINY_RUN, *fake_data_overrides(fake_root), "epochs=1", "trainer.device=cpu"], tmp_path / "run",
-            multirun=True)
+        job(
+            [*TINY_RUN, *fake_data_overrides(fake_root), "epochs=1", "trainer.device=cpu"],
+            tmp_path / "run",
+            multirun=True,
+        )
 
 
 def test_objective_keys_are_checked(tmp_path):
@@ -103,6 +112,8 @@ def test_objective_is_not_part_of_the_run_folder_name():
     from hw_hparams.naming import run_name, task_dict
     from support import compose_train
 
-    names = {run_name(task_dict(compose_train([f"objective.metric={m}", "objective.at=best"])), None)
-             for m in ("val_acc", "train_loss")}
+    names = {
+        run_name(task_dict(compose_train([f"objective.metric={m}", "objective.at=best"])), None)
+        for m in ("val_acc", "train_loss")
+    }
     assert names == {run_name(task_dict(compose_train([])), None)}

@@ -8,6 +8,7 @@ folders with csv; neither through the code under test.
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from pathlib import Path
 
@@ -21,8 +22,16 @@ SWEEP = Path("outputs/multirun/lr_wd_search")
 
 
 def base(fake_root: Path) -> list[str]:
-    return ["-m", "experiment=lr_wd_search", *TINY_RUN, *fake_data_overrides(fake_root), "epochs=1",
-            "trainer.device=cpu", "hydra.sweeper.n_jobs=2", "hydra.sweeper.sampler.n_startup_trials=2"]
+    return [
+        "-m",
+        "experiment=lr_wd_search",
+        *TINY_RUN,
+        *fake_data_overrides(fake_root),
+        "epochs=1",
+        "trainer.device=cpu",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+    ]
 
 
 def db_trials(sweep: Path) -> dict[int, tuple[str, dict[str, float]]]:
@@ -41,6 +50,10 @@ def final(run_dir: Path, metric: str) -> float:
         return float(list(csv.DictReader(f))[-1][metric])
 
 
+def read_rows_json(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
 def run_folders(sweep: Path) -> list[Path]:
     return sorted(p.parent for p in sweep.glob("*/summary.json"))
 
@@ -57,8 +70,14 @@ def search(fake_root, tmp_path_factory):
     trials_before = db_trials(cwd / SWEEP)
     again = run_cli(args, cwd)
     assert again.returncode == 0, again.stderr[-3000:]
-    return {"cwd": cwd, "sweep": cwd / SWEEP, "first": first, "again": again, "before": before,
-            "trials_before": trials_before}
+    return {
+        "cwd": cwd,
+        "sweep": cwd / SWEEP,
+        "first": first,
+        "again": again,
+        "before": before,
+        "trials_before": trials_before,
+    }
 
 
 @pytest.mark.optuna
@@ -69,8 +88,10 @@ def test_best_value_is_the_best_run_folder(search):
     best = min(losses, key=losses.get)
     assert result["best_value"] == losses[best]
     config = yaml.safe_load((best / ".hydra" / "config.yaml").read_text())
-    assert result["best_params"] == {"optim.lr": config["optim"]["lr"],
-                                     "optim.weight_decay": config["optim"]["weight_decay"]}
+    assert result["best_params"] == {
+        "optim.lr": config["optim"]["lr"],
+        "optim.weight_decay": config["optim"]["weight_decay"],
+    }
 
 
 @pytest.mark.optuna
@@ -152,3 +173,23 @@ def test_a_missing_extra_is_one_line(monkeypatch, tmp_path, capsys):
     assert exit_.value.code == 2 and err.count("\n") == 1, err
     assert 'pip install -e ".[optuna]"' in err
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.optuna
+def test_an_interrupted_search_asks_its_unfinished_trials_again(fake_root, tmp_path):
+    """SIGINT in the second trial's training: both trials of that batch stay running in the study; the
+    same command again marks them failed and asks their values again, reusing and resuming their folders."""
+    args = [*base(fake_root), "hydra.sweeper.n_trials=2"]
+    first = fault_inject.run_cli(args, tmp_path, fault="step:15:int")
+    assert first.returncode == 130, first.stderr[-3000:]
+    assert [s for s, _ in db_trials(tmp_path / SWEEP).values()] == ["RUNNING", "RUNNING"]
+    statuses = sorted(read_rows_json(d)["status"] for d in run_folders(tmp_path / SWEEP))
+    assert statuses == ["completed", "interrupted"]
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = db_trials(tmp_path / SWEEP)
+    assert [trials[n][0] for n in sorted(trials)] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    assert [trials[n][1] for n in (2, 3)] == [trials[n][1] for n in (0, 1)]
+    assert sorted(read_rows_json(d)["status"] for d in run_folders(tmp_path / SWEEP)) == ["completed", "completed"]
+    log = again.stdout + again.stderr
+    assert log.count("nothing to train") == 1, log[-3000:]  # the completed trial's folder, reused

@@ -119,7 +119,7 @@ class FusedLauncher(BasicLauncher):
             ret.status, ret.return_value = JobStatus.FAILED, JobFailed(failure_line(run_dir, result))
         else:
             log.info(final_line(run_dir, result))
-            ret.status, ret.return_value = JobStatus.COMPLETED, of_job(task_cfg, run_dir, result)  # as train_job returns
+            ret.status, ret.return_value = JobStatus.COMPLETED, of_job(task_cfg, run_dir, result)  # as train_job
         return ret
 
     @staticmethod

@@ -9,10 +9,11 @@ launched together, `max_failure_rate` per batch), with three differences:
   again first, so their run folders resume; finished run folders are reused as in any sweep.
 - A job that returns no finite number (hw_hparams' `NoObjective`: a diverged run) is a failed trial
   that counts toward `max_failure_rate` (upstream counts it, but never stops on it).
-- `direction: null` follows the objective (`objective.metric`: maximize accuracies, minimize losses),
-  the job number of each trial is its trial number, and a continued study's seeded sampler is
-  seeded again with seed + trials so far (not to draw the first run's points again); `trials.csv` in the sweep folder lists every
-  trial (number, state, value, run folder, parameters) after each batch.
+- `direction: null` follows the objective (`objective.metric`: maximize accuracies, minimize
+  losses); the job number of each trial is its trial number; a continued study's seeded sampler is
+  seeded again with seed + trials so far (so as not to draw the first run's points again); and
+  `trials.csv` in the sweep folder lists every trial (number, state, value, run folder, parameters)
+  after each batch.
 
 Needs the optional extra `optuna` (hydra-optuna-sweeper); without it, one line says how to install it.
 """
@@ -38,7 +39,9 @@ log = logging.getLogger(__name__)
 INSTALL = 'pip install -e ".[optuna]"'
 MISSING_EXTRA = f"hydra/sweeper=search needs Optuna (hydra-optuna-sweeper), which is not installed: {INSTALL}"
 TRIALS_CSV = "trials.csv"
-INTERRUPTED_ATTR = "hw_interrupted_trials"  # study user attribute: trials marked failed because a process left them running
+INTERRUPTED_ATTR = (
+    "hw_interrupted_trials"  # study user attribute: trials marked failed because a process left them running
+)
 
 
 def optuna_missing() -> bool:
@@ -182,8 +185,15 @@ class SearchSweeper(Sweeper):
             w = csv.writer(f)
             w.writerow(["trial", "state", "value", "run_dir", *keys])
             for t in trials:
-                w.writerow([t.number, t.state.name, "" if t.value is None else repr(t.value),
-                            self.run_dirs.get(t.number, ""), *[t.params.get(k, "") for k in keys]])
+                w.writerow(
+                    [
+                        t.number,
+                        t.state.name,
+                        "" if t.value is None else repr(t.value),
+                        self.run_dirs.get(t.number, ""),
+                        *[t.params.get(k, "") for k in keys],
+                    ]
+                )
         os.replace(tmp, self.csv_path)
 
 
@@ -203,7 +213,7 @@ def _continue(study: Any, n_trials: int) -> tuple:
     trials = study.get_trials(deepcopy=False)
     stale = [t for t in trials if t.state == TrialState.RUNNING]
     for t in stale:
-        study.tell(t.number, TrialState.FAIL)
+        study.tell(t.number, state=TrialState.FAIL)
         study.enqueue_trial(dict(t.params))
         interrupted.add(t.number)
     if stale:

@@ -1,6 +1,7 @@
 """`python -m analysis` by the keys a sweep varied: a 2 x 2 x 2 grid (lr x wd x seed) of synthetic run
 folders. Expected values are computed here from the runs' history.csv and config.yaml (csv, yaml,
 statistics), never through analysis."""
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,16 @@ from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 LRS, WDS, SEEDS = (0.1, 0.01), (0.0, 5e-4), (0, 1)
 #: Final validation accuracy per (lr, wd, seed); (0.01, 5e-4, seed 1) diverges.
-FINAL = {(0.1, 0.0, 0): 0.60, (0.1, 0.0, 1): 0.62, (0.1, 5e-4, 0): 0.58, (0.1, 5e-4, 1): 0.62,
-         (0.01, 0.0, 0): 0.40, (0.01, 0.0, 1): 0.41, (0.01, 5e-4, 0): 0.55, (0.01, 5e-4, 1): None}
+FINAL = {
+    (0.1, 0.0, 0): 0.60,
+    (0.1, 0.0, 1): 0.62,
+    (0.1, 5e-4, 0): 0.58,
+    (0.1, 5e-4, 1): 0.62,
+    (0.01, 0.0, 0): 0.40,
+    (0.01, 0.0, 1): 0.41,
+    (0.01, 5e-4, 0): 0.55,
+    (0.01, 5e-4, 1): None,
+}
 VAL_IMAGES = 10000  # analysis_synth's data_stats.json
 
 
@@ -28,7 +37,9 @@ def _write_grid(root: Path, batch_sizes: dict | None = None) -> Path:
         bs = (batch_sizes or {}).get(seed, 128)
         cfg = make_config(lr=lr, wd=wd, seed=seed, epochs=4, batch_size=bs)
         if acc is None:
-            write_run(root / f"lr={lr},wd={wd},seed={seed}", cfg, make_history(cfg, rng, diverge_at=3), status="diverged")
+            write_run(
+                root / f"lr={lr},wd={wd},seed={seed}", cfg, make_history(cfg, rng, diverge_at=3), status="diverged"
+            )
             continue
         rows = make_history(cfg, rng)
         rows[-1][5] = acc  # val_acc of the last epoch
@@ -57,8 +68,14 @@ def reference(root: Path) -> list[dict]:
         flat = _flat(yaml.safe_load((d / ".hydra" / "config.yaml").read_text()))
         with open(d / "history.csv", newline="") as f:
             last = list(csv.DictReader(f))[-1]
-        out.append({"cfg": flat, "status": json.loads((d / "summary.json").read_text())["status"],
-                    "val_acc": float(last["val_acc"]), "name": d.name})
+        out.append(
+            {
+                "cfg": flat,
+                "status": json.loads((d / "summary.json").read_text())["status"],
+                "val_acc": float(last["val_acc"]),
+                "name": d.name,
+            }
+        )
     return out
 
 
@@ -86,8 +103,10 @@ def pivot(grid, tmp_path_factory) -> Path:
 
 def test_pivot_cells_are_means_and_stds_of_the_runs(grid, pivot):
     ref = groups(reference(grid), ("optim.lr", "optim.weight_decay"))
-    cells = {(float(r["optim.lr"]), float(r["optim.weight_decay"])): r
-             for r in read_csv_dicts(pivot / "tables" / "grid_val_acc.csv")}
+    cells = {
+        (float(r["optim.lr"]), float(r["optim.weight_decay"])): r
+        for r in read_csv_dicts(pivot / "tables" / "grid_val_acc.csv")
+    }
     assert set(cells) == set(ref)
     md = (pivot / "tables" / "grid_val_acc.md").read_text()
     for key, vals in ref.items():
@@ -147,7 +166,9 @@ def test_by_groups_and_where_selects(grid, tmp_path):
     out = tmp_path / "where"
     assert run([grid, "--out", out, "--where", "optim.weight_decay=5e-4", "--where", "seed=0"]) == 0
     names = {Path(r["run_dir"]).name for r in read_csv_dicts(out / "runs.csv")}
-    assert names == {r["name"] for r in reference(grid) if r["cfg"]["optim.weight_decay"] == 5e-4 and r["cfg"]["seed"] == 0}
+    assert names == {
+        r["name"] for r in reference(grid) if r["cfg"]["optim.weight_decay"] == 5e-4 and r["cfg"]["seed"] == 0
+    }
     assert len(names) == 2
 
 
@@ -169,15 +190,18 @@ def test_runs_csv_has_a_column_per_varying_key(tmp_path):
     assert "batch_size" in ranking[0] and len(ranking) == 8
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--by", "optim.learning_rate"], "--by optim.learning_rate: not a config key"),
-    (["--by", "lr"], "did you mean optim.lr"),
-    (["--metric", "val_f1"], "--metric val_f1: not a metric; one of val_acc"),
-    (["--where", "optim.lr"], "--where 'optim.lr': write KEY=VALUE"),
-    (["--where", "optim.lr=0.3"], "no run matches; optim.lr takes 0.01, 0.1"),
-    (["--pivot", "optim.lr"], "--pivot optim.lr: give two different keys"),
-    (["--pivot", "optim.lr,model.depth"], "--pivot model.depth: not a config key"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--by", "optim.learning_rate"], "--by optim.learning_rate: not a config key"),
+        (["--by", "lr"], "did you mean optim.lr"),
+        (["--metric", "val_f1"], "--metric val_f1: not a metric; one of val_acc"),
+        (["--where", "optim.lr"], "--where 'optim.lr': write KEY=VALUE"),
+        (["--where", "optim.lr=0.3"], "no run matches; optim.lr takes 0.01, 0.1"),
+        (["--pivot", "optim.lr"], "--pivot optim.lr: give two different keys"),
+        (["--pivot", "optim.lr,model.depth"], "--pivot model.depth: not a config key"),
+    ],
+)
 def test_user_errors_are_one_line_and_write_nothing(grid, tmp_path, capsys, args, words):
     out = tmp_path / "res"
     assert run([grid, "--out", out, *args]) == 2
@@ -203,5 +227,7 @@ def test_a_search_pivot_is_a_scatter_of_its_settings(tmp_path):
 
     values = pd.DataFrame({"optim.lr": lrs, "optim.weight_decay": wds, "n": 1})
     assert sweep_figures.is_sparse(values, "optim.lr", "optim.weight_decay")
-    assert not sweep_figures.is_sparse(values.head(2).assign(**{"optim.lr": [0.1, 0.1]}), "optim.lr", "optim.weight_decay")
+    assert not sweep_figures.is_sparse(
+        values.head(2).assign(**{"optim.lr": [0.1, 0.1]}), "optim.lr", "optim.weight_decay"
+    )
     assert (out / "figures" / "grid_val_acc.png").stat().st_size > 0
