@@ -166,6 +166,8 @@ class SearchSweeper(Sweeper):
 
     def _record(self, returns: Sequence[JobReturn]) -> None:
         for ret in returns:
+            if ret.hydra_cfg is None:  # a launcher's own failed return (e.g. a SLURM job without a result)
+                continue
             hydra = ret.hydra_cfg.hydra
             self.run_dirs.setdefault(int(hydra.job.num), os.path.basename(str(hydra.runtime.output_dir)))
         self._write_csv()
