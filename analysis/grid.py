@@ -21,7 +21,8 @@ import pandas as pd
 from . import noise
 from .sweep import Selection, sort_key, value_text
 from .tables import METRICS as TABLE_METRICS
-from .tables import MISSING, cell, latex_table, markdown_table, safe_name
+from .document import Table
+from .tables import MISSING, cell, safe_name
 
 HEADERS = {m: h for m, h, _ in TABLE_METRICS} | {"lr": "Final lr", "epoch_time_s": "Epoch time (s)"}
 NOTE = (
@@ -63,7 +64,7 @@ def _status(bad: pd.Series) -> str:
 def _cell(r, metric: str) -> str:
     text = cell(r["mean"], r["std"], int(r["n"]), kind(metric))
     if r["status"] != "completed":
-        text = r["status"] if text == MISSING else f"{text} [{r['status']}]"
+        text = r["status"] if text == MISSING else f"{text}, {r['status']}"
     return text
 
 
@@ -159,39 +160,35 @@ def _hashable(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def _write(stem: Path, md: str, tex: str, csv: pd.DataFrame) -> list[Path]:
-    paths = [stem.with_name(stem.name + ext) for ext in (".md", ".tex", ".csv")]
-    paths[0].write_text(md, encoding="utf-8")
-    paths[1].write_text(tex, encoding="utf-8")
-    csv.to_csv(paths[2], index=False)
-    return paths
-
-
-def write_tables(sel: Selection, out_dir: Path, sizes: dict | None) -> list[Path]:
-    """tables/ranking_<metric>.{md,tex,csv}, and with --pivot tables/grid_<metric>.{md,tex,csv}."""
-    tdir = Path(out_dir) / "tables"
-    tdir.mkdir(parents=True, exist_ok=True)
+def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, pd.DataFrame]]:
+    """The ranking (file ranking_<metric>) and, with --pivot, the grids (file grid_<metric>) as Table
+    blocks; and their values as tidy frames for tables/<file>.csv (accuracies as fractions)."""
     m = sel.metric
     table = ranking(sel, sizes)
     header, rows = ranking_cells(table, sel)
-    title = f"Ranking by {HEADERS[m].lower()}, grouped by {', '.join(sel.by) or 'nothing (all runs)'}"
     note = (
         f"{NOTE} Behind best: the best group's lead over this one ({'points' if kind(m) == 'pct' else 'units'}); "
         f"beyond noise when it exceeds {noise.Z:g} standard errors (spread over seeds when both groups have 2+ runs, "
         "else binomial on the split's images)."
     )
-    written = _write(
-        tdir / safe_name(f"ranking_{m}"),
-        markdown_table(header, rows, title, note),
-        latex_table(header, rows, f"{title}. {note}", f"tab:ranking-{m}"),
-        table,
-    )
+    by = ", ".join(sel.by) or "nothing (all runs)"
+    blocks = [Table(header, rows, (note,), f"ranking-{m}", n_text=0, title=f"Ranking by {HEADERS[m]}, grouped by {by}",
+                    file=f"ranking_{m}")]
+    frames = {f"ranking_{m}": table}
     if sel.pivot:
         values = grid_values(sel)
-        md, tex = [], []
-        for words, header, rows in grid_cells(values, sel):
+        for i, (words, header, rows) in enumerate(grid_cells(values, sel)):
             title = f"{HEADERS[m]}: {sel.pivot[0]} (rows) x {sel.pivot[1]} (columns)" + (f", {words}" if words else "")
-            md.append(markdown_table(header, rows, title, NOTE))
-            tex.append(latex_table(header, rows, f"{title}. {NOTE}", f"tab:grid-{m}-{words}"))
-        written += _write(tdir / safe_name(f"grid_{m}"), "\n".join(md), "\n".join(tex), values)
-    return written
+            blocks.append(Table(header, rows, (NOTE,), f"grid-{m}-{i}", n_text=1, title=title, file=f"grid_{m}"))
+        frames[f"grid_{m}"] = values
+    return blocks, frames
+
+
+def write_csvs(frames: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+    """tables/<name>.csv of each frame."""
+    (Path(out_dir) / "tables").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, frame in frames.items():
+        paths.append(Path(out_dir) / "tables" / f"{safe_name(name)}.csv")
+        frame.to_csv(paths[-1], index=False)
+    return paths

@@ -24,6 +24,7 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from .document import Figure
 from .figures import colors, new_figure, save, styled
 from .grid import HEADERS, grid_values, group_values, kind, ranking
 from .sweep import Selection, sort_key, value_text
@@ -281,24 +282,35 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     return fig
 
 
-def write_figures(sel: Selection, out_dir: Path, sizes: dict | None, *, demo: bool = False) -> list[Path]:
-    """figures/curves_by, with --pivot figures/grid_<metric>, with 3+ --by keys figures/parallel_<metric>."""
-    fig_dir = Path(out_dir) / "figures"
-    written: list[Path] = []
+def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
+    """Figure blocks: curves_by; with --pivot grid_<metric>; with 3+ --by keys parallel_<metric>."""
     order = ranking(sel, sizes)
     labels = [", ".join(f"{k}={value_text(r[k])}" for k in sel.by) or "all runs" for _, r in order.iterrows()]
+    by = ", ".join(sel.by) or "nothing"
+    out = []
     if len(sel.hist):
-        written += save(draw_curves_by(sel, labels), fig_dir / "curves_by", demo=demo)
+        out.append(Figure("curves_by", (f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, "
+                                        "band ±1 sample std.",), lambda: draw_curves_by(sel, labels)))
     if sel.pivot:
         values = grid_values(sel)
         others = [k for k in sel.by if k not in sel.pivot]
         draw = draw_scatter if not others and is_sparse(values, *sel.pivot) else draw_grid
-        written += save(draw(sel, values), fig_dir / f"grid_{sel.metric}", demo=demo)
+        out.append(Figure(f"grid_{sel.metric}", (f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}.",),
+                          lambda: draw(sel, values)))
     if len(sel.by) >= 3:
         values = group_values(sel.runs, sel.by, sel.metric)
         if (values["n"] > 0).sum() >= 2:
-            written += save(draw_parallel(sel, values), fig_dir / f"parallel_{sel.metric}", demo=demo)
+            out.append(Figure(f"parallel_{sel.metric}", (f"Parallel coordinates of the settings by {by}.",),
+                              lambda: draw_parallel(sel, values)))
+    return out
+
+
+def write_figures(sel: Selection, out_dir: Path, sizes: dict | None, *, demo: bool = False) -> list[Path]:
+    """figures/<stem>.{png,pdf} of each of `figures(sel, sizes)`."""
+    written: list[Path] = []
+    for f in figures(sel, sizes):
+        written += save(f.draw(), Path(out_dir) / "figures" / f.stem, demo=demo)
     return written
 
 
-__all__ = ["draw_curves_by", "draw_grid", "draw_parallel", "draw_scatter", "write_figures"]
+__all__ = ["draw_curves_by", "draw_grid", "draw_parallel", "draw_scatter", "figures", "write_figures"]

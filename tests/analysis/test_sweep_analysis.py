@@ -119,7 +119,7 @@ def test_pivot_cells_are_means_and_stds_of_the_runs(grid, pivot):
             assert f"{100 * statistics.mean(vals):.2f} ± {100 * sd:.2f} (n={len(vals)})" in md
         else:
             assert c["std"] == ""
-            assert f"{100 * vals[0]:.2f} [1 diverged]" in md
+            assert f"{100 * vals[0]:.2f}, 1 diverged" in md
     tex = (pivot / "tables" / "grid_val_acc.tex").read_text()
     assert r"\toprule" in tex and r"$\pm$" in tex
     for stem in ("grid_val_acc", "curves_by"):
