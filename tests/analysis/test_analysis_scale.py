@@ -64,7 +64,8 @@ def test_by_and_pivot_on_1000_runs_are_fast(big_study, tmp_path):
     t1 = time.perf_counter()
     figures = sweep_figures.write_figures(sel, tmp_path, {"val": 10000})
     t2 = time.perf_counter()
-    print(f"\n--by/--pivot on {N_RUNS} runs x {N_EPOCHS} epochs: select + tables {t1 - t0:.2f} s, figures {t2 - t1:.2f} s")
+    print(f"\n--by/--pivot on {N_RUNS} runs x {N_EPOCHS} epochs: select + tables {t1 - t0:.2f} s, "
+          f"figures {t2 - t1:.2f} s")
     assert len(sel.runs) == N_RUNS and len(blocks) == 2 and len(tables) == 2 and len(figures) == 4
     cells = analysis_synth.read_csv_dicts(tmp_path / "tables" / "grid_val_acc.csv")
     assert sorted(int(c["n"]) for c in cells) == sorted(runs.groupby(["lr", "schedule"]).size().tolist())
