@@ -24,6 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra_plugins.hw_hparams_fused.fused_launcher import max_fused_problem
+from hydra_plugins.hw_hparams_search.search_sweeper import MISSING_EXTRA, optuna_missing
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -176,7 +177,9 @@ def check_overrides(overrides: list[str], multirun: bool = False, limit: int | N
 
 
 def _check_launcher(cfg: DictConfig) -> None:
-    """The launcher settings Hydra would only see once it instantiates the launcher."""
+    """The launcher (and sweeper) settings Hydra would only see once it instantiates them."""
+    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".SearchSweeper") and optuna_missing():
+        raise ConfigError(MISSING_EXTRA)
     if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher"):
         problem = max_fused_problem(OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None))
         if problem:
