@@ -176,9 +176,8 @@ def _num(x: Any) -> float:
         return np.nan
 
 
-def _run_record(run_dir: Path, summary: dict | None, n_hist: int) -> dict[str, Any]:
+def _run_record(run_dir: Path, summary: dict | None, n_hist: int, cfg: dict[str, Any]) -> dict[str, Any]:
     s = summary or {}
-    cfg = load_config(run_dir, summary)
     rec: dict[str, Any] = {"run_dir": str(run_dir),
                            "section": Path(os.path.abspath(run_dir)).parent.name}
     for col, key in HPARAM_KEYS.items():
@@ -226,13 +225,14 @@ def add_setting_labels(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def collect(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load every run under `paths`.
 
     Returns (runs, history): `runs` has one row per run (columns RUN_COLS; final metrics are the
     last history.csv row, else summary.json's `final`, else NaN; epochs_completed = number of
     history rows (summary's value when there is no history); best_* from summary.json, else from
     history; test_* NaN where the test set was not evaluated; status 'unknown' without summary); `history` has one row per run per logged epoch (META_COLS + HIST_COLS).
+    `configs`, when given, is filled with each run's flattened config (load_config), in row order.
     Raises AnalysisError for a missing path or when no run folder is found.
     """
     dirs = find_run_dirs(paths)
@@ -240,7 +240,10 @@ def collect(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFr
     for d in dirs:
         summary = _read_json(d / "summary.json")
         hist = read_history(d)
-        records.append(_run_record(d, summary, len(hist)))
+        cfg = load_config(d, summary)
+        if configs is not None:
+            configs.append(cfg)
+        records.append(_run_record(d, summary, len(hist), cfg))
         frames.append(hist)
     runs = pd.DataFrame.from_records(records)
     lengths = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))

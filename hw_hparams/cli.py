@@ -25,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra_plugins.hw_hparams_fused.fused_launcher import max_fused_problem
+from hydra_plugins.hw_hparams_search.search_sweeper import MISSING_EXTRA, optuna_missing
 from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
@@ -232,7 +233,9 @@ def _hydra_resolved(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _check_launcher(cfg: DictConfig) -> None:
-    """The launcher settings Hydra would only see once it instantiates the launcher."""
+    """The launcher (and sweeper) settings Hydra would only see once it instantiates them."""
+    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".SearchSweeper") and optuna_missing():
+        raise ConfigError(MISSING_EXTRA)
     if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher"):
         problem = max_fused_problem(OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None))
         if problem:

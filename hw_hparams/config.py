@@ -26,12 +26,27 @@ from omegaconf.errors import (
     UnsupportedInterpolationType,
 )
 
+from . import objective
 from .errors import ConfigError
 
 
 class ScheduleName(str, Enum):
     constant = "constant"
     cosine = "cosine"
+
+
+class ObjectiveMetric(str, Enum):
+    val_acc = "val_acc"
+    val_loss = "val_loss"
+    train_acc = "train_acc"
+    train_loss = "train_loss"
+    test_acc = "test_acc"
+    test_loss = "test_loss"
+
+
+class ObjectiveAt(str, Enum):
+    final = "final"
+    best = "best"
 
 
 class ModelName(str, Enum):
@@ -83,6 +98,14 @@ class TrainerConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """What the training job returns to Hydra's search sweepers (hw_hparams/objective.py)."""
+
+    metric: ObjectiveMetric = ObjectiveMetric.val_acc
+    at: ObjectiveAt = ObjectiveAt.final
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 15
     batch_size: int = 128
@@ -95,6 +118,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
 ConfigStore.instance().store(name="schema", node=TrainConfig)
@@ -135,6 +159,9 @@ def validate(cfg: DictConfig) -> None:
     for key, choices in _CHOICES.items():
         need(str(OmegaConf.select(cfg, key)).lower() in choices, key, "one of " + ", ".join(choices))
     need(cfg.trainer.num_workers >= 0, "trainer.num_workers", "must be >= 0")
+    bad = objective.problem(cfg.objective.metric.value, cfg.objective.at.value, cfg.eval_test)
+    if bad:
+        raise ConfigError(bad)
 
 
 def raw_leaves(cfg: DictConfig) -> dict[str, Any]:

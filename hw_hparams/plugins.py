@@ -1,10 +1,11 @@
-"""Our Hydra launcher plugins, registered with Hydra by name as well as found by its scan.
+"""Our Hydra plugins (launchers, and the search sweeper hydra/sweeper=search), registered with Hydra
+by name as well as found by its scan.
 
 Hydra 1.3 finds plugins by listing the folders of the `hydra_plugins` namespace package; an
 editable install in setuptools' default mode hides ours from that listing (the README's install
 uses editable_mode=strict, which does not). Registering them here, with Hydra's public
-`Plugins.register`, makes `hydra/launcher=fused` and `hydra/launcher=slurm` work in our own commands
-however the project was installed; importing them registers their configs (ConfigStore) too.
+`Plugins.register`, makes `hydra/launcher=fused`, `hydra/launcher=slurm` and `hydra/sweeper=search`
+work in our own commands however the project was installed; importing them registers their configs (ConfigStore) too.
 Registering twice is harmless.
 """
 
@@ -12,7 +13,8 @@ Registering twice is harmless.
 def register_launchers() -> None:
     from hydra.core.plugins import Plugins
     from hydra_plugins.hw_hparams_fused.fused_launcher import FusedLauncher
+    from hydra_plugins.hw_hparams_search.search_sweeper import SearchSweeper  # imports no Optuna
     from hydra_plugins.hw_hparams_slurm.slurm_launcher import SlurmLauncher
 
-    for launcher in (FusedLauncher, SlurmLauncher):
-        Plugins.instance().register(launcher)
+    for plugin in (FusedLauncher, SlurmLauncher, SearchSweeper):
+        Plugins.instance().register(plugin)

@@ -47,11 +47,13 @@ FINISHED = ("completed", "diverged")  # never trained again
 # Config keys that do not change what a run computes: where the data lies and whether it is
 # fetched or md5-checked (the data itself is checked through data_stats.json), which device and
 # whether the step is compiled (float rounding only), how progress shows, which folder the run is
-# filed under, whether the test split is evaluated at the end (the training is the same), and the
-# restart switch. They stay out of run folder names (naming.py) and may differ on resume.
+# filed under, whether the test split is evaluated at the end (the training is the same), the
+# restart switch, and the objective a job returns. They stay out of run folder names (naming.py)
+# and may differ on resume.
 RUN_INVARIANT_KEYS = frozenset({
     "experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums",
     "trainer.device", "trainer.compile", "trainer.progress", "trainer.num_workers", "trainer.restart",
+    "objective.metric", "objective.at",  # what the job returns to a search sweeper (objective.py)
 })
 
 _TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names

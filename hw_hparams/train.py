@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import checkpoint, naming  # noqa: F401 - naming registers the resolvers that name run folders
+from . import checkpoint, naming, objective  # noqa: F401 - naming registers the resolvers that name run folders
 from .cli import normalize_argv, preflight
 from .config import as_dict, paths_from, validate
 from .data import load_study_data
@@ -123,8 +123,9 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
         train_members(list(at_epoch), data, device)
 
 
-def train_job(cfg: DictConfig) -> None:
-    """One Hydra job: the run of `cfg` in the folder Hydra names for it, ending in one line."""
+def train_job(cfg: DictConfig) -> float | objective.NoObjective:
+    """One Hydra job: the run of `cfg` in the folder Hydra names for it, ending in one line; returns the
+    run's objective (`cfg.objective`) for search sweepers, NoObjective when it has none (objective.py)."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     shown_dir = run_dir
@@ -132,7 +133,9 @@ def train_job(cfg: DictConfig) -> None:
         cfg = paths_from(cfg, hydra_cfg.runtime.cwd)
         shown_dir = Path(os.path.relpath(run_dir, hydra_cfg.runtime.cwd))
     with job_outcome(run_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN):
-        log.info(final_line(shown_dir, run(cfg, run_dir)))
+        summary = run(cfg, run_dir)
+        log.info(final_line(shown_dir, summary))
+        return objective.of_job(cfg, run_dir, summary)
 
 
 train_job.run_group = run_group  # the fused launcher's way in: whole groups of jobs (hw_hparams_fused)

@@ -1,8 +1,10 @@
 """Shared fixtures: small generated datasets in CIFAR-100's on-disk format, one tiny demo study;
-tests marked with a tool marker (`tex`) skip without the tool, and fail without it in CI (HW_CI=1)."""
+tests marked with a tool marker (`tex`) or an extra's marker (`optuna`) skip without the tool or the
+extra's packages, and fail without them in CI (HW_CI=1)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -21,6 +23,8 @@ settings.load_profile("any_speed")
 
 #: Marker -> the programs its tests need on PATH (see pyproject.toml's markers).
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
+#: Marker -> (the modules its tests need, the extra of pyproject.toml that installs them).
+EXTRAS = {"optuna": (("optuna", "hydra_plugins.hydra_optuna_sweeper"), "optuna")}
 # Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
 DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
         "trainer.progress=false", "trainer.device=cpu"]
@@ -37,6 +41,15 @@ def _needs_tools(request):
             reason = f"`{marker}` test needs {', '.join(missing)} on PATH"
             if os.environ.get("HW_CI") == "1":
                 pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: see .ci/install-tex.sh", pytrace=False)
+            pytest.skip(reason)
+    for marker, (modules, extra) in EXTRAS.items():
+        if request.node.get_closest_marker(marker) is None:
+            continue
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            reason = f"`{marker}` test needs {', '.join(missing)}: pip install -e \".[{extra}]\""
+            if os.environ.get("HW_CI") == "1":
+                pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: install the `{extra}` extra", pytrace=False)
             pytest.skip(reason)
 
 

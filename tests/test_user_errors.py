@@ -66,7 +66,7 @@ MISTAKES = [
     # typos and wrong groups
     ("train", ["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
     ("train", ["model=resnet18"], "model=resnet18 is not an option: choose one of mobilenetv1, mobilenetv2, tiny"),
-    ("train", ["-m", "experiment=lr_swep"], "experiment=lr_swep is not an option: choose one of lr_sweep, mixup, schedule_sweep, wd_sweep"),
+    ("train", ["-m", "experiment=lr_swep"], "experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep"),
     ("train", ["optim.lrr=0.1"], "optim.lrr is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
     ("train", ["+foo=1"], "foo is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
     ("train", ["hydra/launcher=jobl1b"], "hydra/launcher=jobl1b is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"),

@@ -110,6 +110,7 @@ class FusedLauncher(BasicLauncher):
     @staticmethod
     def _return(overrides: List[str], task_cfg: DictConfig, sweep_config: DictConfig, run_dir: Path, result: Any) -> JobReturn:
         from hw_hparams.jobs import JobFailed, failure_line
+        from hw_hparams.objective import of_job
         from hw_hparams.progress import final_line
 
         ret = JobReturn(overrides=overrides, cfg=task_cfg, hydra_cfg=sweep_config, working_dir=os.getcwd(),
@@ -118,7 +119,7 @@ class FusedLauncher(BasicLauncher):
             ret.status, ret.return_value = JobStatus.FAILED, JobFailed(failure_line(run_dir, result))
         else:
             log.info(final_line(run_dir, result))
-            ret.status, ret.return_value = JobStatus.COMPLETED, result
+            ret.status, ret.return_value = JobStatus.COMPLETED, of_job(task_cfg, run_dir, result)  # as train_job
         return ret
 
     @staticmethod
