@@ -1,8 +1,10 @@
 """Shared fixtures: small generated datasets in CIFAR-100's on-disk format, one tiny demo study;
-tests marked with a tool marker (`tex`) skip without the tool, and fail without it in CI (HW_CI=1)."""
+tests marked with a tool marker (`tex`) or a tracker's (`tensorboard`, `mlflow`, `wandb`) skip without the tool
+or the package (an extra), and fail without it in CI (HW_CI=1)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -15,6 +17,8 @@ from support import run_cli, stamps
 
 #: Marker -> the programs its tests need on PATH (see pyproject.toml's markers).
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
+#: Marker -> the Python package its tests need (the extra of the same name; .ci/run installs them).
+PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 # Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
 DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
         "trainer.progress=false", "trainer.device=cpu"]
@@ -31,6 +35,12 @@ def _needs_tools(request):
             reason = f"`{marker}` test needs {', '.join(missing)} on PATH"
             if os.environ.get("HW_CI") == "1":
                 pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: see .ci/install-tex.sh", pytrace=False)
+            pytest.skip(reason)
+    for marker, package in PACKAGES.items():
+        if request.node.get_closest_marker(marker) is not None and importlib.util.find_spec(package) is None:
+            reason = f"`{marker}` test needs the {package} package: pip install -e \".[{marker}]\""
+            if os.environ.get("HW_CI") == "1":
+                pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: see .ci/run", pytrace=False)
             pytest.skip(reason)
 
 

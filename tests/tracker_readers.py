@@ -3,10 +3,13 @@ client, W&B's `wandb leet inspect --json`; and history.csv as the reference they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from support import read_rows
@@ -66,6 +69,12 @@ def mlflow_runs(db: Path, run_name: str | None = None) -> list:
     return client.search_runs(experiments, where)
 
 
+def mlflow_experiments(db: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    return sorted(MlflowClient(tracking_uri=f"sqlite:///{db.absolute()}").search_experiments(), key=lambda e: e.name)
+
+
 def mlflow_history(db: Path, run_id: str) -> dict[str, list[tuple[int, float]]]:
     from mlflow.tracking import MlflowClient
 
@@ -100,3 +109,48 @@ def wandb_history(wandb_dir: Path, run_id: str) -> dict[str, list[tuple[int, flo
 
 def ids(run_dir: Path) -> dict:
     return json.loads((run_dir / "trackers.json").read_text())
+
+
+def assert_each_epoch_once(run_dir: Path, root: Path, trackers: tuple = ("tensorboard", "mlflow", "wandb")) -> None:
+    """Every tracker of the run in `run_dir` (files under `root`) holds each epoch of history.csv once, with its values."""
+    want = expected(run_dir)
+    name = run_dir.name
+    if "tensorboard" in trackers:
+        got = tensorboard_scalars(root / "tensorboard" / name)
+        assert {k: got.get(k) for k in want} == want, f"TensorBoard of {run_dir} differs from history.csv"
+    if "mlflow" in trackers:
+        runs = mlflow_runs(root / "mlflow.db", name)
+        assert [r.info.run_id for r in runs] == [ids(run_dir)["mlflow"]["run_id"]], f"not one MLflow run for {run_dir}"
+        got = mlflow_history(root / "mlflow.db", runs[0].info.run_id)
+        assert {k: got.get(k) for k in want} == want, f"MLflow's run of {run_dir} differs from history.csv"
+    if "wandb" in trackers:
+        got = wandb_history(root / "wandb", ids(run_dir)["wandb"]["id"])
+        assert {k: sorted(got.get(k, [])) for k in want} == want, f"W&B's run of {run_dir} differs from history.csv"
+        assert got["epoch"] == [(e, float(e)) for e, _ in want["lr"]], f"W&B holds an epoch of {run_dir} twice, or out of order"
+
+
+@contextlib.contextmanager
+def a_listener_for_every_server():
+    """(environment, connections): every proxy and W&B's server address point at a local listener,
+    which counts who connects to it while the block runs (a process run with that environment)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    address, connections, done = f"http://127.0.0.1:{listener.getsockname()[1]}", [], threading.Event()
+
+    def accept():
+        while not done.is_set():
+            try:
+                connections.append(listener.accept()[1])
+            except TimeoutError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "WANDB_BASE_URL")
+    env = {**dict.fromkeys(names, address), "NO_PROXY": "", "no_proxy": ""}
+    try:
+        yield env, connections
+    finally:
+        done.set()
+        thread.join()
+        listener.close()

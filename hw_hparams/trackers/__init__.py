@@ -99,14 +99,19 @@ def write_ids(run_dir: Path, tracker: str, ids: dict) -> None:
     write_json(run_dir / TRACKERS, {**read_ids(run_dir), tracker: ids})
 
 
+def tracker_class(name: str) -> type:
+    """The class that logs to tracker `name` (its module, and so its package, imported only now)."""
+    module, cls = KINDS[name][1].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
 class Trackers:
     """The trackers of one run, each guarded: the first exception from one is a warning line, and it is dropped."""
 
     def __init__(self, run: Optional[TrackedRun] = None, names: tuple = (), epochs_done: int = 0):
         self.run, self.live, self.logged, self.status = run, [], 0, None
         for name in names:
-            module, cls = KINDS[name][1].split(":")
-            tracker = self._guard(name, lambda: getattr(importlib.import_module(f"{__name__}.{module}"), cls)(run, epochs_done))
+            tracker = self._guard(name, lambda: tracker_class(name)(run, epochs_done))
             if tracker is not None:
                 self.live.append((name, tracker))
 
