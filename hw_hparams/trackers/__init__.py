@@ -16,7 +16,7 @@ finished its best and test figures; history.csv stays the record. One tracker ru
 hw_hparams.homework), so one `tensorboard --logdir` or `mlflow ui` shows a whole sweep.
 A tracker's package is imported only when it is chosen (an extra of pyproject.toml each; the
 preflight refuses a chosen tracker that is not installed). A tracker that raises is one warning
-line and logs nothing more in that process; training goes on, and a re-run fills in what it lacks.
+line and logs nothing more in that process; training goes on, and a later resume fills in what it lacks.
 """
 
 from __future__ import annotations

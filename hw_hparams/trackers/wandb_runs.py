@@ -7,22 +7,25 @@ chosen here and kept in <run>/trackers.json before W&B starts, so every attempt 
 W&B run. Each attempt writes an offline folder of its own (W&B's way): a resumed run reads the
 epochs its earlier folders hold (their transaction logs, `run-<id>.wandb`, read_history) and logs
 only the others. Offline, W&B reaches no server; its console capture, system metrics, git and code
-probes are off.
+probes are off, and so are its crash reports unless WANDB_ERROR_REPORTING says otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import uuid
 import zlib
 from pathlib import Path
 from typing import Iterator
 
-import wandb
-from wandb.proto import wandb_internal_pb2
+os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # W&B's crash reports to its servers: before wandb is imported
 
-from . import TrackedRun, final_figures, metrics_of, read_ids, write_ids
+import wandb  # noqa: E402
+from wandb.proto import wandb_internal_pb2  # noqa: E402
+
+from . import TrackedRun, final_figures, metrics_of, read_ids, write_ids  # noqa: E402
 
 _HEADER = b":W&B\xe1\xbe\x00"  # a transaction log's first 7 bytes: ident, magic 0xBEE1, version 0
 _BLOCK = 32768  # LevelDB's log format: 32 KiB blocks of chunks (crc32, length, type)
