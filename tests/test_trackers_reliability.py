@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-
 import tracker_readers as tr
-from hw_hparams.run_folder import run_settings
 from reliability_util import HERE, TINY_RUN, fake_data_overrides, run_cli
+
+from hw_hparams.run_folder import run_settings
 
 ALL = "logger=[tensorboard,mlflow,wandb]"
 pytestmark = [pytest.mark.tensorboard, pytest.mark.mlflow, pytest.mark.wandb]
@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.tensorboard, pytest.mark.mlflow, pytest.mark.wandb]
 def wandb_env(tmp_path_factory):
     """W&B offline, its own folders inside the tests' (nothing in the home folder)."""
     home = tmp_path_factory.mktemp("wandb-home")
-    return {"WANDB_MODE": "offline", **{v: str(home) for v in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")}}
+    return {
+        "WANDB_MODE": "offline",
+        **{v: str(home) for v in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +35,18 @@ def fused_sweep(tmp_path_factory, fake_root, wandb_env):
     """Three runs trained as one fused network, every server address pointed at a local listener."""
     cwd = tmp_path_factory.mktemp("fused")
     sweep = cwd / "sweep"
-    args = ["-m", "hydra/launcher=fused", "optim.lr=0.05,0.01,0.2", *fake_data_overrides(fake_root), *TINY_RUN, "epochs=2",
-            "trainer.device=cpu", "eval_test=true", ALL, f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "hydra/launcher=fused",
+        "optim.lr=0.05,0.01,0.2",
+        *fake_data_overrides(fake_root),
+        *TINY_RUN,
+        "epochs=2",
+        "trainer.device=cpu",
+        "eval_test=true",
+        ALL,
+        f"hydra.sweep.dir={sweep}",
+    ]
     with tr.a_listener_for_every_server() as (env, connections):
         result = run_cli(args, cwd, env={**wandb_env, **env})
     return sweep, result, connections
@@ -55,7 +68,9 @@ def test_a_fused_sweep_logs_one_tracker_run_per_run_folder(fused_sweep):
 def test_wandb_offline_holds_config_history_and_summary_and_no_tracker_reaches_a_server(fused_sweep):
     sweep, result, connections = fused_sweep
     assert result.returncode == 0, result.stderr[-3000:]
-    assert connections == [], f"{len(connections)} connection(s) to the local listener: a tracker tried to reach a server"
+    assert connections == [], (
+        f"{len(connections)} connection(s) to the local listener: a tracker tried to reach a server"
+    )
     for run_dir in sorted(p.parent for p in sweep.glob("*/summary.json")):
         summary, run_id = json.loads((run_dir / "summary.json").read_text()), tr.ids(run_dir)["wandb"]["id"]
         (folder,) = (sweep / "wandb").glob(f"offline-run-*-{run_id}")
@@ -87,9 +102,24 @@ def test_the_checks_catch_an_epoch_logged_twice(fused_sweep, tmp_path):
 def test_sigkill_anywhere_then_the_same_command_leaves_each_epoch_once_in_every_tracker(tmp_path, wandb_env):
     workdir = tmp_path / "kills"
     result = subprocess.run(
-        [sys.executable, str(HERE / "kill_harness.py"), "--kills", "9", "--seed", "1", "--epochs", "3",
-         "--workdir", str(workdir), "--override", ALL],
-        capture_output=True, text=True, timeout=1200, env={**os.environ, **wandb_env},
+        [
+            sys.executable,
+            str(HERE / "kill_harness.py"),
+            "--kills",
+            "9",
+            "--seed",
+            "1",
+            "--epochs",
+            "3",
+            "--workdir",
+            str(workdir),
+            "--override",
+            ALL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, **wandb_env},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -15,8 +15,14 @@ from pathlib import Path
 from support import read_rows
 
 # history.csv column -> the metric every tracker logs (hw_hparams/trackers METRICS, spelled out again here).
-COLUMNS = {"train_loss": "train/loss", "train_acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc",
-           "lr": "lr", "epoch_time_s": "epoch_time_s"}
+COLUMNS = {
+    "train_loss": "train/loss",
+    "train_acc": "train/acc",
+    "val_loss": "val/loss",
+    "val_acc": "val/acc",
+    "lr": "lr",
+    "epoch_time_s": "epoch_time_s",
+}
 
 
 def expected(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -46,7 +52,9 @@ def tensorboard_hparams(folder: Path) -> dict:
 
     acc = EventAccumulator(str(folder), size_guidance={TENSORS: 0})
     acc.Reload()
-    info = metadata.parse_session_start_info_plugin_data(acc.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content)
+    info = metadata.parse_session_start_info_plugin_data(
+        acc.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+    )
     return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
 
 
@@ -88,8 +96,13 @@ def wandb_records(wandb_dir: Path, run_id: str) -> list[dict]:
     records = []
     env = {**os.environ, "WANDB_MODE": "offline"}  # the CLI uploads nothing then
     for folder in sorted(wandb_dir.glob(f"*run-*-{run_id}")):
-        out = subprocess.run([str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(folder)],
-                             capture_output=True, text=True, timeout=120, env=env)
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert out.returncode == 0, out.stderr
         records += [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
     return records
@@ -112,7 +125,7 @@ def ids(run_dir: Path) -> dict:
 
 
 def assert_each_epoch_once(run_dir: Path, root: Path, trackers: tuple = ("tensorboard", "mlflow", "wandb")) -> None:
-    """Every tracker of the run in `run_dir` (files under `root`) holds each epoch of history.csv once, with its values."""
+    """Each tracker of the run in `run_dir` (its files under `root`) holds each epoch of history.csv once, as it is."""
     want = expected(run_dir)
     name = run_dir.name
     if "tensorboard" in trackers:
@@ -126,7 +139,9 @@ def assert_each_epoch_once(run_dir: Path, root: Path, trackers: tuple = ("tensor
     if "wandb" in trackers:
         got = wandb_history(root / "wandb", ids(run_dir)["wandb"]["id"])
         assert {k: sorted(got.get(k, [])) for k in want} == want, f"W&B's run of {run_dir} differs from history.csv"
-        assert got["epoch"] == [(e, float(e)) for e, _ in want["lr"]], f"W&B holds an epoch of {run_dir} twice, or out of order"
+        assert got["epoch"] == [(e, float(e)) for e, _ in want["lr"]], (
+            f"W&B holds an epoch of {run_dir} twice, or out of order"
+        )
 
 
 @contextlib.contextmanager

@@ -44,8 +44,14 @@ KINDS = {
     "wandb": ("wandb", "wandb_runs:WandbTracker"),
 }
 # history.csv column -> the metric's name in every tracker (accuracies stay fractions).
-METRICS = {"train_loss": "train/loss", "train_acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc",
-           "lr": "lr", "epoch_time_s": "epoch_time_s"}
+METRICS = {
+    "train_loss": "train/loss",
+    "train_acc": "train/acc",
+    "val_loss": "val/loss",
+    "val_acc": "val/acc",
+    "lr": "lr",
+    "epoch_time_s": "epoch_time_s",
+}
 
 
 def chosen(cfg: DictConfig) -> list[str]:
@@ -58,7 +64,9 @@ def check_installed(cfg: DictConfig) -> None:
     for name in chosen(cfg):
         package = KINDS[name][0]
         if importlib.util.find_spec(package) is None:
-            raise ConfigError(f'logger={name} needs the {package} package, which is not installed: pip install -e ".[{name}]"')
+            raise ConfigError(
+                f'logger={name} needs the {package} package, which is not installed: pip install -e ".[{name}]"'
+            )
 
 
 @dataclass
@@ -83,8 +91,12 @@ def final_figures(summary: dict) -> dict[str, float]:
     if summary["status"] not in FINISHED:
         return {}
     test = summary["test"] or {}
-    figures = {"best/val_acc": summary["best_val_acc"], "best/epoch": summary["best_epoch"],
-               "test/loss": test.get("loss"), "test/acc": test.get("acc")}
+    figures = {
+        "best/val_acc": summary["best_val_acc"],
+        "best/epoch": summary["best_epoch"],
+        "test/loss": test.get("loss"),
+        "test/acc": test.get("acc"),
+    }
     return {k: float(v) for k, v in figures.items() if v is not None and math.isfinite(v)}
 
 
@@ -111,37 +123,40 @@ class Trackers:
     def __init__(self, run: Optional[TrackedRun] = None, names: tuple = (), epochs_done: int = 0):
         self.run, self.live, self.logged, self.status = run, [], 0, None
         for name in names:
-            tracker = self._guard(name, lambda: tracker_class(name)(run, epochs_done))
-            if tracker is not None:
+            ok, tracker = self._guard(name, lambda n: tracker_class(n)(run, epochs_done), name)
+            if ok:
                 self.live.append((name, tracker))
 
-    def _guard(self, name: str, call) -> Any:
+    def _guard(self, name: str, call, *args) -> tuple[bool, Any]:
+        """(True, what `call(*args)` returned), or (False, None) once it raised: one warning, the tracker dropped."""
         try:
-            return call()
+            return True, call(*args)
         except Exception as err:  # noqa: BLE001 - a tracker never stops training
             self.live = [(n, t) for n, t in self.live if n != name]
             text = " ".join(str(err).split())[:300]
-            log.warning("%s: %s stopped logging (%s: %s); training goes on, history.csv has every epoch",
-                        self.run.run_dir, name, type(err).__name__, text, extra={"run": self.run.run_dir})
-            return None
+            log.warning(
+                "%s: %s stopped logging (%s: %s); training goes on, history.csv has every epoch",
+                self.run.run_dir,
+                name,
+                type(err).__name__,
+                text,
+                extra={"run": self.run.run_dir},
+            )
+            return False, None
 
     def update(self, rows: list[dict], summary: dict) -> None:
-        """Log the rows not yet logged in this process (each tracker skips those it holds), and the status when it changed."""
+        """Log the rows not yet logged in this process (each tracker skips those it holds), and a changed status."""
         if not self.live:
             return
-        new, self.logged = rows[self.logged:], len(rows)
+        new, self.logged = rows[self.logged :], len(rows)
         changed, self.status = summary["status"] != self.status, summary["status"]
         for name, tracker in list(self.live):
-            for row in new:
-                if self._guard(name, lambda: tracker.epoch(row) or True) is None:
-                    break
-            else:
-                if changed:
-                    self._guard(name, lambda: tracker.set_status(summary))
+            if all(self._guard(name, tracker.epoch, row)[0] for row in new) and changed:
+                self._guard(name, tracker.set_status, summary)
 
     def close(self) -> None:
         for name, tracker in list(self.live):
-            self._guard(name, lambda: tracker.close(self.status))
+            self._guard(name, tracker.close, self.status)
         self.live = []
 
 
@@ -160,7 +175,9 @@ def tracked_run(cfg: DictConfig, run_dir: Path, config: dict, hydra_cfg: Optiona
 
 
 @contextlib.contextmanager
-def tracking(cfg: DictConfig, run_dir: Path, config: dict, hydra_cfg: Optional[DictConfig], epochs_done: int) -> Iterator[Trackers]:
+def tracking(
+    cfg: DictConfig, run_dir: Path, config: dict, hydra_cfg: Optional[DictConfig], epochs_done: int
+) -> Iterator[Trackers]:
     """The run's trackers (NONE when it has none) while the block trains it; closed after it, however it ends."""
     names = tuple(chosen(cfg))
     if not names:

@@ -30,7 +30,13 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from . import TrackedRun, final_figures, metrics_of, read_ids, write_ids  # noqa: E402
 
 KEY_TAG = "hw_hparams.run_key"
-STATUS = {"completed": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "interrupted": "KILLED", "requeued": "KILLED"}
+STATUS = {
+    "completed": "FINISHED",
+    "diverged": "FAILED",
+    "failed": "FAILED",
+    "interrupted": "KILLED",
+    "requeued": "KILLED",
+}
 SQLITE = "sqlite:///"
 
 logging.getLogger("alembic").setLevel(logging.WARNING)  # MLflow's schema migrations, one INFO line each
@@ -42,7 +48,7 @@ def _store_lock(uri: str):
     if not uri.startswith(SQLITE):
         yield
         return
-    path = Path(uri[len(SQLITE):])
+    path = Path(uri[len(SQLITE) :])
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

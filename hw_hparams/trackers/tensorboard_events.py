@@ -44,7 +44,9 @@ def _after_older_files(folder: Path) -> None:
 def _hparams_summary(tag: str, **data) -> Summary:
     """An hparams plugin summary (as TensorBoard's own hparams API writes it, without its TensorFlow import)."""
     content = plugin_data_pb2.HParamsPluginData(**data)
-    return Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=metadata.NULL_TENSOR)])
+    return Summary(
+        value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(content), tensor=metadata.NULL_TENSOR)]
+    )
 
 
 def session_start(hparams: dict, group: str) -> Summary:
@@ -60,7 +62,9 @@ def session_start(hparams: dict, group: str) -> Summary:
 
 
 def session_end(status: str) -> Summary:
-    info = plugin_data_pb2.SessionEndInfo(status=END_STATUS.get(status, api_pb2.STATUS_UNKNOWN), end_time_secs=time.time())
+    info = plugin_data_pb2.SessionEndInfo(
+        status=END_STATUS.get(status, api_pb2.STATUS_UNKNOWN), end_time_secs=time.time()
+    )
     return _hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=info)
 
 

@@ -42,8 +42,8 @@ def _records(path: Path) -> Iterator[bytes]:
         if _BLOCK - pos % _BLOCK < 7:  # a block's last few bytes are padding
             pos += _BLOCK - pos % _BLOCK
             continue
-        crc, size, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk = data[pos + 7:pos + 7 + size]
+        crc, size, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + size]
         if len(chunk) < size or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) != crc:
             return
         pos += 7 + size
@@ -64,7 +64,9 @@ def read_history(path: Path) -> list[dict]:
         record = wandb_internal_pb2.Record()
         record.ParseFromString(raw)
         if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+            rows.append(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            )
     return rows
 
 
@@ -79,15 +81,36 @@ class WandbTracker:
         if "id" not in ids:
             ids = {"id": uuid.uuid4().hex[:16]}
             write_ids(run.run_dir, "wandb", ids)
-        self.held = {row["epoch"] for log in logs_of(run.root / "wandb", ids["id"]) for row in read_history(log) if "epoch" in row}
+        self.held = {
+            row["epoch"]
+            for log in logs_of(run.root / "wandb", ids["id"])
+            for row in read_history(log)
+            if "epoch" in row
+        }
         run.root.mkdir(parents=True, exist_ok=True)
-        settings = wandb.Settings(console="off", silent=True, x_disable_stats=True, x_disable_meta=True,
-                                  x_disable_machine_info=True, disable_git=True, save_code=False)
+        settings = wandb.Settings(
+            console="off",
+            silent=True,
+            x_disable_stats=True,
+            x_disable_meta=True,
+            x_disable_machine_info=True,
+            disable_git=True,
+            save_code=False,
+        )
         cfg = run.logger.wandb
         self.run = wandb.init(
-            project=cfg.project, entity=cfg.entity, id=ids["id"], resume="allow", mode=cfg.mode, dir=str(run.root),
-            name=run.name, group=run.tags["experiment"] or "adhoc", tags=[str(v) for v in run.tags.values() if v],
-            config={**run.params, **{k: v for k, v in run.tags.items()}}, reinit="create_new", settings=settings,
+            project=cfg.project,
+            entity=cfg.entity,
+            id=ids["id"],
+            resume="allow",
+            mode=cfg.mode,
+            dir=str(run.root),
+            name=run.name,
+            group=run.tags["experiment"] or "adhoc",
+            tags=[str(v) for v in run.tags.values() if v],
+            config={**run.params, **{k: v for k, v in run.tags.items()}},
+            reinit="create_new",
+            settings=settings,
         )
 
     def epoch(self, row: dict) -> None:
