@@ -167,12 +167,18 @@ class Raising:
         self._maybe("close")
 
 
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory, fake_root):
+    """A run without trackers: its history.csv."""
+    run_dir = tmp_path_factory.mktemp("plain") / "run"
+    run(cfg(tiny(fake_root)), run_dir)
+    return run_dir / "history.csv"
+
+
 @pytest.mark.parametrize("where", ["open", "epoch", "status", "close"])
 def test_a_tracker_that_raises_is_one_warning_line_and_the_run_is_unchanged(
-    tmp_path, fake_root, monkeypatch, caplog, where
+    tmp_path, fake_root, monkeypatch, caplog, where, plain
 ):
-    plain = tmp_path / "plain"
-    run(cfg(tiny(fake_root)), plain)
     monkeypatch.setattr(Raising, "where", where)
     monkeypatch.setattr(trackers, "tracker_class", lambda name: Raising)
     caplog.set_level(logging.WARNING)
@@ -183,7 +189,7 @@ def test_a_tracker_that_raises_is_one_warning_line_and_the_run_is_unchanged(
     ]
     assert len(warnings) == 2 and {w.split(": ")[1].split()[0] for w in warnings} == {"tensorboard", "wandb"}, warnings
     assert all("OSError: [Errno 28] No space left on device" in w for w in warnings), warnings
-    assert without_timing(rows(run_dir / "history.csv")) == without_timing(rows(plain / "history.csv"))
+    assert without_timing(rows(run_dir / "history.csv")) == without_timing(rows(plain))
 
 
 @pytest.mark.mlflow
