@@ -118,7 +118,7 @@ def test_sigkill_anywhere_then_the_same_command_leaves_each_epoch_once_in_every_
         ],
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=1800,
         env={**os.environ, **wandb_env},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
