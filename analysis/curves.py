@@ -92,10 +92,10 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
         bottom.set_xlim(0.5, last + 0.5)
     top.set(title=f"{title}: loss per epoch", ylabel="cross-entropy loss")
     bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
-    if len(settings) > 1 or any(_note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings):
-        top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + _note(
-            n_seeds.get(s, 1), statuses.get(s, ""))) for c, s in zip(cols, settings)],
-            loc="best", framealpha=0.85)
+    notes = {s: _note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings}
+    if len(settings) > 1 or any(notes.values()):
+        top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)],
+                   loc="best", framealpha=0.85)
     bottom.legend(handles=[
         Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training"),
         Line2D([], [], color="k", ls="--", label="validation")], loc="best", framealpha=0.85)
@@ -121,6 +121,3 @@ def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, title: str, stem: str
     """The Figure block of one section (or any group of runs): draws nothing without history."""
     return Figure(stem, curves_caption(runs, title), lambda: draw_section(hist, runs, title) if len(hist) else None)
 
-
-__all__ = ["COLUMN_SIZE", "LAMBDA_NOTE", "curve_stats", "curves_caption", "draw_section", "section_figure",
-           "setting_words"]

@@ -190,9 +190,8 @@ def draw_class_proportions(stats: dict):
     ax.text(0.01, 0.97, f"min {100 * props[lo]:.2f}% ({names[lo]}), "
             f"max {100 * props[hi]:.2f}% ({names[hi]})", transform=ax.transAxes, va="top",
             fontsize=6.5)
-    ax.set(xlim=(-0.5, props.size - 0.5), ylim=(0, 100 * props.max() * 1.3))
-    ax.set_xticks([])
-    ax.set(xlabel=f"{props.size} classes, sorted by share", ylabel="share (%)",
+    ax.set(xlim=(-0.5, props.size - 0.5), ylim=(0, 100 * props.max() * 1.3), xticks=[],
+           xlabel=f"{props.size} classes, sorted by share", ylabel="share (%)",
            title="Class proportions of the training split")
     ax.legend(loc="lower right", framealpha=0.9)
     return fig
