@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .curves import section_figure, setting_words
+from .curves import MIXED, section_figure, setting_words
 from .document import Bold, Bullets, Cite, Code, Equation, Heading, Math, Para, Ref, Table, Todo
 from .figures import MIXUP_ALPHA, beta_figure, lr_schedule_figure, mixup_alphas
 from .labels import fmt_loss, fmt_num, hparam_word, section_title, words_list
@@ -145,8 +145,6 @@ def mixup_section(s: StudyData) -> list:
     intro = (f"The final configuration adds mixup (α = {alpha}) to the best setting so far; it is compared "
              "with the same setting without mixup (from the weight-decay runs).",)
     blocks += _experiment(s, final, intro, runs, hist)
-    blocks.append(Para(("Under mixup the training loss and accuracy are measured on the mixed batches, "
-                        "and the training accuracy is λ-weighted, so they are not comparable with the "
-                        "runs without mixup.",)))
+    blocks.append(Para((f"{MIXED}, so they are not comparable with the runs without mixup.",)))
     blocks.append(Todo("describe the effects shown in the figure; discuss why mixup acts this way."))
     return blocks

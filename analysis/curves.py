@@ -22,6 +22,8 @@ from .runs import GROUP_COLS
 MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
 COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
 LAMBDA_NOTE = "training (λ-weighted under mixup)"
+MIXED = ("Under mixup the training loss and accuracy are measured on the mixed batches, and the training "
+         "accuracy is λ-weighted")  # said in the caption and in the text of a section with mixup
 
 
 def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
@@ -109,9 +111,8 @@ def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
     if runs.groupby("setting").size().max() > 1:
         text += " Lines: mean over seeds; bands: minimum to maximum."
     if has_mixup(runs):
-        text += (" Under mixup the training loss and accuracy are measured on the mixed batches, and "
-                 "the training accuracy is λ-weighted: a prediction scores λ when it matches the first "
-                 "label of the mixed pair and 1 - λ when it matches the second.")
+        text += (f" {MIXED}: a prediction scores λ when it matches the first label of the mixed pair and "
+                 "1 - λ when it matches the second.")
     if shared:
         text += f" Shared by all runs: {', '.join(shared)}."
     return (text,)

@@ -32,8 +32,6 @@ def section_rank(section: Any) -> tuple[int, str]:
 
 def is_missing(x: Any) -> bool:
     """True for None, NaN and pandas NA/NaT."""
-    if x is None:
-        return True
     try:
         return bool(pd.isna(x))
     except (TypeError, ValueError):  # list-likes are not missing values

@@ -36,7 +36,8 @@ def breakable(tex: str) -> str:
     return re.sub(r"([/,=.])", r"\1\\allowbreak{}", tex)
 
 
-def inline(parts, numbers: dict[str, int]) -> str:
+def inline(parts) -> str:
+    """Inline parts as LaTeX: figures and tables by \\ref (LaTeX numbers them)."""
     return render_inline(parts, latex_escape, {
         Bold: lambda p: r"\textbf{" + latex_escape(p.text) + "}",
         Code: lambda p: r"\texttt{" + breakable(latex_escape(p.text)) + "}",
@@ -51,7 +52,7 @@ def listing(source: str) -> str:
     return text.replace(r"\end{lstlisting}", r"\end {lstlisting}")
 
 
-def table_float(t: Table, numbers: dict[str, int], mark: bool = True) -> list[str]:
+def table_float(t: Table, mark: bool = True) -> list[str]:
     """`t` as a booktabs float (table* when wide); `mark`: with FLOAT_MARK (paper.tex's preamble only)."""
     wide = any("±" in str(c) for row in t.rows for c in row) or len(t.header) > 5
     env = "table*" if wide else "table"
@@ -61,21 +62,21 @@ def table_float(t: Table, numbers: dict[str, int], mark: bool = True) -> list[st
            " & ".join(latex_escape(h) for h in t.header) + r" \\", r"\midrule"]
     out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in t.rows]
     out += [r"\bottomrule", r"\end{tabular}",
-            r"\caption{" + inline(caption_parts(t), numbers) + "}" + rf"\label{{{safe_label(t.label)}}}",
+            r"\caption{" + inline(caption_parts(t)) + "}" + rf"\label{{{safe_label(t.label)}}}",
             rf"\end{{{env}}}", ""]
     return out
 
 
-def _block(b, numbers) -> list[str]:
+def _block(b) -> list[str]:
     if isinstance(b, Heading):
         cmd = "section" if b.level == 1 else "subsection"
         mark = [rf"\hwmark{{{mark_name(b.text)}}}"] if b.level == 1 else []
         return [rf"\{cmd}{{{latex_escape(b.text)}}}", *mark, ""]
     if isinstance(b, Para):
-        return [inline(b.parts, numbers), ""]
+        return [inline(b.parts), ""]
     if isinstance(b, Bullets):
         return [r"\begin{itemize}\setlength{\itemsep}{1pt}\setlength{\parskip}{0pt}"] + \
-               [r"\item " + inline(i, numbers) for i in b.items] + [r"\end{itemize}", ""]
+               [r"\item " + inline(i) for i in b.items] + [r"\end{itemize}", ""]
     if isinstance(b, Listing):
         out = [r"\begin{lstlisting}", listing(b.source), r"\end{lstlisting}"]
         return out + ([r"{\footnotesize (" + latex_escape(b.origin) + ")}", ""] if b.origin else [""])
@@ -84,14 +85,14 @@ def _block(b, numbers) -> list[str]:
     if isinstance(b, Figure):
         return [r"\begin{figure}[tbp]", FLOAT_MARK, r"\centering",
                 rf"\includegraphics[width=\columnwidth]{{figures/{b.stem}.pdf}}",
-                r"\caption{" + inline(b.caption, numbers) + "}" + rf"\label{{{safe_label(b.label)}}}",
+                r"\caption{" + inline(b.caption) + "}" + rf"\label{{{safe_label(b.label)}}}",
                 r"\end{figure}", ""]
     if isinstance(b, Table):
-        return table_float(b, numbers)
+        return table_float(b)
     if isinstance(b, Todo):
         return [r"\authortodo{" + latex_escape(b.text) + "}", ""]
     if isinstance(b, Note):
-        return [r"\boxednote{" + inline(b.parts, numbers) + "}", ""]
+        return [r"\boxednote{" + inline(b.parts) + "}", ""]
     raise TypeError(f"unknown block {b!r}")
 
 
@@ -105,7 +106,6 @@ def _bibliography(doc: Document) -> list[str]:
 
 def to_latex(doc: Document, style: Path | None = None) -> str:
     """paper.tex: the official preamble of `style` (an aaai*.sty beside paper.tex) or the look-alike."""
-    numbers = doc.numbers()
     pre = preamble("official") % {"style": style.stem} if style else preamble("lookalike")
     author = latex_escape(doc.author)
     head = [pre + preamble("shared"), rf"\title{{{latex_escape(doc.title)}}}"]
@@ -115,6 +115,6 @@ def to_latex(doc: Document, style: Path | None = None) -> str:
         head += [rf"\author{{{author}\\ \normalsize\mdseries Affiliation (TODO)}}", r"\date{}"]
     body = [r"\begin{document}", r"\maketitle", ""]
     for b in doc.blocks:
-        body += _block(b, numbers)
+        body += _block(b)
     body += _bibliography(doc) + [r"\end{document}", ""]
     return "\n".join(head + body)
