@@ -36,6 +36,7 @@ from .device import check_available
 from .errors import ConfigError
 from .lock import check_free
 from .run_folder import check_usable, read_summary, run_settings
+from .trackers import check_installed
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ def check_group_overrides(overrides: list[str]) -> None:
         if options is None:
             continue
         values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
-        for v in values:  # Hydra takes no null here, not even where train.yaml has one (experiment)
-            if not (isinstance(v, str) and v in options):
+        for v in [x for v in values for x in (v if isinstance(v, list) else [v])]:  # a list: several (logger=[a,b])
+            if not (isinstance(v, str) and v in options):  # Hydra takes no null here, not even where train.yaml has one
                 raise _option_error(o.key_or_group, v, o.input_line.split("=", 1)[1], options)
 
 
@@ -202,6 +203,7 @@ def check_overrides(overrides: list[str], multirun: bool = False, limit: int | N
             with read_write(cfg):
                 for key, value in pinned.items():
                     OmegaConf.update(cfg, key, value, merge=False)
+            check_installed(cfg)  # logger=...: its package (an extra)
             check_available(cfg.trainer.device)
             _check_launcher(cfg)
             configs.append(cfg)

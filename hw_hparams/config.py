@@ -106,6 +106,37 @@ class ObjectiveConfig:
 
 
 @dataclass
+class TensorBoardConfig:
+    enabled: bool = False
+
+
+@dataclass
+class MlflowConfig:
+    enabled: bool = False
+    tracking_uri: Optional[str] = None  # null: sqlite:///<logger.dir>/mlflow.db
+    experiment: Optional[str] = None  # null: experiment_name (adhoc without one)
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    mode: str = "offline"  # offline (upload later with `wandb sync`) or online
+    project: str = "hw_hparams"
+    entity: Optional[str] = None
+
+
+@dataclass
+class LoggerConfig:
+    """Trackers (hw_hparams/trackers/); none of this changes what a run computes (run_folder.RUN_INVARIANT_GROUPS)."""
+
+    dir: Optional[str] = None  # where tracker files go; null: the run folder's parent (its sweep's folder)
+    study: Optional[str] = None  # the study the run belongs to, a tag (set by hw_hparams.homework)
+    tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 15
     batch_size: int = 128
@@ -119,6 +150,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 ConfigStore.instance().store(name="schema", node=TrainConfig)
@@ -130,6 +162,7 @@ _CHOICES = {
     "trainer.progress": ("auto", "true", "false"),
     "trainer.compile": ("auto", "true", "false"),
     "trainer.precision": ("auto", "fp32", "bf16"),
+    "logger.wandb.mode": ("offline", "online"),
 }
 
 

@@ -118,7 +118,7 @@ def auto_launcher(cfg) -> str:
 def prepare(s: Settings, train_overrides: list[str]) -> Study:
     """Resolve the demo setup and check every section's command line before anything runs."""
     root = Path(s.out) / s.study
-    common = list(train_overrides)
+    common = [f"logger.dir='{root}'", f"logger.study='{s.study}'", *train_overrides]  # trackers: one store per study
     per_section: dict[str, list[str]] = {}
     data = root / "data"
     if s.demo:

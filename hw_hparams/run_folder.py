@@ -6,6 +6,7 @@
     <run>/checkpoint.pt       everything needed to resume (checkpoint.py); checkpoint.prev.pt is the one before
     <run>/.hydra/, train.log  the command's record and log, written only once the run trains (jobs.py)
     <run>/.run.lock           held by the one process training the run (lock.py)
+    <run>/trackers.json       the run's ids in its trackers (MLflow run id, W&B run id), so a resumed run continues them
 
 Rules owned here: which config keys make a run this run (all but RUN_INVARIANT_KEYS), whether a
 folder holds this run ("same run?"), whether it is finished, whether it can resume. Every file is
@@ -39,6 +40,7 @@ CHECKPOINT_PREV = "checkpoint.prev.pt"
 HYDRA_RECORD = ".hydra"
 LOG = "train.log"
 LOCK = ".run.lock"
+TRACKERS = "trackers.json"
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "requeued")  # requeued: by SLURM, waiting to resume
@@ -55,6 +57,7 @@ RUN_INVARIANT_KEYS = frozenset({
     "trainer.device", "trainer.compile", "trainer.progress", "trainer.num_workers", "trainer.restart",
     "objective.metric", "objective.at",  # what the job returns to a search sweeper (objective.py)
 })
+RUN_INVARIANT_GROUPS = ("logger.",)  # and every key of these groups: the trackers a run logs to (trackers/)
 
 _TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
 _SUMMARY_KEYS = {"status", "config", "epochs_completed"}
@@ -154,7 +157,7 @@ def flat(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def run_settings(config: dict) -> dict[str, Any]:
     """The flat config keys that make a run this run: every key but RUN_INVARIANT_KEYS."""
-    return {k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS}
+    return {k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS and not k.startswith(RUN_INVARIANT_GROUPS)}
 
 
 def check_same_run(run_dir: Path, stored: dict, config: dict) -> None:
@@ -222,7 +225,7 @@ def restart_or_refuse(run_dir: Path, summary: dict | None, restart: bool) -> Non
             "trainer.restart=true to train it again from epoch 1 (its history is replaced), or move the folder away"
         )
     log.warning("trainer.restart=true: no usable checkpoint in %s; training it again from epoch 1 (%d epoch(s) of history replaced)", run_dir, n)
-    for name in (CHECKPOINT, CHECKPOINT_PREV, HISTORY, SUMMARY):
+    for name in (CHECKPOINT, CHECKPOINT_PREV, HISTORY, SUMMARY, TRACKERS):  # trackers: new tracker runs
         (run_dir / name).unlink(missing_ok=True)
 
 

@@ -36,6 +36,7 @@ from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
 from .plugins import register_launchers
 from .progress import final_line
+from .trackers import tracking
 from .run_folder import (
     DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
     restart_or_refuse, write_json,
@@ -116,6 +117,7 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             else:
                 m.rows, m.wall = list(m.state["history"]), m.state["wall_time_s"]
                 log.info("%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir})
+            m.tracker = held.enter_context(tracking(m.cfg, m.run_dir, m.config, m.hydra_cfg, len(m.rows)))
             ready.append(m)
         except ConfigError as err:
             m.result = err

@@ -28,6 +28,7 @@ from .optim import lr_at
 from .progress import epoch_bar
 from .run_folder import summary, write_history, write_summary
 from .steps import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
+from .trackers import NONE, Trackers
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -47,6 +48,7 @@ class Member:
     result: Any = None  # its final summary, or the exception that ended it
     device: str = ""
     train_images: int = 0
+    tracker: Trackers = NONE  # its trackers (trackers/): they log what its files say, when they say it
 
     @property
     def done(self) -> bool:
@@ -59,6 +61,7 @@ class Member:
     def write(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> dict:
         s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test, message)
         write_summary(self.run_dir, s)
+        self.tracker.update(self.rows, s)
         return s
 
     def log(self, level: int, fmt: str, *args: Any, many: bool = False) -> None:

@@ -1,6 +1,6 @@
 """Shared fixtures: small generated datasets in CIFAR-100's on-disk format, one tiny demo study;
-tests marked with a tool marker (`tex`) or an extra's marker (`optuna`) skip without the tool or the
-extra's packages, and fail without them in CI (HW_CI=1)."""
+tests marked with a tool marker (`tex`) or an extra's marker (`optuna`, `tensorboard`, `mlflow`, `wandb`) skip
+without the tool or the extra's packages, and fail without them in CI (HW_CI=1)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,13 @@ settings.load_profile("any_speed")
 
 #: Marker -> the programs its tests need on PATH (see pyproject.toml's markers).
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
-#: Marker -> (the modules its tests need, the extra of pyproject.toml that installs them).
-EXTRAS = {"optuna": (("optuna", "hydra_plugins.hydra_optuna_sweeper"), "optuna")}
+#: Marker -> (the modules its tests need, the extra of pyproject.toml that installs them; .ci/run installs all).
+EXTRAS = {
+    "optuna": (("optuna", "hydra_plugins.hydra_optuna_sweeper"), "optuna"),
+    "tensorboard": (("tensorboard",), "tensorboard"),
+    "mlflow": (("mlflow",), "mlflow"),
+    "wandb": (("wandb",), "wandb"),
+}
 # Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
 DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
         "trainer.progress=false", "trainer.device=cpu"]

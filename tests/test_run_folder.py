@@ -18,7 +18,7 @@ from hw_hparams import naming
 from hw_hparams.cli import check_overrides, job_folder
 from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.run_folder import RUN_INVARIANT_KEYS, check_same_run, flat
+from hw_hparams.run_folder import RUN_INVARIANT_GROUPS, RUN_INVARIANT_KEYS, check_same_run, flat
 
 
 def folders(overrides: list[str], multirun: bool = False) -> list[str]:
@@ -84,6 +84,9 @@ OTHER_VALUE = {
     "data.val_size": "500", "data.split_seed": "3", "data.verify_checksums": "false", "model.name": "tiny",
     "trainer.device": "cpu", "trainer.progress": "true", "trainer.num_workers": "2", "trainer.compile": "false",
     "trainer.precision": "bf16", "trainer.restart": "true",
+    "logger.dir": "/trackers", "logger.study": "s", "logger.tensorboard.enabled": "true", "logger.mlflow.enabled": "true",
+    "logger.mlflow.tracking_uri": "sqlite:////t/m.db", "logger.mlflow.experiment": "e", "logger.wandb.enabled": "true",
+    "logger.wandb.mode": "online", "logger.wandb.project": "p", "logger.wandb.entity": "me",
 }
 
 
@@ -103,7 +106,7 @@ def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp
         except ConfigError as err:
             resumable = False
             assert key in str(err)
-        assert same_folder == resumable == (key in RUN_INVARIANT_KEYS), key
+        assert same_folder == resumable == (key in RUN_INVARIANT_KEYS or key.startswith(RUN_INVARIANT_GROUPS)), key
     assert str(job_folder(check_overrides(["experiment_name=elsewhere"])[0], False)).startswith("outputs/run/elsewhere/")
 
 
