@@ -129,7 +129,7 @@ class WandbConfig:
 class LoggerConfig:
     """Trackers (hw_hparams/trackers/); none of this changes what a run computes (run_folder.RUN_INVARIANT_GROUPS)."""
 
-    dir: Optional[str] = None  # where tracker files go; null: the run folder's parent (its sweep's folder)
+    dir: Optional[str] = field(default=None, metadata={"path": True})  # where tracker files go; null: the run folder's parent
     study: Optional[str] = None  # the study the run belongs to, a tag (set by hw_hparams.homework)
     tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)

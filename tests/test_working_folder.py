@@ -39,11 +39,12 @@ def test_a_run_with_chdir_reads_its_relative_data_root_where_the_command_ran(tmp
 
 
 def test_paths_from_makes_only_relative_path_keys_absolute():
-    assert path_keys() == ("data.root",)
+    assert path_keys() == ("data.root", "logger.dir")
     folder = os.path.join(os.sep, "launched", "here")
     for given, meant in (("fd", os.path.join(folder, "fd")), ("../d/x", os.path.join(folder, "../d/x")), ("/abs/fd", "/abs/fd")):
         cfg = compose_train([*TINY_RUN, f"data.root={given}", "optim.lr=0.5"])
         moved = paths_from(cfg, folder)
         assert moved.data.root == meant and cfg.data.root == given  # a copy; the given config is unchanged
+        assert moved.logger.dir is None  # unset stays unset
         assert {**as_dict(moved), "data": None} == {**as_dict(cfg), "data": None}
         assert {k: v for k, v in as_dict(moved)["data"].items() if k != "root"} == {k: v for k, v in as_dict(cfg)["data"].items() if k != "root"}
