@@ -105,6 +105,8 @@ def self_check(steps: list[Callable], params: list[torch.Tensor], state: Snapsho
     for step in steps:
         before = [p.detach().clone() for p in params]
         stats = step(*batch)
-        results.append(([stats[:, 0].clone()], [p.grad.clone() for p in params], [p.detach() - b for p, b in zip(params, before)]))
+        results.append(
+            ([stats[:, 0].clone()], [p.grad.clone() for p in params], [p.detach() - b for p, b in zip(params, before)])
+        )
         state.restore()
     return max(_rel(a, b) for a, b in zip(*results))

@@ -63,8 +63,12 @@ def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: 
             if len(part) == 1:
                 raise
             size = len(part) // 2
-            log.warning("out of memory training %d runs as one network (%s); retrying with %d at a time",
-                        len(part), " ".join(str(err).split())[:120], size)
+            log.warning(
+                "out of memory training %d runs as one network (%s); retrying with %d at a time",
+                len(part),
+                " ".join(str(err).split())[:120],
+                size,
+            )
             del err
             release(device)
             for m in part:
@@ -74,7 +78,7 @@ def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: 
         record = part[0].compile
         if record is not None and record.per_run_bytes:
             _PER_RUN[kind] = record.per_run_bytes
-        pending = pending[len(part):]
+        pending = pending[len(part) :]
 
 
 def _back_to_checkpoint(m: Any, device: torch.device) -> None:

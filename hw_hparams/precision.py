@@ -35,8 +35,10 @@ def precision_for(capability: Optional[tuple[int, int]], setting: str) -> tuple[
         return ("fp32" if capability is None else "bf16" if native else "fp16"), None
     if setting == "bf16" and capability is not None and not native:
         major, minor = capability
-        return "bf16", (f"trainer.precision=bf16 on a GPU of compute capability {major}.{minor}, which has no native bf16: "
-                        "it is emulated (slow) and may not compile; trainer.precision=auto gives fp16 there")
+        return "bf16", (
+            f"trainer.precision=bf16 on a GPU of compute capability {major}.{minor}, which has no native bf16: "
+            "it is emulated (slow) and may not compile; trainer.precision=auto gives fp16 there"
+        )
     return setting, None
 
 

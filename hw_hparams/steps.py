@@ -131,6 +131,7 @@ class Group:
     randoms: list[RunRandom]
     prepared: bool = False
     trusted: bool = False  # a compiled training epoch has ended without error
+    eval_trusted: bool = False  # a compiled evaluation pass has ended without error
     record: CompileRecord = field(init=False)
     eager_step: Callable = field(init=False)
     fast_step: Optional[Callable] = field(init=False, default=None)
@@ -245,13 +246,15 @@ def _train_epoch(group: Group, split: Split, bar: Optional[Any]) -> list[EpochMe
 
 def evaluate(group: Group, split: Split) -> list[EpochMetrics]:
     """Each run's mean loss and accuracy over `split` in eval mode (see engine.evaluate). An error of
-    the compiled evaluation before the group's first compiled epoch has ended makes evaluation eager
-    (it changes no state; training stays compiled) under trainer.compile=auto."""
+    the compiled evaluation in its first pass makes evaluation eager (it changes no state; training
+    stays compiled) under trainer.compile=auto, and is a one-line error under true."""
     s = group.settings
     try:
-        return evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last, group.fast_eval)
+        metrics = evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last, group.fast_eval)
+        group.eval_trusted = group.fast_eval is not None
+        return metrics
     except Exception as err:  # noqa: BLE001
-        if group.fast_eval is None or isinstance(err, torch.cuda.OutOfMemoryError) or group.trusted:
+        if group.fast_eval is None or isinstance(err, torch.cuda.OutOfMemoryError) or group.eval_trusted:
             raise
         reason = f"the compiled evaluation step failed ({one_line(err)})"
         if not s.eager_fallback:

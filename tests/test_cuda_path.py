@@ -93,6 +93,7 @@ def _use(monkeypatch, backend):
 
 # --- layouts, recompilation, graph breaks -----------------------------------------------------
 
+
 @pytest.mark.parametrize("k", [1, 2])
 def test_every_batch_gets_its_draws_from_one_buffer_laid_out_as_fresh_tensors(k):
     randoms = [RunRandom(seed, CPU) for seed in range(k)]
@@ -130,7 +131,9 @@ def test_inductor_compiles_once_and_trains_like_eager_for_k_runs(k):
     compiled = _train(group, train, val, epochs=3)  # a new learning rate each epoch
     assert _graph_counts() == after_capture, "recompiled or broke a graph after capture"
     record = group.record.as_dict()
-    assert record["recompiles"] == 0 and record["graph_breaks"] == 0 and record["compiled"] and record["fallback"] is None
+    assert (
+        record["recompiles"] == 0 and record["graph_breaks"] == 0 and record["compiled"] and record["fallback"] is None
+    )
     assert record["self_check"]["max_rel_diff"] <= TOLERANCE["fp32"]
     for epoch_eager, epoch_fast in zip(eager, compiled):
         for run_eager, run_fast in zip(epoch_eager, epoch_fast):
@@ -149,7 +152,10 @@ def test_ten_groups_in_one_process_each_train_with_their_compiled_steps(monkeypa
         group.optimizer.set_lr([0.01])
         fastpath.train_epoch(group, train)
         mine = [graph for graph in backend.graphs if graph["label"] == g]
-        assert any(x["optimizer"] and x["calls"] == 2 for x in mine), (g, mine)  # two full batches, each one compiled update
+        assert any(x["optimizer"] and x["calls"] == 2 for x in mine), (
+            g,
+            mine,
+        )  # two full batches, each one compiled update
         assert any(not x["optimizer"] and x["calls"] == 2 for x in mine), (g, mine)
 
 
@@ -176,7 +182,9 @@ def test_every_input_a_compiled_step_mutates_has_a_static_address(monkeypatch):
     group = _group("true", 2, precision="fp16", compile=True)  # fp16: the loss scales are mutated too
     fastpath.prepare(group, train, val)
     kinds = {optimizer for optimizer, _ in mutated}
-    assert kinds == {True, False}, "expected mutations in the forward graph (BatchNorm statistics) and the optimizer graph"
+    assert kinds == {True, False}, (
+        "expected mutations in the forward graph (BatchNorm statistics) and the optimizer graph"
+    )
     assert all(static is not None for _, static in mutated), "a mutated graph input without a static address"
 
 
@@ -223,7 +231,9 @@ def test_fp16_trains_as_torch_autocast_with_torch_grad_scaler(monkeypatch):
         for start in range(0, len(train), BATCH):
             cols = slice(start, start + BATCH)
             idx = torch.as_tensor(plan.order[cols])
-            x = NORM(crop_flip(train.images[idx], *(torch.as_tensor(a[cols]) for a in (plan.top, plan.left, plan.flip))))
+            x = NORM(
+                crop_flip(train.images[idx], *(torch.as_tensor(a[cols]) for a in (plan.top, plan.left, plan.flip)))
+            )
             with torch.autocast("cpu", dtype=torch.float16):
                 loss = F.cross_entropy(reference(x).float(), train.labels[idx])
             optimizer.zero_grad()
@@ -236,6 +246,7 @@ def test_fp16_trains_as_torch_autocast_with_torch_grad_scaler(monkeypatch):
 
 
 # --- self-check and fallback ------------------------------------------------------------------
+
 
 def _wrong_forward(graph, args, out):
     """Every float output of the forward graph 10% too large (a miscompiled step)."""
@@ -288,6 +299,7 @@ def test_a_compiled_step_that_raises_in_epoch_1_restarts_it_eagerly(monkeypatch,
 
 # --- runs: out of memory, resume, the record ----------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     from hw_hparams.data.fake import write_fake_cifar100
@@ -298,12 +310,23 @@ def data_root(tmp_path_factory):
 
 
 def _cfg(root, *extra):
-    return compose_train([*fake_data_overrides(root, val_size=40), "model=tiny", "epochs=2", "batch_size=50",
-                          "trainer.progress=false", *extra])
+    return compose_train(
+        [
+            *fake_data_overrides(root, val_size=40),
+            "model=tiny",
+            "epochs=2",
+            "batch_size=50",
+            "trainer.progress=false",
+            *extra,
+        ]
+    )
 
 
 def test_out_of_memory_retries_a_group_with_half_the_runs_until_it_fits(data_root, tmp_path, monkeypatch):
-    configs = [_cfg(data_root, f"optim.lr={lr}", f"seed={seed}") for lr, seed in [(0.01, 0), (0.02, 1), (0.005, 2), (0.03, 3), (0.01, 4)]]
+    configs = [
+        _cfg(data_root, f"optim.lr={lr}", f"seed={seed}")
+        for lr, seed in [(0.01, 0), (0.02, 1), (0.005, 2), (0.03, 3), (0.01, 4)]
+    ]
     for i, cfg in enumerate(configs):
         run(cfg, tmp_path / f"alone{i}")
     real_train_epoch, sizes = training_module.train_epoch, []
@@ -335,7 +358,9 @@ def _stop_after_epoch_1(monkeypatch):
     return lambda: monkeypatch.setattr(training_module, "evaluate", real_evaluate)
 
 
-def test_a_run_resumes_from_a_checkpoint_whose_generators_come_from_another_device_type(data_root, tmp_path, monkeypatch):
+def test_a_run_resumes_from_a_checkpoint_whose_generators_come_from_another_device_type(
+    data_root, tmp_path, monkeypatch
+):
     cfg = _cfg(data_root, "augmentation=mixup")
     run(cfg, tmp_path / "straight")
     undo = _stop_after_epoch_1(monkeypatch)
@@ -345,12 +370,18 @@ def test_a_run_resumes_from_a_checkpoint_whose_generators_come_from_another_devi
     path = tmp_path / "moved" / "checkpoint.pt"
     state = torch.load(path, weights_only=False)
     assert state["random"]["torch_device"] == "cpu" and state["precision"] == "fp32"
-    state["random"]["torch"] = torch.cuda.default_generators[0].get_state() if torch.cuda.is_available() else torch.zeros(16, dtype=torch.uint8)
+    state["random"]["torch"] = (
+        torch.cuda.default_generators[0].get_state()
+        if torch.cuda.is_available()
+        else torch.zeros(16, dtype=torch.uint8)
+    )
     state["random"]["torch_device"] = "cuda"  # as saved by a CUDA generator (Philox: 16 bytes)
     torch.save(state, path)
     assert run(cfg, tmp_path / "moved")["status"] == "completed"
     # the tiny network has no dropout: every draw it uses comes from numpy and continues exactly
-    assert without_timing(read_rows(tmp_path / "moved" / "history.csv")) == without_timing(read_rows(tmp_path / "straight" / "history.csv"))
+    assert without_timing(read_rows(tmp_path / "moved" / "history.csv")) == without_timing(
+        read_rows(tmp_path / "straight" / "history.csv")
+    )
 
 
 def test_a_resumed_run_keeps_the_precision_it_started_with(data_root, tmp_path, monkeypatch):
@@ -370,7 +401,9 @@ def test_a_resumed_run_keeps_the_precision_it_started_with(data_root, tmp_path, 
 
 
 def test_an_fp16_run_resumes_exactly_with_its_loss_scale(data_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(LossScale, "GROWTH_INTERVAL", 1)  # the scale doubles every step until fp16 overflows, then halves
+    monkeypatch.setattr(
+        LossScale, "GROWTH_INTERVAL", 1
+    )  # the scale doubles every step until fp16 overflows, then halves
     cfg = _cfg(data_root, "trainer.precision=fp16", "batch_size=25")
     run(cfg, tmp_path / "straight")
     undo = _stop_after_epoch_1(monkeypatch)
@@ -379,7 +412,9 @@ def test_an_fp16_run_resumes_exactly_with_its_loss_scale(data_root, tmp_path, mo
     undo()
     assert checkpoint.load(tmp_path / "resumed", CPU)["loss_scale"]["scale"] == 2.0**20  # 4 steps grown
     run(cfg, tmp_path / "resumed")
-    assert without_timing(read_rows(tmp_path / "resumed" / "history.csv")) == without_timing(read_rows(tmp_path / "straight" / "history.csv"))
+    assert without_timing(read_rows(tmp_path / "resumed" / "history.csv")) == without_timing(
+        read_rows(tmp_path / "straight" / "history.csv")
+    )
 
 
 def test_the_compile_record_is_in_summary_json_and_in_the_analysis(data_root, tmp_path):
