@@ -40,7 +40,7 @@ GROUP_COLS = [c for c in HPARAMS if c != "seed"]
 EXTRA_LABEL_COLS = ("epochs", "batch_size", "momentum")
 META_COLS = ["run_dir", "section", "setting"] + HPARAMS
 RUN_COLS = META_COLS + ["status", "epochs_completed", *FINAL_COLS, "best_val_acc", "best_epoch",
-                        "test_loss", "test_acc", "wall_time_s", "images_per_s", "device", "message"]
+                        "test_loss", "test_acc", "wall_time_s", "images_per_s", "device", "compile", "message"]
 RUN_MARKERS = ("history.csv", "summary.json")
 #: A folder holding this file is analysis output (runs.csv beside an aggregated history.csv), never a run.
 REPORT_MARKER = "runs.csv"
@@ -197,8 +197,21 @@ def _run_record(run_dir: Path, summary: dict | None, n_hist: int, cfg: dict[str,
     rec["wall_time_s"] = _num(s.get("wall_time_s"))
     rec["images_per_s"] = _num(s.get("images_per_s"))
     rec["device"] = s.get("device")
+    rec["compile"] = compile_words(s.get("compile"))
     rec["message"] = s.get("message")
     return rec
+
+
+def compile_words(record: Any) -> str | None:
+    """summary.json's `compile` record in words: 'compiled, bf16: 3 graphs, 0 recompiles, ...' or 'eager, fp32 (fallback: ...)'."""
+    if not isinstance(record, dict):
+        return None
+    precision = record.get("precision", "?")
+    if record.get("compiled"):
+        counts = ", ".join(f"{record.get(k, '?')} {k.replace('_', ' ')}" for k in ("graphs", "recompiles", "graph_breaks", "cudagraph_skips"))
+        return f"compiled, {precision}: {counts}, {_num(record.get('compile_s')):.0f} s to compile"
+    fallback = record.get("fallback")
+    return f"eager, {precision}" + (f" (fallback: {fallback})" if fallback else "")
 
 
 def _as_int(s: pd.Series) -> pd.Series:

@@ -94,6 +94,7 @@ class TrainerConfig:
     num_workers: int = 0
     compile: str = "auto"
     precision: str = "auto"
+    tf32: bool = True
     restart: bool = False
 
 
@@ -161,7 +162,7 @@ JOB_DEVICE = re.compile(r"^cuda:job(?:/([1-9]\d*))?$")
 _CHOICES = {
     "trainer.progress": ("auto", "true", "false"),
     "trainer.compile": ("auto", "true", "false"),
-    "trainer.precision": ("auto", "fp32", "bf16"),
+    "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
     "logger.wandb.mode": ("offline", "online"),
 }
 

@@ -48,13 +48,13 @@ FINISHED = ("completed", "diverged")  # never trained again
 
 # Config keys that do not change what a run computes: where the data lies and whether it is
 # fetched or md5-checked (the data itself is checked through data_stats.json), which device and
-# whether the step is compiled (float rounding only), how progress shows, which folder the run is
+# whether the step is compiled or uses TF32 (float rounding only), how progress shows, which folder the run is
 # filed under, whether the test split is evaluated at the end (the training is the same), the
 # restart switch, and the objective a job returns. They stay out of run folder names (naming.py)
 # and may differ on resume.
 RUN_INVARIANT_KEYS = frozenset({
     "experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums",
-    "trainer.device", "trainer.compile", "trainer.progress", "trainer.num_workers", "trainer.restart",
+    "trainer.device", "trainer.compile", "trainer.tf32", "trainer.progress", "trainer.num_workers", "trainer.restart",
     "objective.metric", "objective.at",  # what the job returns to a search sweeper (objective.py)
 })
 RUN_INVARIANT_GROUPS = ("logger.",)  # and every key of these groups: the trackers a run logs to (trackers/)
@@ -271,8 +271,10 @@ def summary(
     train_images: int,
     test: dict | None = None,
     message: str | None = None,
+    compile: dict | None = None,
 ) -> dict:
-    """The content of summary.json. `images_per_s`: training images per second of epoch time (train + val)."""
+    """The content of summary.json. `images_per_s`: training images per second of epoch time (train + val);
+    `compile`: the compiled step's record (compile_guard.CompileRecord: precision, graphs, recompiles, fallback, ...)."""
     assert status in STATUSES, status
     best_acc, best_ep = best_epoch(rows)
     final = {k: v for k, v in rows[-1].items() if k != "epoch_time_s"} if rows else None
@@ -287,6 +289,7 @@ def summary(
         "wall_time_s": wall_time_s,
         "images_per_s": _images_per_s(rows, train_images),
         "device": device,
+        "compile": compile,
         "message": message,
         "config": config,
         "versions": versions(),

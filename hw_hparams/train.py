@@ -31,6 +31,7 @@ from .config import as_dict, paths_from, validate
 from .data import load_study_data
 from .device import pick_device
 from .errors import ConfigError
+from .fused_sizing import train_sized
 from .interrupt import handle_signals
 from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
@@ -115,14 +116,19 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             if m.state is None:
                 restart_or_refuse(m.run_dir, m.previous, m.cfg.trainer.restart)  # never silently over trained epochs
             else:
-                m.rows, m.wall = list(m.state["history"]), m.state["wall_time_s"]
+                m.rows, m.wall = checkpoint.progress(m.state)
                 log.info("%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir})
             m.tracker = held.enter_context(tracking(m.cfg, m.run_dir, m.config, m.hydra_cfg, len(m.rows)))
             ready.append(m)
         except ConfigError as err:
             m.result = err
-    for _, at_epoch in groupby(sorted(ready, key=lambda m: len(m.rows)), key=lambda m: len(m.rows)):
-        train_members(list(at_epoch), data, device)
+    for _, together in groupby(sorted(ready, key=_group_key), key=_group_key):
+        train_sized(list(together), lambda part: train_members(part, data, device), device)
+
+
+def _group_key(m: Member) -> tuple[int, str]:
+    """Runs train as one network only at the same epoch and in the precision they started with."""
+    return len(m.rows), checkpoint.precision(m.state) or ""
 
 
 def train_job(cfg: DictConfig) -> float | objective.NoObjective:
