@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from itertools import groupby
 from pathlib import Path
@@ -26,7 +27,7 @@ from omegaconf import DictConfig
 
 from . import checkpoint, naming, objective  # noqa: F401 - naming registers the resolvers that name run folders
 from .cli import normalize_argv, preflight
-from .config import as_dict, validate
+from .config import as_dict, paths_from, validate
 from .data import load_study_data
 from .device import pick_device
 from .errors import ConfigError
@@ -135,9 +136,13 @@ def train_job(cfg: DictConfig) -> float | objective.NoObjective:
     run's objective (`cfg.objective`) for search sweepers, NoObjective when it has none (objective.py)."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    shown_dir = run_dir
+    if hydra_cfg.job.chdir:  # Hydra runs the job in its run folder: relative paths still mean where the command ran
+        cfg = paths_from(cfg, hydra_cfg.runtime.cwd)
+        shown_dir = Path(os.path.relpath(run_dir, hydra_cfg.runtime.cwd))
     with job_outcome(run_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN):
         summary = run(cfg, run_dir)
-        log.info(final_line(run_dir, summary))
+        log.info(final_line(shown_dir, summary))
         return objective.of_job(cfg, run_dir, summary)
 
 

@@ -11,9 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hw_hparams.data.fake import write_fake_cifar100
-from support import run_cli, stamps
+from support import LONG_PATIENCE_S, run_cli, stamps
+
+# Property tests judge results, never speed: no per-example deadline and no "too slow" health check,
+# which a machine busy with other work would trip (a test's own @settings may add to this).
+settings.register_profile("any_speed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("any_speed")
 
 #: Marker -> the programs its tests need on PATH (see pyproject.toml's markers).
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
@@ -57,13 +63,13 @@ def demo(tmp_path_factory):
     """The tiny demo study run once, then the same command again (figures off): both outputs and the state between."""
     cwd = tmp_path_factory.mktemp("homework")
     t0 = time.perf_counter()
-    first = run_cli(DEMO, cwd, module="hw_hparams.homework")
+    first = run_cli(DEMO, cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S)
     seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr[-3000:]
     study = cwd / "outputs" / "t"
     before = stamps(study)
     report = (study / "report" / "report.md").read_text()
-    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework")
+    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S)
     assert again.returncode == 0, again.stderr[-3000:]
     print(f"demo study: {seconds:.1f} s")
     return {"study": study, "first": first, "again": again, "before": before, "report": report, "seconds": seconds}

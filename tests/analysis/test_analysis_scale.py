@@ -13,7 +13,9 @@ import analysis_synth
 from analysis_synth import HIST_HEADER, make_config
 
 N_RUNS, N_EPOCHS = 1000, 300
-LIMIT_S = 15.0  # generous for slow CI machines; typically a few seconds
+# CPU seconds of this process (not wall-clock time, which other work on the machine stretches at will);
+# generous for slow CI machines; typically a few seconds.
+LIMIT_S = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,10 @@ def big_study(tmp_path_factory):
 
 @pytest.mark.timing
 def test_collect_1000_runs_is_fast(big_study):
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     runs, hist = analysis.collect([big_study])
-    elapsed = time.perf_counter() - t0
-    print(f"\ncollect: {N_RUNS} runs x {N_EPOCHS} epochs in {elapsed:.2f} s")
+    elapsed = time.process_time() - cpu0  # collect reads files in this process alone (no workers)
+    print(f"\ncollect: {N_RUNS} runs x {N_EPOCHS} epochs in {elapsed:.2f} CPU s ({time.perf_counter() - t0:.2f} s wall-clock)")
     assert len(runs) == N_RUNS
     assert len(hist) == N_RUNS * N_EPOCHS
     assert elapsed < LIMIT_S
