@@ -84,6 +84,7 @@ OTHER_VALUE = {
     "data.val_size": "500", "data.split_seed": "3", "data.verify_checksums": "false", "model.name": "tiny",
     "trainer.device": "cpu", "trainer.progress": "true", "trainer.num_workers": "2", "trainer.compile": "false",
     "trainer.precision": "bf16", "trainer.restart": "true", "trainer.tf32": "false",
+    "objective.metric": "val_loss", "objective.at": "best",
     "logger.dir": "/trackers", "logger.study": "s", "logger.tensorboard.enabled": "true", "logger.mlflow.enabled": "true",
     "logger.mlflow.tracking_uri": "sqlite:////t/m.db", "logger.mlflow.experiment": "e", "logger.wandb.enabled": "true",
     "logger.wandb.mode": "online", "logger.wandb.project": "p", "logger.wandb.entity": "me",
