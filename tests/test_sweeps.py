@@ -87,6 +87,8 @@ def test_cuda_job_devices_spread_jobs_over_gpus(monkeypatch):
     assert [device.gpu_for_job(n, 1, 2) for n in range(4)] == [0, 1, 0, 1]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    made_current = []  # pick_device makes the job's GPU the current one (no GPU here to really do it)
+    monkeypatch.setattr(torch.cuda, "set_device", made_current.append)
     assert device.job_num() == 0  # outside a sweep
     cfg = _compose([], hydra=True)
     with open_dict(cfg):
@@ -96,6 +98,7 @@ def test_cuda_job_devices_spread_jobs_over_gpus(monkeypatch):
     assert device.job_num() == 5
     assert device.pick_device("cuda:job") == torch.device("cuda", 1)
     assert device.pick_device("cuda:job/2") == torch.device("cuda", 2)
+    assert made_current == [torch.device("cuda", 1), torch.device("cuda", 2)]
     check_overrides(["trainer.device=cuda:job/3"])
     with pytest.raises(ConfigError, match="^trainer.device='cuda:job/0' is not allowed"):
         check_overrides(["trainer.device=cuda:job/0"])
