@@ -1,9 +1,9 @@
-"""Our Hydra launcher plugins, registered with Hydra by name as well as found by its scan.
+"""Our Hydra launcher and sweeper plugins, registered with Hydra by name as well as found by its scan.
 
 Hydra 1.3 finds plugins by listing the folders of the `hydra_plugins` namespace package; an
 editable install in setuptools' default mode hides ours from that listing (the README's install
 uses editable_mode=strict, which does not). Registering them here, with Hydra's public
-`Plugins.register`, makes `hydra/launcher=fused` and `hydra/launcher=slurm` work in our own commands
+`Plugins.register`, makes `hydra/launcher=fused`, `hydra/launcher=slurm` and `hydra/sweeper=stage` work in our own commands
 however the project was installed; importing them registers their configs (ConfigStore) too.
 Registering twice is harmless.
 """
@@ -13,6 +13,7 @@ def register_launchers() -> None:
     from hydra.core.plugins import Plugins
     from hydra_plugins.hw_hparams_fused.fused_launcher import FusedLauncher
     from hydra_plugins.hw_hparams_slurm.slurm_launcher import SlurmLauncher
+    from hydra_plugins.hw_hparams_stage.stage_sweeper import StageSweeper
 
-    for launcher in (FusedLauncher, SlurmLauncher):
-        Plugins.instance().register(launcher)
+    for plugin in (FusedLauncher, SlurmLauncher, StageSweeper):
+        Plugins.instance().register(plugin)

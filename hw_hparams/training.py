@@ -26,7 +26,7 @@ from .fusion import copy_state, load_copy, part_of
 from .interrupt import deferred, stop_reason
 from .optim import lr_at
 from .progress import epoch_bar
-from .run_folder import summary, write_history, write_summary
+from .run_folder import FINISHED, summary, utc_now, write_history, write_summary
 from .steps import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
 
 log = logging.getLogger("hw_hparams.train")
@@ -47,6 +47,8 @@ class Member:
     result: Any = None  # its final summary, or the exception that ended it
     device: str = ""
     train_images: int = 0
+    started_at: Optional[str] = None  # when it first started training (kept over resumes), ISO 8601 UTC
+    finished_at: Optional[str] = None  # when it completed or diverged
 
     @property
     def done(self) -> bool:
@@ -57,7 +59,10 @@ class Member:
         return self.run_dir.name
 
     def write(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> dict:
-        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test, message)
+        if status in FINISHED and self.finished_at is None:
+            self.finished_at = utc_now()
+        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test, message,
+                    self.started_at, self.finished_at)
         write_summary(self.run_dir, s)
         return s
 
@@ -98,6 +103,7 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     group = build_group(cfg.model.name, [run_spec(m.cfg) for m in members], device, normalize, settings, cfg.batch_size)
     for i, m in enumerate(members):
         m.device, m.train_images = str(device), len(data.train)
+        m.started_at, m.finished_at = ((m.previous or {}).get(k) for k in ("started_at", "finished_at"))
         if m.state is not None:
             _resume(group, i, m.state)
     many = len(members) > 1
@@ -106,6 +112,7 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     batches = math.ceil(len(data.train) / cfg.batch_size)
     live = [m for m in members if len(m.rows) < cfg.epochs]
     for m in live:
+        m.started_at, m.finished_at = m.started_at or utc_now(), None
         m.write("running")
     started = time.perf_counter()
     try:
