@@ -21,7 +21,7 @@ from .selection import Metric
 RESERVED = {
     "experiment", "experiment_name", "lr", "optim.lr", "schedule", "schedule.name", "regularization",
     "optim.weight_decay", "augmentation", "augmentation.mixup_alpha", "augmentation.crop_flip",
-    "eval_test", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra/launcher",
+    "eval_test", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra/launcher", "hydra/sweeper", "hydra.sweeper.jobs",
 }
 SWEEPABLE = {"seed"}  # swept on the command line, every section runs every value (error bars)
 
@@ -62,7 +62,8 @@ SETTINGS_HELP = "Settings (key=value, default in brackets):\n" + "\n".join(
 Any other key=value is a training override for every run (see hw-train --help): most used are
 data.root (data), data.download (true), trainer.device (auto, cpu, cuda, cuda:job), seed (0; seed=0,1,2
 runs every section for each seed), hydra.launcher.n_jobs=3 (with launcher=joblib). The study sets
-lr, schedule, weight decay, augmentation and eval_test itself.
+lr, schedule, weight decay, augmentation and eval_test itself, and runs every stage of its plan
+(sections whose choices are known) as one sweep: see plan=true.
 
 Folders (relative to where you run it):
   <out>/<study>/<section>/<name>/   the runs of each section (lr_sweep, schedule_sweep, wd_sweep, mixup),
