@@ -136,7 +136,7 @@ def plan_text(c) -> tuple:
     for sp in (x for x in c.speculative if not x.get("chosen")):
         word = sp['choice'].replace('_', ' ')
         text += [f" The {sp['section']} run at {word} {fmt_num(sp['value'])} (", Code(", ".join(sp["run_dirs"])),
-                 f") trained speculatively, before the {word} was chosen; it was not chosen and was never "
+                 f") trained speculatively, on a guess of the {word}; it was not chosen and was never "
                  "evaluated on the test split."]
     return tuple(text)
 

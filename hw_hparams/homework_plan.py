@@ -25,9 +25,10 @@ CIFAR100_TRAIN = 50000  # training + validation images of an epoch on CIFAR-100
 
 
 def chosen_overrides(part: Part, made: dict[str, Any]) -> list[str]:
-    """The overrides a part gets for the choices its section needs: made ones (selection.Choice), else its guess."""
+    """The overrides a part gets for the choices its section needs: its guess (what the part is, made or
+    not), then the made ones (selection.Choice); a choice neither made nor guessed keeps the experiment's value."""
     values = {name: c.value for name, c in made.items()}
-    if part.guess and part.guess[0] not in values:
+    if part.guess:
         values[part.guess[0]] = part.guess[1]
     needs = next(s.needs for s in SECTIONS if s.name == part.section)
     return [f"{DECISION[n].key}={values[n]}" for n in needs if n in values]

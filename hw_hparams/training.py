@@ -111,8 +111,9 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     make_bar = epoch_bar(cfg.trainer.progress)
     batches = math.ceil(len(data.train) / cfg.batch_size)
     live = [m for m in members if len(m.rows) < cfg.epochs]
+    now = utc_now()
     for m in live:
-        m.started_at, m.finished_at = m.started_at or utc_now(), None
+        m.started_at, m.finished_at = m.started_at or now, None
         m.write("running")
     started = time.perf_counter()
     try:

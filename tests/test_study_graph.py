@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DEMO, ONE_THREAD
-from support import read_rows, run_cli, without_timing
+from support import TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
 from hw_hparams import bench, homework
 
 JOBLIB = ["launcher=joblib", "hydra.launcher.n_jobs=2", "figures=false"]
@@ -196,3 +196,18 @@ def test_speculation_tests_the_candidate_another_metric_picks(concurrent, tmp_pa
     (other,) = [x for x in json.loads((study / "choices.json").read_text())["speculative"] if not x["chosen"]]
     assert other["value"] == by_val_acc and mixup[other["run_dirs"][0].split("/", 1)[1]]["test"] is None
     assert f"(`{other['run_dirs'][0]}`) trained speculatively" in (study / "report" / "report.md").read_text()
+
+
+def test_a_stage_sweep_fuses_the_runs_of_different_sections_into_one_network(fake_root, tmp_path):
+    """hydra/sweeper=stage: listed jobs of two experiments, one sweep; the fused launcher groups them by network shape."""
+    jobs = "[['experiment=wd_sweep','optim.weight_decay=1e-4'],['experiment=mixup','augmentation=mixup']]"
+    args = ["-m", "epochs=1", *TINY_RUN, *fake_data_overrides(fake_root), "trainer.device=cpu", "hydra/launcher=fused",
+            "hydra/sweeper=stage", f"hydra.sweeper.jobs={jobs}", f"hydra.sweep.dir={tmp_path / 'study'}",
+            "hydra.sweep.subdir='${experiment_name}/${hw_run_name:}'"]
+    result = run_cli(args, tmp_path, env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Launching 2 jobs as 1 fused group(s) of 2" in result.stderr
+    runs = {p.parent.parent.name: json.loads(p.read_text()) for p in (tmp_path / "study").glob("*/*/summary.json")}
+    assert set(runs) == {"wd_sweep", "mixup"} and all(s["status"] == "completed" for s in runs.values())
+    assert (runs["wd_sweep"]["config"]["optim"]["weight_decay"], runs["mixup"]["config"]["augmentation"]["mixup_alpha"]) == (1e-4, 0.2)
+    assert runs["wd_sweep"]["started_at"] == runs["mixup"]["started_at"]  # one network: they started together
