@@ -131,8 +131,9 @@ def plan_text(c) -> tuple:
         return f"{what} ({st['runs']} run{'s' * (st['runs'] != 1)}, {st['epochs']} epoch{'s' * (st['epochs'] != 1)})"
 
     stages = [stage(st) for st in c.plan]
-    text: list = [f"The study ran in {len(stages)} stage{'s' * (len(stages) != 1)} "
-                  f"(launcher {c.plan[0].get('launcher', '?')}): {stages[0]}" + "".join(f"; then {x}" for x in stages[1:]) + "."]
+    launcher = c.plan[0].get("launcher", "?")
+    then = "".join(f"; then {x}" for x in stages[1:])
+    text: list = [f"The study ran in {len(stages)} stage{'s' * (len(stages) != 1)} (launcher {launcher}): {stages[0]}{then}."]
     for sp in (x for x in c.speculative if not x.get("chosen")):
         word = sp['choice'].replace('_', ' ')
         text += [f" The {sp['section']} run at {word} {fmt_num(sp['value'])} (", Code(", ".join(sp["run_dirs"])),

@@ -103,8 +103,10 @@ class Study:
         return sweeps.run_dirs([*self.overrides(part, made), *self.common, *self.launcher], self.root / part.section)
 
     def run_stage(self, number: int, stage: Stage, made: dict[str, Choice]) -> dict[Part, list[Path]]:
-        """Run (or continue) one stage, every part at once as one sweep; each part's run folders once all are finished."""
+        """Run (or continue) one stage, every part at once as one sweep; each part's run folders once all
+        are finished."""
         dirs = {p: self.run_dirs(p, made) for p in stage.parts}
+        runs = sum(map(len, dirs.values()))
         test = {d for p in stage.parts if needs_test(p) for d in dirs[p]}
         todo = [d for ds in dirs.values() for d in ds if not is_finished(read_summary(d), d in test)]
         watched: dict[str, list[Path]] = {}
@@ -114,12 +116,12 @@ class Study:
         what = ", ".join(label(p) for p in stage.parts) + (" (test split)" if stage.test else "")
         if not todo:
             with watch:
-                log.info("stage %d, %s: all %d run(s) finished; nothing to run", number, what, sum(map(len, dirs.values())))
+                log.info("stage %d, %s: all %d run(s) finished; nothing to run", number, what, runs)
             return dirs
-        log.info("stage %d, %s: %d of %d run(s) to run or continue in %s", number, what, len(todo),
-                 sum(map(len, dirs.values())), self.root)
+        log.info("stage %d, %s: %d of %d run(s) to run or continue in %s", number, what, len(todo), runs, self.root)
         jobs = interleave([sweeps.jobs(self.overrides(p, made)) for p in stage.parts])
-        overrides = [*self.common, *self.launcher, "hydra/sweeper=stage", f"hydra.sweeper.jobs={_hydra_list(jobs)}", STAGE_SUBDIR]
+        stage_sweep = ["hydra/sweeper=stage", f"hydra.sweeper.jobs={_hydra_list(jobs)}", STAGE_SUBDIR]
+        overrides = [*self.common, *self.launcher, *stage_sweep]
         with watch:
             code = sweeps.launch(overrides, self.root)
         if code == 2:
@@ -128,7 +130,9 @@ class Study:
         if code or left:
             s = read_summary(left[0]) if left else None
             state = f"{left[0]} is {s['status']}: {s['message']}" if s else f"the sweep exited with status {code}"
-            raise StudyError(f"stage {number} ({what}) did not finish ({state}); fix it and re-run the same command to continue")
+            raise StudyError(
+                f"stage {number} ({what}) did not finish ({state}); fix it and re-run the same command to continue"
+            )
         return dirs
 
 
@@ -167,7 +171,9 @@ def prepare(s: Settings, train_overrides: list[str], plan_only: bool = False) ->
     launcher = s.launcher if s.launcher != "auto" else auto_launcher(sweeps.check(common)[0])  # every run's device
     study = Study(s, root, common, per_section, [f"hydra/launcher={launcher}"])
     # checked with the experiment configs' own values standing in for the choices earlier sections make
-    study.plan = make_plan(launcher, s.speculate, lambda part: sweeps.check([*study.overrides(part), *common, *study.launcher]))
+    study.plan = make_plan(
+        launcher, s.speculate, lambda part: sweeps.check([*study.overrides(part), *common, *study.launcher])
+    )
     if plan_only:
         return study
     configs = [c for cs in study.plan.runs.values() for c in cs]
@@ -225,7 +231,8 @@ def run_study(study: Study) -> Outcome:
     if speculative and sum(chosen for _, _, chosen in speculative) != 1:  # by construction: one guess was right
         raise StudyError(f"{FINAL}: the runs at the chosen {SPECULATED} are none of the speculative candidates")
     if speculative and study.progress:
-        log.info("%s | %s", study.progress.status(), final_line(f"{FINAL}/{dirs[final][0].name}", read_summary(dirs[final][0])))
+        tested = dirs[final][0]
+        log.info("%s | %s", study.progress.status(), final_line(f"{FINAL}/{tested.name}", read_summary(tested)))
     sections = {sec.name: dirs[Part(sec.name)] for sec in SECTIONS}
     return Outcome(sections, made["lr"], made[SPECULATED], speculative, study.plan)
 

@@ -40,9 +40,11 @@ class Settings:
     select_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 3's lr: val_acc, val_loss, train_loss, train_acc")
     select_wd_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 5's weight decay for the mixup run")
     launcher: str = _setting("auto", "hydra/launcher of every sweep: auto (fused on CUDA, basic on the CPU, as measured), fused, basic, joblib, slurm, ...")
-    speculate: str = _setting("auto", "train mixup under both weight-decay candidates alongside wd_sweep: auto (where runs train at once: not basic), true, false")
+    speculate: str = _setting("auto", "mixup under both weight-decay candidates alongside wd_sweep: "
+                              "auto (where runs train at once: not basic), true, false")
     plan: bool = _setting(False, "print the stages, the critical path and an estimate; train and write nothing")
-    bench: Optional[str] = _setting(None, "with plan=true: a JSON of `python -m hw_hparams.bench --out` for the estimate (default: benchmarks/)")
+    bench: Optional[str] = _setting(None, "with plan=true: a JSON of `python -m hw_hparams.bench --out` "
+                                    "for the estimate (default: benchmarks/)")
     figures: bool = _setting(True, "draw the report's figures (PNG + PDF); false also leaves paper.tex uncompiled")
     paper_style: Optional[str] = _setting(None, "an AAAI author-kit style file (aaai*.sty) for paper.tex; default: an aaai*.sty in the report folder, else a look-alike")
     demo_epoch_scale: float = _setting(0.04, "demo epochs = ceil(epochs x scale): 15 -> 1, 300 -> 12")
@@ -107,7 +109,8 @@ def _check_settings(s: Settings) -> None:
     need(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", s.study)) and s.study not in (".", ".."), "study", "letters, digits, _ . - only")
     s.speculate = str(s.speculate).lower()  # speculate=true reads as a bool
     need(s.speculate in ("auto", "true", "false"), "speculate", "one of auto, true, false")
-    need(s.bench is None or Path(s.bench).is_file(), "bench", "an existing JSON file written by `python -m hw_hparams.bench --out`")
+    need(s.bench is None or Path(s.bench).is_file(), "bench",
+         "an existing JSON file written by `python -m hw_hparams.bench --out`")
     need(0 < s.demo_epoch_scale <= 1, "demo_epoch_scale", "must be in (0, 1]")
     need(s.demo_val >= 1, "demo_val", "must be >= 1")
     need(s.demo_train > s.demo_val, "demo_train", f"must be > demo_val ({s.demo_val})")

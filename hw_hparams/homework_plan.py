@@ -18,8 +18,13 @@ from .naming import spell
 from .study_plan import DECISION, SECTIONS, SPECULATED, Part, Stage, critical_path, minutes, stage_seconds, stages
 
 # Launchers whose runs of one sweep train at once (fused: as one network; the others: as jobs at once).
-TOGETHER = {"fused": "in one network", "joblib": "as jobs at once", "submitit_local": "as jobs at once",
-            "slurm": "as cluster jobs at once", "slurm_cpu": "as cluster jobs at once"}
+TOGETHER = {
+    "fused": "in one network",
+    "joblib": "as jobs at once",
+    "submitit_local": "as jobs at once",
+    "slurm": "as cluster jobs at once",
+    "slurm_cpu": "as cluster jobs at once",
+}
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # bench --out JSON files of a checkout
 CIFAR100_TRAIN = 50000  # training + validation images of an epoch on CIFAR-100
 
@@ -77,13 +82,20 @@ class StudyPlan:
             return [[int(c.epochs)] for c in configs]
         at_once = OmegaConf.select(configs[0], "hydra.launcher.n_jobs", default=None)
         size = at_once if isinstance(at_once, int) and at_once > 0 else len(configs)
-        return [[int(c.epochs) for c in configs[i:i + size]] for i in range(0, len(configs), size)]
+        return [[int(c.epochs) for c in configs[i : i + size]] for i in range(0, len(configs), size)]
 
     def summary(self) -> list[dict]:
         """The plan as plain data (choices.json): per stage its parts, runs, epochs and how they trained."""
-        return [{"parts": [label(p) for p in st.parts], "runs": sum(len(self.runs.get(p, [])) for p in st.parts),
-                 "epochs": max((e for p in st.parts for e in self.epochs(p)), default=0), "test": st.test,
-                 "launcher": self.launcher} for st in self.stages]
+        return [
+            {
+                "parts": [label(p) for p in st.parts],
+                "runs": sum(len(self.runs.get(p, [])) for p in st.parts),
+                "epochs": max((e for p in st.parts for e in self.epochs(p)), default=0),
+                "test": st.test,
+                "launcher": self.launcher,
+            }
+            for st in self.stages
+        ]
 
 
 def make_plan(launcher: str, speculate: str, configs_of: Callable[[Part], list]) -> StudyPlan:
@@ -112,17 +124,25 @@ def _runs(n: int) -> str:
 def describe(plan: StudyPlan) -> list[str]:
     """The plan as lines: each stage's parts, runs, epochs and how its runs train; the critical path."""
     how = TOGETHER.get(plan.launcher, "one after another")
-    lines = [f"Plan: launcher={plan.launcher}, speculate={'true' if plan.speculate else 'false'}; {len(plan.stages)} stages"]
+    lines = [
+        f"Plan: launcher={plan.launcher}, speculate={'true' if plan.speculate else 'false'}; {len(plan.stages)} stages"
+    ]
     for n, st in enumerate(plan.stages, 1):
         if st.test:
-            lines.append(f"  stage {n}: {label(st.parts[0])}, the candidate at the chosen {SPECULATED}, evaluates the "
-                         "test split (nothing trains; the other candidates are never tested)")
+            lines.append(
+                f"  stage {n}: {label(st.parts[0])}, the candidate at the chosen {SPECULATED}, evaluates the "
+                "test split (nothing trains; the other candidates are never tested)"
+            )
             continue
         parts = ", ".join(f"{label(p)} ({_runs(len(plan.runs[p]))})" for p in st.parts)
         batches = plan.batches(st)
         runs, sizes = sum(map(len, batches)), ", ".join(str(len(b)) for b in batches)
         if plan.launcher == "fused":
-            shape = f"{_runs(runs)} in one network" if len(batches) == 1 else f"{_runs(runs)} in {len(batches)} networks of {sizes}, one after another"
+            shape = (
+                f"{_runs(runs)} in one network"
+                if len(batches) == 1
+                else f"{_runs(runs)} in {len(batches)} networks of {sizes}, one after another"
+            )
         elif how == "one after another" or len(batches) == 1:
             shape = f"{_runs(runs)} {how}"
         else:
@@ -141,7 +161,9 @@ def bench_rows(path: Optional[str], device: str, model: str) -> tuple[Optional[d
             data = json.loads(Path(path).read_text())
             return {"rows": list(data["rows"]), "meta": dict(data["meta"])}, path
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"bench={path!r} is not allowed: not a JSON file of `python -m hw_hparams.bench --out` ({err})") from None
+            raise ConfigError(
+                f"bench={path!r} is not allowed: not a JSON file of `python -m hw_hparams.bench --out` ({err})"
+            ) from None
     import torch
 
     kind = "cuda" if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()) else "cpu"
@@ -153,7 +175,10 @@ def bench_rows(path: Optional[str], device: str, model: str) -> tuple[Optional[d
         meta = data.get("meta", {})
         if str(meta.get("device", "")).startswith(kind) and meta.get("model") == model:
             return data, f"benchmarks/{f.name}"
-    return None, f"no bench figures for {model} on {kind} (give bench=FILE, written by `python -m hw_hparams.bench --out FILE`)"
+    return (
+        None,
+        f"no bench figures for {model} on {kind} (give bench=FILE, written by `python -m hw_hparams.bench --out FILE`)",
+    )
 
 
 def estimate(plan: StudyPlan, rows: list[dict], scale: float = 1.0) -> Optional[float]:
@@ -161,14 +186,22 @@ def estimate(plan: StudyPlan, rows: list[dict], scale: float = 1.0) -> Optional[
     epoch of the study over the bench's); None when the rows lack the one-run figure."""
     from .bench import epoch_time_at, per_run_times
 
-    kinds = ("(c)", "(e)") if plan.launcher == "fused" else ("(c)", "(d)") if plan.launcher in ("joblib", "submitit_local") else ("(c)",)
+    kinds = (
+        ("(c)", "(e)")
+        if plan.launcher == "fused"
+        else ("(c)", "(d)")
+        if plan.launcher in ("joblib", "submitit_local")
+        else ("(c)",)
+    )
     per_run, compile_s = per_run_times(rows, kinds)
     per_run = {k: t * scale for k, t in per_run.items()}
     if 1 not in per_run:
         return None
     total = 0.0
     for st in plan.stages:
-        batches = [(max(b), len(b) if plan.launcher in ("fused", "joblib", "submitit_local") else 1) for b in plan.batches(st)]
+        batches = [
+            (max(b), len(b) if plan.launcher in ("fused", "joblib", "submitit_local") else 1) for b in plan.batches(st)
+        ]
         total += stage_seconds(batches, lambda k: epoch_time_at(per_run, k)[0], compile_s)
     return total
 
@@ -186,9 +219,11 @@ def print_plan(study, bench: Optional[str]) -> None:
         measured = int(bench_data["meta"].get("train", 0)) + int(bench_data["meta"].get("val", 0))
         seconds = estimate(plan, bench_data["rows"], images / measured) if measured else None
     if seconds is not None:
-        lines.append(f"Estimate: ~{minutes(seconds)} of training (epoch times of {bench_data['meta'].get('model')} on "
-                     f"{bench_data['meta'].get('device_name')} from {source}, scaled from its {measured} to "
-                     f"{images} images per epoch; data loading and the test pass not counted)")
+        lines.append(
+            f"Estimate: ~{minutes(seconds)} of training (epoch times of {bench_data['meta'].get('model')} on "
+            f"{bench_data['meta'].get('device_name')} from {source}, scaled from its {measured} to "
+            f"{images} images per epoch; data loading and the test pass not counted)"
+        )
     else:
         lines.append(f"Estimate: none ({source if bench_data is None else source + ' has no one-run (c) figure'})")
     print("\n".join(lines), file=sys.stdout)

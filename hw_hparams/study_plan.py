@@ -83,7 +83,9 @@ def stages(together: bool, speculate: bool, candidates: dict[str, list]) -> list
                 continue
             if not missing:
                 ready.append(Part(s.name))
-            elif speculate and s.final and missing == {SPECULATED} and set(_needs(DECISION[SPECULATED].section)) <= known:
+            elif (
+                speculate and s.final and missing == {SPECULATED} and set(_needs(DECISION[SPECULATED].section)) <= known
+            ):
                 ready += [Part(s.name, (SPECULATED, v)) for v in candidates[SPECULATED]]
                 guessed = True
         assert ready, f"sections {sorted(set(s.name for s in SECTIONS) - done)} need choices no section makes"

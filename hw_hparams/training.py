@@ -61,8 +61,8 @@ class Member:
     def write(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> dict:
         if status in FINISHED and self.finished_at is None:
             self.finished_at = utc_now()
-        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test, message,
-                    self.started_at, self.finished_at)
+        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test,
+                    message, self.started_at, self.finished_at)
         write_summary(self.run_dir, s)
         return s
 

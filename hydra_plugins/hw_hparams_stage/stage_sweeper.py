@@ -33,8 +33,9 @@ def stage_jobs(expanded: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]])
 
 
 class StageSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Any] = None,
-                 jobs: Optional[List[List[str]]] = None) -> None:
+    def __init__(
+        self, max_batch_size: Optional[int] = None, params: Optional[Any] = None, jobs: Optional[List[List[str]]] = None
+    ) -> None:
         super().__init__(max_batch_size, params)
         self.jobs = [[str(o) for o in job] for job in jobs or []]
 
