@@ -2,6 +2,7 @@
 
     runs, history = analysis.collect(["outputs/multirun/lr_sweep"])
     files = analysis.write_all(["outputs/multirun"], "report")   # {'csv': [...], 'tables': [...], 'figures': [...]}
+    doc = analysis.generic_document(runs, history, None)   # the blocks those files are rendered from
     result = analysis.paper.build("outputs/homework")   # a study's report.md, paper.tex, paper.pdf
 
 The study report (analysis.paper, `python -m analysis.paper STUDY_DIR`) reads the study's
@@ -11,14 +12,14 @@ Accuracies are fractions in the CSVs and percent in tables and figures.
 """
 from .figures import beta_pdf, mixup_alphas
 from .labels import fmt_num, setting_label
-from .report import load_data_stats, write_all, write_collected
+from .report import generic_document, write_all, write_collected, write_document
 from .runs import (GROUP_COLS, HIST_COLS, HPARAMS, RUN_COLS, AnalysisError, collect,
-                   find_run_dirs, load_config, read_history)
-from .tables import latex_escape, latex_table, markdown_table, summarize, table_cells
+                   find_run_dirs, load_config, load_data_stats, read_history)
+from .tables import latex_escape, metrics_table, summarize
 
 __all__ = [
     "AnalysisError", "GROUP_COLS", "HIST_COLS", "HPARAMS", "RUN_COLS", "beta_pdf", "collect",
-    "find_run_dirs", "fmt_num", "latex_escape", "latex_table", "load_config", "load_data_stats",
-    "markdown_table", "mixup_alphas", "read_history", "setting_label", "summarize", "table_cells",
-    "write_all", "write_collected",
+    "find_run_dirs", "fmt_num", "generic_document", "latex_escape", "load_config", "load_data_stats",
+    "metrics_table", "mixup_alphas", "read_history", "setting_label", "summarize", "write_all",
+    "write_collected", "write_document",
 ]

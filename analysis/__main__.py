@@ -1,24 +1,14 @@
 """CLI: python -m analysis RUN_OR_SWEEP_DIR... --out DIR  (exit 2 on user errors)."""
 from __future__ import annotations
 
-import argparse
 import sys
-import warnings
 
+from .cli import OneLineParser, run_cli
 from .report import write_all
-from .runs import AnalysisError, warning_line
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """A usage mistake as one line (`error: ...`, exit 2), not the usage text."""
-
-    def error(self, message: str) -> None:
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m analysis",
         description="Tables (Markdown, LaTeX) and figures (PNG, PDF) from run folders.")
     p.add_argument("paths", nargs="+", metavar="RUN_OR_SWEEP_DIR",
@@ -28,11 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo", action="store_true",
                    help="mark every figure 'demo: generated data' (runs of a demo study)")
     args = p.parse_args(argv)
-    warnings.showwarning = warning_line
-    try:
-        written = write_all(args.paths, args.out, figures=not args.no_figures, demo=args.demo)
-    except AnalysisError as e:
-        print(f"error: {e}", file=sys.stderr)
+    written = run_cli(lambda: write_all(args.paths, args.out, figures=not args.no_figures, demo=args.demo))
+    if written is None:
         return 2
     n = sum(len(v) for v in written.values())
     counts = ", ".join(f"{len(v)} {k}" for k, v in written.items())

@@ -7,14 +7,14 @@ Todo block (report.md: '> **TODO(author):**', paper: a red box).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .curves import setting_words
-from .document import Bold, Cite, Code, Document, Figure, Heading, Listing, Note, Para, Ref, Table, Todo
-from .labels import fmt_loss, fmt_num, fmt_pct, has_mixup, setting_label
+from .content_sections import lr_section, mixup_section, schedule_section, wd_section
+from .document import Bold, Cite, Code, Document, Heading, Listing, Note, Para, Ref, Todo
+from .figures import class_figure
+from .labels import fmt_loss, fmt_num, fmt_pct, setting_label
 from .noise import binomial_se
 from .study import StudyData
-from .tables import MISSING, cell, summarize
+from .tables import channel_table
 
 REFERENCES = {
     "sandler2018mobilenetv2": ("Sandler et al.", 2018, "M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, "
@@ -29,54 +29,6 @@ REFERENCES = {
     "zhang2018mixup": ("Zhang et al.", 2018, "H. Zhang, M. Cisse, Y. N. Dauphin, and D. Lopez-Paz. "
                        "mixup: Beyond empirical risk minimization. In ICLR, 2018."),
 }
-METRIC_COLS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc", "pct"),
-               ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc", "pct")]
-
-
-def words_list(items: list[str]) -> str:
-    """['a', 'b', 'c'] -> 'a, b and c'."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def section_table(runs: pd.DataFrame, name: str, title: str) -> Table:
-    """Final-epoch metrics per setting: the setting named by what differs, accuracies in %,
-    losses with one precision; a Runs column with seeds, a Status column when not all completed."""
-    labels, shared = setting_words(runs)
-    summ = summarize(runs)
-    seeds = bool((summ["n_runs"] > 1).any())
-    status = bool((runs["status"] != "completed").any())
-    metrics = METRIC_COLS
-    header = ["Setting"] + (["Status"] if status else []) + (["Runs"] if seeds else [])
-    header += [h for _, h, _ in metrics]
-    rows = []
-    for _, r in summ.iterrows():
-        row = [labels.get(r["setting"], r["setting"])] + ([r["status"]] if status else [])
-        row += [str(r["n_runs"])] if seeds else []
-        row += [cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k, with_n=False)
-                for c, _, k in metrics]
-        rows.append(row)
-    note = (f" Shared by all runs: {', '.join(shared)}." if shared else "") + \
-        (" With several runs: mean ± sample standard deviation." if seeds else "") + \
-        (f" {MISSING}: no finite value." if any(MISSING in c for row in rows for c in row) else "")
-    caption = (f"{title}: final-epoch losses (cross-entropy) and accuracies (in %) per setting.{note}",)
-    return Table(header, rows, caption, name, n_text=1 + status)
-
-
-def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
-    """Caption of a section's loss/accuracy figure."""
-    _, shared = setting_words(runs)
-    text = f"{title}: loss (top) and accuracy (bottom) per epoch."
-    if runs.groupby("setting").size().max() > 1:
-        text += " Lines: mean over seeds; bands: minimum to maximum."
-    if has_mixup(runs):
-        text += (" Under mixup the training loss and accuracy are measured on the mixed batches, and "
-                 "the training accuracy is λ-weighted: a prediction scores λ when it matches the first "
-                 "label of the mixed pair and 1 - λ when it matches the second.")
-    if shared:
-        text += f" Shared by all runs: {', '.join(shared)}."
-    return (text,)
-
-
 MODEL_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenetv1": "MobileNet (V1)", "tiny": "a tiny CNN"}
 
 
@@ -159,22 +111,21 @@ def data_section(s: StudyData) -> list:
     if props.size:
         names = list(st.get("class_names") or [str(i) for i in range(props.size)])
         lo, hi = int(np.argmin(props)), int(np.argmax(props))
+        shares = class_figure(st)
         blocks += [
-            Para((Ref("fig:class_proportions"), f" shows the share of each of the {props.size} classes in "
+            Para((Ref(shares.label), f" shows the share of each of the {props.size} classes in "
                   f"the training split: from {100 * props[lo]:.2f}% ({names[lo]}) to {100 * props[hi]:.2f}% "
                   f"({names[hi]}), mean {100 * props.mean():.2f}% (standard deviation "
                   f"{100 * props.std():.2f} points), against a uniform share of {100 / props.size:.2f}%.")),
-            Figure("class_proportions", (f"Share of each class in the training split ({props.size} classes, "
-                                         "sorted by share); dashed: the uniform share.",)),
+            shares,
         ]
-    mean, std = list(st.get("mean") or []), list(st.get("std") or [])
-    if mean and std:
-        rows = [[c, f"{m:.4f}", f"{d:.4f}"] for c, m, d in zip(("Red", "Green", "Blue"), mean, std)]
+    if st.get("mean") and st.get("std"):
+        channels = channel_table(st, ("Channel statistics of the training split, in [0, 1] pixel units.",),
+                                 ("Red", "Green", "Blue"))
         blocks += [
             Para(("Each colour channel is normalised with the mean and standard deviation of its pixels "
-                  "over the training split (", Ref("tab:channel_stats"), "), in [0, 1] pixel units.")),
-            Table(["Channel", "Mean", "Std"], rows, ("Channel statistics of the training split, "
-                                                    "in [0, 1] pixel units.",), "channel_stats"),
+                  "over the training split (", Ref(channels.label), "), in [0, 1] pixel units.")),
+            channels,
         ]
     blocks.append(Para(("Training images are augmented: a random 32×32 crop of the image padded by 4 "
                         "pixels on every side, and a horizontal flip with probability 0.5, then normalised; "
@@ -209,8 +160,6 @@ def test_section(s: StudyData) -> list:
 
 def build(s: StudyData) -> Document:
     """The whole report of the study `s`."""
-    from .content_sections import lr_section, mixup_section, schedule_section, wd_section
-
     title = f"Hyperparameters of {model_name(study_model(s))} on CIFAR-100: Learning Rate, Schedule, Weight Decay and Mixup"
     if s.demo:
         title = "Demo on Generated Data: " + title

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .content import curves_caption, section_table, words_list
-from .curves import setting_words
-from .document import Bold, Bullets, Cite, Code, Equation, Figure, Heading, Math, Para, Ref, Todo
-from .labels import fmt_loss, fmt_num, hparam_word
+from .curves import section_figure, setting_words
+from .document import Bold, Bullets, Cite, Code, Equation, Heading, Math, Para, Ref, Table, Todo
+from .figures import MIXUP_ALPHA, beta_figure, lr_schedule_figure, mixup_alphas
+from .labels import fmt_loss, fmt_num, hparam_word, section_title, words_list
 from .noise import WORDS, estimates, gap, ranking_sentence
 from .study import StudyData
-from .tables import safe_name
+from .tables import MISSING, REPORT_METRICS, metrics_table, safe_name
 
 COSINE = (r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1")
 
@@ -24,16 +24,28 @@ def _rankings(runs: pd.DataFrame, metrics, s: StudyData) -> Bullets:
     return Bullets([(ranking_sentence(estimates(runs, m, labels), m, s.sizes),) for m in metrics])
 
 
-def _experiment(s: StudyData, section: str, title: str, intro: tuple, runs=None, hist=None) -> list:
+def section_table(runs: pd.DataFrame, name: str, title: str) -> Table:
+    """Final-epoch metrics per setting: the setting named by what differs, accuracies in %,
+    losses with one precision; a Runs column with seeds, a Status column when not all completed."""
+    labels, shared = setting_words(runs)
+    t = metrics_table(runs, name, (), metrics=REPORT_METRICS, labels=labels, counts="runs", with_n=False)
+    note = (f" Shared by all runs: {', '.join(shared)}." if shared else "") + \
+        (" With several runs: mean ± sample standard deviation." if "Runs" in t.header else "") + \
+        (f" {MISSING}: no finite value." if any(MISSING in c for row in t.rows for c in row) else "")
+    t.caption = (f"{title}: final-epoch losses (cross-entropy) and accuracies (in %) per setting.{note}",)
+    return t
+
+
+def _experiment(s: StudyData, section: str, intro: tuple, runs=None, hist=None) -> list:
     """Heading-less core of a section: intro, table, figure."""
     if runs is None:
         runs, hist = s.part(section)
     if runs.empty:
         return [Para((f"No runs of {section} were found.",))]
-    return [Para(intro + (" ", Ref(f"tab:{section}"), " lists the final-epoch metrics and ",
-                          Ref(f"fig:{safe_name(section)}"), " the curves.")),
-            section_table(runs, section, title),
-            Figure(safe_name(section), curves_caption(runs, title))]
+    title = section_title(section)
+    table, figure = section_table(runs, section, title), section_figure(runs, hist, title, safe_name(section))
+    return [Para(intro + (" ", Ref(table.label), " lists the final-epoch metrics and ", Ref(figure.label),
+                          " the curves.")), table, figure]
 
 
 def _choice_text(s: StudyData, name: str, col: str) -> tuple:
@@ -60,7 +72,7 @@ def lr_section(s: StudyData) -> list:
     runs, _ = s.part("lr_sweep")
     lrs = [fmt_num(v) for v in pd.unique(runs["lr"].dropna())]
     intro = (f"One run per initial learning rate ({words_list(lrs)}), otherwise identical.",)
-    return [Heading("Learning Rate"), *_experiment(s, "lr_sweep", "Learning rate", intro),
+    return [Heading("Learning Rate"), *_experiment(s, "lr_sweep", intro),
             _rankings(runs, ("train_loss", "train_acc", "val_loss", "val_acc"), s),
             Para(_choice_text(s, "lr", "lr")),
             Todo("describe the curves; which learning rate is best for training and for validation, "
@@ -72,6 +84,7 @@ def schedule_section(s: StudyData) -> list:
     lr = s.choice("lr")
     eta0 = fmt_num(lr.value) if lr else "the chosen rate"
     epochs = ", ".join(fmt_num(v) for v in pd.unique(runs["epochs"].dropna())) or "T"
+    rates = lr_schedule_figure(s.hist, s.runs)
     blocks = [
         Heading("Learning Rate Schedule"),
         Para(("Cosine annealing ", Cite("loshchilov2017sgdr"), " lowers the learning rate from its initial "
@@ -80,13 +93,12 @@ def schedule_section(s: StudyData) -> list:
         Equation(COSINE),
         Para(("where ", Math(r"\eta_0"), f" = {eta0} is the learning rate chosen above and ", Math("T"),
               f" = {epochs} epochs (stepped once per epoch, as PyTorch's ", Code("CosineAnnealingLR"),
-              " with a minimum of 0); ", Ref("fig:lr_schedule"), " shows the rates the runs used.")),
-        Figure("lr_schedule", ("Learning rate used in each epoch by the constant and the cosine "
-                               "schedule, as logged by the runs.",)),
+              " with a minimum of 0); ", Ref(rates.label), " shows the rates the runs used.")),
+        rates,
         Todo("the intuition behind cosine annealing in your own words."),
     ]
     intro = (f"Both schedules start from lr {eta0}; everything else is unchanged.",)
-    blocks += _experiment(s, "schedule_sweep", "Learning-rate schedule", intro)
+    blocks += _experiment(s, "schedule_sweep", intro)
     blocks.append(_rankings(runs, ("val_acc", "val_loss", "train_loss"), s))
     ests = estimates(runs, "val_acc", setting_words(runs)[0])
     text = "The weight-decay and mixup runs use cosine annealing, as the assignment prescribes"
@@ -105,8 +117,7 @@ def wd_section(s: StudyData) -> list:
     blocks = [Heading("Weight Decay"),
               Para(("Weight decay subtracts ", Math(r"\eta\lambda w"), " from the weights at every step ",
                     Cite("zhang2019weightdecay"), ".")),
-              *_experiment(s, "wd_sweep", "Weight decay",
-                           (f"Two runs with cosine annealing, {words_list(wds)}.",)),
+              *_experiment(s, "wd_sweep", (f"Two runs with cosine annealing, {words_list(wds)}.",)),
               _rankings(runs, ("val_acc", "val_loss", "train_loss"), s)]
     labels, _ = setting_words(runs)
     gaps = []
@@ -121,23 +132,22 @@ def wd_section(s: StudyData) -> list:
 
 def mixup_section(s: StudyData) -> list:
     final = s.contract.final_section
-    both = s.without_mixup_baseline() | (s.runs["section"] == final)
-    runs, hist = s.select(both)
-    runs = runs.assign(section=final)
+    runs, hist = s.final_part()
+    alpha = fmt_num((mixup_alphas(runs, always=()) or [MIXUP_ALPHA])[0])  # the alpha the final runs used
+    density = beta_figure(s.runs)
     blocks = [
         Heading("Data Augmentation"),
         Para(("Mixup ", Cite("zhang2018mixup"), " trains on convex combinations of two examples, ",
               Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"), ", with the loss ",
               Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"), "; one ",
               Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"), " is drawn per batch. For ",
-              Math(r"\alpha = 0.2"), " its density (", Ref("fig:beta_pdf"), ") puts most of the mass near 0 "
+              Math(rf"\alpha = {alpha}"), " its density (", Ref(density.label), ") puts most of the mass near 0 "
               "and 1, so most batches are mixed only mildly.")),
-        Figure("beta_pdf", ("Density of the mixing weight λ ∼ Beta(0.2, 0.2). It is infinite at λ = 0 and "
-                            "λ = 1: the peaks are clipped where the y axis is cut, at 4.",)),
+        density,
     ]
-    intro = ("The final configuration adds mixup (α = 0.2) to the best setting so far; it is compared "
+    intro = (f"The final configuration adds mixup (α = {alpha}) to the best setting so far; it is compared "
              "with the same setting without mixup (from the weight-decay runs).",)
-    blocks += _experiment(s, final, "Mixup", intro, runs, hist)
+    blocks += _experiment(s, final, intro, runs, hist)
     blocks.append(_rankings(runs, ("val_acc", "val_loss", "train_loss"), s))
     blocks.append(Para(("Under mixup the training loss and accuracy are measured on the mixed batches, "
                         "and the training accuracy is λ-weighted, so they are not comparable with the "

@@ -7,7 +7,6 @@ carry markers, so a one-epoch run is a visible point. Several seeds: mean, band 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,7 +14,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .figures import colors, new_figure, save, styled
+from .document import Figure
+from .figures import colors, new_figure, styled
 from .labels import differing_words, has_mixup
 from .runs import GROUP_COLS
 
@@ -90,11 +90,8 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     if 0 < last <= 10:  # few epochs: a tick at each (and room around a single one)
         bottom.set_xticks(range(1, last + 1))
         bottom.set_xlim(0.5, last + 0.5)
-    top.set_title(f"{title}: loss per epoch")
-    top.set_ylabel("cross-entropy loss")
-    bottom.set_title(f"{title}: accuracy per epoch")
-    bottom.set_ylabel("accuracy (%)")
-    bottom.set_xlabel("epoch")
+    top.set(title=f"{title}: loss per epoch", ylabel="cross-entropy loss")
+    bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
     if len(settings) > 1 or any(_note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings):
         top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + _note(
             n_seeds.get(s, 1), statuses.get(s, ""))) for c, s in zip(cols, settings)],
@@ -105,13 +102,25 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     return fig
 
 
-def plot_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str, stem: Path, *,
-                 demo: bool = False) -> list[Path]:
-    """stem.png and stem.pdf: draw_section of `runs` (nothing when they have no history)."""
-    if hist.empty:
-        return []
-    return save(draw_section(hist, runs, title), stem, demo=demo)
+def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
+    """Caption of a section's loss/accuracy figure."""
+    _, shared = setting_words(runs)
+    text = f"{title}: loss (top) and accuracy (bottom) per epoch."
+    if runs.groupby("setting").size().max() > 1:
+        text += " Lines: mean over seeds; bands: minimum to maximum."
+    if has_mixup(runs):
+        text += (" Under mixup the training loss and accuracy are measured on the mixed batches, and "
+                 "the training accuracy is λ-weighted: a prediction scores λ when it matches the first "
+                 "label of the mixed pair and 1 - λ when it matches the second.")
+    if shared:
+        text += f" Shared by all runs: {', '.join(shared)}."
+    return (text,)
 
 
-__all__ = ["COLUMN_SIZE", "LAMBDA_NOTE", "curve_stats", "draw_section", "plot_section",
+def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, title: str, stem: str) -> Figure:
+    """The Figure block of one section (or any group of runs): draws nothing without history."""
+    return Figure(stem, curves_caption(runs, title), lambda: draw_section(hist, runs, title) if len(hist) else None)
+
+
+__all__ = ["COLUMN_SIZE", "LAMBDA_NOTE", "curve_stats", "curves_caption", "draw_section", "section_figure",
            "setting_words"]

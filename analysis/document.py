@@ -1,5 +1,5 @@
 """A report as a list of blocks, written once and rendered twice: Markdown (report.md) and LaTeX
-(paper.tex, in latex.py).
+(paper.tex, in latex.py); the table and figure files are rendered from the same blocks (report.py).
 
 Inline text is a sequence of parts: a plain `str` (always escaped by the renderer, so names from
 run folders can never inject markup), `Bold`, `Code`, `Math` (raw TeX), `Ref` (a figure or
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Optional, Union
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,11 @@ class Equation:
 class Figure:
     stem: str  # figures/<stem>.{png,pdf}
     caption: Inline
+    draw: Optional[Callable] = field(default=None, compare=False, repr=False)  # () -> matplotlib figure or None
+
+    @property
+    def label(self) -> str:
+        return f"fig:{self.stem}"
 
 
 @dataclass
@@ -81,6 +86,12 @@ class Table:
     caption: Inline
     name: str  # label 'tab:<name>'
     n_text: int = 1  # leading text columns (left-aligned); the rest are numbers
+    title: str = ""  # said first: a table file's heading, the caption's first sentence in a document
+    file: str = ""  # tables/<file>.{md,tex} (tables sharing a file follow each other); '': <name>
+
+    @property
+    def label(self) -> str:
+        return f"tab:{self.name}"
 
 
 @dataclass
@@ -105,20 +116,13 @@ class Document:
 
     def numbers(self) -> dict[str, int]:
         """Label -> number: figures and tables each numbered in order of appearance."""
-        out, count = {}, {"fig": 0, "tab": 0}
-        for b in self.blocks:
-            kind, label = (("fig", f"fig:{b.stem}") if isinstance(b, Figure) else
-                           ("tab", f"tab:{b.name}") if isinstance(b, Table) else (None, None))
-            if kind:
-                count[kind] += 1
-                out[label] = count[kind]
-        return out
+        return {b.label: i for kind in (self.figures(), self.tables()) for i, b in enumerate(kind, 1)}
 
-    def figures(self) -> list[str]:
-        return [b.stem for b in self.blocks if isinstance(b, Figure)]
+    def figures(self) -> list[Figure]:
+        return [b for b in self.blocks if isinstance(b, Figure)]
 
-    def headings(self, level: int = 1) -> list[str]:
-        return [b.text for b in self.blocks if isinstance(b, Heading) and b.level == level]
+    def tables(self) -> list[Table]:
+        return [b for b in self.blocks if isinstance(b, Table)]
 
 
 TODO_MARK = "TODO(author)"
@@ -154,12 +158,24 @@ def md_inline(parts: Inline, doc: Document, numbers: dict[str, int]) -> str:
         Ref: lambda p: f"{ref_word(p.label)} {numbers.get(p.label, '?')}", Cite: cite})
 
 
-def _md_table(t: Table, cap: str) -> list[str]:
+def md_table(t: Table) -> list[str]:
+    """The lines of `t` as a GitHub-flavoured table: text columns left-, numbers right-aligned."""
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["| " + " | ".join(esc(h) for h in t.header) + " |",
              "|" + "|".join(":---" if i < t.n_text else "---:" for i in range(len(t.header))) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in t.rows]
-    return [cap, "", *lines, ""]
+    return lines + ["| " + " | ".join(esc(c) for c in row) + " |" for row in t.rows]
+
+
+def md_table_file(t: Table, doc: Document, numbers: dict[str, int]) -> str:
+    """`t` on its own (tables/<file>.md): its title (else 'Table N') as a heading, the table, the caption."""
+    caption = md_inline(t.caption, doc, numbers)
+    head = md_escape(t.title) if t.title else f"Table {numbers[t.label]}"
+    return "\n".join([f"### {head}", "", *md_table(t), *(["", caption] if caption else [])]) + "\n"
+
+
+def caption_parts(t: Table) -> Inline:
+    """A table's caption in a document: its title as the first sentence, then the caption."""
+    return ((t.title + (". " if t.caption else "."),) if t.title else ()) + tuple(t.caption)
 
 
 def to_markdown(doc: Document) -> str:
@@ -181,10 +197,10 @@ def to_markdown(doc: Document) -> str:
         elif isinstance(b, Equation):
             out += ["$$", b.tex, "$$", ""]
         elif isinstance(b, Figure):
-            out += [f"![Figure {num[f'fig:{b.stem}']}](figures/{b.stem}.png)", "",
-                    f"**Figure {num[f'fig:{b.stem}']}.** {inl(b.caption)}", ""]
+            out += [f"![Figure {num[b.label]}](figures/{b.stem}.png)", "",
+                    f"**Figure {num[b.label]}.** {inl(b.caption)}", ""]
         elif isinstance(b, Table):
-            out += _md_table(b, f"**Table {num[f'tab:{b.name}']}.** {inl(b.caption)}")
+            out += [f"**Table {num[b.label]}.** {inl(caption_parts(b))}", "", *md_table(b), ""]
         elif isinstance(b, Todo):
             out += [f"> **{TODO_MARK}:** {md_escape(b.text)}", ""]
         elif isinstance(b, Note):

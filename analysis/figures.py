@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .labels import differing_words, fmt_num  # noqa: E402
+from .document import Figure  # noqa: E402
+from .labels import differing_words, fmt_num, words_list  # noqa: E402
 
 FORMATS = ("png", "pdf")
 MIXUP_ALPHA = 0.2  # the assignment's mixup alpha, always drawn in beta_pdf
@@ -82,20 +83,22 @@ def colors(n: int) -> list:
     return [plt.get_cmap("viridis")(x) for x in np.linspace(0, 0.95, n)]
 
 
+def _schedule_runs(hist: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One run per distinct schedule that logged an lr (its run with the most epochs), by schedule name."""
+    logged = hist.groupby("run_dir", sort=False)["lr"].count() if len(hist) else pd.Series(dtype=float)
+    cand = runs.assign(_n=runs["run_dir"].map(logged).fillna(0))
+    cand = cand[cand["_n"] > 0].assign(_sched=lambda c: c["schedule"].fillna("unknown").astype(str))
+    reps = cand.sort_values("_n", ascending=False, kind="stable").drop_duplicates("_sched")
+    return reps.sort_values("_sched")
+
+
 @styled
 def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
     """Logged lr per epoch, one line per distinct schedule (its run with the most epochs); None
     when no run logged an lr."""
-    if hist.empty:
+    reps = _schedule_runs(hist, runs)
+    if reps.empty:
         return None
-    logged = hist.groupby("run_dir", sort=False)["lr"].count()
-    cand = runs.assign(_n=runs["run_dir"].map(logged).fillna(0))
-    cand = cand[cand["_n"] > 0]
-    if cand.empty:
-        return None
-    cand = cand.assign(_sched=cand["schedule"].fillna("unknown").astype(str))
-    reps = cand.sort_values("_n", ascending=False, kind="stable").drop_duplicates("_sched")
-    reps = reps.sort_values("_sched")
     labels, _ = differing_words(
         [{"schedule": r["_sched"], "lr": r["lr"], "epochs": int(r["_n"])} for _, r in reps.iterrows()],
         ["schedule", "lr", "epochs"])
@@ -105,9 +108,7 @@ def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
         ax.plot(h["epoch"], h["lr"], "-", marker="o" if len(h) <= 20 else None, ms=3,
                 color=color, lw=1.4, label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
-    ax.set_title("Learning-rate schedule: rate used in each epoch")
+    ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule: rate used in each epoch")
     ax.set_ylim(bottom=0)
     if len(reps) > 1:
         ax.legend()
@@ -115,24 +116,18 @@ def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
     return fig
 
 
-def plot_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame, fig_dir: Path, *,
-                      demo: bool = False) -> list[Path]:
-    """figures/lr_schedule.{png,pdf} (nothing when no run logged an lr)."""
-    fig = draw_lr_schedules(hist, runs)
-    return [] if fig is None else save(fig, fig_dir / "lr_schedule", demo=demo)
+def lr_schedule_figure(hist: pd.DataFrame, runs: pd.DataFrame) -> Figure:
+    """figures/lr_schedule: the rates the runs logged (drawn from every run given)."""
+    names = words_list([f"the {n}" for n in _schedule_runs(hist, runs)["_sched"]])
+    return Figure("lr_schedule", (f"Learning rate used in each epoch by {names} schedule, as logged by the runs.",),
+                  lambda: draw_lr_schedules(hist, runs))
 
 
-def beta_pdf(x, a: float, b: float | None = None, use_scipy: bool = False) -> np.ndarray:
-    """Density of Beta(a, b) at x (b defaults to a); 0 outside (0, 1).
-
-    Default path: x^(a-1) (1-x)^(b-1) / B(a, b) with B from math.lgamma (no scipy needed);
-    use_scipy=True uses scipy.stats.beta.pdf instead.
-    """
+def beta_pdf(x, a: float, b: float | None = None) -> np.ndarray:
+    """Density of Beta(a, b) at x (b defaults to a); 0 outside (0, 1): x^(a-1) (1-x)^(b-1) / B(a, b)
+    with B from math.lgamma (no scipy needed)."""
     b = a if b is None else b
     x = np.asarray(x, dtype=float)
-    if use_scipy:
-        from scipy.stats import beta
-        return np.asarray(beta.pdf(x, a, b), dtype=float)
     log_b = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
     inside = (x > 0) & (x < 1)
     xi = np.where(inside, x, 0.5)
@@ -141,9 +136,9 @@ def beta_pdf(x, a: float, b: float | None = None, use_scipy: bool = False) -> np
     return np.where(inside, np.exp(logp), 0.0)
 
 
-def mixup_alphas(runs: pd.DataFrame | None) -> list[float]:
-    """Sorted distinct positive mixup alphas of the runs, always including 0.2."""
-    found = {MIXUP_ALPHA}
+def mixup_alphas(runs: pd.DataFrame | None, always: Iterable[float] = (MIXUP_ALPHA,)) -> list[float]:
+    """Sorted distinct positive mixup alphas of the runs and `always` (the assignment's 0.2)."""
+    found = set(always)
     if runs is not None and "mixup_alpha" in runs:
         vals = pd.to_numeric(runs["mixup_alpha"], errors="coerce").dropna()
         found |= {float(v) for v in vals.unique() if v > 0}
@@ -158,12 +153,9 @@ def draw_beta_pdf(alphas: Iterable[float]):
     fig, ax = new_figure((3.3, 1.9))
     for color, a in zip(colors(len(alphas)), alphas):
         ax.plot(x, beta_pdf(x, a), color=color, lw=1.4, label=f"α = {fmt_num(a)}")
-    ax.set_ylim(0, BETA_YMAX)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("mixing weight λ")
-    ax.set_ylabel("density")
     one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
-    ax.set_title(f"Mixup: density of λ ~ Beta({one}, {one})")
+    ax.set(ylim=(0, BETA_YMAX), xlim=(0, 1), xlabel="mixing weight λ", ylabel="density",
+           title=f"Mixup: density of λ ~ Beta({one}, {one})")
     ax.text(0.5, 0.96, f"axis cut at {fmt_num(BETA_YMAX)}: the density → ∞ at λ = 0 and 1",
             transform=ax.transAxes, ha="center", va="top", fontsize=6.5)
     if len(alphas) > 1:
@@ -172,9 +164,14 @@ def draw_beta_pdf(alphas: Iterable[float]):
     return fig
 
 
-def plot_beta_pdf(alphas: Iterable[float], fig_dir: Path, *, demo: bool = False) -> list[Path]:
-    """figures/beta_pdf.{png,pdf}."""
-    return save(draw_beta_pdf(alphas), fig_dir / "beta_pdf", demo=demo)
+def beta_figure(runs: pd.DataFrame | None) -> Figure:
+    """figures/beta_pdf: the density for every alpha of mixup_alphas(runs)."""
+    alphas = mixup_alphas(runs)
+    one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
+    which = "" if len(alphas) == 1 else f" for α = {words_list([fmt_num(a) for a in alphas])}"
+    return Figure("beta_pdf", (f"Density of the mixing weight λ ∼ Beta({one}, {one}){which}. It is infinite at "
+                               f"λ = 0 and λ = 1: the peaks are clipped where the y axis is cut, at "
+                               f"{fmt_num(BETA_YMAX)}.",), lambda: draw_beta_pdf(alphas))
 
 
 @styled
@@ -193,17 +190,17 @@ def draw_class_proportions(stats: dict):
     ax.text(0.01, 0.97, f"min {100 * props[lo]:.2f}% ({names[lo]}), "
             f"max {100 * props[hi]:.2f}% ({names[hi]})", transform=ax.transAxes, va="top",
             fontsize=6.5)
-    ax.set_xlim(-0.5, props.size - 0.5)
-    ax.set_ylim(0, 100 * props.max() * 1.3)
+    ax.set(xlim=(-0.5, props.size - 0.5), ylim=(0, 100 * props.max() * 1.3))
     ax.set_xticks([])
-    ax.set_xlabel(f"{props.size} classes, sorted by share")
-    ax.set_ylabel("share (%)")
-    ax.set_title("Class proportions of the training split")
+    ax.set(xlabel=f"{props.size} classes, sorted by share", ylabel="share (%)",
+           title="Class proportions of the training split")
     ax.legend(loc="lower right", framealpha=0.9)
     return fig
 
 
-def plot_class_proportions(stats: dict, fig_dir: Path, *, demo: bool = False) -> list[Path]:
-    """figures/class_proportions.{png,pdf} (nothing without proportions)."""
-    fig = draw_class_proportions(stats)
-    return [] if fig is None else save(fig, fig_dir / "class_proportions", demo=demo)
+def class_figure(stats: dict | None) -> Figure:
+    """figures/class_proportions: the training split's class shares (nothing without them)."""
+    n = len((stats or {}).get("class_proportions") or [])
+    return Figure("class_proportions", (f"Share of each class in the training split ({n} classes, sorted by "
+                                        "share); dashed: the uniform share.",),
+                  lambda: draw_class_proportions(stats or {}))

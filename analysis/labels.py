@@ -134,6 +134,12 @@ def differing_words(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]
     return labels, shared
 
 
+def words_list(items: Sequence[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b and c'; [] -> ''."""
+    items = list(items)
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
 def fmt_pct(frac: Any, digits: int = 2) -> str:
     """Fraction in [0,1] -> percentage string with `digits` decimals ('' if missing)."""
     if is_missing(frac):

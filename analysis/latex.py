@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from .document import (Bold, Bullets, Cite, Code, Document, Equation, Figure, Heading, Listing,
-                       Math, Note, Para, Ref, Table, Todo, ref_word, render_inline)
+                       Math, Note, Para, Ref, Table, Todo, caption_parts, ref_word, render_inline)
 from .tables import ascii_only, latex_escape, safe_label
 
 END_MARK = "end-of-content"  # \hwmark before the references
@@ -133,16 +133,17 @@ def listing(source: str) -> str:
     return text.replace(r"\end{lstlisting}", r"\end {lstlisting}")
 
 
-def _table(t: Table, numbers) -> list[str]:
+def table_float(t: Table, numbers: dict[str, int], mark: bool = True) -> list[str]:
+    """`t` as a booktabs float (table* when wide); `mark`: with FLOAT_MARK (paper.tex's preamble only)."""
     wide = any("±" in str(c) for row in t.rows for c in row) or len(t.header) > 5
     env = "table*" if wide else "table"
     spec = "l" * t.n_text + "r" * (len(t.header) - t.n_text)
-    out = [rf"\begin{{{env}}}[tbp]", FLOAT_MARK, r"\centering\small", r"\setlength{\tabcolsep}{4pt}",
+    out = [rf"\begin{{{env}}}[tbp]", *[FLOAT_MARK] * mark, r"\centering\small", r"\setlength{\tabcolsep}{4pt}",
            rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
            " & ".join(latex_escape(h) for h in t.header) + r" \\", r"\midrule"]
     out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in t.rows]
     out += [r"\bottomrule", r"\end{tabular}",
-            r"\caption{" + inline(t.caption, numbers) + "}" + rf"\label{{{safe_label('tab:' + t.name)}}}",
+            r"\caption{" + inline(caption_parts(t), numbers) + "}" + rf"\label{{{safe_label(t.label)}}}",
             rf"\end{{{env}}}", ""]
     return out
 
@@ -165,10 +166,10 @@ def _block(b, numbers) -> list[str]:
     if isinstance(b, Figure):
         return [r"\begin{figure}[tbp]", FLOAT_MARK, r"\centering",
                 rf"\includegraphics[width=\columnwidth]{{figures/{b.stem}.pdf}}",
-                r"\caption{" + inline(b.caption, numbers) + "}" + rf"\label{{{safe_label('fig:' + b.stem)}}}",
+                r"\caption{" + inline(b.caption, numbers) + "}" + rf"\label{{{safe_label(b.label)}}}",
                 r"\end{figure}", ""]
     if isinstance(b, Table):
-        return _table(b, numbers)
+        return table_float(b, numbers)
     if isinstance(b, Todo):
         return [r"\authortodo{" + latex_escape(b.text) + "}", ""]
     if isinstance(b, Note):

@@ -23,6 +23,7 @@ WORDS = {"val_acc": "validation accuracy", "val_loss": "validation loss",
          "test_acc": "test accuracy", "test_loss": "test loss"}
 #: Which split's size n a binomial standard error uses, by metric.
 SPLIT = {"val_acc": "val", "train_acc": "train", "test_acc": "test"}
+SPLIT_WORDS = {"val": "validation", "train": "training"}
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,8 @@ def gap(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> Gap
     n = int((sizes or {}).get(split) or 0) if split else 0
     if n:
         se = math.hypot(binomial_se(best.mean, n), binomial_se(other.mean, n))
-        return Gap(diff, se, f"binomial, {n} {_split_words(split)} images")
+        return Gap(diff, se, f"binomial, {n} {SPLIT_WORDS.get(split, split)} images")
     return Gap(diff, math.nan, "")
-
-
-def _split_words(split: str) -> str:
-    return {"val": "validation", "train": "training"}.get(split, split)
 
 
 def value_text(metric: str, value: float) -> str:

@@ -1,51 +1,79 @@
-"""Write everything for a report: CSVs, tables and figures, from run folders."""
+"""The generic document of any run folders (`python -m analysis`), and every file a document
+renders to: tables/<file>.{md,tex} from its Table blocks, figures/<stem>.{png,pdf} from its Figures."""
 from __future__ import annotations
 
-import json
 import os
-import warnings
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-from . import figures as F
-from .curves import plot_section
+from .curves import section_figure
+from .document import Document, Heading, Table, md_table_file
+from .figures import beta_figure, class_figure, lr_schedule_figure, save
 from .labels import section_title
-from .runs import collect
-from .tables import safe_name, sections, write_data_stats, write_tables
+from .latex import table_float
+from .runs import collect, load_data_stats
+from .tables import NOTE, channel_table, metrics_table, safe_name, sections, split_table
 
-_STAT_KEYS = ("sizes", "split_seed", "mean", "std", "class_proportions")
+
+def generic_document(runs: pd.DataFrame, hist: pd.DataFrame, stats: dict | None) -> Document:
+    """Per section (the assignment's order first) its final-metrics table and curves; every run in
+    one table; the logged lr schedules, the Beta density of mixup's weight; the data statistics."""
+    blocks: list = []
+    for section in sections(runs):
+        part, title = runs[runs["section"] == section], section_title(section)
+        blocks += [Heading(title),
+                   metrics_table(part, section, (NOTE,), title=f"Section {section}: final metrics per setting"),
+                   section_figure(part, hist[hist["section"] == section], title, safe_name(section))]
+    blocks += [metrics_table(runs, "all", (NOTE,), with_section=True, title="All sections: final metrics per setting",
+                             file="all"),
+               lr_schedule_figure(hist, runs), beta_figure(runs)]
+    if stats is not None:
+        blocks += [class_figure(stats), split_table(stats),
+                   channel_table(stats, ("Channel mean and standard deviation in [0, 1] pixel units.",),
+                                 title="Channel statistics")]
+    return Document("Final metrics, curves and data statistics of the runs", "", blocks)
 
 
-def load_data_stats(run_dirs: Iterable[str | os.PathLike]) -> dict | None:
-    """The first data_stats.json among `run_dirs`; warns when another run's split differs."""
-    first, first_dir, differs = None, None, []
-    for d in run_dirs:
-        p = Path(d) / "data_stats.json"
-        if not p.is_file():
-            continue
-        try:
-            stats = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            warnings.warn(f"unreadable {p}: {e}", stacklevel=2)
-            continue
-        if first is None:
-            first, first_dir = stats, d
-        elif any(stats.get(k) != first.get(k) for k in _STAT_KEYS):
-            differs.append(str(d))
-    if differs:
-        warnings.warn(f"data_stats.json differs from {first_dir} in {len(differs)} run(s) "
-                      f"(e.g. {differs[0]}); using {first_dir}", stacklevel=2)
-    return first
+def write_document(doc: Document, out_dir: str | os.PathLike, *, figures: bool = True,
+                   demo: bool = False) -> dict[str, list[Path]]:
+    """tables/<file>.{md,tex} of every Table of `doc` (tables sharing a file follow each other) and,
+    with `figures`, figures/<stem>.{png,pdf} of every Figure that has something to draw (`demo`:
+    marked as drawn from generated data). Returns {'tables': [...], 'figures': [...]}."""
+    out, numbers = Path(out_dir), doc.numbers()
+    files: dict[str, list[Table]] = {}
+    for t in doc.tables():
+        files.setdefault(t.file or safe_name(t.name), []).append(t)
+    written: dict[str, list[Path]] = {"tables": [], "figures": []}
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    for stem, tables in files.items():
+        for ext, text in (("md", "\n".join(md_table_file(t, doc, numbers) for t in tables)),
+                          ("tex", "\n".join("\n".join(table_float(t, numbers, mark=False)) for t in tables))):
+            path = out / "tables" / f"{stem}.{ext}"
+            path.write_text(text, encoding="utf-8")
+            written["tables"].append(path)
+    for f in doc.figures() if figures else []:
+        fig = f.draw() if f.draw else None
+        if fig is not None:
+            written["figures"] += save(fig, out / "figures" / f.stem, demo=demo)
+    return written
+
+
+def write_csvs(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
+    """runs.csv (one row per run) and history.csv (one row per run per epoch) in `out_dir`."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    paths = [Path(out_dir) / "runs.csv", Path(out_dir) / "history.csv"]
+    for path, df in zip(paths, (runs, hist)):
+        df.to_csv(path, index=False)
+    return paths
 
 
 def write_all(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
               figures: bool = True, demo: bool = False) -> dict[str, list[Path]]:
-    """Collect the runs under `paths` and write runs.csv, history.csv, tables/ and figures/.
+    """Collect the runs under `paths` and write runs.csv, history.csv and the generic document's
+    tables/ and figures/ (figures/<section>, lr_schedule, beta_pdf, class_proportions).
 
-    Figures: figures/<section> (loss and accuracy panels), lr_schedule, beta_pdf,
-    class_proportions, each PNG + PDF; `demo` marks each as drawn from generated data.
     Returns the written files by kind: {'csv': [...], 'tables': [...], 'figures': [...]}.
     Raises runs.AnalysisError for a missing path or when no run folder is found.
     """
@@ -54,33 +82,7 @@ def write_all(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
 
 
 def write_collected(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *,
-                    figures: bool = True, demo: bool = False,
-                    section_figures: bool = True, stats: dict | None = None) -> dict[str, list[Path]]:
-    """Like write_all, from tables that `collect` already returned (`section_figures=False`:
-    only the figures that are not per section; `stats`: the runs' data_stats.json, if already read)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[Path]] = {"csv": [], "tables": [], "figures": []}
-    for name, df in (("runs.csv", runs), ("history.csv", hist)):
-        df.to_csv(out / name, index=False)
-        written["csv"].append(out / name)
-    written["tables"] += write_tables(runs, out)
-    if stats is None:
-        stats = load_data_stats(runs["run_dir"])
-    if stats is not None:
-        written["tables"] += write_data_stats(stats, out)
-    if not figures:
-        return written
-    fig_dir = out / "figures"
-    hist_by_section = dict(tuple(hist.groupby("section", sort=False))) if len(hist) and section_figures else {}
-    for section in sections(runs) if section_figures else []:
-        h = hist_by_section.get(section)
-        if h is not None:
-            written["figures"] += plot_section(h, runs[runs["section"] == section],
-                                               section_title(section),
-                                               fig_dir / safe_name(section), demo=demo)
-    written["figures"] += F.plot_lr_schedules(hist, runs, fig_dir, demo=demo)
-    written["figures"] += F.plot_beta_pdf(F.mixup_alphas(runs), fig_dir, demo=demo)
-    if stats is not None:
-        written["figures"] += F.plot_class_proportions(stats, fig_dir, demo=demo)
-    return written
+                    figures: bool = True, demo: bool = False) -> dict[str, list[Path]]:
+    """Like write_all, from the tables that `collect` already returned."""
+    doc = generic_document(runs, hist, load_data_stats(runs["run_dir"]))
+    return {"csv": write_csvs(runs, hist, out_dir), **write_document(doc, out_dir, figures=figures, demo=demo)}

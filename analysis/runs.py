@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -53,11 +52,6 @@ _READ_KW = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]
 
 class AnalysisError(Exception):
     """A problem the user can fix (bad path, no run folders); reported as one line."""
-
-
-def warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    """warnings.showwarning for the CLIs: 'warning: <message>', one line on stderr."""
-    print(f"warning: {message}", file=sys.stderr)
 
 
 def _is_aggregate_history(path: Path) -> bool:
@@ -285,3 +279,28 @@ def collect(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFr
     for c in HIST_COLS:
         long[c] = hist[c].to_numpy() if len(hist) else np.array([], dtype=float)
     return runs, long
+
+
+_STAT_KEYS = ("sizes", "split_seed", "mean", "std", "class_proportions")
+
+
+def load_data_stats(run_dirs: Iterable[str | os.PathLike]) -> dict | None:
+    """The first data_stats.json among `run_dirs`; warns when another run's split differs."""
+    first, first_dir, differs = None, None, []
+    for d in run_dirs:
+        p = Path(d) / "data_stats.json"
+        if not p.is_file():
+            continue
+        try:
+            stats = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            warnings.warn(f"unreadable {p}: {e}", stacklevel=2)
+            continue
+        if first is None:
+            first, first_dir = stats, d
+        elif any(stats.get(k) != first.get(k) for k in _STAT_KEYS):
+            differs.append(str(d))
+    if differs:
+        warnings.warn(f"data_stats.json differs from {first_dir} in {len(differs)} run(s) "
+                      f"(e.g. {differs[0]}); using {first_dir}", stacklevel=2)
+    return first

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import contract as C
-from .report import load_data_stats
-from .runs import AnalysisError, collect
+from .runs import AnalysisError, collect, load_data_stats
 
 
 @dataclass
@@ -45,15 +44,16 @@ class StudyData:
     def choice(self, name: str) -> C.Choice | None:
         return self.contract.choices.get(name)
 
-    def without_mixup_baseline(self) -> pd.Series:
-        """Mask of the runs of the chosen weight decay in its section (the final setting without
-        mixup), to compare the final section against."""
-        wd = self.choice("weight_decay")
-        if wd is None:
-            return pd.Series(False, index=self.runs.index)
-        vals = pd.to_numeric(self.runs["weight_decay"], errors="coerce").to_numpy(dtype=float)
-        return (self.runs["section"] == wd.section) & pd.Series(
-            np.isclose(vals, float(wd.value), rtol=1e-9, atol=0), index=self.runs.index)
+    def final_part(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, history) of the final section with its no-mixup baseline (the runs of the chosen
+        weight decay in its section), all runs labelled with the final section."""
+        final, wd = self.contract.final_section, self.choice("weight_decay")
+        mask = self.runs["section"] == final
+        if wd is not None:
+            vals = pd.to_numeric(self.runs["weight_decay"], errors="coerce").to_numpy(dtype=float)
+            mask |= (self.runs["section"] == wd.section) & np.isclose(vals, float(wd.value), rtol=1e-9, atol=0)
+        runs, hist = self.select(mask)
+        return runs.assign(section=final), hist
 
 
 def load(root: str | os.PathLike) -> StudyData:

@@ -1,4 +1,4 @@
-"""Markdown and LaTeX (booktabs) tables of final metrics per setting, and of data statistics.
+"""Tables (document.Table blocks) of final metrics per setting, and of data statistics.
 
 Accuracies are shown in percent (100 x fraction, 2 decimals), losses with 4 decimals; sections
 follow the assignment's order (lr_sweep, schedule_sweep, wd_sweep, mixup, then any others).
@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
+from .document import Table
 from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
 from .runs import GROUP_COLS
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
-METRICS = [
-    ("train_loss", "Train loss", "loss"),
-    ("train_acc", "Train acc (%)", "pct"),
-    ("val_loss", "Val loss", "loss"),
-    ("val_acc", "Val acc (%)", "pct"),
-    ("best_val_acc", "Best val acc (%)", "pct"),
-    ("test_loss", "Test loss", "loss"),
-    ("test_acc", "Test acc (%)", "pct"),
-]
+METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc (%)", "pct"),
+           ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc (%)", "pct"),
+           ("best_val_acc", "Best val acc (%)", "pct"), ("test_loss", "Test loss", "loss"),
+           ("test_acc", "Test acc (%)", "pct")]
+#: The report's compact columns: final training and validation metrics (its caption says "in %").
+REPORT_METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc", "pct"),
+                  ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc", "pct")]
 MISSING = "—"
 NOTE = ("Metrics of the last completed epoch; accuracies in %, losses are cross-entropy. "
         "Best val acc is the maximum over epochs; the test set is evaluated once, at the end. "
@@ -47,10 +45,6 @@ def sections(runs: pd.DataFrame) -> list:
     return sorted(runs["section"].drop_duplicates(), key=section_rank)
 
 
-def _groups(runs: pd.DataFrame, by: Sequence[str]):
-    return in_section_order(runs).groupby(list(by), sort=False, dropna=False)
-
-
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (section, setting): n runs, statuses, and mean/std (ddof=1)/count per metric.
 
@@ -58,7 +52,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     epochs_done_min, epochs_done_max, <metric>_mean, <metric>_std, <metric>_n.
     """
     by = ["section", "setting"] + [c for c in GROUP_COLS if c in runs]
-    g = _groups(runs, by)
+    g = in_section_order(runs).groupby(by, sort=False, dropna=False)
     out = g.size().rename("n_runs").reset_index()[["section", "setting", "n_runs"]]
     out["status"] = g["status"].agg(_status_words).to_numpy()
     out["epochs"] = g["epochs"].first().to_numpy()
@@ -102,43 +96,28 @@ def _epochs_cell(r: pd.Series) -> str:
     return done
 
 
-def table_cells(runs: pd.DataFrame, with_section: bool = False
-                ) -> tuple[list[str], list[list[str]]]:
-    """Header and text rows of the final-metrics table (unicode ±, – and — in cells).
+def metrics_table(runs: pd.DataFrame, name: str, caption: tuple, *, metrics=METRICS, labels=None,
+                  with_section: bool = False, counts: str = "epochs", with_n: bool = True,
+                  title: str = "", file: str = "") -> Table:
+    """The final-metrics table of `runs`, one row per setting (summarize), accuracies in %.
 
-    A status column appears when not every run completed; test columns when any run has them.
+    Columns: Section (`with_section`), Setting (renamed by `labels`), Status when not every run
+    completed, Epochs (`counts='epochs'`) or Runs when a setting has several (`counts='runs'`),
+    then `metrics`, test columns only when a run has them; cells as `cell` (`with_n`: '(n=k)').
     """
     summ = summarize(runs)
-    show_status = bool((runs["status"] != "completed").any())
-    metrics = [m for m in METRICS
-               if not (m[0].startswith("test_") and runs[m[0]].isna().all())]
-    header = (["Section"] if with_section else []) + ["Setting"]
-    header += (["Status"] if show_status else []) + ["Epochs"] + [h for _, h, _ in metrics]
+    status = bool((runs["status"] != "completed").any())
+    seeds = counts == "runs" and bool((summ["n_runs"] > 1).any())
+    metrics = [m for m in metrics if not (m[0].startswith("test_") and runs[m[0]].isna().all())]
+    header = ["Section"] * with_section + ["Setting"] + ["Status"] * status
+    header += (["Epochs"] if counts == "epochs" else ["Runs"] * seeds) + [h for _, h, _ in metrics]
     rows = []
     for _, r in summ.iterrows():  # one iteration per setting, not per run
-        row = ([str(r["section"])] if with_section else []) + [str(r["setting"])]
-        row += ([r["status"]] if show_status else []) + [_epochs_cell(r)]
-        row += [cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k) for c, _, k in metrics]
+        row = [str(r["section"])] * with_section + [(labels or {}).get(r["setting"], str(r["setting"]))]
+        row += [r["status"]] * status + ([_epochs_cell(r)] if counts == "epochs" else [str(r["n_runs"])] * seeds)
+        row += [cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k, with_n) for c, _, k in metrics]
         rows.append(row)
-    return header, rows
-
-
-def _n_text(header: Sequence[str]) -> int:
-    return sum(1 for h in header if h in ("Section", "Setting", "Status", "Quantity", "Channel"))
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]],
-                   title: str | None = None, note: str | None = None) -> str:
-    """GitHub-flavoured Markdown table; text columns left-, numbers right-aligned."""
-    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    k = _n_text(header)
-    lines = [f"### {title}", ""] if title else []
-    lines.append("| " + " | ".join(esc(h) for h in header) + " |")
-    lines.append("|" + "|".join(":---" if i < k else "---:" for i in range(len(header))) + "|")
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
-    if note:
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
+    return Table(header, rows, caption, name, n_text=with_section + 1 + status, title=title, file=file)
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -173,80 +152,29 @@ def safe_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9:._-]", "-", label)
 
 
-def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None,
-                label: str | None = None) -> str:
-    """A booktabs `table` float (needs \\usepackage{booktabs}); cells are escaped here."""
-    k = _n_text(header)
-    spec = "l" * k + "r" * (len(header) - k)
-    out = [r"\begin{table}[htbp]", r"\centering"]
-    if caption:
-        out.append(r"\caption{" + latex_escape(caption) + "}")
-    if label:
-        out.append(r"\label{" + safe_label(label) + "}")
-    out += [r"\begin{tabular}{" + spec + "}", r"\toprule",
-            " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
-    out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(out) + "\n"
-
-
 def safe_name(name: str) -> str:
     """A file-name-safe version of a section name."""
     s = re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(name)).strip("._") or "section"
     return f"section_{s}" if s in ("all", "data_stats") else s
 
 
-def write_tables(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """tables/<section>.{md,tex} per section and tables/all.{md,tex}; returns the paths."""
-    tdir = Path(out_dir) / "tables"
-    tdir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    md_all: list[str] = []
-    for section in sections(runs):
-        header, rows = table_cells(runs[runs["section"] == section])
-        title = f"Section {section}: final metrics per setting"
-        md = markdown_table(header, rows, title, NOTE)
-        md_all.append(md)
-        written += _write(tdir / safe_name(section), md,
-                          latex_table(header, rows, f"{title}. {NOTE}", f"tab:{section}"))
-    header, rows = table_cells(runs, with_section=True)
-    title = "All sections: final metrics per setting"
-    written += _write(tdir / "all", markdown_table(header, rows, title, NOTE),
-                      latex_table(header, rows, f"{title}. {NOTE}", "tab:all"))
-    return written
-
-
-def _write(stem: Path, md: str, tex: str) -> list[Path]:
-    md_path, tex_path = stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".tex")
-    md_path.write_text(md, encoding="utf-8")
-    tex_path.write_text(tex, encoding="utf-8")
-    return [md_path, tex_path]
-
-
-def data_stats_cells(stats: dict) -> list[tuple[list[str], list[list[str]]]]:
-    """Two (header, rows) tables: split sizes (images) and per-channel mean/std ([0,1] pixels)."""
-    sizes = stats.get("sizes") or {}
-    t1 = [[f"{k} images", str(v)] for k, v in sizes.items()]
+def split_table(stats: dict) -> Table:
+    """tables/data_stats: the images per split, the split seed and the number of classes."""
+    rows = [[f"{k} images", str(v)] for k, v in (stats.get("sizes") or {}).items()]
     if stats.get("split_seed") is not None:
-        t1.append(["split seed", str(stats["split_seed"])])
+        rows.append(["split seed", str(stats["split_seed"])])
     if stats.get("class_names"):
-        t1.append(["classes", str(len(stats["class_names"]))])
+        rows.append(["classes", str(len(stats["class_names"]))])
+    return Table(["Quantity", "Value"], rows, (), "data_splits", title="Data splits (images per split)",
+                 file="data_stats")
+
+
+def channel_table(stats: dict, caption: tuple, names: Sequence[str] = ("R", "G", "B"), title: str = "") -> Table:
+    """tables/data_stats: per-channel mean and std of the training split ([0, 1] pixel units), the
+    rows named by `names` when there are that many channels."""
     mean, std = list(stats.get("mean") or []), list(stats.get("std") or [])
     n = max(len(mean), len(std))
-    names = ["R", "G", "B"] if n == 3 else [str(i) for i in range(n)]
-    f = lambda v, i: MISSING if i >= len(v) or v[i] is None else f"{float(v[i]):.4f}"  # noqa
-    t2 = [[names[i], f(mean, i), f(std, i)] for i in range(n)]
-    return [(["Quantity", "Value"], t1), (["Channel", "Mean", "Std"], t2)]
-
-
-def write_data_stats(stats: dict, out_dir: Path) -> list[Path]:
-    """tables/data_stats.{md,tex}: split sizes and channel mean/std of the training split."""
-    tdir = Path(out_dir) / "tables"
-    tdir.mkdir(parents=True, exist_ok=True)
-    (h1, r1), (h2, r2) = data_stats_cells(stats)
-    note = "Channel mean and standard deviation in [0, 1] pixel units."
-    md = (markdown_table(h1, r1, "Data splits") + "\n"
-          + markdown_table(h2, r2, "Channel statistics", note))
-    tex = (latex_table(h1, r1, "Data splits (images per split).", "tab:data_splits")
-           + "\n" + latex_table(h2, r2, "Channel statistics. " + note, "tab:channel_stats"))
-    return _write(tdir / "data_stats", md, tex)
+    names = list(names) if n == len(names) else [str(i) for i in range(n)]
+    f = lambda v, i: MISSING if i >= len(v) or v[i] is None else f"{float(v[i]):.4f}"  # noqa: E731
+    rows = [[names[i], f(mean, i), f(std, i)] for i in range(n)]
+    return Table(["Channel", "Mean", "Std"], rows, caption, "channel_stats", title=title, file="data_stats")

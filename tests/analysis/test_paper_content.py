@@ -2,6 +2,7 @@
 the assignment's order, numbered captions, escaping, rebuilding from a copy, one-line errors."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -161,3 +162,45 @@ def test_compile_errors_and_page_positions_are_read_from_tex_files():
     # Long runs from page 1 column 1 (2/11 down) to page 3 column 2 (2/11 down): 5 columns
     assert name == "Long" and cols == pytest.approx(5.0)
     assert texbuild.content_pages(aux) == 4  # a float landed on page 4, after the references began
+
+
+def test_each_table_file_holds_the_reports_own_table(built):
+    """report/tables/ is rendered from the report's Table blocks: the same rows as report.md and paper.tex."""
+    root, _, md, tex = built
+    tables = root / "report" / "tables"
+    in_report = [block.split("\n\n")[1].splitlines() for block in md.split("**Table ")[1:]]
+    in_files = [part.split("\n\n")[1].splitlines() for p in sorted(tables.glob("*.md"))
+                for part in p.read_text().split("### ")[1:]]
+    assert sorted(in_files) == sorted(in_report) and len(in_report) == 5
+    assert {p.stem for p in tables.glob("*.md")} == {p.stem for p in tables.glob("*.tex")} == {
+        "lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "data_stats"}
+    for p in tables.glob("*.tex"):
+        for row in (r for r in p.read_text().splitlines() if r.endswith(r" \\")):
+            assert row in tex, (p.name, row)
+
+
+def test_a_figure_with_nothing_to_draw_is_named_and_a_stale_file_does_not_count(tmp_path):
+    root = write_study(tmp_path / "s")
+    paper.build(root, compile=False)  # draws every figure once
+    for run in (root / "lr_sweep").iterdir():
+        (run / "history.csv").unlink()  # summary.json keeps the runs, but no curve is left to draw
+    assert (root / "report" / "figures" / "lr_sweep.pdf").is_file()  # the earlier drawing
+    res = paper.build(root)
+    assert res.compiled is None and res.lines[-1].endswith("not compiled (figure lr_sweep.pdf is missing)")
+
+
+def test_mixups_alpha_is_the_one_the_final_runs_used(tmp_path):
+    root = write_study(tmp_path / "s")
+    summary = root / "mixup" / "mixup" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["config"]["augmentation"]["mixup_alpha"] = 0.4
+    summary.write_text(json.dumps(data))
+    md = paper.build(root, compile=False, figures=False).report_md.read_text()
+    assert "adds mixup (α = 0.4)" in md and r"$\alpha = 0.4$" in md
+    assert "Beta(α, α) for α = 0.2 and 0.4" in md and "cut, at 4." in md  # the figure draws both
+
+
+def test_a_usage_mistake_of_the_paper_cli_is_one_line():
+    r = _cli()
+    assert r.returncode == 2 and r.stderr == ("error: the following arguments are required: STUDY_DIR "
+                                              "(see python -m analysis.paper --help)\n"), r.stderr
