@@ -277,7 +277,8 @@ def summary(
     finished_at: str | None = None,
 ) -> dict:
     """The content of summary.json. `images_per_s`: training images per second of epoch time (train + val);
-    `started_at` / `finished_at`: when the run first started training and when it finished (utc_now())."""
+    `started_at` / `finished_at`: when a job first took the run up (before loading its data) and when it
+    completed or diverged (utc_now())."""
     assert status in STATUSES, status
     best_acc, best_ep = best_epoch(rows)
     final = {k: v for k, v in rows[-1].items() if k != "epoch_time_s"} if rows else None

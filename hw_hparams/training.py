@@ -47,7 +47,7 @@ class Member:
     result: Any = None  # its final summary, or the exception that ended it
     device: str = ""
     train_images: int = 0
-    started_at: Optional[str] = None  # when it first started training (kept over resumes), ISO 8601 UTC
+    started_at: Optional[str] = None  # when a job first took it up (kept over resumes), ISO 8601 UTC
     finished_at: Optional[str] = None  # when it completed or diverged
 
     @property
@@ -103,7 +103,6 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     group = build_group(cfg.model.name, [run_spec(m.cfg) for m in members], device, normalize, settings, cfg.batch_size)
     for i, m in enumerate(members):
         m.device, m.train_images = str(device), len(data.train)
-        m.started_at, m.finished_at = ((m.previous or {}).get(k) for k in ("started_at", "finished_at"))
         if m.state is not None:
             _resume(group, i, m.state)
     many = len(members) > 1
@@ -111,9 +110,8 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     make_bar = epoch_bar(cfg.trainer.progress)
     batches = math.ceil(len(data.train) / cfg.batch_size)
     live = [m for m in members if len(m.rows) < cfg.epochs]
-    now = utc_now()
     for m in live:
-        m.started_at, m.finished_at = m.started_at or now, None
+        m.started_at, m.finished_at = m.started_at or utc_now(), None
         m.write("running")
     started = time.perf_counter()
     try:

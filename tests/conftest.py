@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from hw_hparams.data.fake import write_fake_cifar100
-from support import run_cli, stamps
+from support import DEMO, ONE_THREAD, run_cli, stamps
 
 #: Marker -> the programs its tests need on PATH (see pyproject.toml's markers).
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
-# Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
-DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
-        "trainer.progress=false", "trainer.device=cpu"]
-# CPU float sums depend on the thread count; with one thread a run's numbers are the same in any process.
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,9 @@
 """The study as a graph (issue 19): the plan, sections that train at once, speculation, a kill mid-stage.
 
-The concurrent study is the tiny demo of conftest.DEMO under `launcher=joblib hydra.launcher.n_jobs=2`
+The concurrent study is the tiny demo of support.DEMO under `launcher=joblib hydra.launcher.n_jobs=2`
 (speculation on by default there); its reference is the same demo under `launcher=basic` (the
 session's `demo` fixture: sections one after another, no speculation). Every process runs with one
-thread (conftest.ONE_THREAD; joblib's workers keep it), so equal runs have bitwise equal numbers.
+thread (support.ONE_THREAD; joblib's workers keep it), so equal runs have bitwise equal numbers.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO, ONE_THREAD
-from support import TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
+from support import DEMO, ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
 from hw_hparams import bench, homework
 
 JOBLIB = ["launcher=joblib", "hydra.launcher.n_jobs=2", "figures=false"]
