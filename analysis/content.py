@@ -6,6 +6,9 @@ Todo block (report.md: '> **TODO(author):**', paper: a red box).
 """
 from __future__ import annotations
 
+import json
+from importlib.resources import files
+
 import numpy as np
 
 from .content_sections import lr_section, mixup_section, schedule_section, wd_section
@@ -16,19 +19,8 @@ from .noise import binomial_se
 from .study import StudyData
 from .tables import channel_table
 
-REFERENCES = {
-    "sandler2018mobilenetv2": ("Sandler et al.", 2018, "M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, "
-                               "and L.-C. Chen. MobileNetV2: Inverted residuals and linear "
-                               "bottlenecks. In CVPR, 2018."),
-    "krizhevsky2009cifar": ("Krizhevsky", 2009, "A. Krizhevsky. Learning multiple layers of features "
-                            "from tiny images. Technical report, University of Toronto, 2009."),
-    "loshchilov2017sgdr": ("Loshchilov and Hutter", 2017, "I. Loshchilov and F. Hutter. SGDR: "
-                           "Stochastic gradient descent with warm restarts. In ICLR, 2017."),
-    "zhang2019weightdecay": ("Zhang et al.", 2019, "G. Zhang, C. Wang, B. Xu, and R. Grosse. Three "
-                             "mechanisms of weight decay regularization. In ICLR, 2019."),
-    "zhang2018mixup": ("Zhang et al.", 2018, "H. Zhang, M. Cisse, Y. N. Dauphin, and D. Lopez-Paz. "
-                       "mixup: Beyond empirical risk minimization. In ICLR, 2018."),
-}
+#: Every work the report can cite: key -> [authors, year, full entry] (package data).
+REFERENCES = json.loads(files(__package__).joinpath("references.json").read_text(encoding="utf-8"))
 MODEL_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenetv1": "MobileNet (V1)", "tiny": "a tiny CNN"}
 
 

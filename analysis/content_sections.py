@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .curves import section_figure, setting_words
+from .curves import MIXED, section_figure, setting_words
 from .document import Bold, Bullets, Cite, Code, Equation, Heading, Math, Para, Ref, Table, Todo
 from .figures import MIXUP_ALPHA, beta_figure, lr_schedule_figure, mixup_alphas
 from .labels import fmt_loss, fmt_num, hparam_word, section_title, words_list
@@ -17,11 +17,12 @@ from .study import StudyData
 from .tables import MISSING, REPORT_METRICS, metrics_table, safe_name
 
 COSINE = (r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1")
+RANKED = ("val_acc", "val_loss", "train_loss")  # the metrics a section ranks its settings on
 
 
-def _rankings(runs: pd.DataFrame, metrics, s: StudyData) -> Bullets:
-    labels, _ = setting_words(runs)
-    return Bullets([(ranking_sentence(estimates(runs, m, labels), m, s.sizes),) for m in metrics])
+def _ranked(runs: pd.DataFrame, metric: str) -> list:
+    """estimates of `metric` per setting of `runs`, best first, named by what differs between them."""
+    return estimates(runs, metric, setting_words(runs)[0])
 
 
 def section_table(runs: pd.DataFrame, name: str, title: str) -> Table:
@@ -36,16 +37,16 @@ def section_table(runs: pd.DataFrame, name: str, title: str) -> Table:
     return t
 
 
-def _experiment(s: StudyData, section: str, intro: tuple, runs=None, hist=None) -> list:
-    """Heading-less core of a section: intro, table, figure."""
-    if runs is None:
-        runs, hist = s.part(section)
+def _experiment(s: StudyData, section: str, intro: tuple, runs: pd.DataFrame, hist: pd.DataFrame,
+                metrics=RANKED) -> list:
+    """Heading-less core of a section: intro, table, figure, then its settings ranked on each of `metrics`."""
+    rankings = Bullets([(ranking_sentence(_ranked(runs, m), m, s.sizes),) for m in metrics])
     if runs.empty:
-        return [Para((f"No runs of {section} were found.",))]
+        return [Para((f"No runs of {section} were found.",)), rankings]
     title = section_title(section)
     table, figure = section_table(runs, section, title), section_figure(runs, hist, title, safe_name(section))
     return [Para(intro + (" ", Ref(table.label), " lists the final-epoch metrics and ", Ref(figure.label),
-                          " the curves.")), table, figure]
+                          " the curves.")), table, figure, rankings]
 
 
 def _choice_text(s: StudyData, name: str, col: str) -> tuple:
@@ -53,9 +54,7 @@ def _choice_text(s: StudyData, name: str, col: str) -> tuple:
     c = s.choice(name)
     if c is None:
         return ()
-    runs, _ = s.part(c.section)
-    labels, _ = setting_words(runs)
-    ests = estimates(runs, c.metric, labels)
+    ests = _ranked(s.part(c.section)[0], c.metric)
     word = hparam_word(col, c.value)
     text = ["The study continues with ", Bold(word), f", the best final {WORDS.get(c.metric, c.metric)}."]
     if len(ests) > 1 and ests[1].k:
@@ -69,18 +68,18 @@ def _choice_text(s: StudyData, name: str, col: str) -> tuple:
 
 
 def lr_section(s: StudyData) -> list:
-    runs, _ = s.part("lr_sweep")
+    runs, hist = s.part("lr_sweep")
     lrs = [fmt_num(v) for v in pd.unique(runs["lr"].dropna())]
     intro = (f"One run per initial learning rate ({words_list(lrs)}), otherwise identical.",)
-    return [Heading("Learning Rate"), *_experiment(s, "lr_sweep", intro),
-            _rankings(runs, ("train_loss", "train_acc", "val_loss", "val_acc"), s),
+    return [Heading("Learning Rate"),
+            *_experiment(s, "lr_sweep", intro, runs, hist, ("train_loss", "train_acc", "val_loss", "val_acc")),
             Para(_choice_text(s, "lr", "lr")),
             Todo("describe the curves; which learning rate is best for training and for validation, "
                  "and why each behaves as it does.")]
 
 
 def schedule_section(s: StudyData) -> list:
-    runs, _ = s.part("schedule_sweep")
+    runs, hist = s.part("schedule_sweep")
     lr = s.choice("lr")
     eta0 = fmt_num(lr.value) if lr else "the chosen rate"
     epochs = ", ".join(fmt_num(v) for v in pd.unique(runs["epochs"].dropna())) or "T"
@@ -98,9 +97,8 @@ def schedule_section(s: StudyData) -> list:
         Todo("the intuition behind cosine annealing in your own words."),
     ]
     intro = (f"Both schedules start from lr {eta0}; everything else is unchanged.",)
-    blocks += _experiment(s, "schedule_sweep", intro)
-    blocks.append(_rankings(runs, ("val_acc", "val_loss", "train_loss"), s))
-    ests = estimates(runs, "val_acc", setting_words(runs)[0])
+    blocks += _experiment(s, "schedule_sweep", intro, runs, hist)
+    ests = _ranked(runs, "val_acc")
     text = "The weight-decay and mixup runs use cosine annealing, as the assignment prescribes"
     if len(ests) > 1 and ests[0].k and ests[1].k and ests[0].setting != "cosine":
         within = gap(ests[0], ests[1], "val_acc", s.sizes).within_noise
@@ -112,13 +110,12 @@ def schedule_section(s: StudyData) -> list:
 
 
 def wd_section(s: StudyData) -> list:
-    runs, _ = s.part("wd_sweep")
+    runs, hist = s.part("wd_sweep")
     wds = [hparam_word("weight_decay", v) for v in pd.unique(runs["weight_decay"].dropna())]
     blocks = [Heading("Weight Decay"),
               Para(("Weight decay subtracts ", Math(r"\eta\lambda w"), " from the weights at every step ",
                     Cite("zhang2019weightdecay"), ".")),
-              *_experiment(s, "wd_sweep", (f"Two runs with cosine annealing, {words_list(wds)}.",)),
-              _rankings(runs, ("val_acc", "val_loss", "train_loss"), s)]
+              *_experiment(s, "wd_sweep", (f"Two runs with cosine annealing, {words_list(wds)}.",), runs, hist)]
     labels, _ = setting_words(runs)
     gaps = []
     for setting, part in runs.groupby("setting", sort=False):
@@ -148,9 +145,6 @@ def mixup_section(s: StudyData) -> list:
     intro = (f"The final configuration adds mixup (α = {alpha}) to the best setting so far; it is compared "
              "with the same setting without mixup (from the weight-decay runs).",)
     blocks += _experiment(s, final, intro, runs, hist)
-    blocks.append(_rankings(runs, ("val_acc", "val_loss", "train_loss"), s))
-    blocks.append(Para(("Under mixup the training loss and accuracy are measured on the mixed batches, "
-                        "and the training accuracy is λ-weighted, so they are not comparable with the "
-                        "runs without mixup.",)))
+    blocks.append(Para((f"{MIXED}, so they are not comparable with the runs without mixup.",)))
     blocks.append(Todo("describe the effects shown in the figure; discuss why mixup acts this way."))
     return blocks

@@ -22,6 +22,8 @@ from .runs import GROUP_COLS
 MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
 COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
 LAMBDA_NOTE = "training (λ-weighted under mixup)"
+MIXED = ("Under mixup the training loss and accuracy are measured on the mixed batches, and the training "
+         "accuracy is λ-weighted")  # said in the caption and in the text of a section with mixup
 
 
 def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
@@ -92,10 +94,10 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
         bottom.set_xlim(0.5, last + 0.5)
     top.set(title=f"{title}: loss per epoch", ylabel="cross-entropy loss")
     bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
-    if len(settings) > 1 or any(_note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings):
-        top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + _note(
-            n_seeds.get(s, 1), statuses.get(s, ""))) for c, s in zip(cols, settings)],
-            loc="best", framealpha=0.85)
+    notes = {s: _note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings}
+    if len(settings) > 1 or any(notes.values()):
+        top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)],
+                   loc="best", framealpha=0.85)
     bottom.legend(handles=[
         Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training"),
         Line2D([], [], color="k", ls="--", label="validation")], loc="best", framealpha=0.85)
@@ -109,9 +111,8 @@ def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
     if runs.groupby("setting").size().max() > 1:
         text += " Lines: mean over seeds; bands: minimum to maximum."
     if has_mixup(runs):
-        text += (" Under mixup the training loss and accuracy are measured on the mixed batches, and "
-                 "the training accuracy is λ-weighted: a prediction scores λ when it matches the first "
-                 "label of the mixed pair and 1 - λ when it matches the second.")
+        text += (f" {MIXED}: a prediction scores λ when it matches the first label of the mixed pair and "
+                 "1 - λ when it matches the second.")
     if shared:
         text += f" Shared by all runs: {', '.join(shared)}."
     return (text,)
@@ -121,6 +122,3 @@ def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, title: str, stem: str
     """The Figure block of one section (or any group of runs): draws nothing without history."""
     return Figure(stem, curves_caption(runs, title), lambda: draw_section(hist, runs, title) if len(hist) else None)
 
-
-__all__ = ["COLUMN_SIZE", "LAMBDA_NOTE", "curve_stats", "curves_caption", "draw_section", "section_figure",
-           "setting_words"]

@@ -10,7 +10,7 @@ import functools
 import logging
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import matplotlib
 
@@ -59,27 +59,23 @@ def mark_demo(fig) -> None:
     fig.text(0.005, 0.005, DEMO_MARK, ha="left", va="bottom", fontsize=7, color="tab:red")
 
 
-def save(fig, stem: Path, formats: Sequence[str] = FORMATS, *, demo: bool = False) -> list[Path]:
-    """Save `fig` as stem.<fmt> for each format (marked when `demo`), close it, return the paths."""
+def save(fig, stem: Path, *, demo: bool = False) -> list[Path]:
+    """Save `fig` as stem.<fmt> for each of FORMATS (marked when `demo`), close it, return the paths."""
     if demo:
         mark_demo(fig)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in FORMATS]
     with plt.rc_context(STYLE):
-        for fmt in formats:
-            p = stem.with_name(f"{stem.name}.{fmt}")
+        for p in paths:
             fig.savefig(p, dpi=200)
-            paths.append(p)
     plt.close(fig)
     return paths
 
 
 def colors(n: int) -> list:
     """n distinct colours (tab10, tab20, then viridis)."""
-    if n <= 10:
-        return [plt.get_cmap("tab10")(i) for i in range(n)]
     if n <= 20:
-        return [plt.get_cmap("tab20")(i) for i in range(n)]
+        return [plt.get_cmap("tab10" if n <= 10 else "tab20")(i) for i in range(n)]
     return [plt.get_cmap("viridis")(x) for x in np.linspace(0, 0.95, n)]
 
 
@@ -190,9 +186,8 @@ def draw_class_proportions(stats: dict):
     ax.text(0.01, 0.97, f"min {100 * props[lo]:.2f}% ({names[lo]}), "
             f"max {100 * props[hi]:.2f}% ({names[hi]})", transform=ax.transAxes, va="top",
             fontsize=6.5)
-    ax.set(xlim=(-0.5, props.size - 0.5), ylim=(0, 100 * props.max() * 1.3))
-    ax.set_xticks([])
-    ax.set(xlabel=f"{props.size} classes, sorted by share", ylabel="share (%)",
+    ax.set(xlim=(-0.5, props.size - 0.5), ylim=(0, 100 * props.max() * 1.3), xticks=[],
+           xlabel=f"{props.size} classes, sorted by share", ylabel="share (%)",
            title="Class proportions of the training split")
     ax.legend(loc="lower right", framealpha=0.9)
     return fig

@@ -32,8 +32,6 @@ def section_rank(section: Any) -> tuple[int, str]:
 
 def is_missing(x: Any) -> bool:
     """True for None, NaN and pandas NA/NaT."""
-    if x is None:
-        return True
     try:
         return bool(pd.isna(x))
     except (TypeError, ValueError):  # list-likes are not missing values
@@ -124,10 +122,7 @@ def differing_words(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]
 
     [{'lr': 0.5, 'epochs': 15}, {'lr': 0.05, 'epochs': 15}] -> (['lr 0.5', 'lr 0.05'], ['15 epochs']).
     """
-    def key(v: Any) -> Any:
-        return None if is_missing(v) else v
-
-    varying = [c for c in cols if len({key(r.get(c)) for r in rows}) > 1]
+    varying = [c for c in cols if len({None if is_missing(r.get(c)) else r.get(c) for r in rows}) > 1]
     shared = [hparam_word(c, rows[0].get(c)) for c in cols
               if c not in varying and rows and not (is_missing(rows[0].get(c)) and c != "mixup_alpha")]
     labels = [", ".join(hparam_word(c, r.get(c)) for c in varying) or "all runs" for r in rows]
@@ -149,12 +144,7 @@ def fmt_pct(frac: Any, digits: int = 2) -> str:
 
 def fmt_loss(x: Any, decimals: int = LOSS_DECIMALS) -> str:
     """Loss with a fixed number of decimals: 0.98 -> '0.9800', 4.6 -> '4.6000' ('' if missing)."""
-    if is_missing(x):
-        return ""
-    v = float(x)
-    if not math.isfinite(v):
-        return str(v)
-    return f"{v:.{decimals}f}"
+    return "" if is_missing(x) else f"{float(x):.{decimals}f}"  # inf -> 'inf', as str(inf)
 
 
 def has_mixup(runs: pd.DataFrame) -> bool:

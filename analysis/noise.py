@@ -98,20 +98,15 @@ def gap(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> Gap
     return Gap(diff, math.nan, "")
 
 
-def value_text(metric: str, value: float) -> str:
-    """'45.10%' for an accuracy (fraction in), '1.2345' for a loss."""
-    return f"{fmt_pct(value)}%" if metric.endswith("_acc") else fmt_loss(value)
-
-
 def diff_text(metric: str, diff: float) -> str:
     """'1.10 points' for an accuracy difference, '0.1234' for a loss difference."""
     return f"{fmt_pct(abs(diff))} points" if metric.endswith("_acc") else fmt_loss(abs(diff))
 
 
 def _entry(metric: str, e: Estimate) -> str:
-    if e.k == 0:
-        return f"{e.setting} ({e.status})"
-    return f"{e.setting} ({value_text(metric, e.mean)})"
+    """'lr 0.05 (45.10%)' for an accuracy, 'lr 0.05 (1.2345)' for a loss, 'lr 0.5 (diverged)' without a value."""
+    value = e.status if e.k == 0 else f"{fmt_pct(e.mean)}%" if higher_is_better(metric) else fmt_loss(e.mean)
+    return f"{e.setting} ({value})"
 
 
 def noise_clause(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> str:

@@ -49,7 +49,7 @@ def write_document(doc: Document, out_dir: str | os.PathLike, *, figures: bool =
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for stem, tables in files.items():
         for ext, text in (("md", "\n".join(md_table_file(t, doc, numbers) for t in tables)),
-                          ("tex", "\n".join("\n".join(table_float(t, numbers, mark=False)) for t in tables))):
+                          ("tex", "\n".join("\n".join(table_float(t, mark=False)) for t in tables))):
             path = out / "tables" / f"{stem}.{ext}"
             path.write_text(text, encoding="utf-8")
             written["tables"].append(path)

@@ -40,7 +40,7 @@ GROUP_COLS = [c for c in HPARAMS if c != "seed"]
 EXTRA_LABEL_COLS = ("epochs", "batch_size", "momentum")
 META_COLS = ["run_dir", "section", "setting"] + HPARAMS
 RUN_COLS = META_COLS + ["status", "epochs_completed", *FINAL_COLS, "best_val_acc", "best_epoch",
-                        "test_loss", "test_acc", "wall_time_s", "images_per_s", "device", "message"]
+                        "test_loss", "test_acc", "wall_time_s", "images_per_s", "device", "compile", "message"]
 RUN_MARKERS = ("history.csv", "summary.json")
 #: A folder holding this file is analysis output (runs.csv beside an aggregated history.csv), never a run.
 REPORT_MARKER = "runs.csv"
@@ -176,9 +176,8 @@ def _num(x: Any) -> float:
         return np.nan
 
 
-def _run_record(run_dir: Path, summary: dict | None, n_hist: int) -> dict[str, Any]:
+def _run_record(run_dir: Path, summary: dict | None, n_hist: int, cfg: dict[str, Any]) -> dict[str, Any]:
     s = summary or {}
-    cfg = load_config(run_dir, summary)
     rec: dict[str, Any] = {"run_dir": str(run_dir),
                            "section": Path(os.path.abspath(run_dir)).parent.name}
     for col, key in HPARAM_KEYS.items():
@@ -198,8 +197,21 @@ def _run_record(run_dir: Path, summary: dict | None, n_hist: int) -> dict[str, A
     rec["wall_time_s"] = _num(s.get("wall_time_s"))
     rec["images_per_s"] = _num(s.get("images_per_s"))
     rec["device"] = s.get("device")
+    rec["compile"] = compile_words(s.get("compile"))
     rec["message"] = s.get("message")
     return rec
+
+
+def compile_words(record: Any) -> str | None:
+    """summary.json's `compile` record in words: 'compiled, bf16: 3 graphs, 0 recompiles, ...' or 'eager, fp32 (fallback: ...)'."""
+    if not isinstance(record, dict):
+        return None
+    precision = record.get("precision", "?")
+    if record.get("compiled"):
+        counts = ", ".join(f"{record.get(k, '?')} {k.replace('_', ' ')}" for k in ("graphs", "recompiles", "graph_breaks", "cudagraph_skips"))
+        return f"compiled, {precision}: {counts}, {_num(record.get('compile_s')):.0f} s to compile"
+    fallback = record.get("fallback")
+    return f"eager, {precision}" + (f" (fallback: {fallback})" if fallback else "")
 
 
 def _as_int(s: pd.Series) -> pd.Series:
@@ -226,13 +238,14 @@ def add_setting_labels(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def collect(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load every run under `paths`.
 
     Returns (runs, history): `runs` has one row per run (columns RUN_COLS; final metrics are the
     last history.csv row, else summary.json's `final`, else NaN; epochs_completed = number of
     history rows (summary's value when there is no history); best_* from summary.json, else from
     history; test_* NaN where the test set was not evaluated; status 'unknown' without summary); `history` has one row per run per logged epoch (META_COLS + HIST_COLS).
+    `configs`, when given, is filled with each run's flattened config (load_config), in row order.
     Raises AnalysisError for a missing path or when no run folder is found.
     """
     dirs = find_run_dirs(paths)
@@ -240,7 +253,10 @@ def collect(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFr
     for d in dirs:
         summary = _read_json(d / "summary.json")
         hist = read_history(d)
-        records.append(_run_record(d, summary, len(hist)))
+        cfg = load_config(d, summary)
+        if configs is not None:
+            configs.append(cfg)
+        records.append(_run_record(d, summary, len(hist), cfg))
         frames.append(hist)
     runs = pd.DataFrame.from_records(records)
     lengths = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))

@@ -68,9 +68,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _status_words(s: pd.Series) -> str:
     vc = s.fillna("unknown").astype(str).value_counts(sort=False)
-    if len(vc) == 1:
-        return str(vc.index[0])
-    return ", ".join(f"{n} {k}" for k, n in vc.items())
+    return str(vc.index[0]) if len(vc) == 1 else ", ".join(f"{n} {k}" for k, n in vc.items())
 
 
 def cell(mean: Any, std: Any, n: int, kind: str, with_n: bool = True) -> str:
@@ -78,14 +76,10 @@ def cell(mean: Any, std: Any, n: int, kind: str, with_n: bool = True) -> str:
     without `with_n`); MISSING without a value."""
     if n == 0 or is_missing(mean):
         return MISSING
-    if kind == "pct":
-        val = fmt_pct(mean)
-        spread = fmt_pct(std)
-    else:
-        val, spread = fmt_loss(mean), fmt_loss(std)
+    fmt = fmt_pct if kind == "pct" else fmt_loss
     if n == 1:
-        return val
-    return f"{val} ± {spread}" + (f" (n={n})" if with_n else "")
+        return fmt(mean)
+    return f"{fmt(mean)} ± {fmt(std)}" + (f" (n={n})" if with_n else "")
 
 
 def _epochs_cell(r: pd.Series) -> str:
@@ -127,7 +121,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "α": r"$\alpha$", "λ": r"$\lambda$", "η": r"$\eta$", "→": r"$\to$",
                   "≤": r"$\le$", "≥": r"$\ge$", "∞": r"$\infty$", "≈": r"$\approx$",
                   "·": r"$\cdot$", "∼": r"$\sim$", "−": "--", "’": "'", "“": "``", "”": "''", "\n": " "}
-_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
+_LATEX_RE = re.compile("(" + "|".join(re.escape(k) for k in _LATEX_SPECIAL) + ")")
 
 
 def ascii_only(text: str) -> str:
@@ -139,12 +133,8 @@ def ascii_only(text: str) -> str:
 def latex_escape(text: Any) -> str:
     """Plain text for LaTeX: specials (& % $ # _ { } ~ ^ \\ < > |) escaped, ± – — × α λ η → ≤ ≥ ∞
     mapped to LaTeX, any other non-ASCII character transliterated or replaced by '?'."""
-    parts = _LATEX_RE.split(str(text))
-    specials = _LATEX_RE.findall(str(text))
-    out = [ascii_only(parts[0])]
-    for sp, rest in zip(specials, parts[1:]):
-        out += [_LATEX_SPECIAL[sp], ascii_only(rest)]
-    return "".join(out)
+    parts = _LATEX_RE.split(str(text))  # plain text at even positions, a special at odd ones
+    return "".join(_LATEX_SPECIAL[p] if i % 2 else ascii_only(p) for i, p in enumerate(parts))
 
 
 def safe_label(label: str) -> str:

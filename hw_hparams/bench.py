@@ -12,7 +12,9 @@ each run, all k progressing together), training images per second of epoch time 
 k runs), ratio to (a) and to (c) (k runs one after the other keep (c)'s aggregate rate, so "vs (c)"
 is also the gain over running them one after another), compile + capture seconds (once per run or
 group), peak memory (GPU max_memory_allocated; on the CPU the process's peak RSS), recompilations
-during the timed epochs and CUDA-reported host synchronisations per epoch. Then the study's critical
+after capture, CUDA-reported host synchronisations per epoch, CUDA-graph skips and graph breaks,
+and the self-check's relative difference between the compiled and the eager step (steps.prepare;
+a fallback to eager is printed under its row). Then the study's critical
 path from the measured epoch times at k runs sharing the device: side by side (d), and fused (e).
 """
 
@@ -50,7 +52,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the classic pipeline (default 2)")
     ap.add_argument("--pipelines", default="a,b,c,d,e", help="which of a,b,c,d,e to run (default all)")
     ap.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="trainer.compile for (c)-(e)")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="trainer.precision for (c)-(e)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="trainer.precision for (c)-(e)")
     ap.add_argument("--channels-last", default="auto", choices=["auto", "true", "false"], help="(c)-(e); auto: per model and device")
     ap.add_argument("--compile-mode", default=None, help="torch.compile mode for (c)-(e) (default reduce-overhead)")
     ap.add_argument("--mixup-alpha", type=float, default=None, help="mixup for (b)-(e) and --verify (default none: crop + flip only)")
@@ -137,6 +139,10 @@ def summarize(label: str, runs: list[dict], n_train: int) -> dict:
         "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs), "memory_kind": runs[0]["memory_kind"],
         "recompiles": runs[0]["recompiles"] if len(runs) == 1 else _sum_or_none([r["recompiles"] for r in runs]),
         "syncs_per_epoch": runs[0]["syncs_per_epoch"], "device_name": runs[0]["device_name"],
+        "cudagraph_skips": _sum_or_none([r.get("cudagraph_skips") for r in runs]),
+        "graph_breaks": _sum_or_none([r.get("graph_breaks") for r in runs]),
+        "self_check": max((r["self_check"] for r in runs if r.get("self_check") is not None), default=None),
+        "fallback": next((r["fallback"] for r in runs if r.get("fallback")), None),
         "epoch_times": [r["epoch_times"] for r in runs],
     }
 
@@ -198,22 +204,26 @@ def render(rows: list[dict], meta: dict, paths: dict[str, dict]) -> str:
         f"Benchmark {meta['date']} on {meta['device_name']}, torch {meta['torch']}; model {meta['model']}, batch {meta['batch_size']}, "
         f"{meta['train']} train + {meta['val']} val images per epoch; median of {meta['epochs']} timed epochs after {meta['warmup_epochs']} untimed.",
         f"Command: `{meta['command']}`", "",
-        "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) | compile + capture s | peak memory | recompiles | syncs / epoch |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) | compile + capture s | peak memory | recompiles | syncs / epoch "
+        "| cudagraph skips | graph breaks | self-check diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(a)")), None)
     one = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(c)")), None)
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['pipeline']} | FAILED: {r['error'][:200]} | | | | | | | | |")
+            lines.append(f"| {r['pipeline']} | FAILED: {r['error'][:200]} | | | | | | | | | | | |")
             continue
         ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"
         gain = f"{r['images_per_s'] / one:.2f}x" if one else "-"
         mem = f"{r['peak_memory_bytes'] / 2**30:.2f} GiB ({r['memory_kind']})"
         lines.append(
             f"| {r['pipeline']} | {r['settings']} | {r['s_per_epoch']:.3f} | {r['images_per_s']:.0f} | {ratio} | {gain} | "
-            f"{r['compile_s']:.1f} | {mem} | {_fmt(r['recompiles'], 'd')} | {_fmt(r['syncs_per_epoch'], 'd')} |"
+            f"{r['compile_s']:.1f} | {mem} | {_fmt(r['recompiles'], 'd')} | {_fmt(r['syncs_per_epoch'], 'd')} | "
+            f"{_fmt(r.get('cudagraph_skips'), 'd')} | {_fmt(r.get('graph_breaks'), 'd')} | {_fmt(r.get('self_check'), '.1e')} |"
         )
+        if r.get("fallback"):
+            lines.append(f"|  | fell back to eager: {r['fallback'][:200]} | | | | | | | | | | | |")
     for how, p in paths.items():
         lines += ["", f"Study critical path, each stage's runs {how} ({p['compile_s_per_stage']:.0f} s compile per stage):"]
         for s in p["stages"]:

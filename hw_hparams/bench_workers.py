@@ -171,12 +171,17 @@ def measure_ours(p: dict, barrier=None) -> dict:
         evaluate(group, val)
         epoch[0] += 1
 
-    graphs = _unique_graphs()
     times, t0, t1 = _epochs(p, one_epoch)
-    recompiles = _unique_graphs() - graphs if group.settings.compile else None
     syncs = _count_syncs(one_epoch) if device.type == "cuda" else None
-    return {"epoch_times": times, "t_start": t0, "t_end": t1, "compile_s": compile_s, "settings": group.settings.describe(),
-            "recompiles": recompiles, "syncs_per_epoch": syncs, "fused": k, **_peak_memory(device), "device_name": _device_name(device)}
+    record = group.record.as_dict()  # the compile record a run's summary.json holds
+    compiled = record["compiled"]
+    settings = group.settings.describe() if compiled or not group.settings.compile else f"{group.settings.describe()} (fell back to eager)"
+    return {"epoch_times": times, "t_start": t0, "t_end": t1, "compile_s": compile_s, "settings": settings,
+            "recompiles": record["recompiles"] if compiled else None, "syncs_per_epoch": syncs, "fused": k,
+            "cudagraph_skips": record["cudagraph_skips"] if compiled else None,
+            "graph_breaks": record["graph_breaks"] if compiled else None,
+            "self_check": (record["self_check"] or {}).get("max_rel_diff"), "fallback": record["fallback"],
+            **_peak_memory(device), "device_name": _device_name(device)}
 
 
 def measure_equivalence(p: dict, barrier=None) -> dict:

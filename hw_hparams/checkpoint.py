@@ -1,9 +1,12 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped, one file per run.
 
-A checkpoint (format FORMAT) holds the run's network in the plain (unfused) network's names and
-shapes, its SGD momentum buffers by parameter name, the states of its own generators (draws.py),
-the completed epochs' history rows and the config it was made with; the learning rate follows from
-the epoch. So a run trained fused with others resumes alone, and the other way round.
+A checkpoint (format FORMAT; its layout is built by `make`, checked by `load` and read by
+`restore` / `progress` / `precision`, all here) holds the run's network in the plain (unfused)
+network's names and shapes, its SGD momentum buffers by parameter name, the states of its own
+generators (draws.py), its fp16 loss scale, the precision it trains in, the completed epochs'
+history rows and the config it was made with; the learning rate follows from the epoch. So a run
+trained fused with others resumes alone, and the other way round. Tensors are stored on the CPU
+and generator states with their device type, so a run resumes on any device (draws.py).
 It is written to a temporary file and renamed into place; the one before it is kept as
 `checkpoint.prev.pt`, so a checkpoint damaged on disk falls back one epoch instead of to zero
 (`load`), and one made by another run or not a checkpoint at all is skipped the same way.
@@ -19,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 
+from .fusion import copy_state, load_copy, part_of
 from .run_folder import CHECKPOINT as NAME, CHECKPOINT_PREV as PREVIOUS, atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -41,16 +45,57 @@ def save(run_dir: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(current, buf.getvalue(), before_replace=keep_previous)
 
 
-FORMAT = 2  # 1: hw_hparams before fused runs (torch optimizer and scheduler states, global RNG states)
+FORMAT = 3  # 1: before fused runs (torch optimizer and scheduler states); 2: no precision or loss scale
+READABLE = (2, 3)  # format 2 resumes in the precision its setting gives, with a fresh loss scale
 REQUIRED = ("format", "epoch", "model", "momentum", "random", "history", "config", "wall_time_s")
 DAMAGED_SUFFIX = ".damaged"
+
+
+def make(group: Any, i: int, history: list[dict], config: dict, wall_time_s: float) -> dict[str, Any]:
+    """Run i of `group` (steps.Group) as a checkpoint: its own network, momentum, generators and loss
+    scale, in the plain network's names and shapes, on the CPU."""
+    model, optimizer = group.model, group.optimizer
+    return {
+        "format": FORMAT, "epoch": len(history), "model": _cpu(copy_state(model, i)),
+        "momentum": {n: part_of(model, n, b, i).detach().cpu().clone() for n, b in optimizer.buffers.items()},
+        "random": group.randoms[i].state(), "history": history, "config": config, "wall_time_s": wall_time_s,
+        "precision": group.settings.precision,
+        "loss_scale": optimizer.scaler.state(i) if optimizer.scaler is not None else None,
+    }
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {n: t.cpu() for n, t in state.items()}
+
+
+def restore(group: Any, i: int, state: dict[str, Any]) -> bool:
+    """Load checkpoint `state` into run i of `group`; False when its dropout generator could not
+    continue exactly (saved on another device type: draws.RunRandom.load_state)."""
+    device = next(group.model.parameters()).device
+    load_copy(group.model, i, {n: t.to(device) for n, t in state["model"].items()})
+    with torch.no_grad():
+        for name, buf in group.optimizer.buffers.items():
+            part_of(group.model, name, buf, i).copy_(state["momentum"][name])
+    if group.optimizer.scaler is not None and state.get("loss_scale") is not None:
+        group.optimizer.scaler.load_state(i, state["loss_scale"])
+    return group.randoms[i].load_state(state["random"])
+
+
+def progress(state: dict[str, Any]) -> tuple[list[dict], float]:
+    """(the completed epochs' history rows, wall seconds so far) of a checkpoint."""
+    return list(state["history"]), state["wall_time_s"]
+
+
+def precision(state: dict[str, Any] | None) -> str | None:
+    """The precision the run started with (None: no checkpoint, or one from before it was recorded)."""
+    return None if state is None else state.get("precision")
 
 
 def _read(path: Path, map_location: torch.device, check: Callable[[dict], None] | None) -> dict[str, Any]:
     state = torch.load(path, map_location=map_location, weights_only=False)
     if isinstance(state, dict) and "scheduler" in state and "format" not in state:
         raise ValueError("made by an earlier version of hw_hparams, which this one cannot resume")
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED) or state["format"] != FORMAT:
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED) or state["format"] not in READABLE:
         raise ValueError("not a hw_hparams checkpoint")
     if len(state["history"]) != state["epoch"]:
         raise ValueError(f"it holds {len(state['history'])} history rows for {state['epoch']} epochs")

@@ -21,20 +21,23 @@ from typing import Any
 
 from hydra._internal.utils import get_args_parser  # Hydra's own command-line parser (pinned by a test)
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra_plugins.hw_hparams_fused.fused_launcher import max_fused_problem
+from hydra_plugins.hw_hparams_search.search_sweeper import MISSING_EXTRA, optuna_missing
 from hydra_plugins.hw_hparams_stage.stage_sweeper import stage_jobs
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
 from . import naming
-from .config import allowed, schema_keys, validate
+from .config import allowed, check_resolvable, raw_leaves, schema_keys, validate
 from .data import check_dataset
 from .device import check_available
 from .errors import ConfigError
 from .lock import check_free
 from .run_folder import check_usable, read_summary, run_settings
+from .trackers import check_installed
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ MAX_CHECKED_JOBS = 256
 # process): what a refused job may remove again, when empty.
 _NEW_FOLDERS: dict[Path, Path] = {}
 # Hydra's flags that print something instead of running (left to Hydra, unchecked).
+# Hydra's keys every job resolves to find its folder (checked for interpolations that do not resolve).
+RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
 _NO_RUN_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
 
 
@@ -101,9 +106,29 @@ def check_group_overrides(overrides: list[str]) -> None:
         if options is None:
             continue
         values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
-        for v in values:  # Hydra takes no null here, not even where train.yaml has one (experiment)
-            if not (isinstance(v, str) and v in options):
+        for v in [x for v in values for x in (v if isinstance(v, list) else [v])]:  # a list: several (logger=[a,b])
+            if not (isinstance(v, str) and v in options):  # Hydra takes no null here, not even where train.yaml has one
                 raise _option_error(o.key_or_group, v, o.input_line.split("=", 1)[1], options)
+
+
+def cannot_remove(key: str) -> ConfigError:
+    """`~key` of a key every run has: it cannot be removed; what to set instead (its value in train.yaml)."""
+    node: Any = OmegaConf.to_container(naming.compose_train([], hydra=True), resolve=False)
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        return ConfigError(f"~{key}: {key} cannot be removed, every run needs it; set its keys instead: "
+                           + ", ".join(f"{key}.{k}" for k in node))
+    example = f", e.g. {key}={node if isinstance(node, str) else naming.spell(node)}" if node is not None else ""
+    return ConfigError(f"~{key}: {key} cannot be removed, every run needs it; set it instead{example}")
+
+
+def check_deletes(overrides: list[str]) -> None:
+    """Refuse `~key` (Hydra's delete) of a schema key or group of keys; a config group may be deleted."""
+    for o in _parse(overrides):
+        key = o.key_or_group
+        if o.is_delete() and _group_options(key) is None and any(k == key or k.startswith(f"{key}.") for k in schema_keys()):
+            raise cannot_remove(key)
 
 
 def _describe(err: Exception, overrides: list[str]) -> str:
@@ -115,7 +140,9 @@ def _describe(err: Exception, overrides: list[str]) -> str:
     while cause is not None:
         if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
             key = cause.full_key
-            given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), None)
+            if isinstance(cause, ConfigTypeError) and "does not support deletion" in str(cause):
+                return str(cannot_remove(key))  # Hydra's own keys (structured configs): `~hydra.run.dir`
+            given = next((o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == key), None)
             if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
                 return f"{key} is not a config key (see `python -m hw_hparams.train --cfg {'hydra' if key.startswith('hydra.') else 'job'}` for the keys)"
             if key.startswith("hydra."):  # Hydra's and its plugins' own keys: their schema, their words
@@ -149,9 +176,9 @@ def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     parsed = _parse(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeper = OmegaConf.select(naming.compose_train(plain, hydra=True), "hydra.sweeper")
-    if "jobs" in sweeper:  # hydra/sweeper=stage: the listed jobs under the command line's expansion
+    if sweeper is not None and "jobs" in sweeper:  # hydra/sweeper=stage: the listed jobs under the command line's expansion
         return stage_jobs(naming.expand(list(overrides)), OmegaConf.to_container(sweeper.jobs))
-    params = sweeper.params or {}
+    params = OmegaConf.select(sweeper, "params") or {}
     given = {o.get_key_element() for o in parsed}
     return naming.expand([f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides))
 
@@ -161,6 +188,7 @@ def check_overrides(overrides: list[str], multirun: bool = False, limit: int | N
     config included; returns the composed configs, or raises ConfigError for the first bad job."""
     with naming.hydra_context():
         try:
+            check_deletes(overrides)
             check_group_overrides(overrides)
             jobs = _jobs(overrides, multirun)
         except (HydraException, OmegaConfBaseException) as err:
@@ -172,15 +200,48 @@ def check_overrides(overrides: list[str], multirun: bool = False, limit: int | N
                 cfg = naming.compose_train(job, hydra=True)
             except (HydraException, OmegaConfBaseException) as err:
                 raise ConfigError(_describe(err, job)) from None
-            validate(cfg)
+            with _as_hydra_config(cfg):  # `${hydra:runtime.cwd}` resolves as it will in the job
+                validate(cfg)
+                check_resolvable(cfg, [*RUN_DIR_KEYS, *(o.split("=", 1)[0] for o in job if o.startswith("hydra."))])
+                pinned = _hydra_resolved(cfg)
+            with read_write(cfg):
+                for key, value in pinned.items():
+                    OmegaConf.update(cfg, key, value, merge=False)
+            check_installed(cfg)  # logger=...: its package (an extra)
             check_available(cfg.trainer.device)
             _check_launcher(cfg)
             configs.append(cfg)
         return configs
 
 
+@contextlib.contextmanager
+def _as_hydra_config(cfg: DictConfig):
+    """Hydra's config of the running job is `cfg`'s for the block (what the `${hydra:...}` resolver
+    reads), then as it was."""
+    instance, readonly = HydraConfig.instance(), True if OmegaConf.is_readonly(cfg.hydra) else None
+    before = instance.cfg
+    instance.set_config(cfg)  # makes cfg.hydra read-only
+    try:
+        yield
+    finally:
+        instance.cfg = before
+        OmegaConf.set_readonly(cfg.hydra, readonly)
+
+
+def _hydra_resolved(cfg: DictConfig) -> dict[str, Any]:
+    """Where the config uses `${hydra:...}`: the value of each interpolated key and of the run folder's
+    keys, so that the composed config resolves as it does here once HydraConfig holds another."""
+    raw = raw_leaves(cfg)
+    if not any(isinstance(v, str) and "${hydra:" in v for v in raw.values()):
+        return {}
+    keys = [k for k, v in raw.items() if not k.startswith("hydra.") and isinstance(v, str) and "${" in v]
+    return {k: OmegaConf.select(cfg, k) for k in [*keys, *RUN_DIR_KEYS]}
+
+
 def _check_launcher(cfg: DictConfig) -> None:
-    """The launcher settings Hydra would only see once it instantiates the launcher."""
+    """The launcher (and sweeper) settings Hydra would only see once it instantiates them."""
+    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".SearchSweeper") and optuna_missing():
+        raise ConfigError(MISSING_EXTRA)
     if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher"):
         problem = max_fused_problem(OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None))
         if problem:
@@ -199,7 +260,7 @@ def _legacy_move(run_dir: Path, cfg: DictConfig, multirun: bool, config: dict) -
     if run_dir.exists():
         return None
     parent = Path(cfg.hydra.sweep.dir) if multirun else Path(cfg.hydra.run.dir).parent
-    for name in naming.legacy_names(list(cfg.hydra.overrides.task)):
+    for name in naming.legacy_names(OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)):  # as typed
         old = parent / name
         summary = read_summary(old, warn=False) if old.is_dir() and old != run_dir else None
         if summary is not None:

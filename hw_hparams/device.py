@@ -40,11 +40,18 @@ def check_available(name: str) -> None:
 
 
 def pick_device(name: str) -> torch.device:
-    """The torch device `trainer.device` names for this job."""
+    """The torch device `trainer.device` names for this job; a CUDA device becomes the current one
+    (torch.cuda.set_device), so CUDA graphs, streams and caches are made on it."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    check_available(name)
-    per_job = JOB_DEVICE.match(name)
-    if per_job:
-        return torch.device("cuda", gpu_for_job(job_num(), int(per_job[1] or 1), torch.cuda.device_count()))
-    return torch.device(name)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        check_available(name)
+        per_job = JOB_DEVICE.match(name)
+        if per_job:
+            device = torch.device("cuda", gpu_for_job(job_num(), int(per_job[1] or 1), torch.cuda.device_count()))
+        else:
+            device = torch.device(name)
+    if device.type == "cuda":
+        device = torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    return device

@@ -29,7 +29,7 @@ from .mixup import mix_with, mixup_correct, mixup_loss
 
 EVAL_BATCH = 1000
 
-# (images uint8 [k, B, 3, 32, 32], labels [k, B], top, left [k, B], flip [k, B], lambda [k],
+# (images uint8 [k, B, 3, 32, 32], labels [k, B], top, left [k, B], flip [k, B] (0/1), lambda [k],
 #  permutation [k, B], dropout masks [k, B, width] or None) -> float64 [k, 2] after the optimizer step.
 TrainStep = Callable[..., torch.Tensor]
 
@@ -41,11 +41,14 @@ class EpochMetrics:
     images: int
 
 
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on `device` when asked, else a no-op context."""
-    if not bf16:
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # precision -> autocast dtype (fp32: none)
+
+
+def autocast(device: torch.device, precision: str):
+    """Autocast to `precision` (bf16, fp16) on `device`; fp32: a no-op context."""
+    if precision not in AUTOCAST:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST[precision])
 
 
 def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -53,23 +56,25 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def train_forward(
-    model: nn.Module, normalize: Normalize, bf16: bool, channels_last: bool,
+    model: nn.Module, normalize: Normalize, precision: str, channels_last: bool,
     images: torch.Tensor, labels: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor,
-    lam: torch.Tensor, perm: torch.Tensor, masks: Optional[torch.Tensor],
+    lam: torch.Tensor, perm: torch.Tensor, masks: Optional[torch.Tensor], loss_scale: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment, mix, forward one batch of k runs: (sum of the runs' mean losses, float64 [k, 2] stats)."""
+    """Augment, mix, forward one batch of k runs: (sum of the runs' mean losses, each times its
+    `loss_scale` [k] if given (fp16), float64 [k, 2] stats); `flip` bool or 0/1."""
     k, b = labels.shape
-    x = crop_flip(images.flatten(0, 1), top.flatten(), left.flatten(), flip.flatten())
+    x = crop_flip(images.flatten(0, 1), top.flatten(), left.flatten(), flip.flatten().bool())
     x = mix_with(normalize(x).unflatten(0, (k, b)), lam, perm)
     x = _layout(x.transpose(0, 1).flatten(1, 2), channels_last)  # [B, 3k, H, W]
     mask = masks.transpose(0, 1).flatten(1) if masks is not None else None  # [B, k * width]
-    with autocast(x.device, bf16):
+    with autocast(x.device, precision):
         logits = model(x, mask)
     logits = logits.float().unflatten(1, (k, -1)).transpose(0, 1)  # [k, B, classes]
     y_b = labels.gather(1, perm)
     losses = mixup_loss(logits, labels, y_b, lam)
     correct = mixup_correct(logits, labels, y_b, lam)
-    return losses.sum(), torch.stack([losses.detach().double() * b, correct.double()], dim=1)
+    scaled = losses if loss_scale is None else losses * loss_scale
+    return scaled.sum(), torch.stack([losses.detach().double() * b, correct.double()], dim=1)
 
 
 def sgd_step(optimizer: Any, forward: Callable, update: Optional[Callable[[], Any]] = None) -> TrainStep:
@@ -93,28 +98,33 @@ def run_train_epoch(
     last smaller one (if any) to `tail_step` (default `full_step`); `dropout_masks(b)` gives the
     runs' masks [k, b, width]; `bar` (progress.EpochBar) is updated after each batch. The model must
     be in train mode."""
-    k, n = plan.order.shape
+    k, n = plan.lam.shape[1], sum(plan.sizes)
     sums = torch.zeros(k, 2, dtype=torch.float64, device=split.images.device)
-    for j, start in enumerate(range(0, n, batch_size)):
-        cols = slice(start, start + batch_size)
-        idx = plan.order[:, cols]
-        size = idx.shape[1]
+    done = 0
+    for j, size in enumerate(plan.sizes):
         step = full_step if size == batch_size or tail_step is None else tail_step
         masks = dropout_masks(size) if dropout_masks is not None else None
-        draws = (plan.top[:, cols], plan.left[:, cols], plan.flip[:, cols], plan.lam[:, j])  # made contiguous: one
-        sums += step(split.images[idx], split.labels[idx], *(d.contiguous() for d in draws), plan.perms[j], masks)  # compiled graph
+        sums += step(*batch_inputs(split, plan, j), masks)
+        done += size
         if bar is not None:
-            bar.update(sums, start + size)
+            bar.update(sums, done)
     return [EpochMetrics(loss / n, correct / n, n) for loss, correct in sums.tolist()]
 
 
+def batch_inputs(split: Split, plan: GroupPlan, j: int) -> tuple[torch.Tensor, ...]:
+    """Batch j's step inputs (images, labels, top, left, flip, lambda, permutation; see TrainStep),
+    laid out the same in every batch of every epoch and in a capture (draws.GroupPlan)."""
+    order, top, left, flip, lam, perm = plan.batch(j)
+    return split.images[order], split.labels[order], top, left, flip, lam, perm
+
+
 def eval_batch(
-    model: nn.Module, normalize: Normalize, bf16: bool, channels_last: bool, images: torch.Tensor, labels: torch.Tensor,
+    model: nn.Module, normalize: Normalize, precision: str, channels_last: bool, images: torch.Tensor, labels: torch.Tensor,
 ) -> torch.Tensor:
     """float64 [k, 2] = per run (sum of cross-entropies, correct count) of one batch; images only normalised."""
     k = model.k
     x = _layout(normalize(images).repeat(1, k, 1, 1), channels_last)  # every run sees the same images
-    with autocast(x.device, bf16):
+    with autocast(x.device, precision):
         logits = model(x).float().unflatten(1, (k, -1))  # [N, k, classes]
     losses = F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(k), reduction="none").view(-1, k).sum(0)
     correct = (logits.argmax(dim=2) == labels[:, None]).sum(0)
@@ -123,7 +133,7 @@ def eval_batch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, split: Split, normalize: Normalize, bf16: bool = False, channels_last: bool = False,
+    model: nn.Module, split: Split, normalize: Normalize, precision: str = "fp32", channels_last: bool = False,
     full_batch: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
 ) -> list[EpochMetrics]:
     """Each run's mean loss and accuracy over the whole split, in eval mode, in batches of EVAL_BATCH;
@@ -135,6 +145,6 @@ def evaluate(
         if full_batch is not None and len(labels) == EVAL_BATCH:
             sums += full_batch(images, labels)
         else:
-            sums += eval_batch(model, normalize, bf16, channels_last, images, labels)
+            sums += eval_batch(model, normalize, precision, channels_last, images, labels)
     n = len(split)
     return [EpochMetrics(loss / n, correct / n, n) for loss, correct in sums.tolist()]

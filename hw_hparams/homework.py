@@ -158,7 +158,7 @@ def prepare(s: Settings, train_overrides: list[str], plan_only: bool = False) ->
     """Resolve the demo setup, the launcher and the plan, and check every part's command line before
     anything runs (with `plan_only`, neither the data is checked nor anything written)."""
     root = Path(s.out) / s.study
-    common = list(train_overrides)
+    common = [f"logger.dir='{root}'", f"logger.study='{s.study}'", *train_overrides]  # trackers: one store per study
     per_section: dict[str, list[str]] = {}
     data = root / "data"
     if s.demo:

@@ -53,6 +53,9 @@ class Settings:
     demo_test: int = _setting(1000, "demo test images")
 
 
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
 def _default(f) -> str:
     return str(getattr(f.default, "value", f.default))
 
@@ -86,9 +89,14 @@ def parse_args(argv: list[str]) -> tuple[Settings, list[str]]:
     names = {f.name for f in fields(Settings)}
     mine, train = [], []
     for arg in argv:
-        if "=" not in arg:
+        key = arg.split("=", 1)[0]
+        if arg.startswith("~") and key[1:] in names:
+            default = _FIELDS[key[1:]].default
+            example = "" if default is None else f", e.g. {key[1:]}={str(default).lower() if isinstance(default, bool) else _default(_FIELDS[key[1:]])}"
+            raise ConfigError(f"{arg}: {key[1:]} cannot be removed; set it instead{example}")
+        if "=" not in arg and not arg.startswith("~"):  # `~key` (Hydra's delete) goes to the runs, which refuse it
             raise ConfigError(f"{arg!r} is not a key=value setting (see --help)")
-        (mine if arg.split("=", 1)[0] in names else train).append(arg)
+        (mine if key in names else train).append(arg)
     try:
         settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), OmegaConf.from_dotlist(mine)))
     except OmegaConfBaseException as err:

@@ -94,8 +94,19 @@ def task_dict(cfg: DictConfig) -> dict:
 def expand(overrides: list[str]) -> list[list[str]]:
     """Every job of a sweep as its override list, as Hydra's basic sweeper makes them (the cartesian
     product of the overrides' values in order, a later override of a key replacing an earlier one in
-    its place), so that each job composes exactly as Hydra will compose it."""
-    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)[0]
+    its place), so that each job composes exactly as Hydra will compose it. An interval (a search
+    sweeper's space, `interval(a, b)`) stands for its two ends: the jobs that bound the search."""
+    parsed = OverridesParser.create().parse_overrides([_interval_ends(o) for o in overrides])
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def _interval_ends(override: str) -> str:
+    """`key=tag(log, interval(a, b))` -> `key=a,b`; any other override as it is."""
+    (o,) = OverridesParser.create().parse_overrides([override])
+    if not o.is_interval_sweep():
+        return override
+    value = o.value()
+    return f"{o.get_key_element()}={value.start!r},{value.end!r}"
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,6 +7,7 @@
     <run>/checkpoint.pt       everything needed to resume (checkpoint.py); checkpoint.prev.pt is the one before
     <run>/.hydra/, train.log  the command's record and log, written only once the run trains (jobs.py)
     <run>/.run.lock           held by the one process training the run (lock.py)
+    <run>/trackers.json       the run's ids in its trackers (MLflow run id, W&B run id), so a resumed run continues them
 
 Rules owned here: which config keys make a run this run (all but RUN_INVARIANT_KEYS), whether a
 folder holds this run ("same run?"), whether it is finished, whether it can resume. Every file is
@@ -41,6 +42,7 @@ CHECKPOINT_PREV = "checkpoint.prev.pt"
 HYDRA_RECORD = ".hydra"
 LOG = "train.log"
 LOCK = ".run.lock"
+TRACKERS = "trackers.json"
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "requeued")  # requeued: by SLURM, waiting to resume
@@ -48,13 +50,16 @@ FINISHED = ("completed", "diverged")  # never trained again
 
 # Config keys that do not change what a run computes: where the data lies and whether it is
 # fetched or md5-checked (the data itself is checked through data_stats.json), which device and
-# whether the step is compiled (float rounding only), how progress shows, which folder the run is
-# filed under, whether the test split is evaluated at the end (the training is the same), and the
-# restart switch. They stay out of run folder names (naming.py) and may differ on resume.
+# whether the step is compiled or uses TF32 (float rounding only), how progress shows, which folder the run is
+# filed under, whether the test split is evaluated at the end (the training is the same), the
+# restart switch, and the objective a job returns. They stay out of run folder names (naming.py)
+# and may differ on resume.
 RUN_INVARIANT_KEYS = frozenset({
     "experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums",
-    "trainer.device", "trainer.compile", "trainer.progress", "trainer.num_workers", "trainer.restart",
+    "trainer.device", "trainer.compile", "trainer.tf32", "trainer.progress", "trainer.num_workers", "trainer.restart",
+    "objective.metric", "objective.at",  # what the job returns to a search sweeper (objective.py)
 })
+RUN_INVARIANT_GROUPS = ("logger.",)  # and every key of these groups: the trackers a run logs to (trackers/)
 
 _TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
 _SUMMARY_KEYS = {"status", "config", "epochs_completed"}
@@ -154,7 +159,7 @@ def flat(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def run_settings(config: dict) -> dict[str, Any]:
     """The flat config keys that make a run this run: every key but RUN_INVARIANT_KEYS."""
-    return {k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS}
+    return {k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS and not k.startswith(RUN_INVARIANT_GROUPS)}
 
 
 def check_same_run(run_dir: Path, stored: dict, config: dict) -> None:
@@ -222,7 +227,7 @@ def restart_or_refuse(run_dir: Path, summary: dict | None, restart: bool) -> Non
             "trainer.restart=true to train it again from epoch 1 (its history is replaced), or move the folder away"
         )
     log.warning("trainer.restart=true: no usable checkpoint in %s; training it again from epoch 1 (%d epoch(s) of history replaced)", run_dir, n)
-    for name in (CHECKPOINT, CHECKPOINT_PREV, HISTORY, SUMMARY):
+    for name in (CHECKPOINT, CHECKPOINT_PREV, HISTORY, SUMMARY, TRACKERS):  # trackers: new tracker runs
         (run_dir / name).unlink(missing_ok=True)
 
 
@@ -273,10 +278,12 @@ def summary(
     train_images: int,
     test: dict | None = None,
     message: str | None = None,
+    compile: dict | None = None,
     started_at: str | None = None,
     finished_at: str | None = None,
 ) -> dict:
     """The content of summary.json. `images_per_s`: training images per second of epoch time (train + val);
+    `compile`: the compiled step's record (compile_guard.CompileRecord: precision, graphs, recompiles, fallback, ...);
     `started_at` / `finished_at`: when a job first took the run up (before loading its data) and when it
     completed or diverged (utc_now())."""
     assert status in STATUSES, status
@@ -295,6 +302,7 @@ def summary(
         "finished_at": finished_at,
         "images_per_s": _images_per_s(rows, train_images),
         "device": device,
+        "compile": compile,
         "message": message,
         "config": config,
         "versions": versions(),

@@ -4,22 +4,32 @@ device allows; the same semantics as the eager path in engine.py. A single run i
 Settings (each resolved per device from `trainer.*`, see `resolve_settings`):
 - compile (`trainer.compile`, auto = on for CUDA): `torch.compile(mode="reduce-overhead")` over the
   batch forward (augmentation, mixup, model, loss, metrics; its backward is compiled with it), over
-  the optimizer step and over the evaluation batch, so on CUDA each runs as a CUDA graph. Compilation
-  and capture happen once per group in `prepare` (timed, logged, and undone: weights and momentum
-  are restored; no run's generator is touched), never inside an epoch.
-- precision (`trainer.precision`, auto = bf16 autocast on CUDA, fp32 elsewhere).
+  the optimizer step (optim.sgd_update, its state passed as arguments) and over the evaluation
+  batch, so on CUDA each runs as a CUDA graph. Compilation and capture happen once per group in
+  `prepare` (timed, logged, checked against the eager step, and undone: weights, momentum and loss
+  scales are restored; no run's generator is touched), never inside an epoch. Building a compiled
+  group resets Dynamo, so every group of a long sweep compiles afresh (one compiled group at a time
+  per process) instead of running eagerly once Dynamo's recompile limit is reached.
+- precision (`trainer.precision`, precision.py: auto = bf16 on GPUs with native bf16, fp16 with
+  per-run loss scaling on older ones, fp32 on the CPU); a run keeps the precision it started with.
 - channels_last: per device and model, from measurements (CHANNELS_LAST).
 
 Graph-safe details: every random draw is an input tensor made outside the graph by the run's own
-generators (draws.py), so a CUDA graph holds no random number generation; the learning rates are
-device tensors written in place each epoch (no recompilation); the epoch's last, smaller batch runs
-eagerly on the same model and optimizer state (no second graph, no dynamic shapes); metrics stay on
-the device until the epoch ends.
+generators (draws.py), laid out the same in the capture as in every batch, so no graph compiles a
+second time; weights, buffers, momentum, learning rates and loss scales have static addresses
+(torch._dynamo.mark_static_address), so CUDA graphs are not skipped for mutated inputs; the
+learning rates are device tensors written in place each epoch (no recompilation); the epoch's
+last, smaller batch runs eagerly on the same model and optimizer state (no second graph, no
+dynamic shapes); metrics stay on the device until the epoch ends.
+
+Trust (compile_guard.py): after capture one batch is trained compiled and eagerly from the same
+state and compared; a mismatch, or an error of the compiled step during the group's first epoch,
+makes the group train eagerly from a clean state (trainer.compile=auto, one warning line) or is a
+one-line error (trainer.compile=true). CUDA out of memory is never caught here (fused_sizing.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
@@ -29,15 +39,16 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 
+from .compile_guard import TOLERANCE, CompiledStepError, CompileRecord, Snapshot, one_line, self_check
 from .config import flag
 from .data import Normalize, Split
-from .data.augment import PAD
-from .draws import RunRandom, init_weights, stack_plans
-from .engine import EVAL_BATCH, EpochMetrics, eval_batch, run_train_epoch, sgd_step, train_forward
+from .draws import RunRandom, init_weights, neutral_plan, stack_plans
+from .engine import EVAL_BATCH, EpochMetrics, batch_inputs, eval_batch, run_train_epoch, sgd_step, train_forward
 from .engine import evaluate as evaluate_eager
 from .fusion import fuse
 from .models import build_model
-from .optim import FusedSGD
+from .optim import FusedSGD, LossScale, sgd_update
+from .precision import device_capability, precision_for, use_tf32
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +65,34 @@ CHANNELS_LAST = {("cpu", "mobilenetv2"): True}
 @dataclass(frozen=True)
 class Settings:
     compile: bool
-    bf16: bool
+    precision: str  # fp32, bf16, fp16 (precision.PRECISIONS)
     channels_last: bool
     mode: Optional[str] = COMPILE_MODE
     backend: Union[str, Callable] = "inductor"
-    eager_fallback: bool = False  # trainer.compile=auto: a step that fails to compile runs eagerly instead
+    eager_fallback: bool = False  # trainer.compile=auto: a compiled step that fails or disagrees runs eagerly instead
+    tf32: bool = True  # trainer.tf32: fp32 matmuls and convolutions in TF32 on CUDA
 
     def describe(self) -> str:
-        parts = [f"compile={self.mode or self.backend}" if self.compile else "eager", "bf16" if self.bf16 else "fp32"]
+        parts = [f"compile={self.mode or self.backend}" if self.compile else "eager", self.precision]
         return ", ".join(parts + ["channels_last" if self.channels_last else "NCHW"])
 
 
-def resolve_settings(trainer_cfg: Any, device: torch.device, model_name: str, **overrides: Any) -> Settings:
-    """The settings for `device` from `trainer.compile` / `trainer.precision` (auto = fast path on
-    CUDA, plain eager fp32 on the CPU); keyword overrides (the benchmark's) win."""
+def resolve_settings(trainer_cfg: Any, device: torch.device, model_name: str, precision: Optional[str] = None,
+                     **overrides: Any) -> Settings:
+    """The settings for `device` from `trainer.*` (auto = fast path on CUDA, plain eager fp32 on the
+    CPU); `precision`: the one a resumed run started with (instead of trainer.precision's rule);
+    keyword overrides (the benchmark's) win."""
     cuda = device.type == "cuda"
-    precision = str(trainer_cfg.precision).lower()
+    chosen, warning = precision_for(device_capability(device), precision or trainer_cfg.precision)
+    if warning:
+        log.warning(warning)
     settings = Settings(
         compile=flag(trainer_cfg.compile, cuda),
-        bf16=precision == "bf16" or (precision == "auto" and cuda),
+        precision=chosen,
         channels_last=CHANNELS_LAST.get((device.type, model_name), False),
         backend=COMPILE_BACKEND,
         eager_fallback=str(trainer_cfg.compile).lower() == "auto",
+        tf32=bool(trainer_cfg.get("tf32", True)),
     )
     settings = dataclasses.replace(settings, **overrides)
     return settings if settings.backend == "inductor" else dataclasses.replace(settings, mode=None)
@@ -97,10 +114,13 @@ def run_spec(cfg: Any) -> RunSpec:
                    bool(cfg.augmentation.crop_flip), cfg.augmentation.mixup_alpha)
 
 
+_update_no_grad = torch.no_grad()(sgd_update)
+
+
 @dataclass
 class Group:
     """k runs as one fused network: its model, optimizer and steps, and each run's own generators.
-    Use `train_epoch`, `evaluate`, `prepare`."""
+    Use `train_epoch`, `evaluate`, `prepare`; `record` is what its runs' summary.json says under `compile`."""
 
     model: nn.Module  # fusion.fuse of the runs' networks (model.k copies)
     optimizer: FusedSGD
@@ -109,26 +129,33 @@ class Group:
     batch_size: int
     runs: list[RunSpec]
     randoms: list[RunRandom]
-    compile_time_s: float = 0.0
     prepared: bool = False
+    trusted: bool = False  # a compiled training epoch has ended without error
+    eval_trusted: bool = False  # a compiled evaluation pass has ended without error
+    record: CompileRecord = field(init=False)
     eager_step: Callable = field(init=False)
     fast_step: Optional[Callable] = field(init=False, default=None)
     fast_eval: Optional[Callable] = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        model, s = self.model, self.settings
+        model, s, optimizer = self.model, self.settings, self.optimizer
         log.info("training step: %s%s", s.describe(), f", {model.k} runs fused" if model.k > 1 else "")
+        self.record = CompileRecord(s.precision)
+        scale = optimizer.scaler.scale if optimizer.scaler is not None else None
 
         def forward(*batch):
-            return train_forward(model, self.normalize, s.bf16, s.channels_last, *batch)
+            return train_forward(model, self.normalize, s.precision, s.channels_last, *batch, loss_scale=scale)
 
-        self.eager_step = sgd_step(self.optimizer, forward)
+        self.eager_step = sgd_step(optimizer, forward)
         if not s.compile:
             return
+        torch._dynamo.reset()  # a fresh cache per group: guards on this group's objects never pile up to the limit
+        for t in self.state_tensors():
+            torch._dynamo.mark_static_address(t)  # not copied into CUDA graphs, so never a skip for mutated inputs
         compiled_forward = torch.compile(forward, backend=s.backend, mode=s.mode, dynamic=False)
-        compiled_update = torch.compile(self.optimizer.step, backend=s.backend, mode=s.mode, dynamic=False)
+        compiled_update = torch.compile(_update_no_grad, backend=s.backend, mode=s.mode, dynamic=False)
         compiled_eval = torch.compile(
-            lambda images, labels: eval_batch(model, self.normalize, s.bf16, s.channels_last, images, labels),
+            lambda images, labels: eval_batch(model, self.normalize, s.precision, s.channels_last, images, labels),
             backend=s.backend, mode=s.mode, dynamic=False,
         )
 
@@ -138,12 +165,21 @@ class Group:
                 return fn(*args)
             return call
 
-        self.fast_step = sgd_step(self.optimizer, new_step(compiled_forward), compiled_update)
+        self.fast_step = sgd_step(optimizer, new_step(compiled_forward), lambda: compiled_update(*optimizer.update_args()))
         self.fast_eval = new_step(compiled_eval)
 
     @property
     def k(self) -> int:
         return self.model.k
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Every tensor a training step reads as state or changes: weights, buffers, momentum, lrs, loss scales."""
+        seen, out = set(), []
+        for t in [*self.model.parameters(), *self.model.buffers(), *self.optimizer.static_tensors()]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                out.append(t)
+        return out
 
     def dropout_masks(self, size: int) -> Optional[torch.Tensor]:
         """The runs' dropout masks [k, size, width] for one batch, each from its own generator (None: no dropout)."""
@@ -152,97 +188,149 @@ class Group:
             return None
         return torch.stack([r.dropout_mask((size, net.width), net.dropout) for r in self.randoms])
 
+    def fall_back(self, reason: str, err: Optional[BaseException] = None) -> None:
+        """Train eagerly from here (trainer.compile=auto: one warning line), or a one-line CompiledStepError (true)."""
+        if not self.settings.eager_fallback:
+            raise CompiledStepError(f"trainer.compile=true: {reason}; trainer.compile=auto would train eagerly instead") from err
+        log.warning("%s; training eagerly (trainer.compile=false skips the attempt)", reason)
+        self.fast_step = self.fast_eval = None
+        self.record.compiled, self.record.fallback = False, reason
+
 
 def build_group(model_name: str, runs: list[RunSpec], device: torch.device, normalize: Normalize, settings: Settings, batch_size: int) -> Group:
     """A group of fresh runs: each network initialised from its own seed, fused; the optimizer's
-    momentum and weight decay per run (learning rates are set per epoch: FusedSGD.set_lr)."""
+    momentum and weight decay per run (learning rates are set per epoch: FusedSGD.set_lr), with
+    per-run loss scales under fp16."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution kernels once
+        use_tf32(device, settings.tf32)
     networks = [init_weights(lambda: build_model(model_name), r.seed) for r in runs]
     model = fuse(networks).to(device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = FusedSGD(model, len(runs), [r.momentum for r in runs], [r.weight_decay for r in runs])
+    scaler = LossScale(len(runs), device) if settings.precision == "fp16" else None
+    optimizer = FusedSGD(model, len(runs), [r.momentum for r in runs], [r.weight_decay for r in runs], scaler)
     randoms = [RunRandom(r.seed, device) for r in runs]
     return Group(model, optimizer, normalize, settings, batch_size, runs, randoms)
 
 
 def train_epoch(group: Group, split: Split, bar: Optional[Any] = None) -> list[EpochMetrics]:
-    """One pass over `split` for every run of the group, each in its own fresh random order."""
+    """One pass over `split` for every run of the group, each in its own fresh random order. In the
+    group's first compiled epoch an error of the compiled step restarts the epoch eagerly from the
+    state it began with (Group.fall_back); CUDA out of memory propagates."""
+    if group.fast_step is not None and not group.prepared:
+        prepare(group, split)
+    if group.fast_step is None or group.trusted:
+        return _train_epoch(group, split, bar)
+    clean = Snapshot(group.state_tensors(), group.randoms)
+    try:
+        trained = _train_epoch(group, split, bar)
+    except Exception as err:  # noqa: BLE001 - any failure of the compiled step; out of memory is the sizer's
+        if isinstance(err, torch.cuda.OutOfMemoryError):
+            raise
+        group.fall_back(f"the compiled training step failed in its first epoch ({one_line(err)})", err)
+        clean.restore()
+        group.optimizer.zero_grad()
+        return _train_epoch(group, split, bar)
+    group.trusted = True
+    return trained
+
+
+def _train_epoch(group: Group, split: Split, bar: Optional[Any]) -> list[EpochMetrics]:
     group.model.train()
     plans = [r.epoch_plan(len(split), group.batch_size, s.crop_flip, s.mixup_alpha) for r, s in zip(group.randoms, group.runs)]
     plan = stack_plans(plans, split.images.device)
-    if group.fast_step is not None and not group.prepared:
-        prepare(group, split)
     step = group.fast_step or group.eager_step
     return run_train_epoch(split, plan, group.batch_size, step, group.eager_step, group.dropout_masks, bar)
 
 
 def evaluate(group: Group, split: Split) -> list[EpochMetrics]:
-    """Each run's mean loss and accuracy over `split` in eval mode (see engine.evaluate)."""
+    """Each run's mean loss and accuracy over `split` in eval mode (see engine.evaluate). An error of
+    the compiled evaluation in its first pass makes evaluation eager (it changes no state; training
+    stays compiled) under trainer.compile=auto, and is a one-line error under true."""
     s = group.settings
-    return evaluate_eager(group.model, split, group.normalize, s.bf16, s.channels_last, group.fast_eval)
-
-
-@contextlib.contextmanager
-def _state_restored(model: nn.Module, optimizer: FusedSGD):
-    """Weights, buffers and momentum copied back in place (same storage: graphs stay valid)."""
-    tensors = [*model.parameters(), *model.buffers(), *optimizer.buffers.values()]
-    saved = [t.detach().clone() for t in tensors]
-    training = model.training
     try:
-        yield
-    finally:
-        with torch.no_grad():
-            for t, s in zip(tensors, saved):
-                t.copy_(s)
-        optimizer.zero_grad()
-        model.train(training)
+        metrics = evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last, group.fast_eval)
+        group.eval_trusted = group.fast_eval is not None
+        return metrics
+    except Exception as err:  # noqa: BLE001
+        if group.fast_eval is None or isinstance(err, torch.cuda.OutOfMemoryError) or group.eval_trusted:
+            raise
+        reason = f"the compiled evaluation step failed ({one_line(err)})"
+        if not s.eager_fallback:
+            raise CompiledStepError(f"trainer.compile=true: {reason}") from err
+        log.warning("%s; evaluating eagerly", reason)
+        group.fast_eval, group.record.fallback = None, reason + "; evaluated eagerly"
+        return evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last)
 
 
 def prepare(group: Group, train: Split, val: Optional[Split] = None) -> float:
     """Compile and capture the steps now (once per group; a no-op when eager or already done) by
-    running them on real images with neutral draws, then undo every effect. Returns (and logs) the
-    seconds it took."""
+    running them on real images with neutral draws, check them against the eager steps, then undo
+    every effect. Returns (and logs) the seconds it took (0 when it fell back to eager)."""
     if group.fast_step is None or group.prepared:
         return 0.0
+    device = train.images.device
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    group.record.started()
     start = time.perf_counter()
     try:
-        _capture(group, train, val)
-    except Exception as err:  # noqa: BLE001 - any compiler failure; re-raised when compile was asked for
-        if not group.settings.eager_fallback:
+        diff = _capture(group, train, val)
+    except Exception as err:  # noqa: BLE001 - any compiler failure; out of memory is the sizer's
+        if isinstance(err, torch.cuda.OutOfMemoryError):
             raise
-        log.warning(
-            "could not compile the training step (%s: %s); training eagerly (trainer.compile=false skips the attempt)",
-            type(err).__name__, " ".join(str(err).split())[:200],
-        )
-        group.fast_step = group.fast_eval = None
+        group.fall_back(f"could not compile the training step ({one_line(err)})", err)
         return 0.0
-    group.compile_time_s = time.perf_counter() - start
+    seconds = time.perf_counter() - start
     group.prepared = True
-    log.info("compiled and captured the training step in %.1f s (once per run)", group.compile_time_s)
-    return group.compile_time_s
+    group.record.captured(seconds)
+    if cuda:
+        group.record.per_run_bytes = (torch.cuda.max_memory_allocated(device) - base) // group.k
+    tolerance = TOLERANCE[group.settings.precision]
+    group.record.self_check = {"max_rel_diff": diff, "tolerance": tolerance}
+    if not diff <= tolerance:
+        group.fall_back(f"the compiled step disagrees with the eager one (relative difference {diff:.2e} > {tolerance:g} "
+                        f"allowed in {group.settings.precision})")
+        return 0.0
+    log.info("compiled and captured the training step in %.1f s (once per run); it agrees with the eager step to %.1e",
+             seconds, diff)
+    return seconds
 
 
-def _capture(group: Group, train: Split, val: Optional[Split]) -> None:
-    """Run the compiled steps WARMUP_CALLS times on real batches (no crop, no mixup, dropout keeping
-    everything), then restore every state they touched."""
-    device, k, b = train.images.device, group.k, group.batch_size
-    with _state_restored(group.model, group.optimizer):
+def _capture(group: Group, train: Split, val: Optional[Split]) -> float:
+    """Run the compiled steps WARMUP_CALLS times on real batches laid out as an epoch's (no crop, no
+    mixup, dropout keeping everything), then compare one step and one evaluation batch with the eager
+    ones; restore every state they touched. Returns the largest relative difference."""
+    device, k, b, model = train.images.device, group.k, group.batch_size, group.model
+    state, diffs = Snapshot(group.state_tensors(), []), [0.0]
+    params = list(model.parameters())
+    try:
         if len(train) >= b:
-            group.model.train()
-            images, labels = train.images[:b].repeat(k, 1, 1, 1, 1), train.labels[:b].repeat(k, 1)  # laid out as real batches
-            top, left = torch.full((k, b), PAD, device=device), torch.full((k, b), PAD, device=device)  # not one tensor twice:
-            flip = torch.zeros(k, b, dtype=torch.bool, device=device)
-            lam, perm = torch.ones(k, device=device), torch.arange(b, device=device).repeat(k, 1)
-            net = group.model
-            masks = torch.ones(k, b, net.width, device=device) if net.dropout > 0 else None
+            model.train()
+            plan = stack_plans([neutral_plan(b, b)] * k, device)
+            masks = torch.ones(k, b, model.width, device=device) if model.dropout > 0 else None
+            batch = (*batch_inputs(train, plan, 0), masks)
             for _ in range(WARMUP_CALLS):
-                group.fast_step(images, labels, top, left, flip, lam, perm, masks)  # aliasing is guarded on
+                group.fast_step(*batch)
+            state.restore()
+            diffs.append(self_check([group.eager_step, group.fast_step], params, state, batch))
         if val is not None and len(val) >= EVAL_BATCH:
-            group.model.eval()
+            model.eval()
+            images, labels = val.images[:EVAL_BATCH], val.labels[:EVAL_BATCH]
+            s = group.settings
             with torch.no_grad():
                 for _ in range(WARMUP_CALLS):
-                    group.fast_eval(val.images[:EVAL_BATCH], val.labels[:EVAL_BATCH])
+                    fast = group.fast_eval(images, labels)[:, 0].clone()
+                eager = eval_batch(model, group.normalize, s.precision, s.channels_last, images, labels)[:, 0]
+            diffs.append(((fast - eager).norm() / eager.norm().clamp_min(1e-30)).item())
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+    finally:
+        state.restore()
+        group.optimizer.zero_grad()
+        model.train()
+    return max(diffs)

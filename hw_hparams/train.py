@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from itertools import groupby
 from pathlib import Path
@@ -24,17 +25,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import checkpoint, naming  # noqa: F401 - naming registers the resolvers that name run folders
+from . import checkpoint, naming, objective  # noqa: F401 - naming registers the resolvers that name run folders
 from .cli import normalize_argv, preflight
-from .config import as_dict, validate
+from .config import as_dict, paths_from, validate
 from .data import load_study_data
 from .device import pick_device
 from .errors import ConfigError
+from .fused_sizing import train_sized
 from .interrupt import handle_signals
 from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
 from .plugins import register_launchers
 from .progress import final_line
+from .trackers import tracking
 from .run_folder import (
     DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
     restart_or_refuse, utc_now, write_json,
@@ -117,21 +120,34 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             if m.state is None:
                 restart_or_refuse(m.run_dir, m.previous, m.cfg.trainer.restart)  # never silently over trained epochs
             else:
-                m.rows, m.wall = list(m.state["history"]), m.state["wall_time_s"]
+                m.rows, m.wall = checkpoint.progress(m.state)
                 log.info("%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir})
+            m.tracker = held.enter_context(tracking(m.cfg, m.run_dir, m.config, m.hydra_cfg, len(m.rows)))
             ready.append(m)
         except ConfigError as err:
             m.result = err
-    for _, at_epoch in groupby(sorted(ready, key=lambda m: len(m.rows)), key=lambda m: len(m.rows)):
-        train_members(list(at_epoch), data, device)
+    for _, together in groupby(sorted(ready, key=_group_key), key=_group_key):
+        train_sized(list(together), lambda part: train_members(part, data, device), device)
 
 
-def train_job(cfg: DictConfig) -> None:
-    """One Hydra job: the run of `cfg` in the folder Hydra names for it, ending in one line."""
+def _group_key(m: Member) -> tuple[int, str]:
+    """Runs train as one network only at the same epoch and in the precision they started with."""
+    return len(m.rows), checkpoint.precision(m.state) or ""
+
+
+def train_job(cfg: DictConfig) -> float | objective.NoObjective:
+    """One Hydra job: the run of `cfg` in the folder Hydra names for it, ending in one line; returns the
+    run's objective (`cfg.objective`) for search sweepers, NoObjective when it has none (objective.py)."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    shown_dir = run_dir
+    if hydra_cfg.job.chdir:  # Hydra runs the job in its run folder: relative paths still mean where the command ran
+        cfg = paths_from(cfg, hydra_cfg.runtime.cwd)
+        shown_dir = Path(os.path.relpath(run_dir, hydra_cfg.runtime.cwd))
     with job_outcome(run_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN):
-        log.info(final_line(run_dir, run(cfg, run_dir)))
+        summary = run(cfg, run_dir)
+        log.info(final_line(shown_dir, summary))
+        return objective.of_job(cfg, run_dir, summary)
 
 
 train_job.run_group = run_group  # the fused launcher's way in: whole groups of jobs (hw_hparams_fused)

@@ -22,12 +22,12 @@ from omegaconf import DictConfig
 from . import checkpoint
 from .data import Normalize, StudyData
 from .engine import EpochMetrics
-from .fusion import copy_state, load_copy, part_of
 from .interrupt import deferred, stop_reason
 from .optim import lr_at
 from .progress import epoch_bar
 from .run_folder import FINISHED, summary, utc_now, write_history, write_summary
 from .steps import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
+from .trackers import NONE, Trackers
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -49,6 +49,8 @@ class Member:
     train_images: int = 0
     started_at: Optional[str] = None  # when a job first took it up (kept over resumes), ISO 8601 UTC
     finished_at: Optional[str] = None  # when it completed or diverged
+    tracker: Trackers = NONE  # its trackers (trackers/): they log what its files say, when they say it
+    compile: Any = None  # its group's compile_guard.CompileRecord, once it trains
 
     @property
     def done(self) -> bool:
@@ -62,30 +64,15 @@ class Member:
         if status in FINISHED and self.finished_at is None:
             self.finished_at = utc_now()
         s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test,
-                    message, self.started_at, self.finished_at)
+                    message, compile=self.compile.as_dict() if self.compile is not None else None,
+                    started_at=self.started_at, finished_at=self.finished_at)
         write_summary(self.run_dir, s)
+        self.tracker.update(self.rows, s)
         return s
 
     def log(self, level: int, fmt: str, *args: Any, many: bool = False) -> None:
         """A line for this run's train.log (and the console, named by the run when a group has several)."""
         log.log(level, ("%s: " + fmt) if many else fmt, *((self.label,) if many else ()), *args, extra={"run": self.run_dir})
-
-
-def _checkpoint(group: Group, i: int, m: Member, history: list[dict], wall: float) -> dict:
-    """Run i's checkpoint: its own network and momentum, in the plain network's names and shapes."""
-    return {
-        "format": checkpoint.FORMAT, "epoch": len(history), "model": copy_state(group.model, i),
-        "momentum": {n: part_of(group.model, n, b, i).clone() for n, b in group.optimizer.buffers.items()},
-        "random": group.randoms[i].state(), "history": history, "config": m.config, "wall_time_s": wall,
-    }
-
-
-def _resume(group: Group, i: int, state: dict) -> None:
-    load_copy(group.model, i, state["model"])
-    with torch.no_grad():
-        for name, buf in group.optimizer.buffers.items():
-            part_of(group.model, name, buf, i).copy_(state["momentum"][name])
-    group.randoms[i].load_state(state["random"])
 
 
 def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds: float) -> dict:
@@ -99,12 +86,14 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     """Train (or finish) `members`, all at the same epoch, as one fused network; sets each `result`."""
     cfg = members[0].cfg
     normalize = Normalize(data.stats["mean"], data.stats["std"], device)
-    settings = resolve_settings(cfg.trainer, device, cfg.model.name)
+    kept = checkpoint.precision(members[0].state)  # the precision the runs started with (train.py groups by it)
+    settings = resolve_settings(cfg.trainer, device, cfg.model.name, precision=kept)
     group = build_group(cfg.model.name, [run_spec(m.cfg) for m in members], device, normalize, settings, cfg.batch_size)
     for i, m in enumerate(members):
-        m.device, m.train_images = str(device), len(data.train)
-        if m.state is not None:
-            _resume(group, i, m.state)
+        m.device, m.train_images, m.compile = str(device), len(data.train), group.record
+        if m.state is not None and not checkpoint.restore(group, i, m.state):
+            m.log(logging.WARNING, "resumed on %s from a checkpoint made on another device type: its dropout masks come "
+                  "from a fresh stream from here on (every other draw continues exactly)", device.type, many=len(members) > 1)
     many = len(members) > 1
     done = len(members[0].rows)
     make_bar = epoch_bar(cfg.trainer.progress)
@@ -143,7 +132,7 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
                     if m.done:
                         continue
                     row = _row(epoch, lr, t, v, seconds)
-                    checkpoint.save(m.run_dir, _checkpoint(group, i, m, [*m.rows, row], m.wall + elapsed))
+                    checkpoint.save(m.run_dir, checkpoint.make(group, i, [*m.rows, row], m.config, m.wall + elapsed))
                     m.rows.append(row)  # only once its checkpoint is on disk (a full disk fails the save)
                     m.wall += elapsed
                     write_history(m.run_dir, m.rows)

@@ -1,20 +1,35 @@
 """Shared fixtures: small generated datasets in CIFAR-100's on-disk format, one tiny demo study;
-tests marked with a tool marker (`tex`) skip without the tool, and fail without it in CI (HW_CI=1)."""
+tests marked with a tool marker (`tex`) or an extra's marker (`optuna`, `tensorboard`, `mlflow`, `wandb`) skip
+without the tool or the extra's packages, and fail without them in CI (HW_CI=1)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hw_hparams.data.fake import write_fake_cifar100
-from support import DEMO, ONE_THREAD, run_cli, stamps
+from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, stamps
+
+# Property tests judge results, never speed: no per-example deadline and no "too slow" health check,
+# which a machine busy with other work would trip (a test's own @settings may add to this).
+settings.register_profile("any_speed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("any_speed")
 
 #: Marker -> the programs its tests need on PATH (see pyproject.toml's markers).
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
+#: Marker -> (the modules its tests need, the extra of pyproject.toml that installs them; .ci/run installs all).
+EXTRAS = {
+    "optuna": (("optuna", "hydra_plugins.hydra_optuna_sweeper"), "optuna"),
+    "tensorboard": (("tensorboard",), "tensorboard"),
+    "mlflow": (("mlflow",), "mlflow"),
+    "wandb": (("wandb",), "wandb"),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +44,15 @@ def _needs_tools(request):
             if os.environ.get("HW_CI") == "1":
                 pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: see .ci/install-tex.sh", pytrace=False)
             pytest.skip(reason)
+    for marker, (modules, extra) in EXTRAS.items():
+        if request.node.get_closest_marker(marker) is None:
+            continue
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            reason = f"`{marker}` test needs {', '.join(missing)}: pip install -e \".[{extra}]\""
+            if os.environ.get("HW_CI") == "1":
+                pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: install the `{extra}` extra", pytrace=False)
+            pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +61,13 @@ def demo(tmp_path_factory):
     One thread per process (ONE_THREAD), so that its runs are bitwise those of the same demo under other launchers."""
     cwd = tmp_path_factory.mktemp("homework")
     t0 = time.perf_counter()
-    first = run_cli(DEMO, cwd, module="hw_hparams.homework", env=ONE_THREAD)
+    first = run_cli(DEMO, cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD)
     seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr[-3000:]
     study = cwd / "outputs" / "t"
     before = stamps(study)
     report = (study / "report" / "report.md").read_text()
-    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework", env=ONE_THREAD)
+    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD)
     assert again.returncode == 0, again.stderr[-3000:]
     print(f"demo study: {seconds:.1f} s")
     return {"study": study, "first": first, "again": again, "before": before, "report": report, "seconds": seconds}

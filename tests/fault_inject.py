@@ -115,8 +115,12 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def run_cli(args: list[str], cwd, fault: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m hw_hparams.train args` (through this script, with `fault`) in `cwd`, output captured."""
+def run_cli(args: list[str], cwd, fault: str | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`python -m hw_hparams.train args` (through this script, with `fault`) in `cwd`, output captured
+    (`timeout` seconds at most, default support.PATIENCE_S)."""
+    from support import PATIENCE_S
+
+    timeout = PATIENCE_S if timeout is None else timeout
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(HW_FAULT=fault or "", OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, __file__, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)

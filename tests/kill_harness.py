@@ -1,6 +1,6 @@
 """SIGKILL a CPU training run at many instants, re-run it each time, and check that nothing was lost or doubled.
 
-    python tests/kill_harness.py [--kills 27] [--seed 0] [--epochs 4] [--spawn] [--workdir DIR]
+    python tests/kill_harness.py [--kills 27] [--seed 0] [--epochs 4] [--spawn] [--workdir DIR] [--override KEY=VALUE ...]
 
 A reference run trains without interruption (counting its optimizer steps, validation forwards,
 file writes and renames). Then, round after round, a fresh run folder is trained by attempts that
@@ -42,9 +42,10 @@ KINDS = ["step", "eval", "write", "write:checkpoint", "partial", "partial:checkp
 TEMP = re.compile(r"^\..+\.tmp\d+$")
 
 
-def overrides(data_root: Path, run_dir: Path, epochs: int) -> list[str]:
-    """A tiny run with many steps per epoch: 200 training images in batches of 8 (25 steps), 40 validation images."""
-    return [
+def overrides(data_root: Path, run_dir: Path, epochs: int, extra: tuple = ()) -> list[str]:
+    """A tiny run with many steps per epoch: 200 training images in batches of 8 (25 steps), 40 validation images
+    (and `extra`, e.g. trackers: logger=[tensorboard,mlflow])."""
+    return [*extra, 
         "model=tiny", f"epochs={epochs}", "batch_size=8", "schedule=cosine", "augmentation=mixup",
         "regularization=wd5e-4", f"data.root={data_root}", "data.verify_checksums=false",
         "data.download=false", "data.val_size=40", "trainer.device=cpu", "trainer.progress=false",
@@ -169,7 +170,7 @@ def check_completed(run_dir: Path, ref_dir: Path) -> None:
     assert not left, f"{run_dir}: left over: {left}"
 
 
-def harness(workdir: Path, kills: int, seed: int, epochs: int, spawn: bool) -> dict:
+def harness(workdir: Path, kills: int, seed: int, epochs: int, spawn: bool, extra: tuple = ()) -> dict:
     """Run the reference, then rounds of killed attempts until `kills` kills; check everything; return a report."""
     from hw_hparams.data.fake import write_fake_cifar100
 
@@ -181,7 +182,7 @@ def harness(workdir: Path, kills: int, seed: int, epochs: int, spawn: bool) -> d
     logs.mkdir(exist_ok=True)
     runner = Runner(spawn, logs)
     ref_dir = workdir / "reference"
-    code, ref_seconds = runner.run(overrides(data, ref_dir, epochs), counts=workdir / "counts.json")
+    code, ref_seconds = runner.run(overrides(data, ref_dir, epochs, extra), counts=workdir / "counts.json")
     assert code == 0, f"the reference run failed (exit {code}); see {logs}"
     counts = json.loads((workdir / "counts.json").read_text())
     reference = without_timing(read_history(ref_dir / "history.csv"))
@@ -213,7 +214,7 @@ def harness(workdir: Path, kills: int, seed: int, epochs: int, spawn: bool) -> d
                 site, _, only = kind.partition(":")
                 calls = counts[kind.replace("partial", "write")]
                 fault = f"{site}:{rng.randint(1, max(1, round(calls * left)))}:kill" + (f":{only}" if only else "")
-            code, _ = runner.run(overrides(data, run_dir, epochs), fault=fault, kill_after=delay)
+            code, _ = runner.run(overrides(data, run_dir, epochs, extra), fault=fault, kill_after=delay)
             if code == 0:
                 break
             assert code == -signal.SIGKILL, f"an attempt ended with exit {code}, not by SIGKILL; see {logs}/attempt{runner.n:03d}.log"
@@ -231,6 +232,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--spawn", action="store_true", help="start each attempt as a fresh interpreter")
     p.add_argument("--workdir", type=Path, default=None, help="where to put data and runs (default: a temporary folder)")
+    p.add_argument("--override", action="append", default=[], help="one more override of every run (repeatable)")
     args = p.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported: bitwise-reproducible CPU runs
     sys.path.insert(0, str(HERE))
@@ -238,7 +240,7 @@ def main() -> None:
         import tempfile
 
         args.workdir = Path(tempfile.mkdtemp(prefix="kill_harness_"))
-    report = harness(args.workdir, args.kills, args.seed, args.epochs, args.spawn)
+    report = harness(args.workdir, args.kills, args.seed, args.epochs, args.spawn, tuple(args.override))
     print(json.dumps({**report, "workdir": str(args.workdir)}))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 HERE = Path(__file__).resolve().parent
 
 
-from support import TINY_RUN, compose_train as cfg, fake_data_overrides, read_rows as rows, run_cli, without_timing  # noqa: F401
+from support import PATIENCE_S, TINY_RUN, compose_train as cfg, fake_data_overrides, finish, read_rows as rows, run_cli, without_timing  # noqa: F401
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:
@@ -50,18 +49,11 @@ def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def run_many(jobs: list[tuple[list[str], Path]], timeout: float = 300) -> list[subprocess.CompletedProcess]:
-    """Run several `python -m hw_hparams.train` command lines at once (each in its own folder)."""
+def run_many(jobs: list[tuple[list[str], Path]], timeout: float = PATIENCE_S) -> list[subprocess.CompletedProcess]:
+    """Run several `python -m hw_hparams.train` command lines at once (each in its own folder); fails
+    saying which did not end within `timeout` seconds."""
     procs = [start_cli(args, cwd) for args, cwd in jobs]
-    results = []
-    for p, (args, _) in zip(procs, jobs):
-        try:
-            out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            out, err = p.communicate()
-        results.append(subprocess.CompletedProcess(args, p.returncode, out, err))
-    return results
+    return [finish(p, f"`python -m hw_hparams.train {' '.join(args)}`", timeout) for p, (args, _) in zip(procs, jobs)]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,7 +6,9 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from hydra import compose, initialize_config_module
 
@@ -18,6 +20,44 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 # Run settings that keep a CPU run small and quick.
 TINY_RUN = ["model=tiny", "batch_size=50", "trainer.progress=false"]
+
+# How long a test waits for a child process or a condition before it calls it stuck, in seconds. Sized
+# for a 2-core machine busy with other work (a second copy of the suite, say), where a tiny run's
+# command takes a minute instead of a few seconds: generous, because a slow machine is no failure.
+PATIENCE_S = 900
+LONG_PATIENCE_S = 1800  # a whole demo study, the kill harness: minutes alone
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = PATIENCE_S, alive=None, interval: float = 0.05) -> T:
+    """Poll `condition()` until it returns something true, and return that. Fail, saying `what` was
+    waited for and for how long, after `timeout` seconds, or as soon as `alive` (a Popen that should
+    still be running meanwhile) has exited, with the end of its output."""
+    start = time.monotonic()
+    while True:
+        value = condition()
+        if value:
+            return value
+        waited = time.monotonic() - start
+        if alive is not None and alive.poll() is not None:
+            out, err = alive.communicate()
+            raise AssertionError(f"waited {waited:.0f} s for {what}, but the process exited with {alive.returncode} first:\n"
+                                 f"{(out or '')[-2000:]}{(err or '')[-3000:]}")
+        if waited > timeout:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}: it did not happen")
+        time.sleep(interval)
+
+
+def finish(proc: subprocess.Popen, what: str, timeout: float = PATIENCE_S) -> subprocess.CompletedProcess:
+    """Wait for `proc` to exit (its output captured); fail after `timeout` s saying `what` it was doing, with its output so far."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{what} did not end within {timeout:.0f} s; killed it:\n{(out or '')[-2000:]}{(err or '')[-3000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def fake_data_overrides(root: Path, val_size: int = 100) -> list[str]:
@@ -37,12 +77,13 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def run_cli(args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m module args` in `cwd`, capturing output (HYDRA_FULL_ERROR unset; `env` added)."""
+def run_cli(args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: float = PATIENCE_S, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m module args` in `cwd`, capturing output (HYDRA_FULL_ERROR unset; `env` added); fails
+    after `timeout` seconds saying which command did not end."""
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    return finish(proc, f"`python -m {module} {' '.join(args)}`", timeout)
 
 
 def without_timing(history: list[dict]) -> list[dict]:

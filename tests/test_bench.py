@@ -10,11 +10,12 @@ import sys
 import pytest
 
 from hw_hparams import bench
+from support import PATIENCE_S
 
 
 def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
     cmd = [sys.executable, "-m", "hw_hparams.bench", "--cpu-smoke", "--out", "bench.json"]
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE_S)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) |" in out

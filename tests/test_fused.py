@@ -23,7 +23,7 @@ import torch
 
 import hw_hparams.training as training_module
 from fault_inject import run_cli as run_faulty
-from support import compose_train, fake_data_overrides, read_rows, run_cli, without_timing
+from support import PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli, without_timing
 from hw_hparams.data.fake import write_fake_cifar100
 from hw_hparams.train import run, run_group
 from hw_hparams.training import Member
@@ -209,7 +209,7 @@ def test_for_any_other_hydra_app_the_fused_launcher_is_the_basic_launcher(tmp_pa
     outputs = {}
     for launcher in ("basic", "fused"):
         result = subprocess.run([sys.executable, str(app), "-m", "+x=1,2,3", f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}"],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                                cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE_S)
         assert result.returncode == 0, result.stderr
         outputs[launcher] = sorted((p.parent.name, p.read_text()) for p in (tmp_path / launcher).glob("*/ran.txt"))
     assert outputs["fused"] == outputs["basic"] == [("0", "1"), ("1", "2"), ("2", "3")]

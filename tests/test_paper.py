@@ -17,6 +17,7 @@ from analysis_synth import HOSTILE, write_study  # noqa: E402
 from analysis import paper, texbuild  # noqa: E402
 from analysis.document import Document, Heading, Para  # noqa: E402
 from analysis.latex import to_latex  # noqa: E402
+from support import PATIENCE_S  # noqa: E402
 
 pytestmark = pytest.mark.tex
 HEADINGS = ["Introduction", "Data Preprocessing", "Learning Rate", "Learning Rate Schedule", "Weight Decay",
@@ -64,7 +65,7 @@ def test_the_official_style_switch_uses_the_named_sty(demo, tmp_path):
     kit.mkdir()
     (kit / "aaai25.sty").write_text(STAND_IN)
     r = subprocess.run([sys.executable, "-m", "analysis.paper", str(study), "--style", str(kit / "aaai25.sty")],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=PATIENCE_S)
     assert r.returncode == 0, r.stdout + r.stderr
     report = study / "report"
     assert (report / "aaai25.sty").read_text() == STAND_IN

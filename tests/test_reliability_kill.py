@@ -15,6 +15,7 @@ import pytest
 
 import kill_harness
 from reliability_util import HERE
+from support import LONG_PATIENCE_S
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def harness_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("kill_harness")
     result = subprocess.run(
         [sys.executable, str(HERE / "kill_harness.py"), "--kills", "18", "--seed", "0", "--workdir", str(workdir)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=LONG_PATIENCE_S,
     )
     return workdir, result
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
     cfg, fake_data_overrides, one_thread, rows, signal_at_step, signal_in_checkpoint_write, start_cli, straight_history, TINY_RUN,
     without_timing,
 )
+from support import finish, wait_until
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
@@ -66,12 +66,10 @@ def test_sigterm_from_outside_exits_143_in_one_line_and_the_rerun_finishes(tmp_p
     args = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=8", f"hydra.run.dir={tmp_path / 'run'}"]
     run_dir = tmp_path / "run"
     proc = start_cli(args, tmp_path)
-    deadline = time.monotonic() + 240
-    while not ((run_dir / "history.csv").exists() and len(rows(run_dir / "history.csv")) >= 1):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    wait_until(lambda: (run_dir / "history.csv").exists() and rows(run_dir / "history.csv"), "the run's first epoch in history.csv", alive=proc)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    ended = finish(proc, "the run after SIGTERM")
+    out, err = ended.stdout, ended.stderr
     assert proc.returncode == 128 + signal.SIGTERM, out + err
     assert "Traceback" not in out + err
     said = [l for l in (out + err).splitlines() if "interrupted" in l]
@@ -81,7 +79,8 @@ def test_sigterm_from_outside_exits_143_in_one_line_and_the_rerun_finishes(tmp_p
     assert _consistent(run_dir, done)["status"] == "interrupted"
 
     again = start_cli(args, tmp_path)
-    out, err = again.communicate(timeout=300)
+    resumed = finish(again, "the resumed run")
+    out, err = resumed.stdout, resumed.stderr
     assert again.returncode == 0, err
     assert f"resuming after epoch {done} of 8" in out
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

@@ -10,6 +10,7 @@ import sys
 
 from fault_inject import run_cli
 from reliability_util import fake_data_overrides, file_states, rows, TINY_RUN
+from support import PATIENCE_S
 
 LRS = ["0.05", "0.02", "1e30", "0.01"]  # jobs 0..3; 1e30 diverges (non-finite loss) in epoch 1
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
@@ -56,7 +57,7 @@ def test_a_sweep_resumes_what_is_missing_goes_past_failures_and_divergence(tmp_p
     # 3. The analysis of what is there works, and shows the diverged run as diverged.
     out_dir = tmp_path / "analysis"
     analysis = subprocess.run([sys.executable, "-m", "analysis", str(sweep), "--out", str(out_dir)],
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=PATIENCE_S)
     assert analysis.returncode == 0, analysis.stderr
     runs = (out_dir / "runs.csv").read_text()
     assert "diverged" in runs and "failed" in runs

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from support import TINY_RUN, fake_data_overrides, run_cli
+from support import PATIENCE_S, TINY_RUN, fake_data_overrides, run_cli
 from hw_hparams import naming
 from hw_hparams.cli import check_overrides, job_folder
 from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.run_folder import RUN_INVARIANT_KEYS, check_same_run, flat
+from hw_hparams.run_folder import RUN_INVARIANT_GROUPS, RUN_INVARIANT_KEYS, check_same_run, flat
 
 
 def folders(overrides: list[str], multirun: bool = False) -> list[str]:
@@ -83,7 +83,10 @@ OTHER_VALUE = {
     "augmentation.crop_flip": "false", "augmentation.mixup_alpha": "0.4", "data.root": "/other", "data.download": "false",
     "data.val_size": "500", "data.split_seed": "3", "data.verify_checksums": "false", "model.name": "tiny",
     "trainer.device": "cpu", "trainer.progress": "true", "trainer.num_workers": "2", "trainer.compile": "false",
-    "trainer.precision": "bf16", "trainer.restart": "true",
+    "trainer.precision": "bf16", "trainer.restart": "true", "trainer.tf32": "false",
+    "logger.dir": "/trackers", "logger.study": "s", "logger.tensorboard.enabled": "true", "logger.mlflow.enabled": "true",
+    "logger.mlflow.tracking_uri": "sqlite:////t/m.db", "logger.mlflow.experiment": "e", "logger.wandb.enabled": "true",
+    "logger.wandb.mode": "online", "logger.wandb.project": "p", "logger.wandb.entity": "me",
 }
 
 
@@ -103,7 +106,7 @@ def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp
         except ConfigError as err:
             resumable = False
             assert key in str(err)
-        assert same_folder == resumable == (key in RUN_INVARIANT_KEYS), key
+        assert same_folder == resumable == (key in RUN_INVARIANT_KEYS or key.startswith(RUN_INVARIANT_GROUPS)), key
     assert str(job_folder(check_overrides(["experiment_name=elsewhere"])[0], False)).startswith("outputs/run/elsewhere/")
 
 
@@ -138,7 +141,7 @@ def finished_and_unfinished(tmp_path_factory):
     assert run_cli([*base, "epochs=1"], cwd).returncode == 0
     env = {**os.environ, "HW_FAULT": "step:6:term"}  # stopped inside epoch 2 (4 steps per epoch)
     stopped = subprocess.run([sys.executable, str(Path(__file__).parent / "fault_inject.py"), *base, "epochs=3"],
-                             cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+                             cwd=cwd, env=env, capture_output=True, text=True, timeout=PATIENCE_S)
     assert stopped.returncode == 143, stopped.stderr
     runs = {json.loads((p / "summary.json").read_text())["status"]: p for p in (cwd / "outputs" / "run").iterdir()}
     assert set(runs) == {"completed", "interrupted"} and all((p / ".hydra" / "config.yaml").exists() and (p / "train.log").exists() for p in runs.values())
@@ -170,9 +173,9 @@ def test_refused_commands_leave_every_file_of_a_run_byte_for_byte(finished_and_u
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2 and len(lines) == 1 and all(w in lines[0] for w in words), (args, result.stderr)
     # a live process holding the unfinished run
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(stopped / ".run.lock")],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a'); "  # held until killed
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()", str(stopped / ".run.lock")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         result = run_cli([*base, "epochs=3"], cwd)

@@ -91,17 +91,18 @@ def _train(group, train, val, epochs=2):
     return out
 
 
-def test_auto_gives_the_fast_path_on_cuda_and_plain_eager_fp32_on_the_cpu():
+def test_auto_gives_the_fast_path_on_cuda_and_plain_eager_fp32_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(fastpath, "device_capability", lambda device: (9, 0) if device.type == "cuda" else None)  # an H100
     trainer = _compose().trainer  # the shipped defaults: nothing set by the user
     assert (trainer.compile, trainer.precision) == ("auto", "auto")
     gpu = fastpath.resolve_settings(trainer, torch.device("cuda"), "mobilenetv2")
-    assert gpu.compile and gpu.bf16 and gpu.mode == "reduce-overhead" and gpu.backend == "inductor"
+    assert gpu.compile and gpu.precision == "bf16" and gpu.mode == "reduce-overhead" and gpu.backend == "inductor"
     assert not gpu.channels_last  # NCHW was faster on the H100
     cpu = fastpath.resolve_settings(trainer, CPU, "mobilenetv2")
-    assert not cpu.compile and not cpu.bf16 and cpu.channels_last
+    assert not cpu.compile and cpu.precision == "fp32" and cpu.channels_last
     assert not fastpath.resolve_settings(trainer, CPU, "tiny").channels_last
     eager_gpu = fastpath.resolve_settings(_compose(["trainer.compile=false", "trainer.precision=fp32"]).trainer, torch.device("cuda"), "mobilenetv2")
-    assert not eager_gpu.compile and not eager_gpu.bf16
+    assert not eager_gpu.compile and eager_gpu.precision == "fp32"
     assert fastpath.resolve_settings(_compose(["trainer.compile=true", "trainer.precision=bf16"]).trainer, CPU, "tiny").compile
 
 

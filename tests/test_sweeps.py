@@ -68,7 +68,7 @@ def test_both_spellings_of_an_experiment_and_one_line_errors_for_swept_values():
     assert normalize_argv(["epochs=2", "--multirun", "optim.lr=0.1,0.2"]) == ["--multirun", "epochs=2", "optim.lr=0.1,0.2"]
     with pytest.raises(ConfigError, match=r"^optim.weight_decay=-1.0 is not allowed"):
         check_overrides(["experiment=wd_sweep", "optim.weight_decay=1e-4,-1"], multirun=True)
-    with pytest.raises(ConfigError, match=r"^experiment=lr_swep is not an option: choose one of lr_sweep, mixup, schedule_sweep, wd_sweep$"):
+    with pytest.raises(ConfigError, match=r"^experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep$"):
         check_overrides(["experiment=lr_swep"], multirun=True)
 
 

@@ -20,6 +20,38 @@ FAKE = ["data.root={root}", "data.download=false", "data.verify_checksums=false"
 LR_OPTIONS = "choose one of lr0.01, lr0.05, lr0.5"
 NOT_OVERRIDE = "is not a valid override: write key=value, a sweep as key=a,b,c, and quote a value that holds , = [ ] ( ) or spaces: key='...'"
 
+# non-finite values of float keys (1e400 reads as inf)
+NON_FINITE = [
+    ("train", ["optim.lr=inf"], "optim.lr=inf is not allowed: must be a finite number > 0"),
+    ("train", ["optim.lr=-inf"], "optim.lr=-inf is not allowed: must be a finite number > 0"),
+    ("train", ["optim.lr=nan"], "optim.lr=nan is not allowed: must be a finite number > 0"),
+    ("train", ["optim.lr=1e400"], "optim.lr=inf is not allowed: must be a finite number > 0"),
+    ("train", ["-m", "optim.lr=0.1,inf"], "optim.lr=inf is not allowed: must be a finite number > 0"),
+    ("train", ["optim.momentum=nan"], "optim.momentum=nan is not allowed: must be in [0, 1)"),
+    ("train", ["optim.weight_decay=inf"], "optim.weight_decay=inf is not allowed: must be a finite number >= 0"),
+    ("train", ["augmentation.mixup_alpha=inf"], "augmentation.mixup_alpha=inf is not allowed: must be a finite number > 0, or null for no mixup"),
+]
+# interpolations that do not resolve: a missing key, an unknown resolver, a resolver that fails; on the line or in a config
+UNRESOLVED = [
+    ("train", ["optim.lr=${{oops}}"], "optim.lr=${{oops}} cannot be resolved: oops is not a config key"),
+    ("train", ["optim.lr=${{optim.nope}}"], "optim.lr=${{optim.nope}} cannot be resolved: optim.nope is not a config key"),
+    ("train", ["optim.lr=${{nope:1}}"], "optim.lr=${{nope:1}} cannot be resolved: there is no resolver nope (OmegaConf's are oc.env, oc.select, oc.decode, ...)"),
+    ("train", ["optim.lr=${{oc.env:HW_HPARAMS_UNSET}}"],
+     "optim.lr=${{oc.env:HW_HPARAMS_UNSET}} cannot be resolved: the resolver oc.env failed: Environment variable 'HW_HPARAMS_UNSET' not found"),
+    ("train", ["seed=${{now:}}"], "seed=${{now:}} cannot be resolved: wrong arguments to the resolver now"),
+    ("train", ["optim.lr=${{model.name}}"], "optim.lr=${{model.name}} is not allowed: must be a number"),
+    ("train", ["-m", "seed=0,1", "data.root=${{oops}}"], "data.root=${{oops}} cannot be resolved: oops is not a config key"),
+    ("train", ["hydra.run.dir=runs/${{oops}}"], "hydra.run.dir=runs/${{oops}} cannot be resolved: oops is not a config key"),
+    ("train", ["hydra.searchpath=[file://{conf}]", "+mine=typo"], "optim.lr=${{optim.lrr}} cannot be resolved: optim.lrr is not a config key"),
+]
+# Hydra's delete syntax on keys every run needs
+REMOVED = [
+    ("train", ["~optim.lr"], "~optim.lr: optim.lr cannot be removed, every run needs it; set it instead, e.g. optim.lr=0.05"),
+    ("train", ["~seed"], "~seed: seed cannot be removed, every run needs it; set it instead, e.g. seed=0"),
+    ("train", ["~optim"], "~optim: optim cannot be removed, every run needs it; set its keys instead: optim.lr, optim.momentum, optim.weight_decay"),
+    ("train", ["~hydra.run.dir"], "~hydra.run.dir: hydra.run.dir cannot be removed, every run needs it; set it instead, e.g. hydra.run.dir=outputs/run/${{hw_run_path:}}"),
+]
+
 MISTAKES = [
     # (program, arguments, the line)
     # group options given as numbers, the right group blamed, with or without an experiment, single run or sweep
@@ -34,7 +66,7 @@ MISTAKES = [
     # typos and wrong groups
     ("train", ["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
     ("train", ["model=resnet18"], "model=resnet18 is not an option: choose one of mobilenetv1, mobilenetv2, tiny"),
-    ("train", ["-m", "experiment=lr_swep"], "experiment=lr_swep is not an option: choose one of lr_sweep, mixup, schedule_sweep, wd_sweep"),
+    ("train", ["-m", "experiment=lr_swep"], "experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep"),
     ("train", ["optim.lrr=0.1"], "optim.lrr is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
     ("train", ["+foo=1"], "foo is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
     ("train", ["hydra/launcher=jobl1b"], "hydra/launcher=jobl1b is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"),
@@ -46,19 +78,20 @@ MISTAKES = [
     ("train", ["schedule.name=linear"], "schedule.name=linear is not allowed: one of constant, cosine"),
     ("train", ["optim=3"], "optim=3 is not allowed: it is a group of keys: set one of optim.lr, optim.momentum, optim.weight_decay"),
     # out-of-range values, every schema range up front
-    ("train", ["optim.lr=0"], "optim.lr=0.0 is not allowed: must be > 0"),
+    ("train", ["optim.lr=0"], "optim.lr=0.0 is not allowed: must be a finite number > 0"),
     ("train", ["optim.momentum=1"], "optim.momentum=1.0 is not allowed: must be in [0, 1)"),
-    ("train", ["optim.weight_decay=-1e-4"], "optim.weight_decay=-0.0001 is not allowed: must be >= 0"),
+    ("train", ["optim.weight_decay=-1e-4"], "optim.weight_decay=-0.0001 is not allowed: must be a finite number >= 0"),
     ("train", ["epochs=0"], "epochs=0 is not allowed: must be an integer >= 1"),
     ("train", ["batch_size=-8"], "batch_size=-8 is not allowed: must be an integer >= 1"),
     ("train", ["seed=-1"], "seed=-1 is not allowed: must be an integer in [0, 2**32 - 1]"),
-    ("train", ["augmentation.mixup_alpha=0"], "augmentation.mixup_alpha=0.0 is not allowed: must be > 0, or null for no mixup"),
+    ("train", ["augmentation.mixup_alpha=0"], "augmentation.mixup_alpha=0.0 is not allowed: must be a finite number > 0, or null for no mixup"),
     ("train", ["trainer.device=gpu"], "trainer.device='gpu' is not allowed: one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)"),
     ("train", ["-m", "epochs=1", "trainer.progress=maybe"], "trainer.progress='maybe' is not allowed: one of auto, true, false"),
     ("train", ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=0"],
      "hydra.launcher.max_fused=0 is not allowed: must be an integer >= 1, or null for every run that can share a network"),
     ("train", ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=all"], "hydra.launcher.max_fused=all is not allowed: Value 'all' of type 'str' could not be converted to Integer"),
     ("train", ["-m", "hydra/launcher=joblib", "hydra.launcher.njobs=3"], "hydra.launcher.njobs is not a config key (see `python -m hw_hparams.train --cfg hydra` for the keys)"),
+    *NON_FINITE, *UNRESOLVED, *REMOVED,
     # impossible combinations: what this machine and this dataset allow
     ("train", ["trainer.device=cuda"], "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
     ("train", [*FAKE[:3], "data.val_size=6000"], "data.val_size=6000 is not allowed: must be in [1, 599] for a training set of 600 images"),
@@ -80,6 +113,12 @@ MISTAKES = [
     ("homework", ["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
     ("homework", ["optim.lr=0.1"], "optim.lr is set by the study itself, section by section: run your own sweep with `python -m hw_hparams.train -m experiment=...`"),
     ("homework", ["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"),
+    ("homework", ["demo=true", "optim.momentum=inf"], "optim.momentum=inf is not allowed: must be in [0, 1)"),
+    ("homework", ["demo=true", "optim.momentum=${{oops}}"], "optim.momentum=${{oops}} cannot be resolved: oops is not a config key"),
+    ("homework", ["seed=${{oc.env:HW_HPARAMS_UNSET}}"],
+     "seed=${{oc.env:HW_HPARAMS_UNSET}} cannot be resolved: the resolver oc.env failed: Environment variable 'HW_HPARAMS_UNSET' not found"),
+    ("homework", ["demo=true", "~seed"], "~seed: seed cannot be removed, every run needs it; set it instead, e.g. seed=0"),
+    ("homework", ["~select_by"], "~select_by: select_by cannot be removed; set it instead, e.g. select_by=val_acc"),
     ("homework", ["data.root={root}/nowhere", "data.download=false"],
      "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"),
     # analysis, data, bench
@@ -116,7 +155,10 @@ def places(tmp_path_factory):
     write_fake_cifar100(root, train=600, test=50, seed=0)
     file = tmp_path_factory.mktemp("place") / "a_file"
     file.write_text("not a folder")
-    return {"root": str(root), "file": str(file)}
+    conf = tmp_path_factory.mktemp("conf")  # a user's own config, found through hydra.searchpath
+    (conf / "mine").mkdir()
+    (conf / "mine" / "typo.yaml").write_text("# @package _global_\noptim:\n  lr: ${optim.lrr}\n")
+    return {"root": str(root), "file": str(file), "conf": str(conf)}
 
 
 def _files(folder: Path) -> list[Path]:
@@ -138,6 +180,38 @@ def test_each_mistake_is_one_line_exit_2_and_no_file(program, args, line, places
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err == f"error: {line.format(**places)}\n", err
     assert _files(tmp_path) == [], _files(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def finished_run(places, tmp_path_factory):
+    """A finished 1-epoch run (trained in-process) and a digest of every file it holds."""
+    from support import compose_train
+    from hw_hparams.train import run
+
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    overrides = [a.format(**places) for a in FAKE] + ["model=tiny", "epochs=1", "batch_size=100", "trainer.progress=false", "trainer.device=cpu"]
+    assert run(compose_train(overrides), run_dir)["status"] == "completed"
+    return run_dir, overrides
+
+
+def _digest(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in _files(folder) if p.is_file()}
+
+
+AT_A_FINISHED_RUN = [(p, a, line) for p, a, line in NON_FINITE + UNRESOLVED + REMOVED
+                     if p == "train" and "-m" not in a and not any(x.startswith(("hydra.run.dir", "~hydra.run")) for x in a)]
+
+
+@pytest.mark.parametrize("program, args, line", AT_A_FINISHED_RUN, ids=[" ".join(a) for _, a, _ in AT_A_FINISHED_RUN])
+def test_each_mistake_pointed_at_a_finished_run_leaves_its_files_byte_for_byte(program, args, line, places, finished_run, monkeypatch, capsys):
+    run_dir, overrides = finished_run
+    before, around = _digest(run_dir), _files(run_dir.parent)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    with pytest.raises(SystemExit) as exit_:
+        _main(program)([*overrides, *(a.format(**places) for a in args), f"hydra.run.dir={run_dir}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err == f"error: {line.format(**places)}\n", err
+    assert _digest(run_dir) == before and _files(run_dir.parent) == around
 
 
 def test_an_offline_download_is_one_line_and_leaves_no_folder(tmp_path):

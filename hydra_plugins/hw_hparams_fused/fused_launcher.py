@@ -1,9 +1,10 @@
 """`hydra/launcher=fused`: the runs of a sweep that can share one network train as one, in this process.
 
 For hw_hparams' training entrypoint (a task function with a `run_group` attribute), the jobs are put
-into groups that share a network shape (same model, epochs, batch size, data, device, precision and
-compile setting), in sweep order, at most `max_fused` to a group (null: all), and each group trains
-as one fused network (hw_hparams.training). Every job keeps exactly the run folder, files, lock and
+into groups that share a network shape (same model, epochs, batch size, data, device, precision,
+compile and TF32 settings), in sweep order, at most `max_fused` to a group (null: all), and each
+group trains as one fused network (hw_hparams.training), in parts that fit the GPU's memory
+(hw_hparams.fused_sizing). Under trainer.device=cuda:job a group trains on the GPU of its first job. Every job keeps exactly the run folder, files, lock and
 status it would have under the basic launcher. For any other task function this launcher is Hydra's
 basic launcher, unchanged (same jobs, folders, returns), so installing it breaks no other app.
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # The keys jobs must share to train as one network.
 GROUP_KEYS = ("model.name", "epochs", "batch_size", "data.root", "data.val_size", "data.split_seed",
-              "data.download", "data.verify_checksums", "trainer.device", "trainer.precision", "trainer.compile")
+              "data.download", "data.verify_checksums", "trainer.device", "trainer.precision", "trainer.compile", "trainer.tf32")
 
 
 @dataclass
@@ -83,6 +84,7 @@ class FusedLauncher(BasicLauncher):
         configure_log(jobs[0][1].hydra.job_logging, self.config.hydra.verbose)
         results: List[Any] = [None] * len(jobs)
         for group in groups:
+            HydraConfig.instance().set_config(jobs[group[0]][1])  # its first job's: trainer.device=cuda:job picks by it
             members = [Member(jobs[i][0], jobs[i][2], hydra_cfg=jobs[i][1].hydra) for i in group]
             for i, result in zip(group, run_group(members)):
                 results[i] = result
@@ -110,6 +112,7 @@ class FusedLauncher(BasicLauncher):
     @staticmethod
     def _return(overrides: List[str], task_cfg: DictConfig, sweep_config: DictConfig, run_dir: Path, result: Any) -> JobReturn:
         from hw_hparams.jobs import JobFailed, failure_line
+        from hw_hparams.objective import of_job
         from hw_hparams.progress import final_line
 
         ret = JobReturn(overrides=overrides, cfg=task_cfg, hydra_cfg=sweep_config, working_dir=os.getcwd(),
@@ -118,7 +121,7 @@ class FusedLauncher(BasicLauncher):
             ret.status, ret.return_value = JobStatus.FAILED, JobFailed(failure_line(run_dir, result))
         else:
             log.info(final_line(run_dir, result))
-            ret.status, ret.return_value = JobStatus.COMPLETED, result
+            ret.status, ret.return_value = JobStatus.COMPLETED, of_job(task_cfg, run_dir, result)  # as train_job
         return ret
 
     @staticmethod

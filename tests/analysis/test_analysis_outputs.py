@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from analysis_synth import HIST_HEADER, ROOT, fnum, read_csv_dicts
+from support import PATIENCE_S
 
 import analysis
 
@@ -192,7 +193,7 @@ def test_latex_escape():
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=PATIENCE_S)
 
 
 def test_cli_missing_path(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from analysis import paper, texbuild
 from analysis_synth import HOSTILE, ROOT, read_csv_dicts, write_study
+from support import PATIENCE_S
 
 HEADINGS = ["Introduction", "Data Preprocessing", "Learning Rate", "Learning Rate Schedule",
             "Weight Decay", "Data Augmentation", "Test Accuracy"]
@@ -100,7 +101,7 @@ def test_the_rebuild_command_never_imports_the_training_code(built):
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "analysis.paper", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=PATIENCE_S)
 
 
 @pytest.mark.parametrize("case, message", [

@@ -1,0 +1,194 @@
+"""Tables of a sweep by the keys it swept (analysis/sweep.py's Selection): a ranking and a pivot grid.
+
+A group (one value of each --by key) is summarized over its completed runs with a finite metric:
+mean, sample standard deviation (ddof=1) and their number n, seeds pooled. The ranking sorts the
+groups by the metric (best first) and says for each whether it is behind the best beyond the noise,
+by the report's rule (noise.py: spread over seeds when both have 2+ runs, else binomial on the
+split's n images, beyond noise past Z = 2 standard errors). The grid puts one key on the rows and
+another on the columns, one grid per combination of the other --by keys. Accuracies are fractions
+in the CSVs and percent in the Markdown and LaTeX tables.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import noise
+from .sweep import Selection, sort_key, value_text
+from .tables import METRICS as TABLE_METRICS
+from .document import Table
+from .tables import MISSING, cell, safe_name
+
+HEADERS = {m: h for m, h, _ in TABLE_METRICS} | {"lr": "Final lr", "epoch_time_s": "Epoch time (s)"}
+NOTE = (
+    "Mean ± sample standard deviation (ddof=1) over the n completed runs with a finite value "
+    "(seeds pooled); accuracies in %."
+)
+
+
+def kind(metric: str) -> str:
+    return "pct" if metric.endswith("_acc") else "loss"
+
+
+def group_values(runs: pd.DataFrame, keys: Sequence[str], metric: str) -> pd.DataFrame:
+    """One row per group of `keys` (sorted by value): the keys, mean, std, n (completed runs with a
+    finite value), runs (all runs of the group) and status ('completed', or e.g. '1 diverged')."""
+    vals = pd.to_numeric(runs[metric], errors="coerce").to_numpy(dtype=float)
+    ok = (runs["status"].to_numpy() == "completed") & np.isfinite(vals)
+    data = runs[list(keys)].copy() if keys else pd.DataFrame(index=runs.index)
+    data["_v"] = np.where(ok, vals, np.nan)
+    data["_bad"] = np.where(runs["status"].to_numpy() == "completed", "", runs["status"].astype(str).to_numpy())
+    if not keys:
+        data["_all"] = 0
+    g = data.groupby(list(keys) or ["_all"], sort=False, dropna=False)
+    out = g["_v"].agg(["mean", "std", "count", "size"]).reset_index()
+    out = out.rename(columns={"count": "n", "size": "runs"})
+    out["std"] = out["std"].where(out["n"] > 1)
+    out["status"] = g["_bad"].agg(_status).to_numpy()
+    if keys:
+        order = sorted(range(len(out)), key=lambda i: tuple(sort_key(out.at[i, k]) for k in keys))
+        out = out.iloc[order].reset_index(drop=True)
+    return out.drop(columns=["_all"], errors="ignore")
+
+
+def _status(bad: pd.Series) -> str:
+    vc = bad[bad != ""].value_counts()
+    return ", ".join(f"{n} {s}" for s, n in vc.items()) or "completed"
+
+
+def _cell(r, metric: str) -> str:
+    text = cell(r["mean"], r["std"], int(r["n"]), kind(metric))
+    if r["status"] != "completed":
+        text = r["status"] if text == MISSING else f"{text}, {r['status']}"
+    return text
+
+
+def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
+    """The groups best first (noise.estimates' order) with, per group: mean, std, n, behind (best -
+    group, signed so that positive is worse), se, basis, beyond_noise (bool, None when untested)."""
+    runs = sel.runs.assign(setting=sel.runs["group"])
+    ests = noise.estimates(runs, sel.metric)
+    values = group_values(sel.runs, sel.by, sel.metric)
+    label = {", ".join(f"{k}={value_text(r[k])}" for k in sel.by) or "all runs": i for i, r in values.iterrows()}
+    rows = []
+    for rank, e in enumerate(ests, 1):
+        r = values.loc[label[e.setting]]
+        row = {
+            "rank": rank,
+            **{k: r[k] for k in sel.by},
+            "mean": r["mean"],
+            "std": r["std"],
+            "n": int(r["n"]),
+            "runs": int(r["runs"]),
+            "status": r["status"],
+            "behind": np.nan,
+            "se": np.nan,
+            "basis": "",
+            "beyond_noise": None,
+        }
+        if rank > 1 and e.k and ests[0].k:
+            g = noise.gap(ests[0], e, sel.metric, sizes)
+            row.update(
+                behind=g.diff,
+                se=g.se,
+                basis=g.basis,
+                beyond_noise=None if not math.isfinite(g.se) else not g.within_noise,
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _verdict(r, metric: str) -> str:
+    if r["rank"] == 1 and r["n"]:
+        return "best"
+    if not r["n"]:
+        return r["status"] if r["status"] != "completed" else "no finite value"
+    if r["beyond_noise"] is None:
+        return "untested (one run each)"
+    z = abs(r["behind"]) / r["se"] if r["se"] else math.inf
+    return f"{'beyond' if r['beyond_noise'] else 'within'} noise ({z:.1f} SE, {r['basis']})"
+
+
+def ranking_cells(table: pd.DataFrame, sel: Selection) -> tuple[list[str], list[list[str]]]:
+    header = ["Rank", *sel.by, HEADERS[sel.metric], "Behind best", "vs best"]
+    rows = []
+    for _, r in table.iterrows():
+        behind = "" if not math.isfinite(r["behind"]) else noise.diff_text(sel.metric, r["behind"])
+        if behind and r["behind"] < 0:
+            behind = "-" + behind
+        rows.append(
+            [str(r["rank"]), *[value_text(r[k]) for k in sel.by], _cell(r, sel.metric), behind, _verdict(r, sel.metric)]
+        )
+    return header, rows
+
+
+def grid_values(sel: Selection) -> pd.DataFrame:
+    """Tidy grid: the other --by keys, the row key, the column key, mean, std, n, runs, status."""
+    row, col = sel.pivot
+    others = [k for k in sel.by if k not in (row, col)]
+    return group_values(sel.runs, [*others, row, col], sel.metric)
+
+
+def grid_cells(values: pd.DataFrame, sel: Selection) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(slice words, header, rows) per combination of the other --by keys."""
+    row, col = sel.pivot
+    others = [k for k in sel.by if k not in (row, col)]
+    cols = sorted(set(values[col].map(_hashable)), key=sort_key)
+    out = []
+    groups = values.groupby(others, sort=False, dropna=False) if others else [((), values)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        words = ", ".join(f"{k}={value_text(v)}" for k, v in zip(others, key))
+        header = [f"{row} \\ {col}", *[value_text(c) for c in cols]]
+        rows = []
+        for rv in sorted(set(part[row].map(_hashable)), key=sort_key):
+            line = [value_text(rv)]
+            for cv in cols:
+                hit = part[(part[row].map(_hashable) == rv) & (part[col].map(_hashable) == cv)]
+                line.append(_cell(hit.iloc[0], sel.metric) if len(hit) else MISSING)
+            rows.append(line)
+        out.append((words, header, rows))
+    return out
+
+
+def _hashable(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, pd.DataFrame]]:
+    """The ranking (file ranking_<metric>) and, with --pivot, the grids (file grid_<metric>) as Table
+    blocks; and their values as tidy frames for tables/<file>.csv (accuracies as fractions)."""
+    m = sel.metric
+    table = ranking(sel, sizes)
+    header, rows = ranking_cells(table, sel)
+    note = (
+        f"{NOTE} Behind best: the best group's lead over this one ({'points' if kind(m) == 'pct' else 'units'}); "
+        f"beyond noise when it exceeds {noise.Z:g} standard errors (spread over seeds when both groups have 2+ runs, "
+        "else binomial on the split's images)."
+    )
+    by = ", ".join(sel.by) or "nothing (all runs)"
+    blocks = [Table(header, rows, (note,), f"ranking-{m}", n_text=0, title=f"Ranking by {HEADERS[m]}, grouped by {by}",
+                    file=f"ranking_{m}")]
+    frames = {f"ranking_{m}": table}
+    if sel.pivot:
+        values = grid_values(sel)
+        for i, (words, header, rows) in enumerate(grid_cells(values, sel)):
+            title = f"{HEADERS[m]}: {sel.pivot[0]} (rows) x {sel.pivot[1]} (columns)" + (f", {words}" if words else "")
+            blocks.append(Table(header, rows, (NOTE,), f"grid-{m}-{i}", n_text=1, title=title, file=f"grid_{m}"))
+        frames[f"grid_{m}"] = values
+    return blocks, frames
+
+
+def write_csvs(frames: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+    """tables/<name>.csv of each frame."""
+    (Path(out_dir) / "tables").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, frame in frames.items():
+        paths.append(Path(out_dir) / "tables" / f"{safe_name(name)}.csv")
+        frame.to_csv(paths[-1], index=False)
+    return paths

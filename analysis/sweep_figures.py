@@ -1,0 +1,316 @@
+"""Figures of a sweep by the keys it swept, legible with many runs (PNG + PDF, figures.py's style).
+
+- curves_by: validation loss and accuracy per epoch (epochs from 1; loss in nats, accuracy in %),
+  one mean line per group with a ±1 sample-std band over its runs; beyond MAX_COLORED groups the
+  TOP_N best (by the ranking) are coloured and named, the rest drawn thin and grey.
+- grid_<metric>: the --pivot grid as a heatmap, each cell's mean ± std (n) written in it; one panel
+  per combination of the other --by keys (at most MAX_PANELS). A search's pivot (numeric keys whose
+  grid would be mostly empty) is a scatter of its settings instead, coloured by the metric.
+- parallel_<metric>: with 3+ --by keys, one line per group across an axis per key (a grid's few
+  values evenly spaced in order; a search's many numbers to scale, log-spaced when positive and
+  spanning 10x or more) and a last axis for the metric, coloured by the metric.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullFormatter
+
+from .document import Figure
+from .figures import colors, new_figure, save, styled
+from .grid import HEADERS, grid_values, group_values, kind, ranking
+from .sweep import Selection, sort_key, value_text
+from .tables import MISSING
+
+MAX_COLORED = 8  # groups drawn each in its own colour; beyond this only the TOP_N best are
+TOP_N = 5
+MAX_PANELS = 6
+MAX_LEVELS = 12  # a parallel-coordinates axis with at most this many values spaces them evenly
+CURVES = (("val_loss", "validation loss", 1.0), ("val_acc", "validation accuracy (%)", 100.0))
+
+
+def _curve_stats(sel: Selection) -> pd.DataFrame:
+    group = sel.runs.set_index("run_dir")["group"]
+    data = sel.hist[["run_dir", "epoch", "val_loss", "val_acc"]].copy()
+    data["group"] = data["run_dir"].map(group)
+    data[["val_loss", "val_acc"]] = data[["val_loss", "val_acc"]].replace([np.inf, -np.inf], np.nan)
+    agg = data.drop(columns="run_dir").groupby(["group", "epoch"], sort=True).agg(["mean", "std"])
+    agg.columns = [f"{c}_{s}" for c, s in agg.columns]
+    return agg.reset_index()
+
+
+@styled
+def draw_curves_by(sel: Selection, order: list[str]):
+    """Validation loss (top) and accuracy (bottom) per epoch, one line per group (see the module doc)."""
+    stats = _curve_stats(sel)
+    groups = [g for g in order if g in set(stats["group"])]
+    many = len(groups) > MAX_COLORED
+    shown = groups[:TOP_N] if many else groups
+    fig, axes = new_figure((3.3, 4.2 + 0.12 * (len(shown) + many)), nrows=2, sharex=True)
+    palette = dict(zip(shown, colors(len(shown))))
+    n_runs = sel.runs.groupby("group").size()
+    for ax, (col, ylabel, scale) in zip(axes, CURVES):
+        for g in reversed(groups):  # the best drawn last, on top
+            s = stats[stats["group"] == g]
+            ep, mean, std = (
+                s["epoch"].to_numpy(float),
+                s[f"{col}_mean"].to_numpy(float) * scale,
+                s[f"{col}_std"].to_numpy(float) * scale,
+            )
+            if g in palette:
+                ax.plot(ep, mean, color=palette[g], lw=1.3, marker="o" if len(ep) <= 20 else None, ms=3)
+                if np.isfinite(std).any():
+                    ax.fill_between(ep, mean - std, mean + std, color=palette[g], alpha=0.18, lw=0)
+            else:
+                ax.plot(ep, mean, color="0.6", lw=0.6, alpha=0.6)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss = stats["val_loss_mean"].to_numpy(float)
+    loss = loss[np.isfinite(loss)]
+    if loss.size and loss.max() > 1.5 * np.percentile(loss, 95) > 0:  # a diverging group must not flatten the rest
+        axes[0].set_ylim(0, 1.5 * np.percentile(loss, 95))
+    axes[1].set_xlabel("epoch")
+    by = ", ".join(short_key(k, sel.by) for k in sel.by) or "all runs"
+    axes[0].set_title(
+        f"Validation curves by {by}" + (f"\n(the {TOP_N} best of {len(groups)} groups in colour)" if many else "")
+    )
+    handles = [Line2D([], [], color=palette[g], lw=2, label=f"{_short(g, sel)} (n={n_runs.get(g, 0)})") for g in shown]
+    if many:
+        handles.append(Line2D([], [], color="0.6", lw=1, label=f"{len(groups) - len(shown)} other groups"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize=6, frameon=False)
+    axes[0].text(
+        0.99, 0.97, "line: mean over runs; band: ±1 std", transform=axes[0].transAxes, ha="right", va="top", fontsize=6
+    )
+    return fig
+
+
+def short_key(key: str, keys: list[str]) -> str:
+    """A key's short name among `keys`: its last part ('optim.lr' -> 'lr'), the part before a last
+    'name' ('schedule.name' -> 'schedule'), the whole key when the short name would be ambiguous."""
+
+    def short(k: str) -> str:
+        parts = k.split(".")
+        return parts[-2] if len(parts) > 1 and parts[-1] == "name" else parts[-1]
+
+    return short(key) if [short(k) for k in keys].count(short(key)) == 1 else key
+
+
+def _short(group: str, sel: Selection) -> str:
+    """A group's words with short key names ('optim.lr=0.1, schedule.name=cosine' -> 'lr=0.1, schedule=cosine')."""
+    for k in sorted(sel.by, key=len, reverse=True):
+        group = group.replace(f"{k}=", f"{short_key(k, sel.by)}=")
+    return group
+
+
+def _cell_text(r, metric: str) -> str:
+    if not r["n"]:
+        return r["status"] if r["status"] != "completed" else MISSING
+    scale, fmt = (100.0, "{:.1f}") if kind(metric) == "pct" else (1.0, "{:.3f}")
+    text = fmt.format(r["mean"] * scale)
+    if r["n"] > 1:
+        text += "\n±" + fmt.format(r["std"] * scale) + f" ({int(r['n'])})"
+    return text
+
+
+@styled
+def draw_grid(sel: Selection, values: pd.DataFrame):
+    """The --pivot grid as heatmap panels (rows: pivot[0] values, columns: pivot[1] values)."""
+    row, col = sel.pivot
+    others = [k for k in sel.by if k not in (row, col)]
+    slices = list(values.groupby(others, sort=False, dropna=False)) if others else [((), values)]
+    slices = slices[:MAX_PANELS]
+    rows_v = sorted(set(values[row].map(_h)), key=sort_key)
+    cols_v = sorted(set(values[col].map(_h)), key=sort_key)
+    scale = 100.0 if kind(sel.metric) == "pct" else 1.0
+    finite = values["mean"].to_numpy(float) * scale
+    finite = finite[np.isfinite(finite)]
+    norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
+    cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]  # brighter is better
+    w = min(6.8, max(3.3, 1.0 + 0.75 * len(cols_v) * len(slices)))
+    fig, axes = new_figure((w, 0.9 + 0.42 * len(rows_v)), ncols=len(slices), squeeze=False)
+    for ax, (key, part) in zip(axes[0], slices):
+        grid = np.full((len(rows_v), len(cols_v)), np.nan)
+        for _, r in part.iterrows():
+            i, j = rows_v.index(_h(r[row])), cols_v.index(_h(r[col]))
+            grid[i, j] = r["mean"] * scale
+            color = "white"
+            if np.isfinite(grid[i, j]):
+                rgb = cmap(norm(grid[i, j]))[:3]
+                color = "black" if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 0.5 else "white"
+            ax.text(j, i, _cell_text(r, sel.metric), ha="center", va="center", fontsize=6, color=color)
+        ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+        ax.set_facecolor("0.55")
+        ax.set_xticks(range(len(cols_v)), [value_text(v) for v in cols_v])
+        ax.set_yticks(range(len(rows_v)), [value_text(v) for v in rows_v])
+        ax.set_xlabel(col)
+        ax.set_ylabel(row)
+        key = key if isinstance(key, tuple) else (key,)
+        if others:
+            ax.set_title(", ".join(f"{k}={value_text(v)}" for k, v in zip(others, key)), fontsize=7)
+    fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), label=HEADERS[sel.metric], shrink=0.9)
+    fig.suptitle(f"{HEADERS[sel.metric]}: mean ± std (n) over seeds", fontsize=8.5)
+    return fig
+
+
+def _numeric(vals) -> bool:
+    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in vals)
+
+
+def is_sparse(values: pd.DataFrame, row: str, col: str) -> bool:
+    """A search's pivot: numeric keys whose grid would be mostly empty (each trial its own row and column)."""
+    r, c = set(values[row].map(_h)), set(values[col].map(_h))
+    return len(r) * len(c) > 4 and len(values) < 0.5 * len(r) * len(c) and _numeric(r) and _numeric(c)
+
+
+@styled
+def draw_scatter(sel: Selection, values: pd.DataFrame):
+    """The --pivot of a search: one point per setting at (column key, row key), coloured by the metric,
+    its value written beside it; log axes for positive keys that span 10x or more."""
+    row, col = sel.pivot
+    values = values[values["n"] > 0]
+    scale = 100.0 if kind(sel.metric) == "pct" else 1.0
+    x, y = values[col].to_numpy(float), values[row].to_numpy(float)
+    m = values["mean"].to_numpy(float) * scale
+    cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]
+    fig, ax = new_figure((3.3, 2.8))
+    points = ax.scatter(x, y, c=m, cmap=cmap, s=28, edgecolors="k", linewidths=0.4, zorder=3)
+    for xi, yi, mi in zip(x, y, m):
+        ax.annotate(
+            f"{mi:.1f}" if scale == 100 else f"{mi:.3f}",
+            (xi, yi),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=5.5,
+        )
+    for axis, scale_of, v in ((ax.xaxis, ax.set_xscale, x), (ax.yaxis, ax.set_yscale, y)):
+        if v.size and v.min() > 0 and v.max() / v.min() >= 10:
+            scale_of("log")
+            axis.set_minor_formatter(NullFormatter())
+    best = int(np.argmax(m) if kind(sel.metric) == "pct" else np.argmin(m)) if m.size else None
+    if best is not None:
+        ax.scatter(
+            [x[best]], [y[best]], s=110, facecolors="none", edgecolors="tab:red", linewidths=1.2, zorder=4, label="best"
+        )
+        ax.legend(loc="best", fontsize=6)
+    ax.set_xlabel(col)
+    ax.set_ylabel(row)
+    ax.grid(alpha=0.3)
+    fig.colorbar(points, ax=ax, label=HEADERS[sel.metric])
+    ax.set_title(f"{HEADERS[sel.metric]} of {len(values)} settings (a search: no grid)")
+    return fig
+
+
+def _h(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def _axis(values: pd.Series):
+    """(positions in [0, 1], tick positions, tick labels) of one key's values: up to MAX_LEVELS
+    distinct values (a grid's) evenly spaced in order; more numbers (a search's) on a linear axis,
+    log-spaced when they are positive and span 10x or more."""
+    vals = [_h(v) for v in values]
+    uniq = sorted(set(vals), key=sort_key)
+    numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in vals)
+    if len(uniq) > MAX_LEVELS and numeric:
+        x = np.asarray(vals, dtype=float)
+        log = x.min() > 0 and x.max() / x.min() >= 10
+        t = np.log10(x) if log else x
+        lo, hi = t.min(), t.max()
+        ticks = np.arange(math.ceil(lo), math.floor(hi) + 1) if log else MaxNLocator(5).tick_values(lo, hi)
+        ticks = [v for v in ticks if lo <= v <= hi] or [lo, hi]
+        labels = [value_text(float(10.0**v) if log else float(v)) for v in ticks]
+        return (t - lo) / (hi - lo), [(v - lo) / (hi - lo) for v in ticks], labels
+    index = {u: i for i, u in enumerate(uniq)}
+    n = max(len(uniq) - 1, 1)
+    return np.array([index[v] / n for v in vals]), [i / n for i in range(len(uniq))], [value_text(u) for u in uniq]
+
+
+@styled
+def draw_parallel(sel: Selection, values: pd.DataFrame):
+    """One line per group across the --by keys and the metric, coloured by the metric."""
+    values = values[values["n"] > 0].reset_index(drop=True)
+    scale = 100.0 if kind(sel.metric) == "pct" else 1.0
+    metric = values["mean"].to_numpy(float) * scale
+    axes_data = [_axis(values[k]) for k in sel.by]
+    lo, hi = float(metric.min()), float(metric.max())
+    span = hi - lo if hi > lo else 1.0
+    mpos = (metric - lo) / span
+    mticks = list(np.linspace(lo, hi, 5)) if hi > lo else [lo]
+    axes_data.append(
+        (mpos, [(t - lo) / span for t in mticks], [f"{t:.1f}" if scale == 100 else f"{t:.3f}" for t in mticks])
+    )
+    names = [*sel.by, HEADERS[sel.metric]]
+    fig, ax = new_figure((6.8, 2.6))
+    cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]
+    norm = Normalize(lo, hi if hi > lo else lo + 1)
+    xs = np.arange(len(names))
+    order = np.argsort(metric if kind(sel.metric) == "pct" else -metric)  # the best drawn last, on top
+    for i in order:
+        ys = [a[0][i] for a in axes_data]
+        ax.plot(xs, ys, color=cmap(norm(metric[i])), lw=1.0, alpha=0.85)
+    for x, (_, ticks, labels) in zip(xs, axes_data):
+        ax.axvline(x, color="k", lw=0.8)
+        for t, lab in zip(ticks, labels):
+            ax.text(
+                x + 0.03,
+                t,
+                lab,
+                fontsize=6,
+                va="center",
+                ha="left",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
+            )
+    ax.set_xticks(xs, names)
+    ax.set_yticks([])
+    ax.set_xlim(-0.1, len(names) - 0.6)
+    ax.set_ylim(-0.05, 1.05)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=HEADERS[sel.metric], pad=0.01)
+    ax.set_title(
+        f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by {HEADERS[sel.metric].lower()}"
+    )
+    return fig
+
+
+def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
+    """Figure blocks: curves_by; with --pivot grid_<metric>; with 3+ --by keys parallel_<metric>."""
+    order = ranking(sel, sizes)
+    labels = [", ".join(f"{k}={value_text(r[k])}" for k in sel.by) or "all runs" for _, r in order.iterrows()]
+    by = ", ".join(sel.by) or "nothing"
+    out = []
+    if len(sel.hist):
+        out.append(Figure("curves_by", (f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, "
+                                        "band ±1 sample std.",), lambda: draw_curves_by(sel, labels)))
+    if sel.pivot:
+        values = grid_values(sel)
+        others = [k for k in sel.by if k not in sel.pivot]
+        draw = draw_scatter if not others and is_sparse(values, *sel.pivot) else draw_grid
+        out.append(Figure(f"grid_{sel.metric}", (f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}.",),
+                          lambda: draw(sel, values)))
+    if len(sel.by) >= 3:
+        values = group_values(sel.runs, sel.by, sel.metric)
+        if (values["n"] > 0).sum() >= 2:
+            out.append(Figure(f"parallel_{sel.metric}", (f"Parallel coordinates of the settings by {by}.",),
+                              lambda: draw_parallel(sel, values)))
+    return out
+
+
+def write_figures(sel: Selection, out_dir: Path, sizes: dict | None, *, demo: bool = False) -> list[Path]:
+    """figures/<stem>.{png,pdf} of each of `figures(sel, sizes)`."""
+    written: list[Path] = []
+    for f in figures(sel, sizes):
+        written += save(f.draw(), Path(out_dir) / "figures" / f.stem, demo=demo)
+    return written
+
+
+__all__ = ["draw_curves_by", "draw_grid", "draw_parallel", "draw_scatter", "figures", "write_figures"]
