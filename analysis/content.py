@@ -59,9 +59,31 @@ def head(s: StudyData) -> list:
         Para(("The runs come from ", Code(s.contract.command), "; ",
               Code(f"python -m analysis.paper {s.root.name}"), " (run beside the study folder) "
               "rebuilds this report from them without training.")),
+        *([Para(plan_text(s.contract))] if s.contract.plan else []),
         Todo("introduction: optimisation versus regularisation, and what this study varies."),
     ]
     return blocks
+
+
+def plan_text(c) -> tuple:
+    """'The study ran in 3 stages ...': which sections trained together, and any speculative run (choices.json)."""
+    def stage(st: dict) -> str:
+        parts = st["parts"]
+        if st.get("test"):
+            return f"{parts[0]} at the chosen values evaluated the test split"
+        what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" and {parts[-1]} together"
+        return f"{what} ({st['runs']} run{'s' * (st['runs'] != 1)}, {st['epochs']} epoch{'s' * (st['epochs'] != 1)})"
+
+    stages = [stage(st) for st in c.plan]
+    launcher = c.plan[0].get("launcher", "?")
+    then = "".join(f"; then {x}" for x in stages[1:])
+    text: list = [f"The study ran in {len(stages)} stage{'s' * (len(stages) != 1)} (launcher {launcher}): {stages[0]}{then}."]
+    for sp in (x for x in c.speculative if not x.get("chosen")):
+        word = sp['choice'].replace('_', ' ')
+        text += [f" The {sp['section']} run at {word} {fmt_num(sp['value'])} (", Code(", ".join(sp["run_dirs"])),
+                 f") trained speculatively, on a guess of the {word}; it was not chosen and was never "
+                 "evaluated on the test split."]
+    return tuple(text)
 
 
 def data_section(s: StudyData) -> list:

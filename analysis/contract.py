@@ -1,7 +1,8 @@
 """choices.json: what a study hands to analysis beside its run folders (written by hw_hparams.homework).
 
 It holds what run folders cannot tell: each section's run folders (relative to the study folder, so
-a copied outputs/ still works), the choices the study made and the metric behind each, the command,
+a copied outputs/ still works), the choices the study made and the metric behind each, the plan
+that ran (its stages) and the runs trained speculatively on a choice not made yet, the command,
 whether it was a demo (and its scale), and the source text of the data split line and of the
 augmentation code (analysis never imports the training code). Everything else (metrics, configs,
 data statistics) is read from the run folders.
@@ -49,6 +50,11 @@ class Contract:
     code: dict[str, Code] = field(default_factory=dict)  # 'split', 'augmentation'
     demo: dict[str, Any] | None = None  # e.g. {'epoch_scale': 0.04, 'train': 2000, ...}; None: real data
     schema: int = SCHEMA
+    # The plan that ran, stage by stage: {'parts': [...], 'runs': 6, 'epochs': 300, 'test': False, 'launcher': 'fused'}
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    # Runs trained on a guess of a choice not yet made: {'section', 'choice', 'value', 'chosen', 'run_dirs'};
+    # only the chosen one's runs are in `sections` (and tested)
+    speculative: list[dict[str, Any]] = field(default_factory=list)
 
     def run_dirs(self, root: Path) -> dict[str, list[Path]]:
         """Each section's run folders as paths under the study folder `root`."""
@@ -85,6 +91,7 @@ def read(root: str | os.PathLike) -> Contract:
             choices={k: Choice(**v) for k, v in data["choices"].items()},
             final_section=str(data["final_section"]),
             code={k: Code(**v) for k, v in (data.get("code") or {}).items()},
-            demo=data.get("demo"), schema=SCHEMA)
+            demo=data.get("demo"), schema=SCHEMA, plan=list(data.get("plan") or []),
+            speculative=list(data.get("speculative") or []))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise AnalysisError(f"{path} is not a valid {FILE}: {e}") from None

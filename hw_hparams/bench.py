@@ -36,10 +36,6 @@ from .cli import fail
 from .errors import ConfigError, OneLineParser
 from .run_folder import write_json
 
-# The study's stages on its critical path: (what runs, epochs, runs sharing the device).
-# lr_sweep (3 runs) first; schedule_sweep and wd_sweep both need only its best lr (wd_sweep's cosine
-# schedule is prescribed), so their 2 + 2 runs go together; mixup needs the best of those.
-STUDY_STAGES = (("lr_sweep", 15, 3), ("schedule_sweep + wd_sweep", 300, 4), ("mixup", 300, 1))
 SMOKE = dict(device="cpu", model="tiny", train=256, val=64, batch_size=64, epochs=1, warmup_epochs=0, ks="1,2", workers=0)
 
 
@@ -155,6 +151,24 @@ def _sum_or_none(values: list) -> Optional[int]:
     return None if any(v is None for v in values) else sum(values)
 
 
+def per_run_times(rows: list[dict], kinds: tuple[str, ...]) -> tuple[dict[int, float], float]:
+    """({k: s/epoch of each run with k runs together}, the largest compile + capture s) from the
+    measured rows whose pipeline starts with one of `kinds`, e.g. ("(c)", "(e)"): one run and fused."""
+    measured = [r for r in rows if "error" not in r and r["pipeline"].startswith(kinds)]
+    return {r["runs"]: r["s_per_epoch"] for r in measured}, max((r["compile_s"] for r in measured), default=0.0)
+
+
+def study_stages() -> tuple[tuple[str, int, int], ...]:
+    """The homework's plan with fused runs and speculation (homework_plan.py), as (parts, epochs, runs)
+    per training stage: the stages on the study's critical path."""
+    from .homework_plan import label, make_plan
+    from .sweeps import check
+
+    plan = make_plan("fused", "true", lambda p: check([f"experiment={p.section}", "hydra/launcher=fused"]))
+    return tuple((" + ".join(label(p) for p in st.parts), max(e for p in st.parts for e in plan.epochs(p)),
+                  sum(len(plan.runs[p]) for p in st.parts)) for st in plan.stages if not st.test)
+
+
 def epoch_time_at(per_run: dict[int, float], k: int) -> tuple[float, str]:
     """Per-run s/epoch with `k` runs sharing the device: measured at k, else at the next larger
     measured k' (slower, so an upper bound), else the largest measured K scaled by k/K (the device
@@ -167,10 +181,10 @@ def epoch_time_at(per_run: dict[int, float], k: int) -> tuple[float, str]:
     return per_run[m] * k / m, f"k={m} scaled by {k}/{m}"
 
 
-def critical_path(per_run: dict[int, float], compile_s: float, stages=STUDY_STAGES) -> dict:
-    """Wall time of the study's stages run one after another, each stage's runs together (side by
-    side or fused: `per_run` maps k to the epoch time each run has with k together); every stage
-    pays one compilation (its runs compile in parallel, or once for a fused group)."""
+def critical_path(per_run: dict[int, float], compile_s: float, stages) -> dict:
+    """Wall time of the study's `stages` (study_stages()) run one after another, each stage's runs
+    together (side by side or fused: `per_run` maps k to the epoch time each run has with k
+    together); every stage pays one compilation (its runs compile in parallel, or once for a fused group)."""
     parts, total = [], 0.0
     for name, epochs, k in stages:
         t, how = epoch_time_at(per_run, k)
@@ -251,11 +265,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         if "error" in rows[-1]:
             print(rows[-1]["tracebacks"][0] or rows[-1]["error"], file=sys.stderr)
     paths = {}
+    stages = study_stages()
     for how, kinds in (("side by side (d)", ("(c)", "(d)")), ("fused (e)", ("(c)", "(e)"))):
-        measured = [r for r in rows if "error" not in r and r["pipeline"].startswith(kinds)]
-        if any(r["pipeline"].startswith(kinds[1]) for r in measured):
-            per_run = {r["runs"]: r["s_per_epoch"] for r in measured}
-            paths[how] = critical_path(per_run, max(r["compile_s"] for r in measured))
+        if any("error" not in r and r["pipeline"].startswith(kinds[1]) for r in rows):
+            paths[how] = critical_path(*per_run_times(rows, kinds), stages)
     ok = [r for r in rows if "error" not in r]
     meta = {
         "date": datetime.date.today().isoformat(), "device_name": ok[0]["device_name"] if ok else args.device,

@@ -26,6 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra_plugins.hw_hparams_fused.fused_launcher import max_fused_problem
 from hydra_plugins.hw_hparams_search.search_sweeper import MISSING_EXTRA, optuna_missing
+from hydra_plugins.hw_hparams_stage.stage_sweeper import stage_jobs
 from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
@@ -174,7 +175,10 @@ def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
         return [overrides]
     parsed = _parse(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
-    params = OmegaConf.select(naming.compose_train(plain, hydra=True), "hydra.sweeper.params") or {}
+    sweeper = OmegaConf.select(naming.compose_train(plain, hydra=True), "hydra.sweeper")
+    if sweeper is not None and "jobs" in sweeper:  # hydra/sweeper=stage: the listed jobs under the command line's expansion
+        return stage_jobs(naming.expand(list(overrides)), OmegaConf.to_container(sweeper.jobs))
+    params = OmegaConf.select(sweeper, "params") or {}
     given = {o.get_key_element() for o in parsed}
     return naming.expand([f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides))
 

@@ -1,23 +1,28 @@
 """`python -m hw_hparams.homework [settings] [train overrides]`: the whole assignment in one command.
 
-The four sections run in order, each as the sweep of its experiment config (conf/experiment/) into
+The four sections are a graph (study_plan.py): each names the choices it needs, and every section
+whose needs are met starts at once, as one sweep of all their runs (hydra/sweeper=stage) into
 outputs/<study>/<section>/: lr_sweep -> the lr by `select_by` -> schedule_sweep and wd_sweep at that
-lr -> the weight decay by `select_wd_by` -> mixup with both -> the test split of the mixup run, once,
-at the end -> outputs/<study>/choices.json (what analysis needs beyond the run folders) ->
-outputs/<study>/report/ (tables, figures, report.md, paper.tex and paper.pdf; `python -m analysis.paper
-outputs/<study>` rebuilds it without training).
-Re-running the same command continues where it stopped: finished sections are not launched again,
+lr, together -> the weight decay by `select_wd_by` -> mixup with both. With speculation (default
+where the launcher trains runs at once) mixup trains under both weight-decay candidates alongside
+wd_sweep, and once the weight decay is chosen the candidate with it alone evaluates the test split;
+otherwise mixup trains after wd_sweep and evaluates it after its last epoch. With launcher=basic the
+sections run one after another. Then outputs/<study>/choices.json (what analysis needs beyond the run
+folders) -> outputs/<study>/report/ (tables, figures, report.md, paper.tex and paper.pdf; `python -m
+analysis.paper outputs/<study>` rebuilds it without training). `plan=true` prints the plan only.
+Re-running the same command continues where it stopped: finished stages are not launched again,
 finished runs are skipped, interrupted ones resume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,16 +33,19 @@ from .data.cifar import check_val_size
 from .data.fake import write_fake_cifar100
 from .errors import ConfigError
 from .homework_args import SETTINGS_HELP, Settings, parse_args
+from .homework_plan import StudyPlan, chosen_overrides, label, make_plan, needs_test, print_plan
 from .naming import compose_train
-from .progress import StudyProgress
+from .progress import StudyProgress, final_line
 from .run_folder import is_finished, read_json, read_summary, write_json
 from .selection import Choice, Metric, choose
+from .study_plan import DECISIONS, FINAL, SECTIONS, SPECULATED, Part, Stage
 
 log = logging.getLogger("hw_hparams.homework")
 
-SECTIONS = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
 LOG_FORMAT = "[%(asctime)s][%(name)s] %(message)s"
 HELP = __doc__ + "\n" + SETTINGS_HELP
+# Every stage is one sweep (hydra/sweeper=stage) into the study folder, each run under <section>/<name>.
+STAGE_SUBDIR = "hydra.sweep.subdir='${experiment_name}/${hw_run_name:}'"
 
 
 class StudyError(Exception):
@@ -64,42 +72,73 @@ def section_epochs(section: str) -> int:
     return int(compose_train([f"experiment={section}"]).epochs)
 
 
+def _hydra_list(jobs: list[list[str]]) -> str:
+    """Jobs as a Hydra override value: a list of lists of quoted strings."""
+    def quoted(o: str) -> str:
+        assert "'" not in o and "\\" not in o, o  # the study's own overrides: keys, numbers, option names
+        return f"'{o}'"
+
+    return "[" + ",".join("[" + ",".join(quoted(o) for o in job) + "]" for job in jobs) + "]"
+
+
 @dataclass
 class Study:
-    """Where a study lives and what every section's sweep gets."""
+    """Where a study lives, what every section's sweep gets, and the plan it follows."""
 
     settings: Settings
     root: Path
     common: list[str]  # training overrides of every run
     per_section: dict[str, list[str]]  # extra overrides by section (demo epochs)
     launcher: list[str]  # hydra/launcher=... (not part of any folder name)
+    plan: StudyPlan | None = None
     progress: StudyProgress | None = None  # one line per finished run
 
-    def overrides(self, section: str, chosen: list[str]) -> list[str]:
-        return [f"experiment={section}", *self.common, *self.per_section.get(section, []), *chosen]
+    def overrides(self, part: Part, made: dict[str, Choice] | None = None) -> list[str]:
+        """A part's sweep without the study-wide overrides: its experiment, demo epochs, the choices it
+        needs (made ones, or its guess; a choice not made yet keeps the experiment's own value), its test."""
+        return [f"experiment={part.section}", *self.per_section.get(part.section, []),
+                *chosen_overrides(part, made or {}), *(["eval_test=true"] if needs_test(part) else [])]
 
-    def run(self, section: str, chosen: list[str], need_test: bool = False) -> list[Path]:
-        """Run (or continue) one section's sweep; its run folders once all are finished."""
-        overrides = self.overrides(section, chosen) + (["eval_test=true"] if need_test else []) + self.launcher
-        sweep_dir = self.root / section
-        dirs = sweeps.run_dirs(overrides, sweep_dir)
-        todo = [d for d in dirs if not is_finished(read_summary(d), need_test)]
-        watch = self.progress.watch(section, dirs, need_test) if self.progress else contextlib.nullcontext()
+    def run_dirs(self, part: Part, made: dict[str, Choice]) -> list[Path]:
+        return sweeps.run_dirs([*self.overrides(part, made), *self.common, *self.launcher], self.root / part.section)
+
+    def run_stage(self, number: int, stage: Stage, made: dict[str, Choice]) -> dict[Part, list[Path]]:
+        """Run (or continue) one stage, every part at once as one sweep; each part's run folders once all
+        are finished."""
+        dirs = {p: self.run_dirs(p, made) for p in stage.parts}
+        runs = sum(map(len, dirs.values()))
+        test = {d for p in stage.parts if needs_test(p) for d in dirs[p]}
+        todo = [d for ds in dirs.values() for d in ds if not is_finished(read_summary(d), d in test)]
+        watched: dict[str, list[Path]] = {}
+        for p, ds in dirs.items():
+            watched.setdefault(p.section, []).extend(ds)
+        watch = self.progress.watch(watched, test) if self.progress else contextlib.nullcontext()
+        what = ", ".join(label(p) for p in stage.parts) + (" (test split)" if stage.test else "")
         if not todo:
             with watch:
-                log.info("%s: all %d run(s) finished; nothing to run", section, len(dirs))
+                log.info("stage %d, %s: all %d run(s) finished; nothing to run", number, what, runs)
             return dirs
-        log.info("%s: %d of %d run(s) to run or continue in %s", section, len(todo), len(dirs), sweep_dir)
+        log.info("stage %d, %s: %d of %d run(s) to run or continue in %s", number, what, len(todo), runs, self.root)
+        jobs = interleave([sweeps.jobs(self.overrides(p, made)) for p in stage.parts])
+        stage_sweep = ["hydra/sweeper=stage", f"hydra.sweeper.jobs={_hydra_list(jobs)}", STAGE_SUBDIR]
+        overrides = [*self.common, *self.launcher, *stage_sweep]
         with watch:
-            code = sweeps.launch(overrides, sweep_dir)
+            code = sweeps.launch(overrides, self.root)
         if code == 2:
             raise StudyError("", code)  # the sweep printed its one-line user error
-        left = [d for d in dirs if not is_finished(read_summary(d), need_test)]
+        left = [d for ds in dirs.values() for d in ds if not is_finished(read_summary(d), d in test)]
         if code or left:
             s = read_summary(left[0]) if left else None
             state = f"{left[0]} is {s['status']}: {s['message']}" if s else f"the sweep exited with status {code}"
-            raise StudyError(f"{section} did not finish ({state}); fix it and re-run the same command to continue")
+            raise StudyError(
+                f"stage {number} ({what}) did not finish ({state}); fix it and re-run the same command to continue"
+            )
         return dirs
+
+
+def interleave(lists: list[list]) -> list:
+    """[[a1, a2], [b1]] -> [a1, b1, a2]: every part's first jobs start first, whatever the launcher runs at once."""
+    return [x for row in itertools.zip_longest(*lists) for x in row if x is not None]
 
 
 # launcher=auto on the CPU: fused runs were 0.54-0.92x the aggregate throughput of the same runs one
@@ -115,8 +154,9 @@ def auto_launcher(cfg) -> str:
     return "fused" if cuda else CPU_LAUNCHER
 
 
-def prepare(s: Settings, train_overrides: list[str]) -> Study:
-    """Resolve the demo setup and check every section's command line before anything runs."""
+def prepare(s: Settings, train_overrides: list[str], plan_only: bool = False) -> Study:
+    """Resolve the demo setup, the launcher and the plan, and check every part's command line before
+    anything runs (with `plan_only`, neither the data is checked nor anything written)."""
     root = Path(s.out) / s.study
     common = [f"logger.dir='{root}'", f"logger.study='{s.study}'", *train_overrides]  # trackers: one store per study
     per_section: dict[str, list[str]] = {}
@@ -126,15 +166,17 @@ def prepare(s: Settings, train_overrides: list[str]) -> Study:
                   f"data.val_size={s.demo_val}", *common]
         if not any(o.split("=")[0] == "epochs" for o in train_overrides):
             for section in SECTIONS:
-                epochs = section_epochs(section)
-                per_section[section] = [f"epochs={max(1, math.ceil(epochs * s.demo_epoch_scale))}"]
+                epochs = section_epochs(section.name)
+                per_section[section.name] = [f"epochs={max(1, math.ceil(epochs * s.demo_epoch_scale))}"]
     launcher = s.launcher if s.launcher != "auto" else auto_launcher(sweeps.check(common)[0])  # every run's device
     study = Study(s, root, common, per_section, [f"hydra/launcher={launcher}"])
-    chosen_later = {"schedule_sweep": ["optim.lr=0.05"], "wd_sweep": ["optim.lr=0.05"], "mixup": ["optim.lr=0.05", "optim.weight_decay=5e-4"]}
-    plan, configs = {}, []  # checked with stand-ins for the values earlier sections will choose
-    for section in SECTIONS:
-        configs += sweeps.check(study.overrides(section, chosen_later.get(section, [])) + study.launcher)
-        plan[section] = [int(c.epochs) for c in configs if c.experiment_name == section]
+    # checked with the experiment configs' own values standing in for the choices earlier sections make
+    study.plan = make_plan(
+        launcher, s.speculate, lambda part: sweeps.check([*study.overrides(part), *common, *study.launcher])
+    )
+    if plan_only:
+        return study
+    configs = [c for cs in study.plan.runs.values() for c in cs]
     if s.demo:  # what the data allows, before any is written (a demo's data is written below)
         for val_size in {int(c.data.val_size) for c in configs}:
             check_val_size(val_size, s.demo_train)
@@ -142,7 +184,7 @@ def prepare(s: Settings, train_overrides: list[str]) -> Study:
         check_data(configs)
     if s.demo:
         write_demo_data(s, data)
-    study.progress = StudyProgress(plan, log)
+    study.progress = StudyProgress(study.plan.epochs_by_section(), log)
     return study
 
 
@@ -156,11 +198,13 @@ def log_to_file(root: Path) -> None:
 
 @dataclass
 class Outcome:
-    """What the study chose and where its runs are."""
+    """What the study chose, where its runs are, and which runs trained on a guess."""
 
     sections: dict[str, list[Path]]
     lr: Choice
     wd: Choice
+    speculative: list[tuple[Part, list[Path], bool]] = field(default_factory=list)  # (part, its runs, chosen?)
+    plan: StudyPlan | None = None
 
 
 def _pick(dirs: list[Path], key: str, metric: Metric, section: str) -> Choice:
@@ -172,17 +216,25 @@ def _pick(dirs: list[Path], key: str, metric: Metric, section: str) -> Choice:
 
 
 def run_study(study: Study) -> Outcome:
-    """Sections 3-6 in order, each choice feeding the next, then the test split of the final run."""
+    """The plan's stages in order, each choice made as soon as its section's runs are finished; the
+    final configuration evaluates the test split once (a guessed candidate: after the choice is made)."""
     s = study.settings
-    dirs = {"lr_sweep": study.run("lr_sweep", [])}
-    lr = _pick(dirs["lr_sweep"], "optim.lr", s.select_by, "lr_sweep")
-    at_lr = [f"optim.lr={lr.value}"]
-    dirs["schedule_sweep"] = study.run("schedule_sweep", at_lr)
-    dirs["wd_sweep"] = study.run("wd_sweep", at_lr)
-    wd = _pick(dirs["wd_sweep"], "optim.weight_decay", s.select_wd_by, "wd_sweep")
-    # The last section is the final configuration: its runs evaluate the test split once, after their last epoch.
-    dirs["mixup"] = study.run("mixup", at_lr + [f"optim.weight_decay={wd.value}"], need_test=True)
-    return Outcome(dirs, lr, wd)
+    made: dict[str, Choice] = {}
+    dirs: dict[Part, list[Path]] = {}
+    for number, stage in enumerate(study.plan.stages, 1):
+        dirs.update(study.run_stage(number, stage, made))
+        for d in DECISIONS:
+            if d.name not in made and Part(d.section) in dirs:
+                made[d.name] = _pick(dirs[Part(d.section)], d.key, getattr(s, d.metric_setting), d.section)
+    final = Part(FINAL)
+    speculative = [(p, ds, ds == dirs[final]) for p, ds in dirs.items() if p.guess]
+    if speculative and sum(chosen for _, _, chosen in speculative) != 1:  # by construction: one guess was right
+        raise StudyError(f"{FINAL}: the runs at the chosen {SPECULATED} are none of the speculative candidates")
+    if speculative and study.progress:
+        tested = dirs[final][0]
+        log.info("%s | %s", study.progress.status(), final_line(f"{FINAL}/{tested.name}", read_summary(tested)))
+    sections = {sec.name: dirs[Part(sec.name)] for sec in SECTIONS}
+    return Outcome(sections, made["lr"], made[SPECULATED], speculative, study.plan)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,6 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
     try:
         settings, train_overrides = parse_args(argv)
+        if settings.plan:
+            print_plan(prepare(settings, train_overrides, plan_only=True), settings.bench)
+            return
         study = prepare(settings, train_overrides)
         log_to_file(study.root)
         log.info("study %s: %s", study.root, study.progress.status())

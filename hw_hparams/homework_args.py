@@ -21,7 +21,7 @@ from .selection import Metric
 RESERVED = {
     "experiment", "experiment_name", "lr", "optim.lr", "schedule", "schedule.name", "regularization",
     "optim.weight_decay", "augmentation", "augmentation.mixup_alpha", "augmentation.crop_flip",
-    "eval_test", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra/launcher",
+    "eval_test", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra/launcher", "hydra/sweeper", "hydra.sweeper.jobs",
 }
 SWEEPABLE = {"seed"}  # swept on the command line, every section runs every value (error bars)
 
@@ -40,6 +40,11 @@ class Settings:
     select_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 3's lr: val_acc, val_loss, train_loss, train_acc")
     select_wd_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 5's weight decay for the mixup run")
     launcher: str = _setting("auto", "hydra/launcher of every sweep: auto (fused on CUDA, basic on the CPU, as measured), fused, basic, joblib, slurm, ...")
+    speculate: str = _setting("auto", "mixup under both weight-decay candidates alongside wd_sweep: "
+                              "auto (where runs train at once: not basic), true, false")
+    plan: bool = _setting(False, "print the stages, the critical path and an estimate; train and write nothing")
+    bench: Optional[str] = _setting(None, "with plan=true: a JSON of `python -m hw_hparams.bench --out` "
+                                    "for the estimate (default: benchmarks/)")
     figures: bool = _setting(True, "draw the report's figures (PNG + PDF); false also leaves paper.tex uncompiled")
     paper_style: Optional[str] = _setting(None, "an AAAI author-kit style file (aaai*.sty) for paper.tex; default: an aaai*.sty in the report folder, else a look-alike")
     demo_epoch_scale: float = _setting(0.04, "demo epochs = ceil(epochs x scale): 15 -> 1, 300 -> 12")
@@ -62,7 +67,8 @@ SETTINGS_HELP = "Settings (key=value, default in brackets):\n" + "\n".join(
 Any other key=value is a training override for every run (see hw-train --help): most used are
 data.root (data), data.download (true), trainer.device (auto, cpu, cuda, cuda:job), seed (0; seed=0,1,2
 runs every section for each seed), hydra.launcher.n_jobs=3 (with launcher=joblib). The study sets
-lr, schedule, weight decay, augmentation and eval_test itself.
+lr, schedule, weight decay, augmentation and eval_test itself, and runs every stage of its plan
+(sections whose choices are known) as one sweep: see plan=true.
 
 Folders (relative to where you run it):
   <out>/<study>/<section>/<name>/   the runs of each section (lr_sweep, schedule_sweep, wd_sweep, mixup),
@@ -109,6 +115,10 @@ def _check_settings(s: Settings) -> None:
             raise ConfigError(f"{key}={getattr(s, key)!r} is not allowed: {allowed}")
 
     need(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", s.study)) and s.study not in (".", ".."), "study", "letters, digits, _ . - only")
+    s.speculate = str(s.speculate).lower()  # speculate=true reads as a bool
+    need(s.speculate in ("auto", "true", "false"), "speculate", "one of auto, true, false")
+    need(s.bench is None or Path(s.bench).is_file(), "bench",
+         "an existing JSON file written by `python -m hw_hparams.bench --out`")
     need(0 < s.demo_epoch_scale <= 1, "demo_epoch_scale", "must be in (0, 1]")
     need(s.demo_val >= 1, "demo_val", "must be >= 1")
     need(s.demo_train > s.demo_val, "demo_train", f"must be > demo_val ({s.demo_val})")

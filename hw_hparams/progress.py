@@ -81,7 +81,8 @@ def _clock(seconds: float) -> str:
 class StudyProgress:
     """The study's overall progress: one line per finished run, with sections done, runs done of the
     total, time elapsed and an estimate of the time left (the epochs still to train at the pace
-    measured since this command started; so it accounts for runs that train side by side)."""
+    measured since this command started: epochs of all runs, so runs and sections that train at
+    once count together)."""
 
     POLL_S = 2.0
 
@@ -96,15 +97,16 @@ class StudyProgress:
         self.sections: dict[str, list[Path]] = {}  # section -> its run folders, once known
         self.epochs_at_start: Optional[int] = None
 
-    def _poll(self, section: str, dirs: list[Path], need_test: bool) -> None:
-        for d in dirs:
-            s = read_summary(d, warn=False)
-            self.epochs[d] = s["epochs_completed"] if s else 0
-            if d in self.finished or not is_finished(s, need_test):
-                continue
-            self.finished.add(d)
-            if self.epochs_at_start is not None:  # finished before the first poll: counted, not announced
-                self.log.info("%s | %s", self.status(), final_line(f"{section}/{d.name}", s))
+    def _poll(self, dirs: dict[str, list[Path]], tested: set[Path]) -> None:
+        for section, ds in dirs.items():
+            for d in ds:
+                s = read_summary(d, warn=False)
+                self.epochs[d] = s["epochs_completed"] if s else 0
+                if d in self.finished or not is_finished(s, d in tested):
+                    continue
+                self.finished.add(d)
+                if self.epochs_at_start is not None:  # finished before the first poll: counted, not announced
+                    self.log.info("%s | %s", self.status(), final_line(f"{section}/{d.name}", s))
         if self.epochs_at_start is None:
             self.epochs_at_start = sum(self.epochs.values())
 
@@ -118,15 +120,18 @@ class StudyProgress:
                 f"elapsed {_clock(elapsed)}, {left}")
 
     @contextlib.contextmanager
-    def watch(self, section: str, dirs: list[Path], need_test: bool = False):
-        """Report each of `dirs` as it finishes while the block runs (a background thread polls summary.json)."""
-        self.sections[section] = dirs
-        self._poll(section, dirs, need_test)
+    def watch(self, dirs: dict[str, list[Path]], tested: set[Path] = frozenset()):
+        """Report each run folder of `dirs` (section -> its folders; sections training at once) as it
+        finishes (with the test split, for those in `tested`) while the block runs: a background
+        thread polls summary.json."""
+        for section, ds in dirs.items():
+            self.sections[section] = list(dict.fromkeys([*self.sections.get(section, []), *ds]))
+        self._poll(dirs, tested)
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.wait(self.POLL_S):
-                self._poll(section, dirs, need_test)
+                self._poll(dirs, tested)
 
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
@@ -135,4 +140,4 @@ class StudyProgress:
         finally:
             stop.set()
             thread.join()
-            self._poll(section, dirs, need_test)
+            self._poll(dirs, tested)

@@ -1,7 +1,8 @@
 """The run folder: the names of its files and every rule about what a folder holds.
 
     <run>/history.csv         one row per completed epoch (HISTORY_COLUMNS); accuracies are fractions
-    <run>/summary.json        status, progress, final and best metrics, test result, timing, config, versions, SLURM job
+    <run>/summary.json        status, progress, final and best metrics, test result, timing (started_at and finished_at
+                              in ISO 8601 UTC), config, versions, SLURM job
     <run>/data_stats.json     split sizes and seed, channel mean/std in [0, 1] units, class counts and proportions
     <run>/checkpoint.pt       everything needed to resume (checkpoint.py); checkpoint.prev.pt is the one before
     <run>/.hydra/, train.log  the command's record and log, written only once the run trains (jobs.py)
@@ -17,6 +18,7 @@ selection and other readers use this module cheaply.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import logging
@@ -245,6 +247,11 @@ def _images_per_s(rows: list[dict], train_images: int) -> float | None:
     return train_images * len(rows) / seconds if seconds > 0 else None
 
 
+def utc_now() -> str:
+    """The time now, ISO 8601 in UTC to the millisecond: '2026-12-02T06:00:00.123+00:00'."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
 def versions() -> dict[str, str]:
     import hydra
     import omegaconf
@@ -272,9 +279,13 @@ def summary(
     test: dict | None = None,
     message: str | None = None,
     compile: dict | None = None,
+    started_at: str | None = None,
+    finished_at: str | None = None,
 ) -> dict:
     """The content of summary.json. `images_per_s`: training images per second of epoch time (train + val);
-    `compile`: the compiled step's record (compile_guard.CompileRecord: precision, graphs, recompiles, fallback, ...)."""
+    `compile`: the compiled step's record (compile_guard.CompileRecord: precision, graphs, recompiles, fallback, ...);
+    `started_at` / `finished_at`: when a job first took the run up (before loading its data) and when it
+    completed or diverged (utc_now())."""
     assert status in STATUSES, status
     best_acc, best_ep = best_epoch(rows)
     final = {k: v for k, v in rows[-1].items() if k != "epoch_time_s"} if rows else None
@@ -287,6 +298,8 @@ def summary(
         "best_epoch": best_ep,
         "test": test,
         "wall_time_s": wall_time_s,
+        "started_at": started_at,
+        "finished_at": finished_at,
         "images_per_s": _images_per_s(rows, train_images),
         "device": device,
         "compile": compile,

@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .cli import check_overrides, job_folder
+from . import naming
+from .cli import _jobs, check_overrides, job_folder
 
 log = logging.getLogger("hw_hparams.sweeps")
 
@@ -22,6 +23,12 @@ log = logging.getLogger("hw_hparams.sweeps")
 def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
     """The run folder of every job of `python -m hw_hparams.train -m *overrides` in `sweep_dir`, in job order."""
     return [sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(overrides, multirun=True, limit=None)]
+
+
+def jobs(overrides: list[str]) -> list[list[str]]:
+    """The override list of every job of `python -m hw_hparams.train -m *overrides`, as Hydra's sweeper makes them."""
+    with naming.hydra_context():
+        return _jobs(overrides, multirun=True)
 
 
 def check(overrides: list[str]) -> list:

@@ -40,7 +40,7 @@ from .progress import final_line
 from .trackers import tracking
 from .run_folder import (
     DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
-    restart_or_refuse, write_json,
+    restart_or_refuse, utc_now, write_json,
 )
 from .training import Member, train_members
 
@@ -99,6 +99,10 @@ def _accept(m: Member, held: contextlib.ExitStack) -> bool:
 def _train(members: list[Member], held: contextlib.ExitStack) -> None:
     """Load the shared data, then resume and train the members, grouped by the epoch they are at."""
     cfg = members[0].cfg
+    now = utc_now()  # the job takes the runs up (before their data loads), unless an earlier attempt did
+    for m in members:
+        m.started_at, m.finished_at = ((m.previous or {}).get(k) for k in ("started_at", "finished_at"))
+        m.started_at = m.started_at or now
     try:
         device = pick_device(cfg.trainer.device)
         data = load_study_data(cfg.data, device)

@@ -25,7 +25,7 @@ from .engine import EpochMetrics
 from .interrupt import deferred, stop_reason
 from .optim import lr_at
 from .progress import epoch_bar
-from .run_folder import summary, write_history, write_summary
+from .run_folder import FINISHED, summary, utc_now, write_history, write_summary
 from .steps import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
 from .trackers import NONE, Trackers
 
@@ -47,6 +47,8 @@ class Member:
     result: Any = None  # its final summary, or the exception that ended it
     device: str = ""
     train_images: int = 0
+    started_at: Optional[str] = None  # when a job first took it up (kept over resumes), ISO 8601 UTC
+    finished_at: Optional[str] = None  # when it completed or diverged
     tracker: Trackers = NONE  # its trackers (trackers/): they log what its files say, when they say it
     compile: Any = None  # its group's compile_guard.CompileRecord, once it trains
 
@@ -59,8 +61,11 @@ class Member:
         return self.run_dir.name
 
     def write(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> dict:
-        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test, message,
-                    compile=self.compile.as_dict() if self.compile is not None else None)
+        if status in FINISHED and self.finished_at is None:
+            self.finished_at = utc_now()
+        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test,
+                    message, compile=self.compile.as_dict() if self.compile is not None else None,
+                    started_at=self.started_at, finished_at=self.finished_at)
         write_summary(self.run_dir, s)
         self.tracker.update(self.rows, s)
         return s
@@ -95,6 +100,7 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     batches = math.ceil(len(data.train) / cfg.batch_size)
     live = [m for m in members if len(m.rows) < cfg.epochs]
     for m in live:
+        m.started_at, m.finished_at = m.started_at or utc_now(), None
         m.write("running")
     started = time.perf_counter()
     try:

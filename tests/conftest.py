@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from hw_hparams.data.fake import write_fake_cifar100
-from support import LONG_PATIENCE_S, run_cli, stamps
+from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, stamps
 
 # Property tests judge results, never speed: no per-example deadline and no "too slow" health check,
 # which a machine busy with other work would trip (a test's own @settings may add to this).
@@ -30,9 +30,6 @@ EXTRAS = {
     "mlflow": (("mlflow",), "mlflow"),
     "wandb": (("wandb",), "wandb"),
 }
-# Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
-DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
-        "trainer.progress=false", "trainer.device=cpu"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,16 +57,17 @@ def _needs_tools(request):
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """The tiny demo study run once, then the same command again (figures off): both outputs and the state between."""
+    """The tiny demo study run once, then the same command again (figures off): both outputs and the state between.
+    One thread per process (ONE_THREAD), so that its runs are bitwise those of the same demo under other launchers."""
     cwd = tmp_path_factory.mktemp("homework")
     t0 = time.perf_counter()
-    first = run_cli(DEMO, cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S)
+    first = run_cli(DEMO, cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD)
     seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr[-3000:]
     study = cwd / "outputs" / "t"
     before = stamps(study)
     report = (study / "report" / "report.md").read_text()
-    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S)
+    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD)
     assert again.returncode == 0, again.stderr[-3000:]
     print(f"demo study: {seconds:.1f} s")
     return {"study": study, "first": first, "again": again, "before": before, "report": report, "seconds": seconds}

@@ -12,6 +12,12 @@ from typing import Callable, TypeVar
 
 from hydra import compose, initialize_config_module
 
+# Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
+DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
+        "trainer.progress=false", "trainer.device=cpu"]
+# CPU float sums depend on the thread count; with one thread a run's numbers are the same in any process.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
 # Run settings that keep a CPU run small and quick.
 TINY_RUN = ["model=tiny", "batch_size=50", "trainer.progress=false"]
 

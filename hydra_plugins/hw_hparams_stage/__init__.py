@@ -1,0 +1,1 @@
+"""hw_hparams' Hydra sweeper plugin `hydra/sweeper=stage` (see stage_sweeper.py)."""

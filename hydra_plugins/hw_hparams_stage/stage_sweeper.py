@@ -1,0 +1,45 @@
+"""`hydra/sweeper=stage`: one sweep of listed jobs, which may belong to different experiments.
+
+`hydra.sweeper.jobs` lists each job's own overrides (e.g. `[[experiment=wd_sweep,optim.weight_decay=1e-4],
+[experiment=mixup,augmentation=mixup]]`); every job also gets the command line's overrides, expanded
+as Hydra's basic sweeper expands them (`seed=0,1`: each listed job once per seed). So the runs of
+several sections of the study are one sweep, which any launcher runs as it runs any sweep: the
+fused launcher trains the runs that share a network shape as one network, joblib and submitit as
+jobs at once. Job folders come from each job's own config (hw_hparams.homework sets
+`hydra.sweep.subdir=${experiment_name}/${hw_run_name:}`). Everything else is Hydra's basic sweeper.
+"""
+
+# No `from __future__ import annotations`: Hydra's plugin scan executes this module outside
+# sys.modules, where dataclasses cannot resolve string annotations.
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class StageSweeperConf(BasicSweeperConf):
+    _target_: str = "hydra_plugins.hw_hparams_stage.stage_sweeper.StageSweeper"
+    jobs: List[List[str]] = field(default_factory=list)  # each job's own overrides
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="stage", node=StageSweeperConf, provider="hw_hparams")
+
+
+def stage_jobs(expanded: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]]) -> List[List[str]]:
+    """Every job of the sweep, in order: each listed job (outer) under each expanded command line (inner)."""
+    return [[*args, *job] for job in jobs for args in expanded]
+
+
+class StageSweeper(BasicSweeper):
+    def __init__(
+        self, max_batch_size: Optional[int] = None, params: Optional[Any] = None, jobs: Optional[List[List[str]]] = None
+    ) -> None:
+        super().__init__(max_batch_size, params)
+        self.jobs = [[str(o) for o in job] for job in jobs or []]
+
+    def split_arguments(self, overrides: List[Any], max_batch_size: Optional[int]) -> List[List[List[str]]]:
+        """The listed jobs under the command line's expansion, cut into batches as the basic sweeper cuts them."""
+        expanded = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+        return list(self.split_overrides_to_chunks(stage_jobs(expanded, self.jobs), max_batch_size))
