@@ -143,6 +143,8 @@ def describe(plan: StudyPlan) -> list[str]:
                 if len(batches) == 1
                 else f"{_runs(runs)} in {len(batches)} networks of {sizes}, one after another"
             )
+        elif runs == 1:
+            shape = "1 run"
         elif how == "one after another" or len(batches) == 1:
             shape = f"{_runs(runs)} {how}"
         else:
