@@ -33,6 +33,16 @@ EXTRAS = {
 
 
 @pytest.fixture(autouse=True)
+def _no_hydra_job_left_over():
+    """A test that runs a Hydra job in this process leaves Hydra's job config set; clear it after every
+    test, so code that asks "am I under Hydra?" (jobs.record) answers the same in any test order."""
+    yield
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+
+
+@pytest.fixture(autouse=True)
 def _needs_tools(request):
     """Skip a marked test whose tools are missing, saying which; under HW_CI=1 fail it instead."""
     for marker, tools in TOOLS.items():

@@ -26,14 +26,14 @@ def straight(tmp_path_factory, fake_root):
 
 
 def _disk_full(monkeypatch, run_dir, after: int, only: str = ""):
-    """os.fsync fails with ENOSPC from the `after`+1-th write of a file of `run_dir` whose path contains
-    `only` (files outside the run folder, e.g. a compiler cache written by a thread an earlier test left
-    running, are neither counted nor failed)."""
+    """os.fsync fails with ENOSPC from the `after`+1-th write of a file directly in `run_dir` whose name
+    contains `only`. Other files are neither counted nor failed: a compiler cache written by a thread an
+    earlier test left running, or the command's record in `run_dir/.hydra/` (written only under Hydra)."""
     real_fsync, writes = os.fsync, []
 
     def fsync(fd):
         path = os.readlink(f"/proc/self/fd/{fd}")
-        if path.startswith(f"{run_dir}{os.sep}") and only in path:
+        if os.path.dirname(path) == str(run_dir) and only in os.path.basename(path):
             writes.append(path)
             if len(writes) > after:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
