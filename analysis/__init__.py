@@ -10,16 +10,44 @@ choices.json (analysis.contract) and its run folders, nothing else.
 
 Accuracies are fractions in the CSVs and percent in tables and figures.
 """
+
 from .figures import beta_pdf, mixup_alphas
 from .labels import fmt_num, setting_label
 from .report import generic_document, write_all, write_collected, write_document
-from .runs import (GROUP_COLS, HIST_COLS, HPARAMS, RUN_COLS, AnalysisError, collect,
-                   find_run_dirs, load_config, load_data_stats, read_history)
+from .runs import (
+    GROUP_COLS,
+    HIST_COLS,
+    HPARAMS,
+    RUN_COLS,
+    AnalysisError,
+    collect,
+    find_run_dirs,
+    load_config,
+    load_data_stats,
+    read_history,
+)
 from .tables import latex_escape, metrics_table, summarize
 
 __all__ = [
-    "AnalysisError", "GROUP_COLS", "HIST_COLS", "HPARAMS", "RUN_COLS", "beta_pdf", "collect",
-    "find_run_dirs", "fmt_num", "generic_document", "latex_escape", "load_config", "load_data_stats",
-    "metrics_table", "mixup_alphas", "read_history", "setting_label", "summarize", "write_all",
-    "write_collected", "write_document",
+    "AnalysisError",
+    "GROUP_COLS",
+    "HIST_COLS",
+    "HPARAMS",
+    "RUN_COLS",
+    "beta_pdf",
+    "collect",
+    "find_run_dirs",
+    "fmt_num",
+    "generic_document",
+    "latex_escape",
+    "load_config",
+    "load_data_stats",
+    "metrics_table",
+    "mixup_alphas",
+    "read_history",
+    "setting_label",
+    "summarize",
+    "write_all",
+    "write_collected",
+    "write_document",
 ]

@@ -1,10 +1,12 @@
 """What the analysis CLIs share: usage mistakes, user errors and warnings as one line each (exit 2)."""
+
 from __future__ import annotations
 
 import argparse
 import sys
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .runs import AnalysisError
 

@@ -4,6 +4,7 @@ Introduction, data preprocessing, the four experiment sections (content_sections
 test accuracy. Numbers come from the study's runs table; what needs the author's judgement is a
 Todo block (report.md: '> **TODO(author):**', paper: a red box).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,23 +43,42 @@ def head(s: StudyData) -> list:
     if s.demo:
         d = s.contract.demo or {}
         scale = d.get("epoch_scale")
-        blocks.append(Note((Bold("Demo: generated data."), f" Generated images in CIFAR-100's format, "
-                            f"model {model}, every section's epochs scaled by {scale:g}. "
-                            "The numbers show the pipeline working; they say nothing about MobileNetV2 "
-                            "or CIFAR-100.",)))
+        blocks.append(
+            Note(
+                (
+                    Bold("Demo: generated data."),
+                    f" Generated images in CIFAR-100's format, "
+                    f"model {model}, every section's epochs scaled by {scale:g}. "
+                    "The numbers show the pipeline working; they say nothing about MobileNetV2 "
+                    "or CIFAR-100.",
+                )
+            )
+        )
     momentum = ", ".join(fmt_num(v) for v in runs["momentum"].dropna().unique())
     batch = ", ".join(fmt_num(v) for v in runs["batch_size"].dropna().unique())
     blocks += [
         Heading("Introduction"),
-        Para((f"We train {model_name(model)} ",
-              *((Cite("sandler2018mobilenetv2"), " ") if model == "mobilenetv2" else ()),
-              "on CIFAR-100 ", Cite("krizhevsky2009cifar"), f" with SGD (momentum {momentum}, batch size "
-              f"{batch}) and study, in turn, the initial learning rate, the learning-rate schedule, weight decay "
-              "and mixup augmentation, choosing each on a held-out validation split; the test split is "
-              "used once, at the end.")),
-        Para(("The runs come from ", Code(s.contract.command), "; ",
-              Code(f"python -m analysis.paper {s.root.name}"), " (run beside the study folder) "
-              "rebuilds this report from them without training.")),
+        Para(
+            (
+                f"We train {model_name(model)} ",
+                *((Cite("sandler2018mobilenetv2"), " ") if model == "mobilenetv2" else ()),
+                "on CIFAR-100 ",
+                Cite("krizhevsky2009cifar"),
+                f" with SGD (momentum {momentum}, batch size "
+                f"{batch}) and study, in turn, the initial learning rate, the learning-rate schedule, weight decay "
+                "and mixup augmentation, choosing each on a held-out validation split; the test split is "
+                "used once, at the end.",
+            )
+        ),
+        Para(
+            (
+                "The runs come from ",
+                Code(s.contract.command),
+                "; ",
+                Code(f"python -m analysis.paper {s.root.name}"),
+                " (run beside the study folder) rebuilds this report from them without training.",
+            )
+        ),
         *([Para(plan_text(s.contract))] if s.contract.plan else []),
         Todo("introduction: optimisation versus regularisation, and what this study varies."),
     ]
@@ -67,6 +87,7 @@ def head(s: StudyData) -> list:
 
 def plan_text(c) -> tuple:
     """'The study ran in 3 stages ...': which sections trained together, and any speculative run (choices.json)."""
+
     def stage(st: dict) -> str:
         parts = st["parts"]
         if st.get("test"):
@@ -77,12 +98,17 @@ def plan_text(c) -> tuple:
     stages = [stage(st) for st in c.plan]
     launcher = c.plan[0].get("launcher", "?")
     then = "".join(f"; then {x}" for x in stages[1:])
-    text: list = [f"The study ran in {len(stages)} stage{'s' * (len(stages) != 1)} (launcher {launcher}): {stages[0]}{then}."]
+    text: list = [
+        f"The study ran in {len(stages)} stage{'s' * (len(stages) != 1)} (launcher {launcher}): {stages[0]}{then}."
+    ]
     for sp in (x for x in c.speculative if not x.get("chosen")):
-        word = sp['choice'].replace('_', ' ')
-        text += [f" The {sp['section']} run at {word} {fmt_num(sp['value'])} (", Code(", ".join(sp["run_dirs"])),
-                 f") trained speculatively, on a guess of the {word}; it was not chosen and was never "
-                 "evaluated on the test split."]
+        word = sp["choice"].replace("_", " ")
+        text += [
+            f" The {sp['section']} run at {word} {fmt_num(sp['value'])} (",
+            Code(", ".join(sp["run_dirs"])),
+            f") trained speculatively, on a guess of the {word}; it was not chosen and was never "
+            "evaluated on the test split.",
+        ]
     return tuple(text)
 
 
@@ -93,10 +119,16 @@ def data_section(s: StudyData) -> list:
     split, aug = s.contract.code.get("split"), s.contract.code.get("augmentation")
     if sizes:
         total = int(sizes.get("train", 0)) + int(sizes.get("val", 0))
-        blocks.append(Para((f"The {total} training images are split at random into {sizes.get('train')} for "
-                            f"training and {sizes.get('val')} for validation with seed {st.get('split_seed')}; "
-                            f"the {sizes.get('test', '?')} test images are used once, at the end. The split "
-                            "is this line:",)))
+        blocks.append(
+            Para(
+                (
+                    f"The {total} training images are split at random into {sizes.get('train')} for "
+                    f"training and {sizes.get('val')} for validation with seed {st.get('split_seed')}; "
+                    f"the {sizes.get('test', '?')} test images are used once, at the end. The split "
+                    "is this line:",
+                )
+            )
+        )
     if split:
         blocks.append(Listing(split.source, split.origin))
     props = np.asarray(st.get("class_proportions") or [], dtype=float)
@@ -105,25 +137,46 @@ def data_section(s: StudyData) -> list:
         lo, hi = int(np.argmin(props)), int(np.argmax(props))
         shares = class_figure(st)
         blocks += [
-            Para((Ref(shares.label), f" shows the share of each of the {props.size} classes in "
-                  f"the training split: from {100 * props[lo]:.2f}% ({names[lo]}) to {100 * props[hi]:.2f}% "
-                  f"({names[hi]}), mean {100 * props.mean():.2f}% (standard deviation "
-                  f"{100 * props.std():.2f} points), against a uniform share of {100 / props.size:.2f}%.")),
+            Para(
+                (
+                    Ref(shares.label),
+                    f" shows the share of each of the {props.size} classes in "
+                    f"the training split: from {100 * props[lo]:.2f}% ({names[lo]}) to {100 * props[hi]:.2f}% "
+                    f"({names[hi]}), mean {100 * props.mean():.2f}% (standard deviation "
+                    f"{100 * props.std():.2f} points), against a uniform share of {100 / props.size:.2f}%.",
+                )
+            ),
             shares,
         ]
     if st.get("mean") and st.get("std"):
-        channels = channel_table(st, ("Channel statistics of the training split, in [0, 1] pixel units.",),
-                                 ("Red", "Green", "Blue"))
+        channels = channel_table(
+            st, ("Channel statistics of the training split, in [0, 1] pixel units.",), ("Red", "Green", "Blue")
+        )
         blocks += [
-            Para(("Each colour channel is normalised with the mean and standard deviation of its pixels "
-                  "over the training split (", Ref(channels.label), "), in [0, 1] pixel units.")),
+            Para(
+                (
+                    "Each colour channel is normalised with the mean and standard deviation of its pixels "
+                    "over the training split (",
+                    Ref(channels.label),
+                    "), in [0, 1] pixel units.",
+                )
+            ),
             channels,
         ]
-    blocks.append(Para(("Training images are augmented: a random 32×32 crop of the image padded by 4 "
-                        "pixels on every side, and a horizontal flip with probability 0.5, then normalised; "
-                        "validation and test images are only normalised. The code (batch-wise on the "
-                        "device, like torchvision's ", Code("RandomCrop(32, padding=4)"), " and ",
-                        Code("RandomHorizontalFlip(0.5)"), "):")))
+    blocks.append(
+        Para(
+            (
+                "Training images are augmented: a random 32×32 crop of the image padded by 4 "
+                "pixels on every side, and a horizontal flip with probability 0.5, then normalised; "
+                "validation and test images are only normalised. The code (batch-wise on the "
+                "device, like torchvision's ",
+                Code("RandomCrop(32, padding=4)"),
+                " and ",
+                Code("RandomHorizontalFlip(0.5)"),
+                "):",
+            )
+        )
+    )
     if aug:
         blocks.append(Listing(aug.source, aug.origin))
     return blocks
@@ -139,24 +192,41 @@ def test_section(s: StudyData) -> list:
         acc, loss, k = float(tested["test_acc"].mean()), float(tested["test_loss"].mean()), len(tested)
         n = int(s.sizes.get("test") or 0)
         words = setting_label(tested.iloc[0].to_dict())
-        noise = (f"; binomial standard error {fmt_pct(binomial_se(acc, n))} points on {n} test images"
-                 if n else "")
-        spread = (f", mean of {k} runs (sample standard deviation {fmt_pct(tested['test_acc'].std(ddof=1))} "
-                  "points)" if k > 1 else "")
-        blocks.append(Para((f"The final configuration ({words}) reaches ", Bold(f"{fmt_pct(acc)}% test accuracy"),
-                            f" (test loss {fmt_loss(loss)}{spread}{noise}). The test split was evaluated "
-                            "once, after every choice above had been made on the validation split.")))
+        noise = f"; binomial standard error {fmt_pct(binomial_se(acc, n))} points on {n} test images" if n else ""
+        spread = (
+            f", mean of {k} runs (sample standard deviation {fmt_pct(tested['test_acc'].std(ddof=1))} points)"
+            if k > 1
+            else ""
+        )
+        blocks.append(
+            Para(
+                (
+                    f"The final configuration ({words}) reaches ",
+                    Bold(f"{fmt_pct(acc)}% test accuracy"),
+                    f" (test loss {fmt_loss(loss)}{spread}{noise}). The test split was evaluated "
+                    "once, after every choice above had been made on the validation split.",
+                )
+            )
+        )
     blocks.append(Todo("what this accuracy means for similar images in the future."))
     return blocks
 
 
 def build(s: StudyData) -> Document:
     """The whole report of the study `s`."""
-    title = f"Hyperparameters of {model_name(study_model(s))} on CIFAR-100: Learning Rate, Schedule, Weight Decay and Mixup"
+    title = (
+        f"Hyperparameters of {model_name(study_model(s))} on CIFAR-100: Learning Rate, Schedule, Weight Decay and Mixup"
+    )
     if s.demo:
         title = "Demo on Generated Data: " + title
     doc = Document(title, "Author Name (TODO)", references=dict(REFERENCES))
-    doc.blocks = (head(s) + data_section(s) + lr_section(s) + schedule_section(s) + wd_section(s)
-                  + mixup_section(s) + test_section(s))
+    doc.blocks = (
+        head(s)
+        + data_section(s)
+        + lr_section(s)
+        + schedule_section(s)
+        + wd_section(s)
+        + mixup_section(s)
+        + test_section(s)
+    )
     return doc
-

@@ -4,6 +4,7 @@ Each states its setup, shows a table and a figure, ranks the settings on the fin
 the assignment asks about (saying whether the lead is beyond the noise of the split, noise.py),
 names the study's choice, and leaves the discussion to the author.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -16,7 +17,7 @@ from .noise import WORDS, estimates, gap, ranking_sentence
 from .study import StudyData
 from .tables import MISSING, REPORT_METRICS, metrics_table, safe_name
 
-COSINE = (r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1")
+COSINE = r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1"
 RANKED = ("val_acc", "val_loss", "train_loss")  # the metrics a section ranks its settings on
 
 
@@ -30,23 +31,30 @@ def section_table(runs: pd.DataFrame, name: str, title: str) -> Table:
     losses with one precision; a Runs column with seeds, a Status column when not all completed."""
     labels, shared = setting_words(runs)
     t = metrics_table(runs, name, (), metrics=REPORT_METRICS, labels=labels, counts="runs", with_n=False)
-    note = (f" Shared by all runs: {', '.join(shared)}." if shared else "") + \
-        (" With several runs: mean ± sample standard deviation." if "Runs" in t.header else "") + \
-        (f" {MISSING}: no finite value." if any(MISSING in c for row in t.rows for c in row) else "")
+    note = (
+        (f" Shared by all runs: {', '.join(shared)}." if shared else "")
+        + (" With several runs: mean ± sample standard deviation." if "Runs" in t.header else "")
+        + (f" {MISSING}: no finite value." if any(MISSING in c for row in t.rows for c in row) else "")
+    )
     t.caption = (f"{title}: final-epoch losses (cross-entropy) and accuracies (in %) per setting.{note}",)
     return t
 
 
-def _experiment(s: StudyData, section: str, intro: tuple, runs: pd.DataFrame, hist: pd.DataFrame,
-                metrics=RANKED) -> list:
+def _experiment(
+    s: StudyData, section: str, intro: tuple, runs: pd.DataFrame, hist: pd.DataFrame, metrics=RANKED
+) -> list:
     """Heading-less core of a section: intro, table, figure, then its settings ranked on each of `metrics`."""
     rankings = Bullets([(ranking_sentence(_ranked(runs, m), m, s.sizes),) for m in metrics])
     if runs.empty:
         return [Para((f"No runs of {section} were found.",)), rankings]
     title = section_title(section)
     table, figure = section_table(runs, section, title), section_figure(runs, hist, title, safe_name(section))
-    return [Para(intro + (" ", Ref(table.label), " lists the final-epoch metrics and ", Ref(figure.label),
-                          " the curves.")), table, figure, rankings]
+    return [
+        Para(intro + (" ", Ref(table.label), " lists the final-epoch metrics and ", Ref(figure.label), " the curves.")),
+        table,
+        figure,
+        rankings,
+    ]
 
 
 def _choice_text(s: StudyData, name: str, col: str) -> tuple:
@@ -62,8 +70,10 @@ def _choice_text(s: StudyData, name: str, col: str) -> tuple:
         if ests[0].setting != word and word in {e.setting for e in ests}:
             text.append(f" These runs now rank {ests[0].setting} first: the runs changed after the choice.")
         elif g.within_noise:
-            text.append(f" Its lead over {ests[1].setting} is within noise, so {ests[1].setting} would "
-                        "have been as defensible a choice.")
+            text.append(
+                f" Its lead over {ests[1].setting} is within noise, so {ests[1].setting} would "
+                "have been as defensible a choice."
+            )
     return tuple(text)
 
 
@@ -71,11 +81,15 @@ def lr_section(s: StudyData) -> list:
     runs, hist = s.part("lr_sweep")
     lrs = [fmt_num(v) for v in pd.unique(runs["lr"].dropna())]
     intro = (f"One run per initial learning rate ({words_list(lrs)}), otherwise identical.",)
-    return [Heading("Learning Rate"),
-            *_experiment(s, "lr_sweep", intro, runs, hist, ("train_loss", "train_acc", "val_loss", "val_acc")),
-            Para(_choice_text(s, "lr", "lr")),
-            Todo("describe the curves; which learning rate is best for training and for validation, "
-                 "and why each behaves as it does.")]
+    return [
+        Heading("Learning Rate"),
+        *_experiment(s, "lr_sweep", intro, runs, hist, ("train_loss", "train_acc", "val_loss", "val_acc")),
+        Para(_choice_text(s, "lr", "lr")),
+        Todo(
+            "describe the curves; which learning rate is best for training and for validation, "
+            "and why each behaves as it does."
+        ),
+    ]
 
 
 def schedule_section(s: StudyData) -> list:
@@ -86,13 +100,33 @@ def schedule_section(s: StudyData) -> list:
     rates = lr_schedule_figure(s.hist, s.runs)
     blocks = [
         Heading("Learning Rate Schedule"),
-        Para(("Cosine annealing ", Cite("loshchilov2017sgdr"), " lowers the learning rate from its initial "
-              "value to zero along half a cosine period: slowly at first, fastest in the middle of "
-              "training, slowly again at the end. Epoch ", Math("e"), " of ", Math("T"), " trains with")),
+        Para(
+            (
+                "Cosine annealing ",
+                Cite("loshchilov2017sgdr"),
+                " lowers the learning rate from its initial "
+                "value to zero along half a cosine period: slowly at first, fastest in the middle of "
+                "training, slowly again at the end. Epoch ",
+                Math("e"),
+                " of ",
+                Math("T"),
+                " trains with",
+            )
+        ),
         Equation(COSINE),
-        Para(("where ", Math(r"\eta_0"), f" = {eta0} is the learning rate chosen above and ", Math("T"),
-              f" = {epochs} epochs (stepped once per epoch, as PyTorch's ", Code("CosineAnnealingLR"),
-              " with a minimum of 0); ", Ref(rates.label), " shows the rates the runs used.")),
+        Para(
+            (
+                "where ",
+                Math(r"\eta_0"),
+                f" = {eta0} is the learning rate chosen above and ",
+                Math("T"),
+                f" = {epochs} epochs (stepped once per epoch, as PyTorch's ",
+                Code("CosineAnnealingLR"),
+                " with a minimum of 0); ",
+                Ref(rates.label),
+                " shows the rates the runs used.",
+            )
+        ),
         rates,
         Todo("the intuition behind cosine annealing in your own words."),
     ]
@@ -102,8 +136,11 @@ def schedule_section(s: StudyData) -> list:
     text = "The weight-decay and mixup runs use cosine annealing, as the assignment prescribes"
     if len(ests) > 1 and ests[0].k and ests[1].k and ests[0].setting != "cosine":
         within = gap(ests[0], ests[1], "val_acc", s.sizes).within_noise
-        text += (f"; {ests[0].setting} reached a validation accuracy within noise of it here." if within
-                 else f", although {ests[0].setting} reached the clearly higher validation accuracy here.")
+        text += (
+            f"; {ests[0].setting} reached a validation accuracy within noise of it here."
+            if within
+            else f", although {ests[0].setting} reached the clearly higher validation accuracy here."
+        )
     blocks.append(Para((text + ("" if text.endswith(".") else "."),)))
     blocks.append(Todo("describe the findings; discuss why the two schedules differ."))
     return blocks
@@ -112,18 +149,29 @@ def schedule_section(s: StudyData) -> list:
 def wd_section(s: StudyData) -> list:
     runs, hist = s.part("wd_sweep")
     wds = [hparam_word("weight_decay", v) for v in pd.unique(runs["weight_decay"].dropna())]
-    blocks = [Heading("Weight Decay"),
-              Para(("Weight decay subtracts ", Math(r"\eta\lambda w"), " from the weights at every step ",
-                    Cite("zhang2019weightdecay"), ".")),
-              *_experiment(s, "wd_sweep", (f"Two runs with cosine annealing, {words_list(wds)}.",), runs, hist)]
+    blocks = [
+        Heading("Weight Decay"),
+        Para(
+            (
+                "Weight decay subtracts ",
+                Math(r"\eta\lambda w"),
+                " from the weights at every step ",
+                Cite("zhang2019weightdecay"),
+                ".",
+            )
+        ),
+        *_experiment(s, "wd_sweep", (f"Two runs with cosine annealing, {words_list(wds)}.",), runs, hist),
+    ]
     labels, _ = setting_words(runs)
     gaps = []
     for setting, part in runs.groupby("setting", sort=False):
         done = part[part["status"] == "completed"]
         gaps.append(f"{labels.get(setting, setting)}: {fmt_loss((done['val_loss'] - done['train_loss']).mean())}")
-    blocks += [Para((f"Final validation loss minus training loss (the generalisation gap): {'; '.join(gaps)}.",)),
-               Para(_choice_text(s, "weight_decay", "weight_decay")),
-               Todo("illustrate the regularisation effect from the curves and discuss it.")]
+    blocks += [
+        Para((f"Final validation loss minus training loss (the generalisation gap): {'; '.join(gaps)}.",)),
+        Para(_choice_text(s, "weight_decay", "weight_decay")),
+        Todo("illustrate the regularisation effect from the curves and discuss it."),
+    ]
     return blocks
 
 
@@ -134,16 +182,29 @@ def mixup_section(s: StudyData) -> list:
     density = beta_figure(s.runs)
     blocks = [
         Heading("Data Augmentation"),
-        Para(("Mixup ", Cite("zhang2018mixup"), " trains on convex combinations of two examples, ",
-              Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"), ", with the loss ",
-              Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"), "; one ",
-              Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"), " is drawn per batch. For ",
-              Math(rf"\alpha = {alpha}"), " its density (", Ref(density.label), ") puts most of the mass near 0 "
-              "and 1, so most batches are mixed only mildly.")),
+        Para(
+            (
+                "Mixup ",
+                Cite("zhang2018mixup"),
+                " trains on convex combinations of two examples, ",
+                Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"),
+                ", with the loss ",
+                Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"),
+                "; one ",
+                Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"),
+                " is drawn per batch. For ",
+                Math(rf"\alpha = {alpha}"),
+                " its density (",
+                Ref(density.label),
+                ") puts most of the mass near 0 and 1, so most batches are mixed only mildly.",
+            )
+        ),
         density,
     ]
-    intro = (f"The final configuration adds mixup (α = {alpha}) to the best setting so far; it is compared "
-             "with the same setting without mixup (from the weight-decay runs).",)
+    intro = (
+        f"The final configuration adds mixup (α = {alpha}) to the best setting so far; it is compared "
+        "with the same setting without mixup (from the weight-decay runs).",
+    )
     blocks += _experiment(s, final, intro, runs, hist)
     blocks.append(Para((f"{MIXED}, so they are not comparable with the runs without mixup.",)))
     blocks.append(Todo("describe the effects shown in the figure; discuss why mixup acts this way."))

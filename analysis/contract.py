@@ -7,6 +7,7 @@ whether it was a demo (and its scale), and the source text of the data split lin
 augmentation code (analysis never imports the training code). Everything else (metrics, configs,
 data statistics) is read from the run folders.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,9 @@ def read(root: str | os.PathLike) -> Contract:
         raise AnalysisError(f"study folder does not exist: {root}")
     path = root / FILE
     if not path.is_file():
-        raise AnalysisError(f"{root} is not a study folder: no {FILE} (python -m hw_hparams.homework "
-                            "writes it when the study has run)")
+        raise AnalysisError(
+            f"{root} is not a study folder: no {FILE} (python -m hw_hparams.homework writes it when the study has run)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("schema") != SCHEMA:
@@ -91,7 +93,10 @@ def read(root: str | os.PathLike) -> Contract:
             choices={k: Choice(**v) for k, v in data["choices"].items()},
             final_section=str(data["final_section"]),
             code={k: Code(**v) for k, v in (data.get("code") or {}).items()},
-            demo=data.get("demo"), schema=SCHEMA, plan=list(data.get("plan") or []),
-            speculative=list(data.get("speculative") or []))
+            demo=data.get("demo"),
+            schema=SCHEMA,
+            plan=list(data.get("plan") or []),
+            speculative=list(data.get("speculative") or []),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise AnalysisError(f"{path} is not a valid {FILE}: {e}") from None

@@ -5,9 +5,10 @@ settings (the legend names only what differs between them); line style is the sp
 solid, validation dashed, said once in a legend of the accuracy panel). Curves of few epochs
 carry markers, so a one-epoch run is a visible point. Several seeds: mean, band = min-max.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,10 @@ from .runs import GROUP_COLS
 MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
 COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
 LAMBDA_NOTE = "training (λ-weighted under mixup)"
-MIXED = ("Under mixup the training loss and accuracy are measured on the mixed batches, and the training "
-         "accuracy is λ-weighted")  # said in the caption and in the text of a section with mixup
+MIXED = (
+    "Under mixup the training loss and accuracy are measured on the mixed batches, and the training "
+    "accuracy is λ-weighted"
+)  # said in the caption and in the text of a section with mixup
 
 
 def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
@@ -58,13 +61,19 @@ def _panel(ax, stats, settings, cols, n_seeds, kind: str) -> np.ndarray:
         for split, style in (("train", "-"), ("val", "--")):
             c = f"{split}_{kind}"
             mean = s[f"{c}_mean"].to_numpy(dtype=float) * scale
-            ax.plot(ep, mean, style, color=color, lw=1.2, marker=marker, ms=3.5,
-                    mfc=color if split == "train" else "white")
+            ax.plot(
+                ep, mean, style, color=color, lw=1.2, marker=marker, ms=3.5, mfc=color if split == "train" else "white"
+            )
             shown.append(mean[np.isfinite(mean)])
             if n_seeds.get(setting, 1) > 1:
-                ax.fill_between(ep, s[f"{c}_min"].to_numpy(dtype=float) * scale,
-                                s[f"{c}_max"].to_numpy(dtype=float) * scale,
-                                color=color, alpha=0.18, lw=0)
+                ax.fill_between(
+                    ep,
+                    s[f"{c}_min"].to_numpy(dtype=float) * scale,
+                    s[f"{c}_max"].to_numpy(dtype=float) * scale,
+                    color=color,
+                    alpha=0.18,
+                    lw=0,
+                )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return np.concatenate(shown) if shown else np.array([])
@@ -77,8 +86,11 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     settings = [s for s in dict.fromkeys(runs["setting"]) if s in set(stats["setting"])]
     words, _ = setting_words(runs[runs["setting"].isin(settings)])
     n_seeds = runs.groupby("setting").size().to_dict()
-    statuses = runs.groupby("setting")["status"].agg(
-        lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str))))).to_dict()
+    statuses = (
+        runs.groupby("setting")["status"]
+        .agg(lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str)))))
+        .to_dict()
+    )
     mixup = has_mixup(runs)
     fig, (top, bottom) = new_figure(COLUMN_SIZE, nrows=2, sharex=True)
     cols = colors(len(settings))
@@ -96,11 +108,19 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
     notes = {s: _note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings}
     if len(settings) > 1 or any(notes.values()):
-        top.legend(handles=[Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)],
-                   loc="best", framealpha=0.85)
-    bottom.legend(handles=[
-        Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training"),
-        Line2D([], [], color="k", ls="--", label="validation")], loc="best", framealpha=0.85)
+        top.legend(
+            handles=[Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)],
+            loc="best",
+            framealpha=0.85,
+        )
+    bottom.legend(
+        handles=[
+            Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training"),
+            Line2D([], [], color="k", ls="--", label="validation"),
+        ],
+        loc="best",
+        framealpha=0.85,
+    )
     return fig
 
 
@@ -111,8 +131,10 @@ def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
     if runs.groupby("setting").size().max() > 1:
         text += " Lines: mean over seeds; bands: minimum to maximum."
     if has_mixup(runs):
-        text += (f" {MIXED}: a prediction scores λ when it matches the first label of the mixed pair and "
-                 "1 - λ when it matches the second.")
+        text += (
+            f" {MIXED}: a prediction scores λ when it matches the first label of the mixed pair and "
+            "1 - λ when it matches the second."
+        )
     if shared:
         text += f" Shared by all runs: {', '.join(shared)}."
     return (text,)
@@ -121,4 +143,3 @@ def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
 def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, title: str, stem: str) -> Figure:
     """The Figure block of one section (or any group of runs): draws nothing without history."""
     return Figure(stem, curves_caption(runs, title), lambda: draw_section(hist, runs, title) if len(hist) else None)
-

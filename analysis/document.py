@@ -5,11 +5,13 @@ Inline text is a sequence of parts: a plain `str` (always escaped by the rendere
 run folders can never inject markup), `Bold`, `Code`, `Math` (raw TeX), `Ref` (a figure or
 table, numbered in order of appearance) and `Cite` (a reference of REFERENCES).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 
 @dataclass(frozen=True)
@@ -153,16 +155,26 @@ def md_inline(parts: Inline, doc: Document, numbers: dict[str, int]) -> str:
         authors, year, _ = doc.references[p.key]
         return f"({md_escape(authors)} {year})"
 
-    return render_inline(parts, md_escape, {
-        Bold: lambda p: f"**{md_escape(p.text)}**", Code: code, Math: lambda p: f"${p.tex}$",
-        Ref: lambda p: f"{ref_word(p.label)} {numbers.get(p.label, '?')}", Cite: cite})
+    return render_inline(
+        parts,
+        md_escape,
+        {
+            Bold: lambda p: f"**{md_escape(p.text)}**",
+            Code: code,
+            Math: lambda p: f"${p.tex}$",
+            Ref: lambda p: f"{ref_word(p.label)} {numbers.get(p.label, '?')}",
+            Cite: cite,
+        },
+    )
 
 
 def md_table(t: Table) -> list[str]:
     """The lines of `t` as a GitHub-flavoured table: text columns left-, numbers right-aligned."""
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(esc(h) for h in t.header) + " |",
-             "|" + "|".join(":---" if i < t.n_text else "---:" for i in range(len(t.header))) + "|"]
+    lines = [
+        "| " + " | ".join(esc(h) for h in t.header) + " |",
+        "|" + "|".join(":---" if i < t.n_text else "---:" for i in range(len(t.header))) + "|",
+    ]
     return lines + ["| " + " | ".join(esc(c) for c in row) + " |" for row in t.rows]
 
 
@@ -197,8 +209,12 @@ def to_markdown(doc: Document) -> str:
         elif isinstance(b, Equation):
             out += ["$$", b.tex, "$$", ""]
         elif isinstance(b, Figure):
-            out += [f"![Figure {num[b.label]}](figures/{b.stem}.png)", "",
-                    f"**Figure {num[b.label]}.** {inl(b.caption)}", ""]
+            out += [
+                f"![Figure {num[b.label]}](figures/{b.stem}.png)",
+                "",
+                f"**Figure {num[b.label]}.** {inl(b.caption)}",
+                "",
+            ]
         elif isinstance(b, Table):
             out += [f"**Table {num[b.label]}.** {inl(caption_parts(b))}", "", *md_table(b), ""]
         elif isinstance(b, Todo):

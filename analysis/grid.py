@@ -12,16 +12,16 @@ in the CSVs and percent in the Markdown and LaTeX tables.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import noise
+from .document import Table
 from .sweep import Selection, sort_key, value_text
 from .tables import METRICS as TABLE_METRICS
-from .document import Table
 from .tables import MISSING, cell, safe_name
 
 HEADERS = {m: h for m, h, _ in TABLE_METRICS} | {"lr": "Final lr", "epoch_time_s": "Epoch time (s)"}
@@ -172,8 +172,17 @@ def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, p
         "else binomial on the split's images)."
     )
     by = ", ".join(sel.by) or "nothing (all runs)"
-    blocks = [Table(header, rows, (note,), f"ranking-{m}", n_text=0, title=f"Ranking by {HEADERS[m]}, grouped by {by}",
-                    file=f"ranking_{m}")]
+    blocks = [
+        Table(
+            header,
+            rows,
+            (note,),
+            f"ranking-{m}",
+            n_text=0,
+            title=f"Ranking by {HEADERS[m]}, grouped by {by}",
+            file=f"ranking_{m}",
+        )
+    ]
     frames = {f"ranking_{m}": table}
     if sel.pivot:
         values = grid_values(sel)

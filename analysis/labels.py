@@ -1,9 +1,11 @@
 """Number formatting and human-readable setting labels (pure functions, no I/O)."""
+
 from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,8 +15,12 @@ DEFAULT_MODEL = "mobilenetv2"
 #: The assignment's sections in its order; other sections follow, alphabetically.
 SECTION_ORDER = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
 #: Section names in words (figure titles, headings).
-SECTION_TITLES = {"lr_sweep": "Learning rate", "schedule_sweep": "Learning-rate schedule",
-                  "wd_sweep": "Weight decay", "mixup": "Mixup"}
+SECTION_TITLES = {
+    "lr_sweep": "Learning rate",
+    "schedule_sweep": "Learning-rate schedule",
+    "wd_sweep": "Weight decay",
+    "mixup": "Mixup",
+}
 #: Decimals of every loss in tables and text (one precision for a whole column).
 LOSS_DECIMALS = 4
 
@@ -103,28 +109,28 @@ def setting_label(row: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
     names further columns to append (e.g. ('epochs',) when they vary in a section).
     """
     g = row.get if hasattr(row, "get") else (lambda k, d=None: row[k] if k in row else d)
-    parts = [hparam_word(c, g(c, None)) for c in ("lr", "schedule", "weight_decay")
-             if not is_missing(g(c, None))]
+    parts = [hparam_word(c, g(c, None)) for c in ("lr", "schedule", "weight_decay") if not is_missing(g(c, None))]
     aug = augmentation_label(g("crop_flip", None), g("mixup_alpha", None))
     if aug:
         parts.append(aug)
     model = g("model", None)
     if not is_missing(model) and str(model) != DEFAULT_MODEL:
         parts.append(str(model))
-    parts += [re.sub(r" epochs?$", " ep", hparam_word(c, g(c, None))) for c in extra
-              if not is_missing(g(c, None))]
+    parts += [re.sub(r" epochs?$", " ep", hparam_word(c, g(c, None))) for c in extra if not is_missing(g(c, None))]
     return ", ".join(parts) if parts else "default"
 
 
-def differing_words(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]
-                    ) -> tuple[list[str], list[str]]:
+def differing_words(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> tuple[list[str], list[str]]:
     """(one label per row naming only the columns that differ between rows, words for the shared ones).
 
     [{'lr': 0.5, 'epochs': 15}, {'lr': 0.05, 'epochs': 15}] -> (['lr 0.5', 'lr 0.05'], ['15 epochs']).
     """
     varying = [c for c in cols if len({None if is_missing(r.get(c)) else r.get(c) for r in rows}) > 1]
-    shared = [hparam_word(c, rows[0].get(c)) for c in cols
-              if c not in varying and rows and not (is_missing(rows[0].get(c)) and c != "mixup_alpha")]
+    shared = [
+        hparam_word(c, rows[0].get(c))
+        for c in cols
+        if c not in varying and rows and not (is_missing(rows[0].get(c)) and c != "mixup_alpha")
+    ]
     labels = [", ".join(hparam_word(c, r.get(c)) for c in varying) or "all runs" for r in rows]
     return labels, shared
 

@@ -5,14 +5,33 @@ built from standard packages (preamble/*.tex). Every plain string is escaped (ta
 into lstlisting as ASCII. `\\hwmark{name}` records where each section starts (page, x, y) in
 paper.aux, so texbuild can say which section is longest.
 """
+
 from __future__ import annotations
 
 import re
 from importlib.resources import files
 from pathlib import Path
 
-from .document import (Bold, Bullets, Cite, Code, Document, Equation, Figure, Heading, Listing,
-                       Math, Note, Para, Ref, Table, Todo, caption_parts, ref_word, render_inline)
+from .document import (
+    Bold,
+    Bullets,
+    Cite,
+    Code,
+    Document,
+    Equation,
+    Figure,
+    Heading,
+    Listing,
+    Math,
+    Note,
+    Para,
+    Ref,
+    Table,
+    Todo,
+    caption_parts,
+    ref_word,
+    render_inline,
+)
 from .tables import ascii_only, latex_escape, safe_label
 
 END_MARK = "end-of-content"  # \hwmark before the references
@@ -38,12 +57,17 @@ def breakable(tex: str) -> str:
 
 def inline(parts) -> str:
     """Inline parts as LaTeX: figures and tables by \\ref (LaTeX numbers them)."""
-    return render_inline(parts, latex_escape, {
-        Bold: lambda p: r"\textbf{" + latex_escape(p.text) + "}",
-        Code: lambda p: r"\texttt{" + breakable(latex_escape(p.text)) + "}",
-        Math: lambda p: f"${p.tex}$",
-        Ref: lambda p: f"{ref_word(p.label)}~\\ref{{{safe_label(p.label)}}}",
-        Cite: lambda p: r"\citep{" + p.key + "}"})
+    return render_inline(
+        parts,
+        latex_escape,
+        {
+            Bold: lambda p: r"\textbf{" + latex_escape(p.text) + "}",
+            Code: lambda p: r"\texttt{" + breakable(latex_escape(p.text)) + "}",
+            Math: lambda p: f"${p.tex}$",
+            Ref: lambda p: f"{ref_word(p.label)}~\\ref{{{safe_label(p.label)}}}",
+            Cite: lambda p: r"\citep{" + p.key + "}",
+        },
+    )
 
 
 def listing(source: str) -> str:
@@ -57,13 +81,24 @@ def table_float(t: Table, mark: bool = True) -> list[str]:
     wide = any("±" in str(c) for row in t.rows for c in row) or len(t.header) > 5
     env = "table*" if wide else "table"
     spec = "l" * t.n_text + "r" * (len(t.header) - t.n_text)
-    out = [rf"\begin{{{env}}}[tbp]", *[FLOAT_MARK] * mark, r"\centering\small", r"\setlength{\tabcolsep}{4pt}",
-           rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-           " & ".join(latex_escape(h) for h in t.header) + r" \\", r"\midrule"]
+    out = [
+        rf"\begin{{{env}}}[tbp]",
+        *[FLOAT_MARK] * mark,
+        r"\centering\small",
+        r"\setlength{\tabcolsep}{4pt}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in t.header) + r" \\",
+        r"\midrule",
+    ]
     out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in t.rows]
-    out += [r"\bottomrule", r"\end{tabular}",
-            r"\caption{" + inline(caption_parts(t)) + "}" + rf"\label{{{safe_label(t.label)}}}",
-            rf"\end{{{env}}}", ""]
+    out += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{" + inline(caption_parts(t)) + "}" + rf"\label{{{safe_label(t.label)}}}",
+        rf"\end{{{env}}}",
+        "",
+    ]
     return out
 
 
@@ -75,18 +110,26 @@ def _block(b) -> list[str]:
     if isinstance(b, Para):
         return [inline(b.parts), ""]
     if isinstance(b, Bullets):
-        return [r"\begin{itemize}\setlength{\itemsep}{1pt}\setlength{\parskip}{0pt}"] + \
-               [r"\item " + inline(i) for i in b.items] + [r"\end{itemize}", ""]
+        return (
+            [r"\begin{itemize}\setlength{\itemsep}{1pt}\setlength{\parskip}{0pt}"]
+            + [r"\item " + inline(i) for i in b.items]
+            + [r"\end{itemize}", ""]
+        )
     if isinstance(b, Listing):
         out = [r"\begin{lstlisting}", listing(b.source), r"\end{lstlisting}"]
         return out + ([r"{\footnotesize (" + latex_escape(b.origin) + ")}", ""] if b.origin else [""])
     if isinstance(b, Equation):
         return [r"\begin{equation}", b.tex, r"\end{equation}", ""]
     if isinstance(b, Figure):
-        return [r"\begin{figure}[tbp]", FLOAT_MARK, r"\centering",
-                rf"\includegraphics[width=\columnwidth]{{figures/{b.stem}.pdf}}",
-                r"\caption{" + inline(b.caption) + "}" + rf"\label{{{safe_label(b.label)}}}",
-                r"\end{figure}", ""]
+        return [
+            r"\begin{figure}[tbp]",
+            FLOAT_MARK,
+            r"\centering",
+            rf"\includegraphics[width=\columnwidth]{{figures/{b.stem}.pdf}}",
+            r"\caption{" + inline(b.caption) + "}" + rf"\label{{{safe_label(b.label)}}}",
+            r"\end{figure}",
+            "",
+        ]
     if isinstance(b, Table):
         return table_float(b)
     if isinstance(b, Todo):

@@ -7,20 +7,26 @@ proportion measured on n images (sqrt(p(1-p)/n) per setting); a loss from single
 A difference counts as beyond noise when it exceeds Z = 2 standard errors (about 95%).
 Accuracies are fractions here; words show them in % and differences in percentage points.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 
 from .labels import fmt_loss, fmt_pct
 
 Z = 2.0
-WORDS = {"val_acc": "validation accuracy", "val_loss": "validation loss",
-         "train_loss": "training loss", "train_acc": "training accuracy",
-         "test_acc": "test accuracy", "test_loss": "test loss"}
+WORDS = {
+    "val_acc": "validation accuracy",
+    "val_loss": "validation loss",
+    "train_loss": "training loss",
+    "train_acc": "training accuracy",
+    "test_acc": "test accuracy",
+    "test_loss": "test loss",
+}
 #: Which split's size n a binomial standard error uses, by metric.
 SPLIT = {"val_acc": "val", "train_acc": "train", "test_acc": "test"}
 SPLIT_WORDS = {"val": "validation", "train": "training"}
@@ -59,8 +65,7 @@ def binomial_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.0) / n) if n and n > 0 else math.nan
 
 
-def estimates(runs: pd.DataFrame, metric: str, labels: dict[str, str] | None = None
-              ) -> list[Estimate]:
+def estimates(runs: pd.DataFrame, metric: str, labels: dict[str, str] | None = None) -> list[Estimate]:
     """Per setting of `runs`: its final `metric` over completed runs, best first (a setting
     with no finite value last, with its statuses). Ties go to the lower validation loss."""
     out, tie = [], {}
@@ -71,8 +76,11 @@ def estimates(runs: pd.DataFrame, metric: str, labels: dict[str, str] | None = N
         k = len(vals)
         status = "/".join(sorted(set(part["status"].astype(str)) - {"completed"})) or "completed"
         name = (labels or {}).get(setting, setting)
-        out.append(Estimate(name, float(vals.mean()) if k else math.nan,
-                            float(vals.std(ddof=1)) if k > 1 else math.nan, k, status))
+        out.append(
+            Estimate(
+                name, float(vals.mean()) if k else math.nan, float(vals.std(ddof=1)) if k > 1 else math.nan, k, status
+            )
+        )
         tie[name] = pd.to_numeric(done["val_loss"], errors="coerce").mean()
     sign = 1 if higher_is_better(metric) else -1
 
@@ -87,7 +95,7 @@ def gap(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> Gap
     """The difference best - other (signed so that positive favours `best`) and its standard error."""
     diff = (best.mean - other.mean) * (1 if higher_is_better(metric) else -1)
     if best.k > 1 and other.k > 1:
-        se = math.sqrt(best.std ** 2 / best.k + other.std ** 2 / other.k)
+        se = math.sqrt(best.std**2 / best.k + other.std**2 / other.k)
         seeds = f"{best.k} seeds each" if best.k == other.k else f"{best.k} and {other.k} seeds"
         return Gap(diff, se, f"spread over {seeds}")
     split = SPLIT.get(metric)
@@ -115,14 +123,20 @@ def noise_clause(best: Estimate, other: Estimate, metric: str, sizes: dict | Non
         return f"{other.setting} has no finite final value ({other.status})."
     g = gap(best, other, metric, sizes)
     if not math.isfinite(g.se):
-        return (f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is untested: one run "
-                f"per setting gives no noise estimate for a {WORDS[metric]}.")
+        return (
+            f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is untested: one run "
+            f"per setting gives no noise estimate for a {WORDS[metric]}."
+        )
     se = diff_text(metric, g.se)
     if g.within_noise:
-        return (f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is within noise "
-                f"(standard error {se}, {g.basis}): these runs do not tell the two apart.")
-    return (f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is "
-            f"{abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise.")
+        return (
+            f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is within noise "
+            f"(standard error {se}, {g.basis}): these runs do not tell the two apart."
+        )
+    return (
+        f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is "
+        f"{abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise."
+    )
 
 
 def ranking_sentence(ests: Sequence[Estimate], metric: str, sizes: dict | None) -> str:

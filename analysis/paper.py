@@ -3,8 +3,10 @@
 Reads STUDY_DIR/choices.json (written by python -m hw_hparams.homework) and the run folders it
 lists, once; writes STUDY_DIR/report/: runs.csv, history.csv, and, rendered from one Document
 (content.build), tables/, figures/ (PNG + PDF), report.md, paper.tex and, when TeX is on PATH,
-paper.pdf. No training, no training code: a copied outputs/ folder rebuilds the same way. Exit status: 0, 1 (the paper did not compile), 2 (a user error).
+paper.pdf. No training, no training code: a copied outputs/ folder rebuilds the same way.
+Exit status: 0, 1 (the paper did not compile), 2 (a user error).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +45,9 @@ def resolve_style(out: Path, named: str | os.PathLike | None) -> Path | None:
     if named:
         p = Path(named)
         if not STYLE_NAME.fullmatch(p.name):
-            raise AnalysisError(f"style {str(p)!r} is not allowed: an AAAI author-kit style file "
-                                "named aaai*.sty (e.g. aaai25.sty)")
+            raise AnalysisError(
+                f"style {str(p)!r} is not allowed: an AAAI author-kit style file named aaai*.sty (e.g. aaai25.sty)"
+            )
         if not p.is_file():
             raise AnalysisError(f"style file does not exist: {p}")
         dest = out / p.name
@@ -55,8 +58,9 @@ def resolve_style(out: Path, named: str | os.PathLike | None) -> Path | None:
     return found[-1] if found else None
 
 
-def build(root: str | os.PathLike, *, style: str | os.PathLike | None = None,
-          figures: bool = True, compile: bool = True) -> Result:
+def build(
+    root: str | os.PathLike, *, style: str | os.PathLike | None = None, figures: bool = True, compile: bool = True
+) -> Result:
     """Write <root>/report/ from the study in `root`; AnalysisError for a user error."""
     s = load(root)
     out = Path(root) / REPORT_DIR
@@ -69,12 +73,14 @@ def build(root: str | os.PathLike, *, style: str | os.PathLike | None = None,
     res.report_md.write_text(to_markdown(doc), encoding="utf-8")
     res.tex.write_text(to_latex(doc, style_path), encoding="utf-8")
     res.lines.append(f"report: {res.report_md}")
-    res.lines.append(f"style: {style_path.name} (official AAAI)" if style_path else
-                     "style: AAAI look-alike (put an aaai*.sty in the report folder to use the official one)")
+    res.lines.append(
+        f"style: {style_path.name} (official AAAI)"
+        if style_path
+        else "style: AAAI look-alike (put an aaai*.sty in the report folder to use the official one)"
+    )
     missing = [f.stem for f in doc.figures() if out / "figures" / f"{f.stem}.pdf" not in drawn]
     if not compile or not figures or missing:
-        why = ("figures=false" if not figures else f"figure {missing[0]}.pdf is missing" if missing
-               else "not asked to")
+        why = "figures=false" if not figures else f"figure {missing[0]}.pdf is missing" if missing else "not asked to"
         res.lines.append(f"paper: {res.tex} written, not compiled ({why})")
         return res
     b = texbuild.compile_tex(res.tex)
@@ -86,13 +92,15 @@ def build(root: str | os.PathLike, *, style: str | os.PathLike | None = None,
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m analysis.paper", description=__doc__.splitlines()[0])
     p.add_argument("study", metavar="STUDY_DIR", help="a study folder, e.g. outputs/homework")
-    p.add_argument("--style", help="an AAAI author-kit style file (aaai*.sty) to use instead of the "
-                                   "look-alike; copied into the report folder")
+    p.add_argument(
+        "--style",
+        help="an AAAI author-kit style file (aaai*.sty) to use instead of the "
+        "look-alike; copied into the report folder",
+    )
     p.add_argument("--no-compile", action="store_true", help="write paper.tex only")
     p.add_argument("--no-figures", action="store_true", help="draw no figures (and compile nothing)")
     args = p.parse_args(argv)
-    res = run_cli(lambda: build(args.study, style=args.style, figures=not args.no_figures,
-                                compile=not args.no_compile))
+    res = run_cli(lambda: build(args.study, style=args.style, figures=not args.no_figures, compile=not args.no_compile))
     if res is None:
         return 2
     for line in res.lines:

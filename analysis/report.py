@@ -1,10 +1,11 @@
 """The generic document of any run folders (`python -m analysis`), and every file a document
 renders to: tables/<file>.{md,tex} from its Table blocks, figures/<stem>.{png,pdf} from its Figures."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -23,21 +24,32 @@ def generic_document(runs: pd.DataFrame, hist: pd.DataFrame, stats: dict | None)
     blocks: list = []
     for section in sections(runs):
         part, title = runs[runs["section"] == section], section_title(section)
-        blocks += [Heading(title),
-                   metrics_table(part, section, (NOTE,), title=f"Section {section}: final metrics per setting"),
-                   section_figure(part, hist[hist["section"] == section], title, safe_name(section))]
-    blocks += [metrics_table(runs, "all", (NOTE,), with_section=True, title="All sections: final metrics per setting",
-                             file="all"),
-               lr_schedule_figure(hist, runs), beta_figure(runs)]
+        blocks += [
+            Heading(title),
+            metrics_table(part, section, (NOTE,), title=f"Section {section}: final metrics per setting"),
+            section_figure(part, hist[hist["section"] == section], title, safe_name(section)),
+        ]
+    blocks += [
+        metrics_table(
+            runs, "all", (NOTE,), with_section=True, title="All sections: final metrics per setting", file="all"
+        ),
+        lr_schedule_figure(hist, runs),
+        beta_figure(runs),
+    ]
     if stats is not None:
-        blocks += [class_figure(stats), split_table(stats),
-                   channel_table(stats, ("Channel mean and standard deviation in [0, 1] pixel units.",),
-                                 title="Channel statistics")]
+        blocks += [
+            class_figure(stats),
+            split_table(stats),
+            channel_table(
+                stats, ("Channel mean and standard deviation in [0, 1] pixel units.",), title="Channel statistics"
+            ),
+        ]
     return Document("Final metrics, curves and data statistics of the runs", "", blocks)
 
 
-def write_document(doc: Document, out_dir: str | os.PathLike, *, figures: bool = True,
-                   demo: bool = False) -> dict[str, list[Path]]:
+def write_document(
+    doc: Document, out_dir: str | os.PathLike, *, figures: bool = True, demo: bool = False
+) -> dict[str, list[Path]]:
     """tables/<file>.{md,tex} of every Table of `doc` (tables sharing a file follow each other) and,
     with `figures`, figures/<stem>.{png,pdf} of every Figure that has something to draw (`demo`:
     marked as drawn from generated data). Returns {'tables': [...], 'figures': [...]}."""
@@ -48,8 +60,10 @@ def write_document(doc: Document, out_dir: str | os.PathLike, *, figures: bool =
     written: dict[str, list[Path]] = {"tables": [], "figures": []}
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for stem, tables in files.items():
-        for ext, text in (("md", "\n".join(md_table_file(t, doc, numbers) for t in tables)),
-                          ("tex", "\n".join("\n".join(table_float(t, mark=False)) for t in tables))):
+        for ext, text in (
+            ("md", "\n".join(md_table_file(t, doc, numbers) for t in tables)),
+            ("tex", "\n".join("\n".join(table_float(t, mark=False)) for t in tables)),
+        ):
             path = out / "tables" / f"{stem}.{ext}"
             path.write_text(text, encoding="utf-8")
             written["tables"].append(path)
@@ -69,8 +83,9 @@ def write_csvs(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLik
     return paths
 
 
-def write_all(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
-              figures: bool = True, demo: bool = False) -> dict[str, list[Path]]:
+def write_all(
+    paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *, figures: bool = True, demo: bool = False
+) -> dict[str, list[Path]]:
     """Collect the runs under `paths` and write runs.csv, history.csv and the generic document's
     tables/ and figures/ (figures/<section>, lr_schedule, beta_pdf, class_proportions).
 
@@ -81,8 +96,9 @@ def write_all(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *,
     return write_collected(runs, hist, out_dir, figures=figures, demo=demo)
 
 
-def write_collected(runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *,
-                    figures: bool = True, demo: bool = False) -> dict[str, list[Path]]:
+def write_collected(
+    runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *, figures: bool = True, demo: bool = False
+) -> dict[str, list[Path]]:
     """Like write_all, from the tables that `collect` already returned."""
     doc = generic_document(runs, hist, load_data_stats(runs["run_dir"]))
     return {"csv": write_csvs(runs, hist, out_dir), **write_document(doc, out_dir, figures=figures, demo=demo)}

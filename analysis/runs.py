@@ -3,13 +3,15 @@
 Units: accuracies are fractions in [0, 1] (tables convert to %), losses are nats per example,
 `lr` is the learning rate used in that epoch, times are seconds.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +41,20 @@ GROUP_COLS = [c for c in HPARAMS if c != "seed"]
 #: Columns appended to a setting's words when they vary inside a section.
 EXTRA_LABEL_COLS = ("epochs", "batch_size", "momentum")
 META_COLS = ["run_dir", "section", "setting"] + HPARAMS
-RUN_COLS = META_COLS + ["status", "epochs_completed", *FINAL_COLS, "best_val_acc", "best_epoch",
-                        "test_loss", "test_acc", "wall_time_s", "images_per_s", "device", "compile", "message"]
+RUN_COLS = META_COLS + [
+    "status",
+    "epochs_completed",
+    *FINAL_COLS,
+    "best_val_acc",
+    "best_epoch",
+    "test_loss",
+    "test_acc",
+    "wall_time_s",
+    "images_per_s",
+    "device",
+    "compile",
+    "message",
+]
 RUN_MARKERS = ("history.csv", "summary.json")
 #: A folder holding this file is analysis output (runs.csv beside an aggregated history.csv), never a run.
 REPORT_MARKER = "runs.csv"
@@ -98,8 +112,9 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
                 found.setdefault(os.path.normpath(dirpath), Path(dirpath))
                 dirnames[:] = []  # a run folder's subfolders are not runs
     if not found:
-        raise AnalysisError("no run folders (with history.csv or summary.json) found under: "
-                            + ", ".join(str(p) for p in paths))
+        raise AnalysisError(
+            "no run folders (with history.csv or summary.json) found under: " + ", ".join(str(p) for p in paths)
+        )
     return [found[k] for k in sorted(found)]
 
 
@@ -133,10 +148,12 @@ def _read_yaml(path: Path) -> dict | None:
         return None
     try:
         import yaml  # PyYAML (a dependency of omegaconf)
+
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except ImportError:
         from omegaconf import OmegaConf
+
         data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     except Exception as e:  # noqa: BLE001 - a broken file must not stop the analysis
         warnings.warn(f"unreadable {path}: {e}", stacklevel=3)
@@ -178,8 +195,7 @@ def _num(x: Any) -> float:
 
 def _run_record(run_dir: Path, summary: dict | None, n_hist: int, cfg: dict[str, Any]) -> dict[str, Any]:
     s = summary or {}
-    rec: dict[str, Any] = {"run_dir": str(run_dir),
-                           "section": Path(os.path.abspath(run_dir)).parent.name}
+    rec: dict[str, Any] = {"run_dir": str(run_dir), "section": Path(os.path.abspath(run_dir)).parent.name}
     for col, key in HPARAM_KEYS.items():
         v = cfg.get(key)
         rec[col] = np.nan if v is None else v
@@ -203,12 +219,16 @@ def _run_record(run_dir: Path, summary: dict | None, n_hist: int, cfg: dict[str,
 
 
 def compile_words(record: Any) -> str | None:
-    """summary.json's `compile` record in words: 'compiled, bf16: 3 graphs, 0 recompiles, ...' or 'eager, fp32 (fallback: ...)'."""
+    """summary.json's `compile` record in words: 'compiled, bf16: 3 graphs, 0 recompiles, ...' or
+    'eager, fp32 (fallback: ...)'."""
     if not isinstance(record, dict):
         return None
     precision = record.get("precision", "?")
     if record.get("compiled"):
-        counts = ", ".join(f"{record.get(k, '?')} {k.replace('_', ' ')}" for k in ("graphs", "recompiles", "graph_breaks", "cudagraph_skips"))
+        counts = ", ".join(
+            f"{record.get(k, '?')} {k.replace('_', ' ')}"
+            for k in ("graphs", "recompiles", "graph_breaks", "cudagraph_skips")
+        )
         return f"compiled, {precision}: {counts}, {_num(record.get('compile_s')):.0f} s to compile"
     fallback = record.get("fallback")
     return f"eager, {precision}" + (f" (fallback: {fallback})" if fallback else "")
@@ -244,7 +264,8 @@ def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> 
     Returns (runs, history): `runs` has one row per run (columns RUN_COLS; final metrics are the
     last history.csv row, else summary.json's `final`, else NaN; epochs_completed = number of
     history rows (summary's value when there is no history); best_* from summary.json, else from
-    history; test_* NaN where the test set was not evaluated; status 'unknown' without summary); `history` has one row per run per logged epoch (META_COLS + HIST_COLS).
+    history; test_* NaN where the test set was not evaluated; status 'unknown' without summary);
+    `history` has one row per run per logged epoch (META_COLS + HIST_COLS).
     `configs`, when given, is filled with each run's flattened config (load_config), in row order.
     Raises AnalysisError for a missing path or when no run folder is found.
     """
@@ -261,8 +282,7 @@ def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> 
     runs = pd.DataFrame.from_records(records)
     lengths = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
     nonempty = [f for f in frames if len(f)]
-    hist = (pd.concat(nonempty, ignore_index=True) if nonempty
-            else pd.DataFrame(columns=HIST_COLS, dtype=float))
+    hist = pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame(columns=HIST_COLS, dtype=float)
     run_idx = np.repeat(np.arange(len(runs)), lengths)
 
     if len(hist):  # final metrics = last history row; best from history where summary lacks it
@@ -279,7 +299,7 @@ def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> 
             best = runs["best_val_acc"].to_numpy(dtype=float, copy=True)
             best_ep = runs["best_epoch"].to_numpy(dtype=float, copy=True)
             for i in need:
-                seg = va[starts[i]:starts[i] + lengths[i]]
+                seg = va[starts[i] : starts[i] + lengths[i]]
                 if np.isfinite(seg).any():
                     j = int(np.nanargmax(seg))
                     best[i], best_ep[i] = seg[j], ep[starts[i] + j]
@@ -317,6 +337,8 @@ def load_data_stats(run_dirs: Iterable[str | os.PathLike]) -> dict | None:
         elif any(stats.get(k) != first.get(k) for k in _STAT_KEYS):
             differs.append(str(d))
     if differs:
-        warnings.warn(f"data_stats.json differs from {first_dir} in {len(differs)} run(s) "
-                      f"(e.g. {differs[0]}); using {first_dir}", stacklevel=2)
+        warnings.warn(
+            f"data_stats.json differs from {first_dir} in {len(differs)} run(s) (e.g. {differs[0]}); using {first_dir}",
+            stacklevel=2,
+        )
     return first

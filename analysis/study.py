@@ -3,6 +3,7 @@
 Every number of report.md and paper.tex comes from the two tables read here (`collect` once),
 and from the training split's data_stats.json.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,7 @@ def load(root: str | os.PathLike) -> StudyData:
         raise AnalysisError(f"{root / C.FILE} lists no run folders")
     missing = [d for d in every if not d.is_dir()]
     if missing:
-        raise AnalysisError(f"{len(missing)} run folder(s) listed in {root / C.FILE} are missing, "
-                            f"e.g. {missing[0]}")
+        raise AnalysisError(f"{len(missing)} run folder(s) listed in {root / C.FILE} are missing, e.g. {missing[0]}")
     runs, hist = collect(every)
     section_of = {os.path.normpath(d): s for s, ds in dirs.items() for d in ds}
     runs["section"] = runs["run_dir"].map(lambda d: section_of[os.path.normpath(d)])

@@ -289,19 +289,34 @@ def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
     by = ", ".join(sel.by) or "nothing"
     out = []
     if len(sel.hist):
-        out.append(Figure("curves_by", (f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, "
-                                        "band ±1 sample std.",), lambda: draw_curves_by(sel, labels)))
+        out.append(
+            Figure(
+                "curves_by",
+                (f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, band ±1 sample std.",),
+                lambda: draw_curves_by(sel, labels),
+            )
+        )
     if sel.pivot:
         values = grid_values(sel)
         others = [k for k in sel.by if k not in sel.pivot]
         draw = draw_scatter if not others and is_sparse(values, *sel.pivot) else draw_grid
-        out.append(Figure(f"grid_{sel.metric}", (f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}.",),
-                          lambda: draw(sel, values)))
+        out.append(
+            Figure(
+                f"grid_{sel.metric}",
+                (f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}.",),
+                lambda: draw(sel, values),
+            )
+        )
     if len(sel.by) >= 3:
         values = group_values(sel.runs, sel.by, sel.metric)
         if (values["n"] > 0).sum() >= 2:
-            out.append(Figure(f"parallel_{sel.metric}", (f"Parallel coordinates of the settings by {by}.",),
-                              lambda: draw_parallel(sel, values)))
+            out.append(
+                Figure(
+                    f"parallel_{sel.metric}",
+                    (f"Parallel coordinates of the settings by {by}.",),
+                    lambda: draw_parallel(sel, values),
+                )
+            )
     return out
 
 

@@ -7,11 +7,12 @@ tables (grid.py: ranking, --pivot grid, each also as tables/<file>.csv) and figu
 `trial` for a search's runs). A section with more than MAX_COLORED settings gets no curves figure of
 its own: curves_by draws them legibly instead.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from . import grid, sweep_figures
 from .document import Figure
@@ -21,9 +22,17 @@ from .sweep import select
 from .tables import safe_name
 
 
-def write(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *, by: str | None = None,
-          metric: str = "val_acc", pivot: str | None = None, where: Sequence[str] = (),
-          figures: bool = True, demo: bool = False) -> dict[str, list[Path]]:
+def write(
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    by: str | None = None,
+    metric: str = "val_acc",
+    pivot: str | None = None,
+    where: Sequence[str] = (),
+    figures: bool = True,
+    demo: bool = False,
+) -> dict[str, list[Path]]:
     """Collect, select (sweep.select), then write the CSVs, tables and figures; returns the written
     files by kind ({'csv': [...], 'tables': [...], 'figures': [...]})."""
     configs: list[dict] = []

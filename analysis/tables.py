@@ -5,11 +5,13 @@ follow the assignment's order (lr_sweep, schedule_sweep, wd_sweep, mixup, then a
 Settings with several seeds show `mean ± std (n=k)`: sample std (ddof=1) over the k runs whose
 value is finite.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -18,26 +20,38 @@ from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
 from .runs import GROUP_COLS
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
-METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc (%)", "pct"),
-           ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc (%)", "pct"),
-           ("best_val_acc", "Best val acc (%)", "pct"), ("test_loss", "Test loss", "loss"),
-           ("test_acc", "Test acc (%)", "pct")]
+METRICS = [
+    ("train_loss", "Train loss", "loss"),
+    ("train_acc", "Train acc (%)", "pct"),
+    ("val_loss", "Val loss", "loss"),
+    ("val_acc", "Val acc (%)", "pct"),
+    ("best_val_acc", "Best val acc (%)", "pct"),
+    ("test_loss", "Test loss", "loss"),
+    ("test_acc", "Test acc (%)", "pct"),
+]
 #: The report's compact columns: final training and validation metrics (its caption says "in %").
-REPORT_METRICS = [("train_loss", "Train loss", "loss"), ("train_acc", "Train acc", "pct"),
-                  ("val_loss", "Val loss", "loss"), ("val_acc", "Val acc", "pct")]
+REPORT_METRICS = [
+    ("train_loss", "Train loss", "loss"),
+    ("train_acc", "Train acc", "pct"),
+    ("val_loss", "Val loss", "loss"),
+    ("val_acc", "Val acc", "pct"),
+]
 MISSING = "—"
-NOTE = ("Metrics of the last completed epoch; accuracies in %, losses are cross-entropy. "
-        "Best val acc is the maximum over epochs; the test set is evaluated once, at the end. "
-        "Where several seeds share a setting: mean ± sample standard deviation (ddof=1) "
-        "over the n runs with a finite value.")
+NOTE = (
+    "Metrics of the last completed epoch; accuracies in %, losses are cross-entropy. "
+    "Best val acc is the maximum over epochs; the test set is evaluated once, at the end. "
+    "Where several seeds share a setting: mean ± sample standard deviation (ddof=1) "
+    "over the n runs with a finite value."
+)
 SORT_COLS = ["section", "lr", "schedule", "weight_decay", "mixup_alpha", "epochs", "seed"]
 
 
 def in_section_order(runs: pd.DataFrame) -> pd.DataFrame:
     """`runs` sorted by section (the assignment's order), then lr, schedule, wd, mixup, epochs, seed."""
     cols = [c for c in SORT_COLS if c in runs]
-    return runs.sort_values(cols, kind="stable", na_position="last",
-                            key=lambda s: s.map(section_rank) if s.name == "section" else s)
+    return runs.sort_values(
+        cols, kind="stable", na_position="last", key=lambda s: s.map(section_rank) if s.name == "section" else s
+    )
 
 
 def sections(runs: pd.DataFrame) -> list:
@@ -90,9 +104,19 @@ def _epochs_cell(r: pd.Series) -> str:
     return done
 
 
-def metrics_table(runs: pd.DataFrame, name: str, caption: tuple, *, metrics=METRICS, labels=None,
-                  with_section: bool = False, counts: str = "epochs", with_n: bool = True,
-                  title: str = "", file: str = "") -> Table:
+def metrics_table(
+    runs: pd.DataFrame,
+    name: str,
+    caption: tuple,
+    *,
+    metrics=METRICS,
+    labels=None,
+    with_section: bool = False,
+    counts: str = "epochs",
+    with_n: bool = True,
+    title: str = "",
+    file: str = "",
+) -> Table:
     """The final-metrics table of `runs`, one row per setting (summarize), accuracies in %.
 
     Columns: Section (`with_section`), Setting (renamed by `labels`), Status when not every run
@@ -114,13 +138,40 @@ def metrics_table(runs: pd.DataFrame, name: str, caption: tuple, *, metrics=METR
     return Table(header, rows, caption, name, n_text=with_section + 1 + status, title=title, file=file)
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-                  "|": r"\textbar{}", "±": r"$\pm$", "–": "--", "—": "---", "×": r"$\times$",
-                  "α": r"$\alpha$", "λ": r"$\lambda$", "η": r"$\eta$", "→": r"$\to$",
-                  "≤": r"$\le$", "≥": r"$\ge$", "∞": r"$\infty$", "≈": r"$\approx$",
-                  "·": r"$\cdot$", "∼": r"$\sim$", "−": "--", "’": "'", "“": "``", "”": "''", "\n": " "}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "±": r"$\pm$",
+    "–": "--",
+    "—": "---",
+    "×": r"$\times$",
+    "α": r"$\alpha$",
+    "λ": r"$\lambda$",
+    "η": r"$\eta$",
+    "→": r"$\to$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "∞": r"$\infty$",
+    "≈": r"$\approx$",
+    "·": r"$\cdot$",
+    "∼": r"$\sim$",
+    "−": "--",
+    "’": "'",
+    "“": "``",
+    "”": "''",
+    "\n": " ",
+}
 _LATEX_RE = re.compile("(" + "|".join(re.escape(k) for k in _LATEX_SPECIAL) + ")")
 
 
@@ -155,8 +206,9 @@ def split_table(stats: dict) -> Table:
         rows.append(["split seed", str(stats["split_seed"])])
     if stats.get("class_names"):
         rows.append(["classes", str(len(stats["class_names"]))])
-    return Table(["Quantity", "Value"], rows, (), "data_splits", title="Data splits (images per split)",
-                 file="data_stats")
+    return Table(
+        ["Quantity", "Value"], rows, (), "data_splits", title="Data splits (images per split)", file="data_stats"
+    )
 
 
 def channel_table(stats: dict, caption: tuple, names: Sequence[str] = ("R", "G", "B"), title: str = "") -> Table:

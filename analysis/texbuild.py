@@ -4,6 +4,7 @@ Errors come back as one line (the first LaTeX error and where the log is), never
 Pages before the references are those up to the page of the END_MARK position; the longest
 section is measured in columns from the positions \\hwmark wrote into paper.aux.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,10 @@ from .latex import END_MARK
 
 PAGE_LIMIT = 6  # pages before the references (the assignment's limit)
 TIMEOUT_S = 240
-INSTALL_HINT = ("install TeX (Debian/Ubuntu: apt-get install texlive-latex-base "
-                "texlive-latex-recommended texlive-fonts-recommended latexmk)")
+INSTALL_HINT = (
+    "install TeX (Debian/Ubuntu: apt-get install texlive-latex-base "
+    "texlive-latex-recommended texlive-fonts-recommended latexmk)"
+)
 _POS = re.compile(r"\\hwpos\{(.*?)\}\{(\d+)\}\{(-?\d+)\}\{(-?\d+)\}")
 _PAGES = re.compile(r"Output written on .*?\((\d+) pages?")
 PAGE_W_SP = 8.5 * 72.27 * 65536  # US letter width in TeX scaled points
@@ -85,14 +88,20 @@ def compile_tex(tex: Path, timeout: int = TIMEOUT_S) -> Build:
     cmd = tex_command()
     where = tex.parent
     if cmd is None:
-        return Build(None, lines=[f"paper: {tex} written; no LaTeX on PATH to compile it: {INSTALL_HINT}, "
-                                   f"then run `latexmk -pdf {tex.name}` in {where}"])
+        return Build(
+            None,
+            lines=[
+                f"paper: {tex} written; no LaTeX on PATH to compile it: {INSTALL_HINT}, "
+                f"then run `latexmk -pdf {tex.name}` in {where}"
+            ],
+        )
     runs = 1 if cmd[0] == "latexmk" else 2
     log_path = tex.with_suffix(".log")
     try:
         for _ in range(runs):
-            proc = subprocess.run([*cmd, tex.name], cwd=where, capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [*cmd, tex.name], cwd=where, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            )
             if proc.returncode:
                 break
     except subprocess.TimeoutExpired:
@@ -106,11 +115,12 @@ def compile_tex(tex: Path, timeout: int = TIMEOUT_S) -> Build:
     aux_path = tex.with_suffix(".aux")
     aux = aux_path.read_text(errors="replace") if aux_path.exists() else ""
     b = Build(True, pdf, int(m[-1]) if m else None, content_pages(aux), longest_section(aux))
-    b.lines.append(f"paper: {pdf} ({b.pages} pages, {b.content_pages} before the references; "
-                   f"limit {PAGE_LIMIT})")
+    b.lines.append(f"paper: {pdf} ({b.pages} pages, {b.content_pages} before the references; limit {PAGE_LIMIT})")
     if b.content_pages and b.content_pages > PAGE_LIMIT:
         name, cols = b.longest or ("?", 0.0)
-        b.lines.append(f"warning: {b.content_pages} pages before the references, over the "
-                       f"{PAGE_LIMIT}-page limit; the longest section is '{name}' "
-                       f"(about {cols:.1f} columns): shorten it")
+        b.lines.append(
+            f"warning: {b.content_pages} pages before the references, over the "
+            f"{PAGE_LIMIT}-page limit; the longest section is '{name}' "
+            f"(about {cols:.1f} columns): shorten it"
+        )
     return b

@@ -36,11 +36,15 @@ from .cli import fail
 from .errors import ConfigError, OneLineParser
 from .run_folder import write_json
 
-SMOKE = dict(device="cpu", model="tiny", train=256, val=64, batch_size=64, epochs=1, warmup_epochs=0, ks="1,2", workers=0)
+SMOKE = dict(
+    device="cpu", model="tiny", train=256, val=64, batch_size=64, epochs=1, warmup_epochs=0, ks="1,2", workers=0
+)
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    ap = OneLineParser(prog="python -m hw_hparams.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(
+        prog="python -m hw_hparams.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     ap.add_argument("--model", default="mobilenetv2", choices=["mobilenetv2", "mobilenetv1", "tiny"])
     ap.add_argument("--train", type=int, default=40000, help="training images per epoch (default 40000)")
@@ -48,18 +52,35 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (default 3)")
     ap.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs before them (default 1)")
-    ap.add_argument("--ks", default="1,2,4,6,8", help="runs at once for (d) and (e), comma-separated (default 1,2,4,6,8)")
+    ap.add_argument(
+        "--ks", default="1,2,4,6,8", help="runs at once for (d) and (e), comma-separated (default 1,2,4,6,8)"
+    )
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the classic pipeline (default 2)")
     ap.add_argument("--pipelines", default="a,b,c,d,e", help="which of a,b,c,d,e to run (default all)")
     ap.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="trainer.compile for (c)-(e)")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="trainer.precision for (c)-(e)")
-    ap.add_argument("--channels-last", default="auto", choices=["auto", "true", "false"], help="(c)-(e); auto: per model and device")
+    ap.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="trainer.precision for (c)-(e)"
+    )
+    ap.add_argument(
+        "--channels-last", default="auto", choices=["auto", "true", "false"], help="(c)-(e); auto: per model and device"
+    )
     ap.add_argument("--compile-mode", default=None, help="torch.compile mode for (c)-(e) (default reduce-overhead)")
-    ap.add_argument("--mixup-alpha", type=float, default=None, help="mixup for (b)-(e) and --verify (default none: crop + flip only)")
-    ap.add_argument("--verify", action="store_true", help="first check eager vs compiled step in fp32 (same seed): loss differences")
+    ap.add_argument(
+        "--mixup-alpha",
+        type=float,
+        default=None,
+        help="mixup for (b)-(e) and --verify (default none: crop + flip only)",
+    )
+    ap.add_argument(
+        "--verify", action="store_true", help="first check eager vs compiled step in fp32 (same seed): loss differences"
+    )
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed per measurement (default 900)")
     ap.add_argument("--out", default=None, help="also write the numbers to this JSON file")
-    ap.add_argument("--cpu-smoke", action="store_true", help="tiny CPU run of every pipeline (CI): " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()))
+    ap.add_argument(
+        "--cpu-smoke",
+        action="store_true",
+        help="tiny CPU run of every pipeline (CI): " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()),
+    )
     args = ap.parse_args(argv)
     if args.cpu_smoke:
         for k, v in SMOKE.items():
@@ -71,9 +92,18 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     pipelines = set(args.pipelines.split(","))
     for ok, what in [
         (min(args.ks) >= 1, f"--ks={args.ks} is not allowed: integers >= 1"),
-        (pipelines <= set("abcde") and pipelines, f"--pipelines={args.pipelines!r} is not allowed: a subset of a,b,c,d,e"),
-        (args.train >= args.batch_size >= 1, f"--train={args.train} is not allowed: must be >= --batch-size ({args.batch_size}) >= 1"),
-        (args.val >= 1 and args.epochs >= 1 and args.warmup_epochs >= 0, "--val and --epochs must be >= 1, --warmup-epochs >= 0"),
+        (
+            pipelines <= set("abcde") and pipelines,
+            f"--pipelines={args.pipelines!r} is not allowed: a subset of a,b,c,d,e",
+        ),
+        (
+            args.train >= args.batch_size >= 1,
+            f"--train={args.train} is not allowed: must be >= --batch-size ({args.batch_size}) >= 1",
+        ),
+        (
+            args.val >= 1 and args.epochs >= 1 and args.warmup_epochs >= 0,
+            "--val and --epochs must be >= 1, --warmup-epochs >= 0",
+        ),
         (args.workers >= 0, "--workers must be >= 0"),
     ]:
         if not ok:
@@ -117,7 +147,9 @@ def run_processes(kind: str, p: dict, k: int, timeout: float) -> list[dict]:
         if proc.is_alive():
             proc.kill()
     missing = k - len(out)
-    out += [{"error": f"process gave no result within {timeout} s or died (exit codes {[q.exitcode for q in procs]})"}] * missing
+    out += [
+        {"error": f"process gave no result within {timeout} s or died (exit codes {[q.exitcode for q in procs]})"}
+    ] * missing
     return out
 
 
@@ -125,20 +157,29 @@ def summarize(label: str, runs: list[dict], n_train: int) -> dict:
     """One table row from the results of the processes that ran together."""
     errors = [r["error"] for r in runs if "error" in r]
     if errors:
-        return {"pipeline": label, "runs": len(runs), "error": errors[0], "tracebacks": [r.get("traceback") for r in runs]}
+        return {
+            "pipeline": label,
+            "runs": len(runs),
+            "error": errors[0],
+            "tracebacks": [r.get("traceback") for r in runs],
+        }
     import statistics
 
     k = sum(r.get("fused", 1) for r in runs)  # runs trained: processes x runs fused in each
     epochs = len(runs[0]["epoch_times"])
     window = max(r["t_end"] for r in runs) - min(r["t_start"] for r in runs)
     return {
-        "pipeline": label, "runs": k, "settings": runs[0]["settings"],
+        "pipeline": label,
+        "runs": k,
+        "settings": runs[0]["settings"],
         "s_per_epoch": statistics.median(t for r in runs for t in r["epoch_times"]),
         "images_per_s": k * n_train * epochs / window,
         "compile_s": max(r["compile_s"] for r in runs),
-        "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs), "memory_kind": runs[0]["memory_kind"],
+        "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs),
+        "memory_kind": runs[0]["memory_kind"],
         "recompiles": runs[0]["recompiles"] if len(runs) == 1 else _sum_or_none([r["recompiles"] for r in runs]),
-        "syncs_per_epoch": runs[0]["syncs_per_epoch"], "device_name": runs[0]["device_name"],
+        "syncs_per_epoch": runs[0]["syncs_per_epoch"],
+        "device_name": runs[0]["device_name"],
         "cudagraph_skips": _sum_or_none([r.get("cudagraph_skips") for r in runs]),
         "graph_breaks": _sum_or_none([r.get("graph_breaks") for r in runs]),
         "self_check": max((r["self_check"] for r in runs if r.get("self_check") is not None), default=None),
@@ -165,8 +206,15 @@ def study_stages() -> tuple[tuple[str, int, int], ...]:
     from .sweeps import check
 
     plan = make_plan("fused", "true", lambda p: check([f"experiment={p.section}", "hydra/launcher=fused"]))
-    return tuple((" + ".join(label(p) for p in st.parts), max(e for p in st.parts for e in plan.epochs(p)),
-                  sum(len(plan.runs[p]) for p in st.parts)) for st in plan.stages if not st.test)
+    return tuple(
+        (
+            " + ".join(label(p) for p in st.parts),
+            max(e for p in st.parts for e in plan.epochs(p)),
+            sum(len(plan.runs[p]) for p in st.parts),
+        )
+        for st in plan.stages
+        if not st.test
+    )
 
 
 def epoch_time_at(per_run: dict[int, float], k: int) -> tuple[float, str]:
@@ -189,7 +237,9 @@ def critical_path(per_run: dict[int, float], compile_s: float, stages) -> dict:
     for name, epochs, k in stages:
         t, how = epoch_time_at(per_run, k)
         seconds = epochs * t + compile_s
-        parts.append({"stage": name, "epochs": epochs, "runs_at_once": k, "s_per_epoch": t, "how": how, "seconds": seconds})
+        parts.append(
+            {"stage": name, "epochs": epochs, "runs_at_once": k, "s_per_epoch": t, "how": how, "seconds": seconds}
+        )
         total += seconds
     return {"stages": parts, "compile_s_per_stage": compile_s, "total_s": total}
 
@@ -199,13 +249,16 @@ def _fmt(v, spec: str, none: str = "-") -> str:
 
 
 def render(rows: list[dict], meta: dict, paths: dict[str, dict]) -> str:
-    """The Markdown report: header lines, the table, the critical paths (by how each stage's runs share the device)."""
+    """The Markdown report: header lines, the table, the critical paths (by how each stage's runs share the
+    device)."""
     lines = [
-        f"Benchmark {meta['date']} on {meta['device_name']}, torch {meta['torch']}; model {meta['model']}, batch {meta['batch_size']}, "
-        f"{meta['train']} train + {meta['val']} val images per epoch; median of {meta['epochs']} timed epochs after {meta['warmup_epochs']} untimed.",
-        f"Command: `{meta['command']}`", "",
-        "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) | compile + capture s | peak memory | recompiles | syncs / epoch "
-        "| cudagraph skips | graph breaks | self-check diff |",
+        f"Benchmark {meta['date']} on {meta['device_name']}, torch {meta['torch']}; model {meta['model']}, "
+        f"batch {meta['batch_size']}, {meta['train']} train + {meta['val']} val images per epoch; "
+        f"median of {meta['epochs']} timed epochs after {meta['warmup_epochs']} untimed.",
+        f"Command: `{meta['command']}`",
+        "",
+        "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) | compile + capture s | peak memory "
+        "| recompiles | syncs / epoch | cudagraph skips | graph breaks | self-check diff |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(a)")), None)
@@ -218,16 +271,23 @@ def render(rows: list[dict], meta: dict, paths: dict[str, dict]) -> str:
         gain = f"{r['images_per_s'] / one:.2f}x" if one else "-"
         mem = f"{r['peak_memory_bytes'] / 2**30:.2f} GiB ({r['memory_kind']})"
         lines.append(
-            f"| {r['pipeline']} | {r['settings']} | {r['s_per_epoch']:.3f} | {r['images_per_s']:.0f} | {ratio} | {gain} | "
-            f"{r['compile_s']:.1f} | {mem} | {_fmt(r['recompiles'], 'd')} | {_fmt(r['syncs_per_epoch'], 'd')} | "
-            f"{_fmt(r.get('cudagraph_skips'), 'd')} | {_fmt(r.get('graph_breaks'), 'd')} | {_fmt(r.get('self_check'), '.1e')} |"
+            f"| {r['pipeline']} | {r['settings']} | {r['s_per_epoch']:.3f} | {r['images_per_s']:.0f} | {ratio} "
+            f"| {gain} | {r['compile_s']:.1f} | {mem} | {_fmt(r['recompiles'], 'd')} "
+            f"| {_fmt(r['syncs_per_epoch'], 'd')} | {_fmt(r.get('cudagraph_skips'), 'd')} "
+            f"| {_fmt(r.get('graph_breaks'), 'd')} | {_fmt(r.get('self_check'), '.1e')} |"
         )
         if r.get("fallback"):
             lines.append(f"|  | fell back to eager: {r['fallback'][:200]} | | | | | | | | | | | |")
     for how, p in paths.items():
-        lines += ["", f"Study critical path, each stage's runs {how} ({p['compile_s_per_stage']:.0f} s compile per stage):"]
+        lines += [
+            "",
+            f"Study critical path, each stage's runs {how} ({p['compile_s_per_stage']:.0f} s compile per stage):",
+        ]
         for s in p["stages"]:
-            lines.append(f"- {s['stage']}: {s['epochs']} epochs x {s['s_per_epoch']:.3f} s (k={s['runs_at_once']} runs; {s['how']}) = {s['seconds'] / 60:.1f} min")
+            lines.append(
+                f"- {s['stage']}: {s['epochs']} epochs x {s['s_per_epoch']:.3f} s "
+                f"(k={s['runs_at_once']} runs; {s['how']}) = {s['seconds'] / 60:.1f} min"
+            )
         lines.append(f"- total: {p['total_s'] / 60:.1f} min (target <= 20 min on one H100)")
     return "\n".join(lines)
 
@@ -236,9 +296,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     import torch
 
-    base = dict(device=args.device, model=args.model, train=args.train, val=args.val, batch_size=args.batch_size,
-                epochs=args.epochs, warmup_epochs=args.warmup_epochs, workers=args.workers, seed=0,
-                eval_batch=1000, timeout=args.timeout, mixup_alpha=args.mixup_alpha)
+    base = dict(
+        device=args.device,
+        model=args.model,
+        train=args.train,
+        val=args.val,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs,
+        workers=args.workers,
+        seed=0,
+        eval_batch=1000,
+        timeout=args.timeout,
+        mixup_alpha=args.mixup_alpha,
+    )
     fast = {"compile": args.compile, "precision": args.precision}
     overrides = {} if args.channels_last == "auto" else {"channels_last": args.channels_last == "true"}
     if args.compile_mode:
@@ -247,12 +318,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     if "a" in args.pipelines:
         plan.append(("(a) classic", "classic", base, 1))
     if "b" in args.pipelines:
-        plan.append(("(b) ours, eager", "ours", {**base, "trainer": {"compile": "false", "precision": "fp32"}, "overrides": {"channels_last": False}}, 1))
+        plan.append(
+            (
+                "(b) ours, eager",
+                "ours",
+                {**base, "trainer": {"compile": "false", "precision": "fp32"}, "overrides": {"channels_last": False}},
+                1,
+            )
+        )
     fast_p = {**base, "trainer": fast, "overrides": overrides}
     if "c" in args.pipelines:
         plan.append(("(c) ours, fast (defaults)", "ours", fast_p, 1))
     if "d" in args.pipelines:
-        plan += [(f"(d) {k} runs of (c) at once", "ours", fast_p, k) for k in args.ks if not (k == 1 and "c" in args.pipelines)]
+        plan += [
+            (f"(d) {k} runs of (c) at once", "ours", fast_p, k)
+            for k in args.ks
+            if not (k == 1 and "c" in args.pipelines)
+        ]
     if "e" in args.pipelines:
         plan += [(f"(e) {k} runs of (c) fused", "ours", {**fast_p, "fused": k}, 1) for k in args.ks if k > 1]
     verify = run_processes("equivalence", fast_p, 1, args.timeout)[0] if args.verify else None
@@ -271,16 +353,25 @@ def main(argv: Optional[list[str]] = None) -> int:
             paths[how] = critical_path(*per_run_times(rows, kinds), stages)
     ok = [r for r in rows if "error" not in r]
     meta = {
-        "date": datetime.date.today().isoformat(), "device_name": ok[0]["device_name"] if ok else args.device,
-        "torch": torch.__version__, "command": "python -m hw_hparams.bench " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "date": datetime.date.today().isoformat(),
+        "device_name": ok[0]["device_name"] if ok else args.device,
+        "torch": torch.__version__,
+        "command": "python -m hw_hparams.bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         **{k: getattr(args, k) for k in ("model", "batch_size", "train", "val", "epochs", "warmup_epochs", "device")},
     }
     print(render(rows, meta, paths))
     if verify:
-        print(f"\nEager vs compiled step, fp32, same seed, {args.epochs} epochs (train, val loss per epoch): " + (
-            f"FAILED: {verify['error']}" if "error" in verify else
-            f"largest relative difference {verify['max_rel_diff']:.2e}; recompilations {verify['recompiles']}; "
-            f"eager {[round(x, 6) for x in verify['eager_losses']]}, compiled {[round(x, 6) for x in verify['fast_losses']]}"))
+        print(
+            f"\nEager vs compiled step, fp32, same seed, {args.epochs} epochs (train, val loss per epoch): "
+            + (
+                f"FAILED: {verify['error']}"
+                if "error" in verify
+                else f"largest relative difference {verify['max_rel_diff']:.2e}; "
+                f"recompilations {verify['recompiles']}; "
+                f"eager {[round(x, 6) for x in verify['eager_losses']]}, "
+                f"compiled {[round(x, 6) for x in verify['fast_losses']]}"
+            )
+        )
     if args.out:
         write_json(Path(args.out), {"meta": meta, "rows": rows, "critical_paths": paths, "verify": verify})
     return 1 if len(ok) < len(rows) or (verify and "error" in verify) else 0

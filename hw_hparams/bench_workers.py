@@ -35,7 +35,10 @@ def make_data(n_train: int, n_val: int, seed: int = 0) -> tuple[torch.Tensor, to
 def _peak_memory(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         return {"peak_memory_bytes": torch.cuda.max_memory_allocated(device), "memory_kind": "GPU max_memory_allocated"}
-    return {"peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "memory_kind": "process peak RSS"}
+    return {
+        "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "memory_kind": "process peak RSS",
+    }
 
 
 def _device_name(device: torch.device) -> str:
@@ -108,8 +111,17 @@ def measure_classic(p: dict, barrier=None) -> dict:
 
     times, t0, t1 = _epochs(p, one_epoch)
     settings = f"PIL + torchvision transforms, DataLoader {p['workers']} workers, fp32, eager, loss.item() each step"
-    return {"epoch_times": times, "t_start": t0, "t_end": t1, "compile_s": 0.0, "settings": settings,
-            "recompiles": None, "syncs_per_epoch": None, **_peak_memory(device), "device_name": _device_name(device)}
+    return {
+        "epoch_times": times,
+        "t_start": t0,
+        "t_end": t1,
+        "compile_s": 0.0,
+        "settings": settings,
+        "recompiles": None,
+        "syncs_per_epoch": None,
+        **_peak_memory(device),
+        "device_name": _device_name(device),
+    }
 
 
 def _unique_graphs() -> int:
@@ -137,7 +149,9 @@ def _group(p: dict, compile: str, precision: str, k: int, **overrides):
     from .steps import RunSpec, build_group, resolve_settings
 
     device = torch.device(p["device"])
-    settings = resolve_settings(OmegaConf.create({"compile": compile, "precision": precision}), device, p["model"], **overrides)
+    settings = resolve_settings(
+        OmegaConf.create({"compile": compile, "precision": precision}), device, p["model"], **overrides
+    )
     runs = [RunSpec(seed, 0.9, 5e-4, True, p["mixup_alpha"]) for seed in range(k)]
     return build_group(p["model"], runs, device, Normalize(MEAN, STD, device), settings, p["batch_size"])
 
@@ -175,13 +189,27 @@ def measure_ours(p: dict, barrier=None) -> dict:
     syncs = _count_syncs(one_epoch) if device.type == "cuda" else None
     record = group.record.as_dict()  # the compile record a run's summary.json holds
     compiled = record["compiled"]
-    settings = group.settings.describe() if compiled or not group.settings.compile else f"{group.settings.describe()} (fell back to eager)"
-    return {"epoch_times": times, "t_start": t0, "t_end": t1, "compile_s": compile_s, "settings": settings,
-            "recompiles": record["recompiles"] if compiled else None, "syncs_per_epoch": syncs, "fused": k,
-            "cudagraph_skips": record["cudagraph_skips"] if compiled else None,
-            "graph_breaks": record["graph_breaks"] if compiled else None,
-            "self_check": (record["self_check"] or {}).get("max_rel_diff"), "fallback": record["fallback"],
-            **_peak_memory(device), "device_name": _device_name(device)}
+    settings = (
+        group.settings.describe()
+        if compiled or not group.settings.compile
+        else f"{group.settings.describe()} (fell back to eager)"
+    )
+    return {
+        "epoch_times": times,
+        "t_start": t0,
+        "t_end": t1,
+        "compile_s": compile_s,
+        "settings": settings,
+        "recompiles": record["recompiles"] if compiled else None,
+        "syncs_per_epoch": syncs,
+        "fused": k,
+        "cudagraph_skips": record["cudagraph_skips"] if compiled else None,
+        "graph_breaks": record["graph_breaks"] if compiled else None,
+        "self_check": (record["self_check"] or {}).get("max_rel_diff"),
+        "fallback": record["fallback"],
+        **_peak_memory(device),
+        "device_name": _device_name(device),
+    }
 
 
 def measure_equivalence(p: dict, barrier=None) -> dict:
@@ -206,8 +234,14 @@ def measure_equivalence(p: dict, barrier=None) -> dict:
         if compile_ == "true":
             recompiles = _unique_graphs() - graphs
     diff = max(abs(a - b) / abs(a) for a, b in zip(losses["false"], losses["true"]))
-    return {"eager_losses": losses["false"], "fast_losses": losses["true"], "max_rel_diff": diff, "recompiles": recompiles,
-            "epoch_times": [0.0], "device_name": _device_name(device)}
+    return {
+        "eager_losses": losses["false"],
+        "fast_losses": losses["true"],
+        "max_rel_diff": diff,
+        "recompiles": recompiles,
+        "epoch_times": [0.0],
+        "device_name": _device_name(device),
+    }
 
 
 MEASURES = {"classic": measure_classic, "ours": measure_ours, "equivalence": measure_equivalence}

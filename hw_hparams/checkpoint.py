@@ -17,13 +17,16 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from .fusion import copy_state, load_copy, part_of
-from .run_folder import CHECKPOINT as NAME, CHECKPOINT_PREV as PREVIOUS, atomic_write_bytes
+from .run_folder import CHECKPOINT as NAME
+from .run_folder import CHECKPOINT_PREV as PREVIOUS
+from .run_folder import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +59,14 @@ def make(group: Any, i: int, history: list[dict], config: dict, wall_time_s: flo
     scale, in the plain network's names and shapes, on the CPU."""
     model, optimizer = group.model, group.optimizer
     return {
-        "format": FORMAT, "epoch": len(history), "model": _cpu(copy_state(model, i)),
+        "format": FORMAT,
+        "epoch": len(history),
+        "model": _cpu(copy_state(model, i)),
         "momentum": {n: part_of(model, n, b, i).detach().cpu().clone() for n, b in optimizer.buffers.items()},
-        "random": group.randoms[i].state(), "history": history, "config": config, "wall_time_s": wall_time_s,
+        "random": group.randoms[i].state(),
+        "history": history,
+        "config": config,
+        "wall_time_s": wall_time_s,
         "precision": group.settings.precision,
         "loss_scale": optimizer.scaler.state(i) if optimizer.scaler is not None else None,
     }
@@ -109,7 +117,9 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
 
 
-def load(run_dir: Path, map_location: torch.device, check: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
+def load(
+    run_dir: Path, map_location: torch.device, check: Callable[[dict], None] | None = None
+) -> dict[str, Any] | None:
     """The newest usable checkpoint of the run (current, else previous), or None if there is none.
 
     A file that cannot be read (truncated, not a checkpoint, not ours), or that `check` rejects by
@@ -125,7 +135,11 @@ def load(run_dir: Path, map_location: torch.device, check: Callable[[dict], None
         try:
             state = _read(path, map_location, check)
         except Exception as err:  # noqa: BLE001 - whatever fails to load is unusable, never a traceback
-            then = f"falling back to {PREVIOUS}" if name == NAME and (run_dir / PREVIOUS).exists() else "no checkpoint left to resume from"
+            then = (
+                f"falling back to {PREVIOUS}"
+                if name == NAME and (run_dir / PREVIOUS).exists()
+                else "no checkpoint left to resume from"
+            )
             log.warning("%s is damaged or not this run's (%s); %s", path, _reason(err), then)
             skipped.append(path)
             continue

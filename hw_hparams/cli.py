@@ -24,11 +24,12 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
+
 from hydra_plugins.hw_hparams_fused.fused_launcher import max_fused_problem
 from hydra_plugins.hw_hparams_search.search_sweeper import MISSING_EXTRA, optuna_missing
 from hydra_plugins.hw_hparams_stage.stage_sweeper import stage_jobs
-from omegaconf import DictConfig, OmegaConf, read_write
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
 from . import naming
 from .config import allowed, check_resolvable, raw_leaves, schema_keys, validate
@@ -72,7 +73,7 @@ def _config_loader():
     return GlobalHydra.instance().config_loader()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _group_options(group: str) -> tuple[str, ...] | None:
     """The options of config group `group` (e.g. `lr`, `hydra/launcher`), or None if it is no group.
     Cached: the packaged configs do not change in a process, and each lookup copies Hydra's repository."""
@@ -82,10 +83,12 @@ def _group_options(group: str) -> tuple[str, ...] | None:
     return tuple(sorted(_config_loader().get_group_options(group)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _value_key(group: str) -> str | None:
     """The one config key a group's options set (lr -> optim.lr), if exactly one; for the hint."""
-    settings = [run_settings(naming.task_dict(naming.compose_train([f"{group}={o}"]))) for o in _group_options(group) or []]
+    settings = [
+        run_settings(naming.task_dict(naming.compose_train([f"{group}={o}"]))) for o in _group_options(group) or []
+    ]
     keys = {k for s in settings for k, v in s.items() if v != settings[0].get(k)}
     return keys.pop() if len(keys) == 1 else None
 
@@ -106,7 +109,8 @@ def check_group_overrides(overrides: list[str]) -> None:
         if options is None:
             continue
         values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
-        for v in [x for v in values for x in (v if isinstance(v, list) else [v])]:  # a list: several (logger=[a,b])
+        # a list: several (logger=[a,b])
+        for v in [x for value in values for x in (value if isinstance(value, list) else [value])]:
             if not (isinstance(v, str) and v in options):  # Hydra takes no null here, not even where train.yaml has one
                 raise _option_error(o.key_or_group, v, o.input_line.split("=", 1)[1], options)
 
@@ -117,8 +121,10 @@ def cannot_remove(key: str) -> ConfigError:
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, dict):
-        return ConfigError(f"~{key}: {key} cannot be removed, every run needs it; set its keys instead: "
-                           + ", ".join(f"{key}.{k}" for k in node))
+        return ConfigError(
+            f"~{key}: {key} cannot be removed, every run needs it; set its keys instead: "
+            + ", ".join(f"{key}.{k}" for k in node)
+        )
     example = f", e.g. {key}={node if isinstance(node, str) else naming.spell(node)}" if node is not None else ""
     return ConfigError(f"~{key}: {key} cannot be removed, every run needs it; set it instead{example}")
 
@@ -127,7 +133,11 @@ def check_deletes(overrides: list[str]) -> None:
     """Refuse `~key` (Hydra's delete) of a schema key or group of keys; a config group may be deleted."""
     for o in _parse(overrides):
         key = o.key_or_group
-        if o.is_delete() and _group_options(key) is None and any(k == key or k.startswith(f"{key}.") for k in schema_keys()):
+        if (
+            o.is_delete()
+            and _group_options(key) is None
+            and any(k == key or k.startswith(f"{key}.") for k in schema_keys())
+        ):
             raise cannot_remove(key)
 
 
@@ -142,15 +152,24 @@ def _describe(err: Exception, overrides: list[str]) -> str:
             key = cause.full_key
             if isinstance(cause, ConfigTypeError) and "does not support deletion" in str(cause):
                 return str(cannot_remove(key))  # Hydra's own keys (structured configs): `~hydra.run.dir`
-            given = next((o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == key), None)
+            given = next(
+                (o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == key), None
+            )
             if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
-                return f"{key} is not a config key (see `python -m hw_hparams.train --cfg {'hydra' if key.startswith('hydra.') else 'job'}` for the keys)"
+                return (
+                    f"{key} is not a config key (see `python -m hw_hparams.train "
+                    f"--cfg {'hydra' if key.startswith('hydra.') else 'job'}` for the keys)"
+                )
             if key.startswith("hydra."):  # Hydra's and its plugins' own keys: their schema, their words
                 reason = str(getattr(cause, "msg", cause)).splitlines()[0]
                 return f"{key}={given} is not allowed: {reason}"
             if not any(k == key or k.startswith(f"{key}.") for k in schema_keys()):
                 return f"{key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"
-            return f"{key}={given} is not allowed: {allowed(key)}" if given is not None else f"{key} is not allowed: {allowed(key)}"
+            return (
+                f"{key}={given} is not allowed: {allowed(key)}"
+                if given is not None
+                else f"{key} is not allowed: {allowed(key)}"
+            )
         cause = cause.__cause__ or cause.__context__
     return str(err).strip().splitlines()[0]
 
@@ -176,14 +195,18 @@ def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     parsed = _parse(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeper = OmegaConf.select(naming.compose_train(plain, hydra=True), "hydra.sweeper")
-    if sweeper is not None and "jobs" in sweeper:  # hydra/sweeper=stage: the listed jobs under the command line's expansion
+    if (
+        sweeper is not None and "jobs" in sweeper
+    ):  # hydra/sweeper=stage: the listed jobs under the command line's expansion
         return stage_jobs(naming.expand(list(overrides)), OmegaConf.to_container(sweeper.jobs))
     params = OmegaConf.select(sweeper, "params") or {}
     given = {o.get_key_element() for o in parsed}
     return naming.expand([f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides))
 
 
-def check_overrides(overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS) -> list[DictConfig]:
+def check_overrides(
+    overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS
+) -> list[DictConfig]:
     """Compose and validate every job of the command line (the first `limit`; None: all), Hydra's own
     config included; returns the composed configs, or raises ConfigError for the first bad job."""
     with naming.hydra_context():
@@ -310,7 +333,12 @@ def preflight(argv: list[str]) -> None:
     error print one line and exit 2. Then move any run folder of the previous naming into place."""
     try:
         args = parse_command_line(argv)
-        if any(getattr(args, flag, None) for flag in _NO_RUN_FLAGS) or args.config_path or args.config_dir or args.config_name:
+        if (
+            any(getattr(args, flag, None) for flag in _NO_RUN_FLAGS)
+            or args.config_path
+            or args.config_dir
+            or args.config_name
+        ):
             return
         configs = check_overrides(args.overrides, args.multirun)
         moves = check_folders(configs, args.multirun)

@@ -22,7 +22,10 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import (
-    GrammarParseError, InterpolationKeyError, InterpolationResolutionError, InterpolationValidationError,
+    GrammarParseError,
+    InterpolationKeyError,
+    InterpolationResolutionError,
+    InterpolationValidationError,
     UnsupportedInterpolationType,
 )
 
@@ -130,7 +133,9 @@ class WandbConfig:
 class LoggerConfig:
     """Trackers (hw_hparams/trackers/); none of this changes what a run computes (run_folder.RUN_INVARIANT_GROUPS)."""
 
-    dir: Optional[str] = field(default=None, metadata={"path": True})  # where tracker files go; null: the run folder's parent
+    dir: Optional[str] = field(
+        default=None, metadata={"path": True}
+    )  # where tracker files go; null: the run folder's parent
     study: Optional[str] = None  # the study the run belongs to, a tag (set by hw_hparams.homework)
     tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
@@ -181,15 +186,27 @@ def validate(cfg: DictConfig) -> None:
     finite = math.isfinite  # a float key takes inf and nan (and 1e400, which is inf): none of them is a setting
     need(finite(cfg.optim.lr) and cfg.optim.lr > 0, "optim.lr", "must be a finite number > 0")
     need(0 <= cfg.optim.momentum < 1, "optim.momentum", "must be in [0, 1)")
-    need(finite(cfg.optim.weight_decay) and cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be a finite number >= 0")
+    need(
+        finite(cfg.optim.weight_decay) and cfg.optim.weight_decay >= 0,
+        "optim.weight_decay",
+        "must be a finite number >= 0",
+    )
     alpha = cfg.augmentation.mixup_alpha
-    need(alpha is None or (finite(alpha) and alpha > 0), "augmentation.mixup_alpha", "must be a finite number > 0, or null for no mixup")
+    need(
+        alpha is None or (finite(alpha) and alpha > 0),
+        "augmentation.mixup_alpha",
+        "must be a finite number > 0, or null for no mixup",
+    )
     need(cfg.epochs >= 1, "epochs", "must be an integer >= 1")
     need(cfg.batch_size >= 1, "batch_size", "must be an integer >= 1")
     need(cfg.data.val_size >= 1, "data.val_size", "must be an integer >= 1")
     need(0 <= cfg.seed < 2**32, "seed", "must be an integer in [0, 2**32 - 1]")
     need(0 <= cfg.data.split_seed < 2**63, "data.split_seed", "must be an integer in [0, 2**63 - 1]")
-    need(bool(_DEVICE.match(cfg.trainer.device)), "trainer.device", "one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)")
+    need(
+        bool(_DEVICE.match(cfg.trainer.device)),
+        "trainer.device",
+        "one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)",
+    )
     for key, choices in _CHOICES.items():
         need(str(OmegaConf.select(cfg, key)).lower() in choices, key, "one of " + ", ".join(choices))
     need(cfg.trainer.num_workers >= 0, "trainer.num_workers", "must be >= 0")
@@ -240,17 +257,23 @@ def unresolvable(key: str, written: str, err: Exception) -> str:
     elif "TypeError raised" in message:
         why = f"wrong arguments to the resolver {resolver}"
     else:
-        why = f"the resolver {resolver} failed: {message.split(' while resolving interpolation: ', 1)[-1].strip(chr(34))}"
+        why = (
+            f"the resolver {resolver} failed: {message.split(' while resolving interpolation: ', 1)[-1].strip(chr(34))}"
+        )
     return f"{key}={written} cannot be resolved: {why}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def path_keys(node: Any = TrainConfig, prefix: str = "") -> tuple[str, ...]:
     """The dotted keys the schema marks as paths (`metadata={"path": True}`)."""
     keys: list[str] = []
     for f in dataclasses.fields(node):
         t = typing.get_type_hints(node)[f.name]
-        keys += path_keys(t, f"{prefix}{f.name}.") if dataclasses.is_dataclass(t) else [f"{prefix}{f.name}"] * bool(f.metadata.get("path"))
+        keys += (
+            path_keys(t, f"{prefix}{f.name}.")
+            if dataclasses.is_dataclass(t)
+            else [f"{prefix}{f.name}"] * bool(f.metadata.get("path"))
+        )
     return tuple(keys)
 
 
@@ -276,7 +299,7 @@ def _field_type(dotted: str, schema: Any = TrainConfig) -> Any:
     return node
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema_keys(node: Any = TrainConfig, prefix: str = "") -> tuple[str, ...]:
     """Every leaf key of the schema, dotted (cached: validate asks for every job)."""
     keys: list[str] = []
@@ -297,7 +320,12 @@ def allowed(dotted: str, schema: Any = TrainConfig) -> str:
     if isinstance(t, type) and issubclass(t, Enum):
         words = "one of " + ", ".join(m.value for m in t)
     else:
-        words = {bool: "must be true or false", int: "must be an integer", float: "must be a number", str: "must be text"}.get(t, "see --cfg job")
+        words = {
+            bool: "must be true or false",
+            int: "must be an integer",
+            float: "must be a number",
+            str: "must be text",
+        }.get(t, "see --cfg job")
     return words + (", or null" if optional else "")
 
 

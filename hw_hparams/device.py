@@ -36,7 +36,9 @@ def check_available(name: str) -> None:
     index = name.partition(":")[2]
     if index.isdigit() and int(index) >= torch.cuda.device_count():
         n = torch.cuda.device_count()
-        raise ConfigError(f"trainer.device={name!r} is not allowed here: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+        raise ConfigError(
+            f"trainer.device={name!r} is not allowed here: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}"
+        )
 
 
 def pick_device(name: str) -> torch.device:

@@ -15,8 +15,9 @@ stream: `load_state`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -82,7 +83,11 @@ class RunRandom:
         return keep.float() / (1.0 - p)
 
     def state(self) -> dict[str, Any]:
-        return {"numpy": self.numpy.bit_generator.state, "torch": self.torch.get_state(), "torch_device": self.torch.device.type}
+        return {
+            "numpy": self.numpy.bit_generator.state,
+            "torch": self.torch.get_state(),
+            "torch_device": self.torch.device.type,
+        }
 
     def load_state(self, state: dict[str, Any]) -> bool:
         """Continue from `state`; True when it is exact. The numpy draws always continue exactly; a
@@ -131,8 +136,15 @@ def stack_plans(plans: list[Plan], device: torch.device) -> GroupPlan:
     sizes = [len(perm) for perm in plans[0].perms]
     starts = np.cumsum([0] + sizes[:-1])
     blocks = [
-        np.stack([np.stack([p.order[s : s + m], p.top[s : s + m], p.left[s : s + m], p.flip[s : s + m], p.perms[j]])
-                  for p in plans], axis=1).astype(np.int64).ravel()
+        np.stack(
+            [
+                np.stack([p.order[s : s + m], p.top[s : s + m], p.left[s : s + m], p.flip[s : s + m], p.perms[j]])
+                for p in plans
+            ],
+            axis=1,
+        )
+        .astype(np.int64)
+        .ravel()
         for j, (s, m) in enumerate(zip(starts, sizes))
     ]
     lam = np.stack([p.lam for p in plans], axis=1).astype(np.float64)  # [batches, k], carried as int64 bits
@@ -151,5 +163,11 @@ def stack_plans(plans: list[Plan], device: torch.device) -> GroupPlan:
 def neutral_plan(n: int, batch_size: int) -> Plan:
     """A plan that changes nothing: images in order, no crop, no flip, no mixup (for a capture)."""
     sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
-    return Plan(np.arange(n), np.full(n, PAD), np.full(n, PAD), np.zeros(n, dtype=bool), np.ones(len(sizes)),
-                [np.arange(m) for m in sizes])
+    return Plan(
+        np.arange(n),
+        np.full(n, PAD),
+        np.full(n, PAD),
+        np.zeros(n, dtype=bool),
+        np.ones(len(sizes)),
+        [np.arange(m) for m in sizes],
+    )

@@ -16,8 +16,9 @@ the whole split in eval mode. Losses are mean cross-entropy in nats, accuracies 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -56,9 +57,19 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def train_forward(
-    model: nn.Module, normalize: Normalize, precision: str, channels_last: bool,
-    images: torch.Tensor, labels: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor,
-    lam: torch.Tensor, perm: torch.Tensor, masks: Optional[torch.Tensor], loss_scale: Optional[torch.Tensor] = None,
+    model: nn.Module,
+    normalize: Normalize,
+    precision: str,
+    channels_last: bool,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    flip: torch.Tensor,
+    lam: torch.Tensor,
+    perm: torch.Tensor,
+    masks: Optional[torch.Tensor],
+    loss_scale: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment, mix, forward one batch of k runs: (sum of the runs' mean losses, each times its
     `loss_scale` [k] if given (fp16), float64 [k, 2] stats); `flip` bool or 0/1."""
@@ -91,8 +102,13 @@ def sgd_step(optimizer: Any, forward: Callable, update: Optional[Callable[[], An
 
 
 def run_train_epoch(
-    split: Split, plan: GroupPlan, batch_size: int, full_step: TrainStep, tail_step: Optional[TrainStep] = None,
-    dropout_masks: Optional[Callable[[int], torch.Tensor]] = None, bar: Optional[Any] = None,
+    split: Split,
+    plan: GroupPlan,
+    batch_size: int,
+    full_step: TrainStep,
+    tail_step: Optional[TrainStep] = None,
+    dropout_masks: Optional[Callable[[int], torch.Tensor]] = None,
+    bar: Optional[Any] = None,
 ) -> list[EpochMetrics]:
     """One pass over `split` for k runs in the orders of `plan`; full batches go to `full_step`, the
     last smaller one (if any) to `tail_step` (default `full_step`); `dropout_masks(b)` gives the
@@ -119,7 +135,12 @@ def batch_inputs(split: Split, plan: GroupPlan, j: int) -> tuple[torch.Tensor, .
 
 
 def eval_batch(
-    model: nn.Module, normalize: Normalize, precision: str, channels_last: bool, images: torch.Tensor, labels: torch.Tensor,
+    model: nn.Module,
+    normalize: Normalize,
+    precision: str,
+    channels_last: bool,
+    images: torch.Tensor,
+    labels: torch.Tensor,
 ) -> torch.Tensor:
     """float64 [k, 2] = per run (sum of cross-entropies, correct count) of one batch; images only normalised."""
     k = model.k
@@ -133,7 +154,11 @@ def eval_batch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, split: Split, normalize: Normalize, precision: str = "fp32", channels_last: bool = False,
+    model: nn.Module,
+    split: Split,
+    normalize: Normalize,
+    precision: str = "fp32",
+    channels_last: bool = False,
     full_batch: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
 ) -> list[EpochMetrics]:
     """Each run's mean loss and accuracy over the whole split, in eval mode, in batches of EVAL_BATCH;

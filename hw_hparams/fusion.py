@@ -10,9 +10,10 @@ k copies side by side:
 - pooling, activations and residual additions act per channel and stay as they are.
 So copy i's output channels depend on copy i's weights and inputs only: a copy that diverges (NaN)
 leaves the others' numbers unchanged. Each copy computes what it would alone up to float rounding
-(depthwise convolutions and BatchNorm exactly; a grouped or batched matmul may sum in another order). Inputs are laid out [N, k*C, H, W] (copy i's images in
-channels [3i, 3i+3)). A group of one is the network itself. `copy_state(fused, i)` gives copy i's state_dict in the plain network's
-names and shapes, `load_copy` writes one back, so every run keeps its own single-run checkpoint.
+(depthwise convolutions and BatchNorm exactly; a grouped or batched matmul may sum in another order).
+Inputs are laid out [N, k*C, H, W] (copy i's images in channels [3i, 3i+3)). A group of one is the
+network itself. `copy_state(fused, i)` gives copy i's state_dict in the plain network's names and
+shapes, `load_copy` writes one back, so every run keeps its own single-run checkpoint.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class FusedPointwise(nn.Module):
         n, _, h, w = x.shape
         weight = self.weight.view(self.k, self.out_channels, self.in_channels)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():  # NHWC: no copies
-            out = torch.einsum("pkc,koc->pko", x.permute(0, 2, 3, 1).reshape(n * h * w, self.k, self.in_channels), weight)
+            out = torch.einsum(
+                "pkc,koc->pko", x.permute(0, 2, 3, 1).reshape(n * h * w, self.k, self.in_channels), weight
+            )
             out = out.reshape(n, h, w, self.k * self.out_channels).permute(0, 3, 1, 2)
         else:
             out = torch.einsum("nkcs,koc->nkos", x.reshape(n, self.k, self.in_channels, h * w), weight)
@@ -58,26 +61,45 @@ class FusedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        out = torch.baddbmm(self.bias.unsqueeze(1), x.view(n, self.k, self.in_features).transpose(0, 1), self.weight.transpose(1, 2))
+        out = torch.baddbmm(
+            self.bias.unsqueeze(1), x.view(n, self.k, self.in_features).transpose(0, 1), self.weight.transpose(1, 2)
+        )
         return out.transpose(0, 1).reshape(n, self.k * self.out_features)
 
 
 def _fused_layer(layers: list[nn.Module]) -> nn.Module | None:
     """The k-fold version of one layer (None: the layer acts per channel and is kept)."""
     k, first = len(layers), layers[0]
-    pointwise = isinstance(first, nn.Conv2d) and first.kernel_size == (1, 1) and first.stride == (1, 1) and first.padding == (0, 0) and first.groups == 1
+    pointwise = (
+        isinstance(first, nn.Conv2d)
+        and first.kernel_size == (1, 1)
+        and first.stride == (1, 1)
+        and first.padding == (0, 0)
+        and first.groups == 1
+    )
     if pointwise:
         fused = FusedPointwise(k, first.in_channels, first.out_channels, first.bias is not None)
     elif isinstance(first, nn.Conv2d):
         fused = nn.Conv2d(
-            k * first.in_channels, k * first.out_channels, first.kernel_size, first.stride, first.padding,
-            first.dilation, k * first.groups, first.bias is not None, first.padding_mode,
+            k * first.in_channels,
+            k * first.out_channels,
+            first.kernel_size,
+            first.stride,
+            first.padding,
+            first.dilation,
+            k * first.groups,
+            first.bias is not None,
+            first.padding_mode,
         )
     elif isinstance(first, nn.BatchNorm2d):
-        fused = nn.BatchNorm2d(k * first.num_features, first.eps, first.momentum, first.affine, first.track_running_stats)
+        fused = nn.BatchNorm2d(
+            k * first.num_features, first.eps, first.momentum, first.affine, first.track_running_stats
+        )
     elif isinstance(first, nn.Linear):
         fused = FusedLinear(k, first.in_features, first.out_features)
-    elif isinstance(first, (nn.Conv1d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.Embedding)):
+    elif isinstance(
+        first, (nn.Conv1d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.Embedding)
+    ):
         raise TypeError(f"cannot fuse {type(first).__name__} layers")
     else:
         return None
@@ -113,7 +135,12 @@ def fuse(models: list[nn.Module]) -> nn.Module:
 
 def _stacked_names(fused: nn.Module) -> set[str]:
     """Names of the tensors laid out [k, ...] (FusedLinear's); all others are [k*n, ...]."""
-    return {f"{n}.{p}" if n else p for n, m in fused.named_modules() if isinstance(m, FusedLinear) for p in ("weight", "bias")}
+    return {
+        f"{n}.{p}" if n else p
+        for n, m in fused.named_modules()
+        if isinstance(m, FusedLinear)
+        for p in ("weight", "bias")
+    }
 
 
 def _part(tensor: torch.Tensor, k: int, i: int, stacked: bool) -> torch.Tensor:

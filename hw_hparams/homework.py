@@ -61,7 +61,10 @@ def write_demo_data(s: Settings, root: Path) -> None:
     marker, want = root / "demo.json", {"train": s.demo_train, "test": s.demo_test, "seed": 0}
     if marker.exists():
         if read_json(marker) != want:
-            raise ConfigError(f"{root} holds a demo dataset of {read_json(marker)} images, not {want}: use another study= or delete it")
+            raise ConfigError(
+                f"{root} holds a demo dataset of {read_json(marker)} images, not {want}: "
+                "use another study= or delete it"
+            )
         return
     write_fake_cifar100(root, train=s.demo_train, test=s.demo_test, seed=0)
     write_json(marker, want)
@@ -74,6 +77,7 @@ def section_epochs(section: str) -> int:
 
 def _hydra_list(jobs: list[list[str]]) -> str:
     """Jobs as a Hydra override value: a list of lists of quoted strings."""
+
     def quoted(o: str) -> str:
         assert "'" not in o and "\\" not in o, o  # the study's own overrides: keys, numbers, option names
         return f"'{o}'"
@@ -96,8 +100,12 @@ class Study:
     def overrides(self, part: Part, made: dict[str, Choice] | None = None) -> list[str]:
         """A part's sweep without the study-wide overrides: its experiment, demo epochs, the choices it
         needs (made ones, or its guess; a choice not made yet keeps the experiment's own value), its test."""
-        return [f"experiment={part.section}", *self.per_section.get(part.section, []),
-                *chosen_overrides(part, made or {}), *(["eval_test=true"] if needs_test(part) else [])]
+        return [
+            f"experiment={part.section}",
+            *self.per_section.get(part.section, []),
+            *chosen_overrides(part, made or {}),
+            *(["eval_test=true"] if needs_test(part) else []),
+        ]
 
     def run_dirs(self, part: Part, made: dict[str, Choice]) -> list[Path]:
         return sweeps.run_dirs([*self.overrides(part, made), *self.common, *self.launcher], self.root / part.section)
@@ -162,8 +170,14 @@ def prepare(s: Settings, train_overrides: list[str], plan_only: bool = False) ->
     per_section: dict[str, list[str]] = {}
     data = root / "data"
     if s.demo:
-        common = ["model=tiny", f"data.root='{data}'", "data.download=false", "data.verify_checksums=false",
-                  f"data.val_size={s.demo_val}", *common]
+        common = [
+            "model=tiny",
+            f"data.root='{data}'",
+            "data.download=false",
+            "data.verify_checksums=false",
+            f"data.val_size={s.demo_val}",
+            *common,
+        ]
         if not any(o.split("=")[0] == "epochs" for o in train_overrides):
             for section in SECTIONS:
                 epochs = section_epochs(section.name)

@@ -19,9 +19,23 @@ from .selection import Metric
 
 # Keys the study sets itself (per section, or from an earlier section's choice).
 RESERVED = {
-    "experiment", "experiment_name", "lr", "optim.lr", "schedule", "schedule.name", "regularization",
-    "optim.weight_decay", "augmentation", "augmentation.mixup_alpha", "augmentation.crop_flip",
-    "eval_test", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra/launcher", "hydra/sweeper", "hydra.sweeper.jobs",
+    "experiment",
+    "experiment_name",
+    "lr",
+    "optim.lr",
+    "schedule",
+    "schedule.name",
+    "regularization",
+    "optim.weight_decay",
+    "augmentation",
+    "augmentation.mixup_alpha",
+    "augmentation.crop_flip",
+    "eval_test",
+    "hydra.sweep.dir",
+    "hydra.sweep.subdir",
+    "hydra/launcher",
+    "hydra/sweeper",
+    "hydra.sweeper.jobs",
 }
 SWEEPABLE = {"seed"}  # swept on the command line, every section runs every value (error bars)
 
@@ -34,19 +48,37 @@ def _setting(default, help: str):
 class Settings:
     """The homework's own settings (everything else on the command line goes to every training run)."""
 
-    study: Optional[str] = _setting(None, "the study's folder: <out>/<study>/{<section>/,report/}; homework, or homework-demo with demo=true")
+    study: Optional[str] = _setting(
+        None, "the study's folder: <out>/<study>/{<section>/,report/}; homework, or homework-demo with demo=true"
+    )
     out: str = _setting("outputs", "folder that holds studies")
     demo: bool = _setting(False, "generated data, model=tiny, every section's epochs x demo_epoch_scale")
-    select_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 3's lr: val_acc, val_loss, train_loss, train_acc")
-    select_wd_by: Metric = _setting(Metric.val_acc, "final-epoch metric that picks section 5's weight decay for the mixup run")
-    launcher: str = _setting("auto", "hydra/launcher of every sweep: auto (fused on CUDA, basic on the CPU, as measured), fused, basic, joblib, slurm, ...")
-    speculate: str = _setting("auto", "mixup under both weight-decay candidates alongside wd_sweep: "
-                              "auto (where runs train at once: not basic), true, false")
+    select_by: Metric = _setting(
+        Metric.val_acc, "final-epoch metric that picks section 3's lr: val_acc, val_loss, train_loss, train_acc"
+    )
+    select_wd_by: Metric = _setting(
+        Metric.val_acc, "final-epoch metric that picks section 5's weight decay for the mixup run"
+    )
+    launcher: str = _setting(
+        "auto",
+        "hydra/launcher of every sweep: auto (fused on CUDA, basic on the CPU, as measured), "
+        "fused, basic, joblib, slurm, ...",
+    )
+    speculate: str = _setting(
+        "auto",
+        "mixup under both weight-decay candidates alongside wd_sweep: "
+        "auto (where runs train at once: not basic), true, false",
+    )
     plan: bool = _setting(False, "print the stages, the critical path and an estimate; train and write nothing")
-    bench: Optional[str] = _setting(None, "with plan=true: a JSON of `python -m hw_hparams.bench --out` "
-                                    "for the estimate (default: benchmarks/)")
+    bench: Optional[str] = _setting(
+        None, "with plan=true: a JSON of `python -m hw_hparams.bench --out` for the estimate (default: benchmarks/)"
+    )
     figures: bool = _setting(True, "draw the report's figures (PNG + PDF); false also leaves paper.tex uncompiled")
-    paper_style: Optional[str] = _setting(None, "an AAAI author-kit style file (aaai*.sty) for paper.tex; default: an aaai*.sty in the report folder, else a look-alike")
+    paper_style: Optional[str] = _setting(
+        None,
+        "an AAAI author-kit style file (aaai*.sty) for paper.tex; "
+        "default: an aaai*.sty in the report folder, else a look-alike",
+    )
     demo_epoch_scale: float = _setting(0.04, "demo epochs = ceil(epochs x scale): 15 -> 1, 300 -> 12")
     demo_train: int = _setting(2000, "demo dataset: training images (the validation split is taken from them)")
     demo_val: int = _setting(400, "demo validation images")
@@ -60,9 +92,10 @@ def _default(f) -> str:
     return str(getattr(f.default, "value", f.default))
 
 
-SETTINGS_HELP = "Settings (key=value, default in brackets):\n" + "\n".join(
-    f"  {f.name}=[{_default(f)}]".ljust(32) + f.metadata["help"] for f in fields(Settings)
-) + """
+SETTINGS_HELP = (
+    "Settings (key=value, default in brackets):\n"
+    + "\n".join(f"  {f.name}=[{_default(f)}]".ljust(32) + f.metadata["help"] for f in fields(Settings))
+    + """
 
 Any other key=value is a training override for every run (see hw-train --help): most used are
 data.root (data), data.download (true), trainer.device (auto, cpu, cuda, cuda:job), seed (0; seed=0,1,2
@@ -82,6 +115,7 @@ Examples:
   python -m hw_hparams.homework launcher=joblib hydra.launcher.n_jobs=3 trainer.device=cuda:job
   python -m hw_hparams.homework study=v1 launcher=slurm hydra.launcher.partition=gpu
 """
+)
 
 
 def parse_args(argv: list[str]) -> tuple[Settings, list[str]]:
@@ -92,7 +126,12 @@ def parse_args(argv: list[str]) -> tuple[Settings, list[str]]:
         key = arg.split("=", 1)[0]
         if arg.startswith("~") and key[1:] in names:
             default = _FIELDS[key[1:]].default
-            example = "" if default is None else f", e.g. {key[1:]}={str(default).lower() if isinstance(default, bool) else _default(_FIELDS[key[1:]])}"
+            example = (
+                ""
+                if default is None
+                else f", e.g. {key[1:]}="
+                f"{str(default).lower() if isinstance(default, bool) else _default(_FIELDS[key[1:]])}"
+            )
             raise ConfigError(f"{arg}: {key[1:]} cannot be removed; set it instead{example}")
         if "=" not in arg and not arg.startswith("~"):  # `~key` (Hydra's delete) goes to the runs, which refuse it
             raise ConfigError(f"{arg!r} is not a key=value setting (see --help)")
@@ -114,17 +153,31 @@ def _check_settings(s: Settings) -> None:
         if not ok:
             raise ConfigError(f"{key}={getattr(s, key)!r} is not allowed: {allowed}")
 
-    need(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", s.study)) and s.study not in (".", ".."), "study", "letters, digits, _ . - only")
+    need(
+        bool(re.fullmatch(r"[A-Za-z0-9_.-]+", s.study)) and s.study not in (".", ".."),
+        "study",
+        "letters, digits, _ . - only",
+    )
     s.speculate = str(s.speculate).lower()  # speculate=true reads as a bool
     need(s.speculate in ("auto", "true", "false"), "speculate", "one of auto, true, false")
-    need(s.bench is None or Path(s.bench).is_file(), "bench",
-         "an existing JSON file written by `python -m hw_hparams.bench --out`")
+    need(
+        s.bench is None or Path(s.bench).is_file(),
+        "bench",
+        "an existing JSON file written by `python -m hw_hparams.bench --out`",
+    )
     need(0 < s.demo_epoch_scale <= 1, "demo_epoch_scale", "must be in (0, 1]")
     need(s.demo_val >= 1, "demo_val", "must be >= 1")
     need(s.demo_train > s.demo_val, "demo_train", f"must be > demo_val ({s.demo_val})")
     need(s.demo_test >= 1, "demo_test", "must be >= 1")
-    need(s.paper_style is None or (Path(s.paper_style).is_file() and re.fullmatch(r"aaai[A-Za-z0-9_-]*\.sty", Path(s.paper_style).name) is not None),
-         "paper_style", "an existing AAAI author-kit style file named aaai*.sty")
+    need(
+        s.paper_style is None
+        or (
+            Path(s.paper_style).is_file()
+            and re.fullmatch(r"aaai[A-Za-z0-9_-]*\.sty", Path(s.paper_style).name) is not None
+        ),
+        "paper_style",
+        "an existing AAAI author-kit style file named aaai*.sty",
+    )
 
 
 def _check_train_overrides(overrides: list[str]) -> None:
@@ -135,8 +188,11 @@ def _check_train_overrides(overrides: list[str]) -> None:
     for o in parsed:
         key = o.key_or_group
         if key in RESERVED:
-            hint = "use launcher=..." if key == "hydra/launcher" else "run your own sweep with `python -m hw_hparams.train -m experiment=...`"
+            hint = (
+                "use launcher=..."
+                if key == "hydra/launcher"
+                else "run your own sweep with `python -m hw_hparams.train -m experiment=...`"
+            )
             raise ConfigError(f"{key} is set by the study itself, section by section: {hint}")
         if o.is_sweep_override() and key not in SWEEPABLE:
             raise ConfigError(f"{o.input_line}: only {', '.join(sorted(SWEEPABLE))} may be swept across the study")
-

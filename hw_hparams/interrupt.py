@@ -5,8 +5,9 @@ thread at the next Python instruction, so the epoch in progress is abandoned, ex
 `deferred()` block (a checkpoint and the files that describe it being written): there the signal
 waits until the block ends. In a SLURM job run by submitit, its requeue signal (USR2) is taken over
 too (slurm/requeue.py): once it may act, submitit requeues the job (SIGTERM, which SLURM sends then,
-is ignored meanwhile), and the `Interrupted` it raises says whether the job was requeued. `stop_reason(err, ...)` is the status
-and the line a stopped run records; `exit_code(err)` is the shell's convention, 128 + the signal number.
+is ignored meanwhile), and the `Interrupted` it raises says whether the job was requeued.
+`stop_reason(err, ...)` is the status and the line a stopped run records; `exit_code(err)` is the
+shell's convention, 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def stop_reason(err: KeyboardInterrupt, done: int, epochs: int) -> tuple[str, st
     """(status, line) for a run that `err` stopped after `done` of `epochs` epochs: `interrupted`, or `requeued`."""
     if getattr(err, "signum", None) not in (None, signal.SIGINT, signal.SIGTERM):
         return requeue.stopped(signal_name(err), done, epochs, err.not_requeued)
-    return "interrupted", f"interrupted by {signal_name(err)} after epoch {done} of {epochs}; re-run the same command to resume"
+    return (
+        "interrupted",
+        f"interrupted by {signal_name(err)} after epoch {done} of {epochs}; re-run the same command to resume",
+    )
 
 
 def signal_name(err: KeyboardInterrupt) -> str:

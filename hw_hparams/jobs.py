@@ -60,8 +60,11 @@ def record(run_dir: Path, task_cfg, hydra_cfg=None):
     if hydra_cfg is not None:
         folder = run_dir / HYDRA_RECORD
         folder.mkdir(exist_ok=True)
-        for name, node in (("config.yaml", task_cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})),
-                           ("overrides.yaml", hydra_cfg.overrides.task)):
+        for name, node in (
+            ("config.yaml", task_cfg),
+            ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})),
+            ("overrides.yaml", hydra_cfg.overrides.task),
+        ):
             atomic_write_bytes(folder / name, OmegaConf.to_yaml(node).encode())
         log_format = OmegaConf.select(hydra_cfg, "job_logging.formatters.simple.format", default=LOG_FORMAT)
     handler = logging.FileHandler(run_dir / LOG)
@@ -110,8 +113,10 @@ def failure_line(run_dir: Path, err: BaseException) -> str:
     if isinstance(err, ConfigError):
         return str(err)
     if isinstance(err, OSError) and err.errno in DISK_ERRORS:
-        return (f"{run_dir} failed: cannot write {err.filename or 'a file'}: {err.strerror}; the last checkpoint "
-                "is intact: free space (or fix permissions) and re-run the same command to resume")
+        return (
+            f"{run_dir} failed: cannot write {err.filename or 'a file'}: {err.strerror}; the last checkpoint "
+            "is intact: free space (or fix permissions) and re-run the same command to resume"
+        )
     return f"{run_dir} failed: {type(err).__name__}: {' '.join(str(err).split())[:300]}"
 
 

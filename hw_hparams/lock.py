@@ -74,7 +74,9 @@ def _acquire(path: Path) -> int | None:
             holder = _holder(fd) if err.errno in (errno.EAGAIN, errno.EACCES) else None
             os.close(fd)
             if holder is None:  # e.g. Lustre mounted without `flock`
-                log.warning("cannot lock %s (%s): nothing stops a second process from training this run", path, err.strerror)
+                log.warning(
+                    "cannot lock %s (%s): nothing stops a second process from training this run", path, err.strerror
+                )
                 return None
             raise _refusal(path, holder) from None
         if _same_file(fd, path):
@@ -92,7 +94,9 @@ def run_lock(run_dir: Path):
         return
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        os.write(
+            fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode()
+        )
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -37,7 +37,9 @@ def mixup_loss(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: 
     return lam * _cross_entropy(logits, y_a) + (1.0 - lam) * _cross_entropy(logits, y_b)
 
 
-def mixup_correct(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:
+def mixup_correct(
+    logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float
+) -> torch.Tensor:
     """Lambda-weighted count of correct predictions in the batch (a float tensor), per leading index."""
     pred = logits.argmax(dim=-1)
     return lam * (pred == y_a).sum(-1) + (1.0 - lam) * (pred == y_b).sum(-1)

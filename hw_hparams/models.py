@@ -89,13 +89,19 @@ def tiny_cnn(num_classes: int = 100) -> Net:
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
-    return Net(nn.Sequential(*block(3, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128)), 128, num_classes)
+    return Net(
+        nn.Sequential(*block(3, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128)),
+        128,
+        num_classes,
+    )
 
 
 MODELS = {"mobilenetv2": mobilenet_v2_cifar, "mobilenetv1": mobilenet_v1, "tiny": tiny_cnn}
 
 
-def build_model(name: str, device: torch.device | str = "cpu", channels_last: bool = False, num_classes: int = 100) -> Net:
+def build_model(
+    name: str, device: torch.device | str = "cpu", channels_last: bool = False, num_classes: int = 100
+) -> Net:
     """The network named by `model.name`, on `device`, its weights in channels_last layout if asked."""
     model = MODELS[name](num_classes).to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -47,8 +47,17 @@ DEFAULT_NAME = "default"  # only if ALWAYS_SHOWN were empty
 ALWAYS_SHOWN = ("optim.lr",)  # every run of the study has one, and the study always varies it
 MAX_NAME_BYTES = 200  # file systems allow 255; a longer name keeps its start and gets a hash
 # The previous scheme left these keys out of folder names (conf/train.yaml's exclude_keys then).
-LEGACY_EXCLUDED = {"experiment", "experiment_name", "eval_test", "trainer.device", "trainer.progress",
-                   "trainer.restart", "data.root", "data.download", "hydra.launcher.n_jobs"}
+LEGACY_EXCLUDED = {
+    "experiment",
+    "experiment_name",
+    "eval_test",
+    "trainer.device",
+    "trainer.progress",
+    "trainer.restart",
+    "data.root",
+    "data.download",
+    "hydra.launcher.n_jobs",
+}
 
 
 def spell(value: Any) -> str:
@@ -109,7 +118,7 @@ def _interval_ends(override: str) -> str:
     return f"{o.get_key_element()}={value.start!r},{value.end!r}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(experiment: Optional[str]) -> tuple[dict, frozenset]:
     """(base settings, swept keys) of an experiment (None: train.yaml's defaults, nothing swept)."""
     base_overrides = [f"experiment={experiment}"] if experiment else []
@@ -156,8 +165,13 @@ def _sweep_path(experiment_name: Optional[str]) -> str:
 def legacy_names(job_overrides: list[str]) -> set[str]:
     """The folder names (in the same parent folder) that Hydra's override_dirname gave this job
     before canonical names: its overrides as typed (single runs) or as the sweeper wrote them."""
-    parsed = [o for o in OverridesParser.create().parse_overrides(job_overrides) if o.key_or_group not in LEGACY_EXCLUDED]
-    spellings = [sorted(o.input_line for o in parsed), sorted(f"{o.get_key_element()}={o.get_value_element_as_str()}" for o in parsed)]
+    parsed = [
+        o for o in OverridesParser.create().parse_overrides(job_overrides) if o.key_or_group not in LEGACY_EXCLUDED
+    ]
+    spellings = [
+        sorted(o.input_line for o in parsed),
+        sorted(f"{o.get_key_element()}={o.get_value_element_as_str()}" for o in parsed),
+    ]
     return {",".join(lines) or DEFAULT_NAME for lines in spellings}
 
 

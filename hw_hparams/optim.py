@@ -19,7 +19,8 @@ lr_e = lr / 2 * (1 + cos(pi * e / epochs)) for epoch index e = 0..epochs-1 (torc
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 import torch
 from torch import nn
@@ -33,8 +34,13 @@ def lr_at(schedule: str, lr: float, epoch: int, epochs: int) -> float:
 
 
 def sgd_update(
-    params: list[torch.Tensor], grads: list[torch.Tensor], buffers: list[torch.Tensor],
-    lr: torch.Tensor, momentum: torch.Tensor, weight_decay: torch.Tensor, scaler: Optional[LossScale] = None,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: list[torch.Tensor],
+    lr: torch.Tensor,
+    momentum: torch.Tensor,
+    weight_decay: torch.Tensor,
+    scaler: Optional[LossScale] = None,
 ) -> None:
     """One SGD step of k runs in place (the module docstring's update), as `torch._foreach_*` ops over
     run i's slices of every parameter with run i's hyperparameters (0-d device tensors, so no host
@@ -82,7 +88,9 @@ class LossScale:
     def update(self, ok: torch.Tensor) -> None:
         grown = torch.where(ok, self.growth + 1, 0)
         double = grown >= self.GROWTH_INTERVAL
-        self.scale.copy_(torch.where(ok, torch.where(double, self.scale * self.GROWTH, self.scale), self.scale * self.BACKOFF))
+        self.scale.copy_(
+            torch.where(ok, torch.where(double, self.scale * self.GROWTH, self.scale), self.scale * self.BACKOFF)
+        )
         self.growth.copy_(torch.where(double, 0, grown))
 
     def state(self, i: int) -> dict[str, float]:
@@ -100,8 +108,14 @@ class FusedSGD(torch.optim.Optimizer):
     `step` is `sgd_update`, and `update_args` are that function's tensors for a compiled step.
     `scaler`: a LossScale (fp16) or None."""
 
-    def __init__(self, model: nn.Module, k: int, momentum: Iterable[float], weight_decay: Iterable[float],
-                 scaler: Optional[LossScale] = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        k: int,
+        momentum: Iterable[float],
+        weight_decay: Iterable[float],
+        scaler: Optional[LossScale] = None,
+    ):
         named = list(model.named_parameters())
         device = named[0][1].device
         per_run = {
@@ -113,7 +127,9 @@ class FusedSGD(torch.optim.Optimizer):
         self.k, self.scaler = k, scaler
         self.buffers = {}  # parameter name -> momentum buffer (zeros: the first step takes buf = d)
         for name, p in named:
-            self.state[p]["momentum_buffer"] = self.buffers[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            self.state[p]["momentum_buffer"] = self.buffers[name] = torch.zeros_like(
+                p, memory_format=torch.preserve_format
+            )
 
     @property
     def lr(self) -> torch.Tensor:
@@ -127,14 +143,28 @@ class FusedSGD(torch.optim.Optimizer):
         """Every tensor the step mutates or reads as state (for torch._dynamo.mark_static_address)."""
         group = self.param_groups[0]
         scaler = [self.scaler.scale, self.scaler.growth] if self.scaler is not None else []
-        return [*group["params"], *self.buffers.values(), group["lr"], group["momentum"], group["weight_decay"], *scaler]
+        return [
+            *group["params"],
+            *self.buffers.values(),
+            group["lr"],
+            group["momentum"],
+            group["weight_decay"],
+            *scaler,
+        ]
 
     def update_args(self) -> tuple:
         """sgd_update's arguments now (the gradients are read at the call)."""
         group = self.param_groups[0]
         params = group["params"]
-        return (params, [p.grad for p in params], list(self.buffers.values()), group["lr"], group["momentum"],
-                group["weight_decay"], self.scaler)
+        return (
+            params,
+            [p.grad for p in params],
+            list(self.buffers.values()),
+            group["lr"],
+            group["momentum"],
+            group["weight_decay"],
+            self.scaler,
+        )
 
     @torch.no_grad()
     def step(self, closure=None) -> None:

@@ -13,6 +13,7 @@ Registering twice is harmless.
 
 def register_launchers() -> None:
     from hydra.core.plugins import Plugins
+
     from hydra_plugins.hw_hparams_fused.fused_launcher import FusedLauncher
     from hydra_plugins.hw_hparams_search.search_sweeper import SearchSweeper  # imports no Optuna
     from hydra_plugins.hw_hparams_slurm.slurm_launcher import SlurmLauncher

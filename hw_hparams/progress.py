@@ -14,8 +14,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
@@ -31,7 +32,14 @@ class EpochBar:
     def __init__(self, epoch: int, epochs: int, batches: int):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False, dynamic_ncols=True, file=sys.stderr)
+        self.bar = tqdm(
+            total=batches,
+            desc=f"epoch {epoch}/{epochs}",
+            unit="batch",
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         self.last = 0.0
 
     def update(self, sums: torch.Tensor, images: int) -> None:
@@ -66,8 +74,10 @@ def final_line(run_dir, s: dict) -> str:
     line = f"{shown(run_dir)}: {s['status']} after {s['epochs_completed']}/{s['epochs']} epochs"
     f = s.get("final")
     if f:
-        line += (f"; final train loss {f['train_loss']:.4f} acc {100 * f['train_acc']:.2f}%,"
-                 f" val loss {f['val_loss']:.4f} acc {100 * f['val_acc']:.2f}%")
+        line += (
+            f"; final train loss {f['train_loss']:.4f} acc {100 * f['train_acc']:.2f}%,"
+            f" val loss {f['val_loss']:.4f} acc {100 * f['val_acc']:.2f}%"
+        )
     if s.get("test"):
         line += f", test loss {s['test']['loss']:.4f} acc {100 * s['test']['acc']:.2f}%"
     return line
@@ -114,10 +124,16 @@ class StudyProgress:
         elapsed = time.monotonic() - self.started
         done = sum(self.epochs.values())
         trained = done - (self.epochs_at_start or 0)
-        left = f"~{_clock((self.total_epochs - done) * elapsed / trained)} left" if trained > 0 else "time left: after the first epoch"
+        left = (
+            f"~{_clock((self.total_epochs - done) * elapsed / trained)} left"
+            if trained > 0
+            else "time left: after the first epoch"
+        )
         sections_done = sum(all(d in self.finished for d in dirs) for dirs in self.sections.values())
-        return (f"sections {sections_done}/{len(self.plan)}, runs {len(self.finished)}/{self.total_runs}, "
-                f"elapsed {_clock(elapsed)}, {left}")
+        return (
+            f"sections {sections_done}/{len(self.plan)}, runs {len(self.finished)}/{self.total_runs}, "
+            f"elapsed {_clock(elapsed)}, {left}"
+        )
 
     @contextlib.contextmanager
     def watch(self, dirs: dict[str, list[Path]], tested: set[Path] = frozenset()):

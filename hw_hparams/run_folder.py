@@ -26,8 +26,9 @@ import math
 import os
 import platform
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .errors import ConfigError
 from .slurm.requeue import job as slurm_job
@@ -45,7 +46,14 @@ LOCK = ".run.lock"
 TRACKERS = "trackers.json"
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted", "requeued")  # requeued: by SLURM, waiting to resume
+STATUSES = (
+    "running",
+    "completed",
+    "diverged",
+    "failed",
+    "interrupted",
+    "requeued",
+)  # requeued: by SLURM, waiting to resume
 FINISHED = ("completed", "diverged")  # never trained again
 
 # Config keys that do not change what a run computes: where the data lies and whether it is
@@ -54,11 +62,23 @@ FINISHED = ("completed", "diverged")  # never trained again
 # filed under, whether the test split is evaluated at the end (the training is the same), the
 # restart switch, and the objective a job returns. They stay out of run folder names (naming.py)
 # and may differ on resume.
-RUN_INVARIANT_KEYS = frozenset({
-    "experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums",
-    "trainer.device", "trainer.compile", "trainer.tf32", "trainer.progress", "trainer.num_workers", "trainer.restart",
-    "objective.metric", "objective.at",  # what the job returns to a search sweeper (objective.py)
-})
+RUN_INVARIANT_KEYS = frozenset(
+    {
+        "experiment_name",
+        "eval_test",
+        "data.root",
+        "data.download",
+        "data.verify_checksums",
+        "trainer.device",
+        "trainer.compile",
+        "trainer.tf32",
+        "trainer.progress",
+        "trainer.num_workers",
+        "trainer.restart",
+        "objective.metric",
+        "objective.at",  # what the job returns to a search sweeper (objective.py)
+    }
+)
 RUN_INVARIANT_GROUPS = ("logger.",)  # and every key of these groups: the trackers a run logs to (trackers/)
 
 _TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
@@ -66,6 +86,7 @@ _SUMMARY_KEYS = {"status", "config", "epochs_completed"}
 
 
 # --- writing and reading files ---------------------------------------------------------------
+
 
 def atomic_write_bytes(path: Path, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one.
@@ -139,6 +160,7 @@ def write_summary(run_dir: Path, summary: dict) -> None:
 
 # --- what a folder holds -----------------------------------------------------------------------
 
+
 def is_finished(summary: dict | None, need_test: bool = False) -> bool:
     """Completed or diverged (and, with `need_test`, a completed run has its test split evaluated)."""
     if summary is None or summary["status"] not in FINISHED:
@@ -159,7 +181,9 @@ def flat(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def run_settings(config: dict) -> dict[str, Any]:
     """The flat config keys that make a run this run: every key but RUN_INVARIANT_KEYS."""
-    return {k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS and not k.startswith(RUN_INVARIANT_GROUPS)}
+    return {
+        k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS and not k.startswith(RUN_INVARIANT_GROUPS)
+    }
 
 
 def check_same_run(run_dir: Path, stored: dict, config: dict) -> None:
@@ -183,7 +207,10 @@ def check_usable(run_dir: Path, config: dict, place_key: str = "hydra.run.dir") 
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create the run folder {run_dir}: {existing} is not a writable folder; choose another place with {place_key}=...")
+        raise ConfigError(
+            f"cannot create the run folder {run_dir}: {existing} is not a writable folder; "
+            f"choose another place with {place_key}=..."
+        )
     summary = read_summary(run_dir, warn=False)
     if summary is not None:
         check_same_run(run_dir, summary["config"], config)
@@ -207,7 +234,8 @@ def _history_rows(run_dir: Path) -> int:
 
 
 def trained_epochs(run_dir: Path, summary: dict | None) -> int:
-    """How many epochs the folder says were trained (summary.json, else history.csv; at least 1 if a checkpoint file exists)."""
+    """How many epochs the folder says were trained (summary.json, else history.csv; at least 1 if a checkpoint
+    file exists)."""
     n = summary["epochs_completed"] if summary is not None else _history_rows(run_dir)
     has_checkpoint = any((run_dir / name).exists() for name in (CHECKPOINT, CHECKPOINT_PREV))
     return max(n, 1) if has_checkpoint else n
@@ -226,12 +254,18 @@ def restart_or_refuse(run_dir: Path, summary: dict | None, restart: bool) -> Non
             f"{run_dir} has {n} trained epoch(s) but no usable checkpoint to resume from; re-run with "
             "trainer.restart=true to train it again from epoch 1 (its history is replaced), or move the folder away"
         )
-    log.warning("trainer.restart=true: no usable checkpoint in %s; training it again from epoch 1 (%d epoch(s) of history replaced)", run_dir, n)
+    log.warning(
+        "trainer.restart=true: no usable checkpoint in %s; training it again from epoch 1 "
+        "(%d epoch(s) of history replaced)",
+        run_dir,
+        n,
+    )
     for name in (CHECKPOINT, CHECKPOINT_PREV, HISTORY, SUMMARY, TRACKERS):  # trackers: new tracker runs
         (run_dir / name).unlink(missing_ok=True)
 
 
 # --- summary.json --------------------------------------------------------------------------------
+
 
 def best_epoch(rows: list[dict]) -> tuple[float | None, int | None]:
     """(best val_acc, its epoch) over rows with a finite val_acc; the earliest epoch wins ties."""
@@ -249,7 +283,7 @@ def _images_per_s(rows: list[dict], train_images: int) -> float | None:
 
 def utc_now() -> str:
     """The time now, ISO 8601 in UTC to the millisecond: '2026-12-02T06:00:00.123+00:00'."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def versions() -> dict[str, str]:

@@ -54,7 +54,9 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def scores(summaries: list[dict | None], key: str, metric: Metric) -> tuple[dict[Any, float], dict[Any, int], dict[Any, list[str]]]:
+def scores(
+    summaries: list[dict | None], key: str, metric: Metric
+) -> tuple[dict[Any, float], dict[Any, int], dict[Any, list[str]]]:
     """Per value of `key` (sweep order): mean final `metric` over its completed runs, their count, all statuses.
 
     `summaries`: the runs' summary.json contents in sweep order (None for a run not started)."""

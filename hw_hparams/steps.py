@@ -33,8 +33,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
@@ -77,8 +78,9 @@ class Settings:
         return ", ".join(parts + ["channels_last" if self.channels_last else "NCHW"])
 
 
-def resolve_settings(trainer_cfg: Any, device: torch.device, model_name: str, precision: Optional[str] = None,
-                     **overrides: Any) -> Settings:
+def resolve_settings(
+    trainer_cfg: Any, device: torch.device, model_name: str, precision: Optional[str] = None, **overrides: Any
+) -> Settings:
     """The settings for `device` from `trainer.*` (auto = fast path on CUDA, plain eager fp32 on the
     CPU); `precision`: the one a resumed run started with (instead of trainer.precision's rule);
     keyword overrides (the benchmark's) win."""
@@ -110,8 +112,13 @@ class RunSpec:
 
 
 def run_spec(cfg: Any) -> RunSpec:
-    return RunSpec(int(cfg.seed), float(cfg.optim.momentum), float(cfg.optim.weight_decay),
-                   bool(cfg.augmentation.crop_flip), cfg.augmentation.mixup_alpha)
+    return RunSpec(
+        int(cfg.seed),
+        float(cfg.optim.momentum),
+        float(cfg.optim.weight_decay),
+        bool(cfg.augmentation.crop_flip),
+        cfg.augmentation.mixup_alpha,
+    )
 
 
 _update_no_grad = torch.no_grad()(sgd_update)
@@ -156,16 +163,21 @@ class Group:
         compiled_update = torch.compile(_update_no_grad, backend=s.backend, mode=s.mode, dynamic=False)
         compiled_eval = torch.compile(
             lambda images, labels: eval_batch(model, self.normalize, s.precision, s.channels_last, images, labels),
-            backend=s.backend, mode=s.mode, dynamic=False,
+            backend=s.backend,
+            mode=s.mode,
+            dynamic=False,
         )
 
         def new_step(fn):  # tell cudagraph trees that the previous step's outputs are consumed
             def call(*args):
                 torch.compiler.cudagraph_mark_step_begin()
                 return fn(*args)
+
             return call
 
-        self.fast_step = sgd_step(optimizer, new_step(compiled_forward), lambda: compiled_update(*optimizer.update_args()))
+        self.fast_step = sgd_step(
+            optimizer, new_step(compiled_forward), lambda: compiled_update(*optimizer.update_args())
+        )
         self.fast_eval = new_step(compiled_eval)
 
     @property
@@ -191,13 +203,22 @@ class Group:
     def fall_back(self, reason: str, err: Optional[BaseException] = None) -> None:
         """Train eagerly from here (trainer.compile=auto: one warning line), or a one-line CompiledStepError (true)."""
         if not self.settings.eager_fallback:
-            raise CompiledStepError(f"trainer.compile=true: {reason}; trainer.compile=auto would train eagerly instead") from err
+            raise CompiledStepError(
+                f"trainer.compile=true: {reason}; trainer.compile=auto would train eagerly instead"
+            ) from err
         log.warning("%s; training eagerly (trainer.compile=false skips the attempt)", reason)
         self.fast_step = self.fast_eval = None
         self.record.compiled, self.record.fallback = False, reason
 
 
-def build_group(model_name: str, runs: list[RunSpec], device: torch.device, normalize: Normalize, settings: Settings, batch_size: int) -> Group:
+def build_group(
+    model_name: str,
+    runs: list[RunSpec],
+    device: torch.device,
+    normalize: Normalize,
+    settings: Settings,
+    batch_size: int,
+) -> Group:
     """A group of fresh runs: each network initialised from its own seed, fused; the optimizer's
     momentum and weight decay per run (learning rates are set per epoch: FusedSGD.set_lr), with
     per-run loss scales under fp16."""
@@ -238,7 +259,10 @@ def train_epoch(group: Group, split: Split, bar: Optional[Any] = None) -> list[E
 
 def _train_epoch(group: Group, split: Split, bar: Optional[Any]) -> list[EpochMetrics]:
     group.model.train()
-    plans = [r.epoch_plan(len(split), group.batch_size, s.crop_flip, s.mixup_alpha) for r, s in zip(group.randoms, group.runs)]
+    plans = [
+        r.epoch_plan(len(split), group.batch_size, s.crop_flip, s.mixup_alpha)
+        for r, s in zip(group.randoms, group.runs)
+    ]
     plan = stack_plans(plans, split.images.device)
     step = group.fast_step or group.eager_step
     return run_train_epoch(split, plan, group.batch_size, step, group.eager_step, group.dropout_masks, bar)
@@ -293,11 +317,16 @@ def prepare(group: Group, train: Split, val: Optional[Split] = None) -> float:
     tolerance = TOLERANCE[group.settings.precision]
     group.record.self_check = {"max_rel_diff": diff, "tolerance": tolerance}
     if not diff <= tolerance:
-        group.fall_back(f"the compiled step disagrees with the eager one (relative difference {diff:.2e} > {tolerance:g} "
-                        f"allowed in {group.settings.precision})")
+        group.fall_back(
+            f"the compiled step disagrees with the eager one (relative difference {diff:.2e} > {tolerance:g} "
+            f"allowed in {group.settings.precision})"
+        )
         return 0.0
-    log.info("compiled and captured the training step in %.1f s (once per run); it agrees with the eager step to %.1e",
-             seconds, diff)
+    log.info(
+        "compiled and captured the training step in %.1f s (once per run); it agrees with the eager step to %.1e",
+        seconds,
+        diff,
+    )
     return seconds
 
 

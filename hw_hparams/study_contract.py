@@ -15,9 +15,9 @@ from analysis import contract as C
 from analysis.paper import Result, build
 from analysis.runs import AnalysisError
 
-from .errors import ConfigError
 from .data import crop_flip, split_indices
 from .data.augment import Normalize
+from .errors import ConfigError
 
 
 def _split_line() -> C.Code:
@@ -34,17 +34,35 @@ def contract(study, outcome, command: str) -> C.Contract:
     """The contract of a finished study (homework.Study, homework.Outcome)."""
     s = study.settings
     rel = lambda d: os.path.relpath(d, study.root).replace(os.sep, "/")  # noqa: E731
-    choices = {name: C.Choice(c.key, c.value, c.metric.value, section)
-               for name, c, section in (("lr", outcome.lr, "lr_sweep"), ("weight_decay", outcome.wd, "wd_sweep"))}
-    demo = {"epoch_scale": s.demo_epoch_scale, "train": s.demo_train, "val": s.demo_val, "test": s.demo_test} if s.demo else None
+    choices = {
+        name: C.Choice(c.key, c.value, c.metric.value, section)
+        for name, c, section in (("lr", outcome.lr, "lr_sweep"), ("weight_decay", outcome.wd, "wd_sweep"))
+    }
+    demo = (
+        {"epoch_scale": s.demo_epoch_scale, "train": s.demo_train, "val": s.demo_val, "test": s.demo_test}
+        if s.demo
+        else None
+    )
     speculative = [
-        {"section": p.section, "choice": p.guess[0], "value": p.guess[1], "chosen": chosen, "run_dirs": [rel(d) for d in ds]}
+        {
+            "section": p.section,
+            "choice": p.guess[0],
+            "value": p.guess[1],
+            "chosen": chosen,
+            "run_dirs": [rel(d) for d in ds],
+        }
         for p, ds, chosen in outcome.speculative
     ]
-    return C.Contract(command=command, sections={k: [rel(d) for d in v] for k, v in outcome.sections.items()},
-                      choices=choices, final_section="mixup",
-                      code={"split": _split_line(), "augmentation": _augmentation()}, demo=demo,
-                      plan=outcome.plan.summary() if outcome.plan else [], speculative=speculative)
+    return C.Contract(
+        command=command,
+        sections={k: [rel(d) for d in v] for k, v in outcome.sections.items()},
+        choices=choices,
+        final_section="mixup",
+        code={"split": _split_line(), "augmentation": _augmentation()},
+        demo=demo,
+        plan=outcome.plan.summary() if outcome.plan else [],
+        speculative=speculative,
+    )
 
 
 def hand_over(study, outcome, command: str) -> Result:

@@ -22,7 +22,9 @@ log = logging.getLogger("hw_hparams.sweeps")
 
 def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
     """The run folder of every job of `python -m hw_hparams.train -m *overrides` in `sweep_dir`, in job order."""
-    return [sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(overrides, multirun=True, limit=None)]
+    return [
+        sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(overrides, multirun=True, limit=None)
+    ]
 
 
 def jobs(overrides: list[str]) -> list[list[str]]:

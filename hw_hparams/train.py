@@ -37,11 +37,19 @@ from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
 from .plugins import register_launchers
 from .progress import final_line
-from .trackers import tracking
 from .run_folder import (
-    DATA_STATS, check_same_data, check_same_run, check_usable, is_finished, read_summary, remove_temp_files,
-    restart_or_refuse, utc_now, write_json,
+    DATA_STATS,
+    check_same_data,
+    check_same_run,
+    check_usable,
+    is_finished,
+    read_summary,
+    remove_temp_files,
+    restart_or_refuse,
+    utc_now,
+    write_json,
 )
+from .trackers import tracking
 from .training import Member, train_members
 
 log = logging.getLogger("hw_hparams.train")
@@ -87,7 +95,12 @@ def _accept(m: Member, held: contextlib.ExitStack) -> bool:
             check_same_run(m.run_dir, m.previous["config"], m.config)
             if is_finished(m.previous, need_test=bool(m.cfg.eval_test)):
                 s = m.previous
-                log.info("%s: run already %s after %d epochs; nothing to train", m.run_dir, s["status"], s["epochs_completed"])
+                log.info(
+                    "%s: run already %s after %d epochs; nothing to train",
+                    m.run_dir,
+                    s["status"],
+                    s["epochs_completed"],
+                )
                 m.result = s
                 return False
     except ConfigError as err:
@@ -116,12 +129,16 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             check_same_data(m.run_dir, data.stats, cfg.data.root)
             held.enter_context(record(m.run_dir, m.cfg, m.hydra_cfg))  # accepted: from here on it writes
             write_json(m.run_dir / DATA_STATS, data.stats)
-            m.state = checkpoint.load(m.run_dir, device, check=lambda s, m=m: check_same_run(m.run_dir, s["config"], m.config))
+            m.state = checkpoint.load(
+                m.run_dir, device, check=lambda s, m=m: check_same_run(m.run_dir, s["config"], m.config)
+            )
             if m.state is None:
                 restart_or_refuse(m.run_dir, m.previous, m.cfg.trainer.restart)  # never silently over trained epochs
             else:
                 m.rows, m.wall = checkpoint.progress(m.state)
-                log.info("%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir})
+                log.info(
+                    "%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir}
+                )
             m.tracker = held.enter_context(tracking(m.cfg, m.run_dir, m.config, m.hydra_cfg, len(m.rows)))
             ready.append(m)
         except ConfigError as err:

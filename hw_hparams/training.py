@@ -63,22 +63,40 @@ class Member:
     def write(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> dict:
         if status in FINISHED and self.finished_at is None:
             self.finished_at = utc_now()
-        s = summary(status, self.rows, self.cfg.epochs, self.config, self.device, self.wall, self.train_images, test,
-                    message, compile=self.compile.as_dict() if self.compile is not None else None,
-                    started_at=self.started_at, finished_at=self.finished_at)
+        s = summary(
+            status,
+            self.rows,
+            self.cfg.epochs,
+            self.config,
+            self.device,
+            self.wall,
+            self.train_images,
+            test,
+            message,
+            compile=self.compile.as_dict() if self.compile is not None else None,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
         write_summary(self.run_dir, s)
         self.tracker.update(self.rows, s)
         return s
 
     def log(self, level: int, fmt: str, *args: Any, many: bool = False) -> None:
         """A line for this run's train.log (and the console, named by the run when a group has several)."""
-        log.log(level, ("%s: " + fmt) if many else fmt, *((self.label,) if many else ()), *args, extra={"run": self.run_dir})
+        log.log(
+            level, ("%s: " + fmt) if many else fmt, *((self.label,) if many else ()), *args, extra={"run": self.run_dir}
+        )
 
 
 def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds: float) -> dict:
     return {
-        "epoch": epoch, "lr": float(lr), "train_loss": train.loss, "train_acc": train.acc,
-        "val_loss": val.loss, "val_acc": val.acc, "epoch_time_s": seconds,
+        "epoch": epoch,
+        "lr": float(lr),
+        "train_loss": train.loss,
+        "train_acc": train.acc,
+        "val_loss": val.loss,
+        "val_acc": val.acc,
+        "epoch_time_s": seconds,
     }
 
 
@@ -92,8 +110,13 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
     for i, m in enumerate(members):
         m.device, m.train_images, m.compile = str(device), len(data.train), group.record
         if m.state is not None and not checkpoint.restore(group, i, m.state):
-            m.log(logging.WARNING, "resumed on %s from a checkpoint made on another device type: its dropout masks come "
-                  "from a fresh stream from here on (every other draw continues exactly)", device.type, many=len(members) > 1)
+            m.log(
+                logging.WARNING,
+                "resumed on %s from a checkpoint made on another device type: its dropout masks come "
+                "from a fresh stream from here on (every other draw continues exactly)",
+                device.type,
+                many=len(members) > 1,
+            )
     many = len(members) > 1
     done = len(members[0].rows)
     make_bar = epoch_bar(cfg.trainer.progress)
@@ -108,7 +131,10 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
             prepare(group, data.train, data.val)  # compile/capture once, outside the epochs' times
         for epoch in range(done + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            lrs = [lr_at(m.cfg.schedule.name, m.cfg.optim.lr, epoch - 1, cfg.epochs) if not m.done else 0.0 for m in members]
+            lrs = [
+                lr_at(m.cfg.schedule.name, m.cfg.optim.lr, epoch - 1, cfg.epochs) if not m.done else 0.0
+                for m in members
+            ]
             group.optimizer.set_lr(lrs)
             bar = make_bar(epoch, cfg.epochs, batches) if make_bar else None
             try:
@@ -120,7 +146,14 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
                 if not m.done and not math.isfinite(t.loss):
                     m.rows.append(_row(epoch, lr, t, EpochMetrics(math.nan, math.nan, 0), time.perf_counter() - t0))
                     write_history(m.run_dir, m.rows)
-                    m.log(logging.ERROR, "epoch %d: training loss is %s at lr %g; run diverged, stopping", epoch, t.loss, lr, many=many)
+                    m.log(
+                        logging.ERROR,
+                        "epoch %d: training loss is %s at lr %g; run diverged, stopping",
+                        epoch,
+                        t.loss,
+                        lr,
+                        many=many,
+                    )
                     m.result = m.write("diverged", message=f"non-finite training loss in epoch {epoch}")
             if all(m.done for m in members):
                 return
@@ -140,14 +173,26 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
             for m, lr in zip(members, lrs):
                 if not m.done:
                     r = m.rows[-1]
-                    m.log(logging.INFO, "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
-                          epoch, cfg.epochs, lr, r["train_loss"], 100 * r["train_acc"], r["val_loss"], 100 * r["val_acc"],
-                          r["epoch_time_s"], many=many)
+                    m.log(
+                        logging.INFO,
+                        "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
+                        epoch,
+                        cfg.epochs,
+                        lr,
+                        r["train_loss"],
+                        100 * r["train_acc"],
+                        r["val_loss"],
+                        100 * r["val_acc"],
+                        r["epoch_time_s"],
+                        many=many,
+                    )
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SLURM's requeue signal: every run abandons the epoch
         with deferred():
             for m in members:
                 if not m.done:
-                    status, line = stop_reason(err, len(m.rows), cfg.epochs)  # interrupted, or requeued (slurm/requeue.py)
+                    status, line = stop_reason(
+                        err, len(m.rows), cfg.epochs
+                    )  # interrupted, or requeued (slurm/requeue.py)
                     m.result = m.write(status, message=line)
                     m.log(logging.ERROR, "%s", line, many=many)
         err.reported = True

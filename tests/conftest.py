@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, stamps
 
 from hw_hparams.data.fake import write_fake_cifar100
-from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, stamps
 
 # Property tests judge results, never speed: no per-example deadline and no "too slow" health check,
 # which a machine busy with other work would trip (a test's own @settings may add to this).
@@ -59,7 +59,7 @@ def _needs_tools(request):
             continue
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
         if missing:
-            reason = f"`{marker}` test needs {', '.join(missing)}: pip install -e \".[{extra}]\""
+            reason = f'`{marker}` test needs {", ".join(missing)}: pip install -e ".[{extra}]"'
             if os.environ.get("HW_CI") == "1":
                 pytest.fail(f"{reason}, and CI (HW_CI=1) must run it: install the `{extra}` extra", pytrace=False)
             pytest.skip(reason)
@@ -77,7 +77,9 @@ def demo(tmp_path_factory):
     study = cwd / "outputs" / "t"
     before = stamps(study)
     report = (study / "report" / "report.md").read_text()
-    again = run_cli(DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD)
+    again = run_cli(
+        DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     print(f"demo study: {seconds:.1f} s")
     return {"study": study, "first": first, "again": again, "before": before, "report": report, "seconds": seconds}

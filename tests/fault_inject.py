@@ -68,7 +68,11 @@ def install(spec: str | None) -> None:
 
     def on_step(optimizer, args, kwargs):
         lrs = torch.as_tensor(optimizer.param_groups[0]["lr"]).flatten().tolist()  # a float, or one per fused run
-        if site == "step" and only is not None and not any(abs(lr - float(only)) <= 1e-6 * abs(float(only)) for lr in lrs):
+        if (
+            site == "step"
+            and only is not None
+            and not any(abs(lr - float(only)) <= 1e-6 * abs(float(only)) for lr in lrs)
+        ):
             return
         if hit("step"):
             _fire(action)
@@ -115,7 +119,9 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def run_cli(args: list[str], cwd, fault: str | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd, fault: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """`python -m hw_hparams.train args` (through this script, with `fault`) in `cwd`, output captured
     (`timeout` seconds at most, default support.PATIENCE_S)."""
     from support import PATIENCE_S
@@ -123,7 +129,9 @@ def run_cli(args: list[str], cwd, fault: str | None = None, timeout: float | Non
     timeout = PATIENCE_S if timeout is None else timeout
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(HW_FAULT=fault or "", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, __file__, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, __file__, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """SIGKILL a CPU training run at many instants, re-run it each time, and check that nothing was lost or doubled.
 
-    python tests/kill_harness.py [--kills 27] [--seed 0] [--epochs 4] [--spawn] [--workdir DIR] [--override KEY=VALUE ...]
+    python tests/kill_harness.py [--kills 27] [--seed 0] [--epochs 4] [--spawn] [--workdir DIR]
+        [--override KEY=VALUE ...]
 
 A reference run trains without interruption (counting its optimizer steps, validation forwards,
 file writes and renames). Then, round after round, a fresh run folder is trained by attempts that
@@ -38,17 +39,37 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 # Kinds of kill: fault_inject sites (":checkpoint": only on checkpoint files), and a random delay from outside.
-KINDS = ["step", "eval", "write", "write:checkpoint", "partial", "partial:checkpoint", "rename", "rename:checkpoint", "timer"]
+KINDS = [
+    "step",
+    "eval",
+    "write",
+    "write:checkpoint",
+    "partial",
+    "partial:checkpoint",
+    "rename",
+    "rename:checkpoint",
+    "timer",
+]
 TEMP = re.compile(r"^\..+\.tmp\d+$")
 
 
 def overrides(data_root: Path, run_dir: Path, epochs: int, extra: tuple = ()) -> list[str]:
     """A tiny run with many steps per epoch: 200 training images in batches of 8 (25 steps), 40 validation images
     (and `extra`, e.g. trackers: logger=[tensorboard,mlflow])."""
-    return [*extra, 
-        "model=tiny", f"epochs={epochs}", "batch_size=8", "schedule=cosine", "augmentation=mixup",
-        "regularization=wd5e-4", f"data.root={data_root}", "data.verify_checksums=false",
-        "data.download=false", "data.val_size=40", "trainer.device=cpu", "trainer.progress=false",
+    return [
+        *extra,
+        "model=tiny",
+        f"epochs={epochs}",
+        "batch_size=8",
+        "schedule=cosine",
+        "augmentation=mixup",
+        "regularization=wd5e-4",
+        f"data.root={data_root}",
+        "data.verify_checksums=false",
+        "data.download=false",
+        "data.val_size=40",
+        "trainer.device=cpu",
+        "trainer.progress=false",
         f"hydra.run.dir={run_dir}",
     ]
 
@@ -59,10 +80,13 @@ class Runner:
     def __init__(self, spawn: bool, logs: Path):
         self.spawn, self.logs, self.n = spawn, logs, 0
         if not spawn:
-            import hw_hparams.train  # noqa: F401 - imported once here, inherited by every fork
             import torch  # noqa: F401
 
-    def run(self, argv: list[str], fault: str | None = None, kill_after: float | None = None, counts: Path | None = None) -> tuple[int, float]:
+            import hw_hparams.train  # noqa: F401 - imported once here, inherited by every fork
+
+    def run(
+        self, argv: list[str], fault: str | None = None, kill_after: float | None = None, counts: Path | None = None
+    ) -> tuple[int, float]:
         """(exit status, seconds); a signal's death is -signum, as in subprocess."""
         self.n += 1
         log = self.logs / f"attempt{self.n:03d}.log"
@@ -71,7 +95,12 @@ class Runner:
         if self.spawn:
             env = {**os.environ, "HW_FAULT": fault or "", "HW_FAULT_COUNTS": str(counts or "")}
             with open(log, "ab") as out:
-                proc = subprocess.Popen([sys.executable, str(HERE / "fault_inject.py"), *argv], stdout=out, stderr=subprocess.STDOUT, env=env)
+                proc = subprocess.Popen(
+                    [sys.executable, str(HERE / "fault_inject.py"), *argv],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
                 try:
                     proc.wait(timeout=kill_after)
                 except subprocess.TimeoutExpired:
@@ -166,7 +195,9 @@ def check_completed(run_dir: Path, ref_dir: Path) -> None:
     assert state["epoch"] == len(ref_rows) and without_timing(state["history"]) == without_timing(ref_state["history"])
     assert all(torch.equal(state["model"][k], v) for k, v in ref_state["model"].items()), "weights differ"
     assert torch.load(run_dir / "checkpoint.prev.pt", weights_only=False)["epoch"] == len(ref_rows) - 1
-    left = [p.name for p in run_dir.iterdir() if TEMP.match(p.name) or p.name.endswith(".damaged") or p.name == ".run.lock"]
+    left = [
+        p.name for p in run_dir.iterdir() if TEMP.match(p.name) or p.name.endswith(".damaged") or p.name == ".run.lock"
+    ]
     assert not left, f"{run_dir}: left over: {left}"
 
 
@@ -217,21 +248,33 @@ def harness(workdir: Path, kills: int, seed: int, epochs: int, spawn: bool, extr
             code, _ = runner.run(overrides(data, run_dir, epochs, extra), fault=fault, kill_after=delay)
             if code == 0:
                 break
-            assert code == -signal.SIGKILL, f"an attempt ended with exit {code}, not by SIGKILL; see {logs}/attempt{runner.n:03d}.log"
+            assert code == -signal.SIGKILL, (
+                f"an attempt ended with exit {code}, not by SIGKILL; see {logs}/attempt{runner.n:03d}.log"
+            )
             by_kind[kind] += 1
     for run_dir in rounds:
         check_completed(run_dir, ref_dir)
-    return {"kills": sum(by_kind.values()), "by_kind": by_kind, "rounds": len(rounds), "attempts": attempts,
-            "seconds": round(time.perf_counter() - started, 1), "mode": "spawn" if spawn else "fork"}
+    return {
+        "kills": sum(by_kind.values()),
+        "by_kind": by_kind,
+        "rounds": len(rounds),
+        "attempts": attempts,
+        "seconds": round(time.perf_counter() - started, 1),
+        "mode": "spawn" if spawn else "fork",
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--kills", type=int, default=27, help="SIGKILLs in all, at least one of each kind (rounds go on until then)")
+    p.add_argument(
+        "--kills", type=int, default=27, help="SIGKILLs in all, at least one of each kind (rounds go on until then)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the kill instants")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--spawn", action="store_true", help="start each attempt as a fresh interpreter")
-    p.add_argument("--workdir", type=Path, default=None, help="where to put data and runs (default: a temporary folder)")
+    p.add_argument(
+        "--workdir", type=Path, default=None, help="where to put data and runs (default: a temporary folder)"
+    )
     p.add_argument("--override", action="append", default=[], help="one more override of every run (repeatable)")
     args = p.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported: bitwise-reproducible CPU runs

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import PATIENCE_S, TINY_RUN, fake_data_overrides, finish, run_cli, without_timing  # noqa: F401 - TINY_RUN, fake_data_overrides, run_cli: re-exported
+from support import compose_train as cfg
+from support import read_rows as rows
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 HERE = Path(__file__).resolve().parent
-
-
-from support import PATIENCE_S, TINY_RUN, compose_train as cfg, fake_data_overrides, finish, read_rows as rows, run_cli, without_timing  # noqa: F401
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:
@@ -37,7 +37,8 @@ def file_states(folder: Path, mtimes: bool = True) -> dict:
     with mtimes=False, name -> bytes (equal: nothing changed)."""
     return {
         n: ((folder / n).read_bytes(), (folder / n).stat().st_mtime_ns) if mtimes else (folder / n).read_bytes()
-        for n in RUN_FILES if (folder / n).exists()
+        for n in RUN_FILES
+        if (folder / n).exists()
     }
 
 
@@ -45,8 +46,14 @@ def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
     """`python -m hw_hparams.train args` in the background (one thread, HYDRA_FULL_ERROR unset)."""
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["OMP_NUM_THREADS"] = "1"
-    return subprocess.Popen([sys.executable, "-m", "hw_hparams.train", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hw_hparams.train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run_many(jobs: list[tuple[list[str], Path]], timeout: float = PATIENCE_S) -> list[subprocess.CompletedProcess]:

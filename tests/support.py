@@ -7,14 +7,23 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from hydra import compose, initialize_config_module
 
 # Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
-DEMO = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
-        "trainer.progress=false", "trainer.device=cpu"]
+DEMO = [
+    "demo=true",
+    "study=t",
+    "demo_epoch_scale=0.004",
+    "demo_train=150",
+    "demo_val=50",
+    "demo_test=20",
+    "trainer.progress=false",
+    "trainer.device=cpu",
+]
 # CPU float sums depend on the thread count; with one thread a run's numbers are the same in any process.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
@@ -30,7 +39,9 @@ LONG_PATIENCE_S = 1800  # a whole demo study, the kill harness: minutes alone
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = PATIENCE_S, alive=None, interval: float = 0.05) -> T:
+def wait_until(
+    condition: Callable[[], T], what: str, timeout: float = PATIENCE_S, alive=None, interval: float = 0.05
+) -> T:
     """Poll `condition()` until it returns something true, and return that. Fail, saying `what` was
     waited for and for how long, after `timeout` seconds, or as soon as `alive` (a Popen that should
     still be running meanwhile) has exited, with the end of its output."""
@@ -42,21 +53,26 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = PATIENCE_
         waited = time.monotonic() - start
         if alive is not None and alive.poll() is not None:
             out, err = alive.communicate()
-            raise AssertionError(f"waited {waited:.0f} s for {what}, but the process exited with {alive.returncode} first:\n"
-                                 f"{(out or '')[-2000:]}{(err or '')[-3000:]}")
+            raise AssertionError(
+                f"waited {waited:.0f} s for {what}, but the process exited with {alive.returncode} first:\n"
+                f"{(out or '')[-2000:]}{(err or '')[-3000:]}"
+            )
         if waited > timeout:
             raise AssertionError(f"waited {timeout:.0f} s for {what}: it did not happen")
         time.sleep(interval)
 
 
 def finish(proc: subprocess.Popen, what: str, timeout: float = PATIENCE_S) -> subprocess.CompletedProcess:
-    """Wait for `proc` to exit (its output captured); fail after `timeout` s saying `what` it was doing, with its output so far."""
+    """Wait for `proc` to exit (its output captured); fail after `timeout` s saying `what` it was doing, with its
+    output so far."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"{what} did not end within {timeout:.0f} s; killed it:\n{(out or '')[-2000:]}{(err or '')[-3000:]}") from None
+        raise AssertionError(
+            f"{what} did not end within {timeout:.0f} s; killed it:\n{(out or '')[-2000:]}{(err or '')[-3000:]}"
+        ) from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -77,12 +93,20 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def run_cli(args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: float = PATIENCE_S, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: float = PATIENCE_S, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """`python -m module args` in `cwd`, capturing output (HYDRA_FULL_ERROR unset; `env` added); fails
     after `timeout` seconds saying which command did not end."""
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     return finish(proc, f"`python -m {module} {' '.join(args)}`", timeout)
 
 
@@ -93,5 +117,8 @@ def without_timing(history: list[dict]) -> list[dict]:
 
 def stamps(study: Path) -> dict[Path, int]:
     """mtime (ns) of every run's summary.json, history.csv and checkpoint.pt in a study folder."""
-    return {p: p.stat().st_mtime_ns for pattern in ("*/*/summary.json", "*/*/history.csv", "*/*/checkpoint.pt")
-            for p in study.glob(pattern)}
+    return {
+        p: p.stat().st_mtime_ns
+        for pattern in ("*/*/summary.json", "*/*/history.csv", "*/*/checkpoint.pt")
+        for p in study.glob(pattern)
+    }

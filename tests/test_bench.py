@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from support import PATIENCE_S
 
 from hw_hparams import bench
-from support import PATIENCE_S
 
 
 def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
@@ -19,7 +19,13 @@ def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) |" in out
-    labels = ("(a) classic", "(b) ours, eager", "(c) ours, fast (defaults)", "(d) 2 runs of (c) at once", "(e) 2 runs of (c) fused")
+    labels = (
+        "(a) classic",
+        "(b) ours, eager",
+        "(c) ours, fast (defaults)",
+        "(d) 2 runs of (c) at once",
+        "(e) 2 runs of (c) fused",
+    )
     for label in labels:
         row = next(line for line in out.splitlines() if line.startswith(f"| {label} |"))
         assert "FAILED" not in row and re.search(r"\| \d+\.\d{3} \| \d+ \| \d+\.\d\dx \| \d+\.\d\dx \|", row), row
@@ -32,7 +38,9 @@ def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
     assert rows["(d) 2 runs of (c) at once"]["runs"] == 2 and len(rows["(d) 2 runs of (c) at once"]["epoch_times"]) == 2
     fused = rows["(e) 2 runs of (c) fused"]  # one process, two runs: its rate counts both
     assert fused["runs"] == 2 and len(fused["epoch_times"]) == 1
-    assert fused["images_per_s"] == pytest.approx(2 * 256 / (sum(fused["epoch_times"][0]) / len(fused["epoch_times"][0])), rel=0.5)
+    assert fused["images_per_s"] == pytest.approx(
+        2 * 256 / (sum(fused["epoch_times"][0]) / len(fused["epoch_times"][0])), rel=0.5
+    )
     assert data["meta"]["device"] == "cpu" and set(data["critical_paths"]) == {"side by side (d)", "fused (e)"}
 
 
@@ -47,8 +55,15 @@ def test_critical_path_uses_the_epoch_time_at_the_number_of_runs_sharing_the_dev
     assert path["total_s"] == pytest.approx(15 * 1.6 * 3 / 2 + 300 * 1.6 * 4 / 2 + 300 * 1.0)
 
 
-@pytest.mark.parametrize(("args", "key"), [(["--ks", "0"], "--ks"), (["--ks", "x"], "--ks"), (["--pipelines", "a,f"], "--pipelines"),
-                                           (["--train", "10", "--batch-size", "64"], "--train")])
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["--ks", "0"], "--ks"),
+        (["--ks", "x"], "--ks"),
+        (["--pipelines", "a,f"], "--pipelines"),
+        (["--train", "10", "--batch-size", "64"], "--train"),
+    ],
+)
 def test_bad_arguments_fail_in_one_line(args, key, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(args)

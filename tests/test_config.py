@@ -6,8 +6,8 @@ from importlib import resources
 
 import pytest
 from hydra import compose, initialize_config_module
-
 from support import run_cli
+
 from hw_hparams.cli import check_overrides
 from hw_hparams.config import ConfigError
 
@@ -46,11 +46,22 @@ def _get(cfg, dotted):
 def test_defaults_are_the_assignments_section_3_setting():
     cfg = _compose()
     expected = {
-        "epochs": 15, "batch_size": 128, "seed": 0, "eval_test": False, "optim.lr": 0.05,
-        "optim.momentum": 0.9, "optim.weight_decay": 0.0, "schedule.name": "constant",
-        "augmentation.crop_flip": True, "augmentation.mixup_alpha": None, "data.val_size": 10000,
-        "data.split_seed": 0, "data.verify_checksums": True, "data.download": True,
-        "trainer.device": "auto", "model.name": "mobilenetv2",
+        "epochs": 15,
+        "batch_size": 128,
+        "seed": 0,
+        "eval_test": False,
+        "optim.lr": 0.05,
+        "optim.momentum": 0.9,
+        "optim.weight_decay": 0.0,
+        "schedule.name": "constant",
+        "augmentation.crop_flip": True,
+        "augmentation.mixup_alpha": None,
+        "data.val_size": 10000,
+        "data.split_seed": 0,
+        "data.verify_checksums": True,
+        "data.download": True,
+        "trainer.device": "auto",
+        "model.name": "mobilenetv2",
     }
     assert {k: _get(cfg, k) for k in expected} == expected
 
@@ -60,12 +71,15 @@ def test_every_shipped_option_is_covered_here():
     shipped = {
         (group, f.name[:-5])
         for group in ("lr", "schedule", "regularization", "augmentation", "model", "data", "trainer")
-        for f in (conf / group).iterdir() if f.name.endswith(".yaml")
+        for f in (conf / group).iterdir()
+        if f.name.endswith(".yaml")
     }
     assert shipped == set(GROUP_VALUES)
 
 
-@pytest.mark.parametrize(("option", "values"), GROUP_VALUES.items(), ids=lambda v: "=".join(v) if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    ("option", "values"), GROUP_VALUES.items(), ids=lambda v: "=".join(v) if isinstance(v, tuple) else ""
+)
 def test_each_group_option_composes_to_its_values(option, values):
     group, name = option
     cfg = _compose([f"{group}={name}"])
@@ -75,7 +89,12 @@ def test_each_group_option_composes_to_its_values(option, values):
 
 def test_groups_combine_and_values_override_groups():
     cfg = _compose(["lr=lr0.5", "schedule=cosine", "regularization=wd5e-4", "augmentation=mixup", "optim.lr=0.01"])
-    assert (cfg.optim.lr, cfg.optim.weight_decay, _get(cfg, "schedule.name"), cfg.augmentation.mixup_alpha) == (0.01, 5e-4, "cosine", 0.2)
+    assert (cfg.optim.lr, cfg.optim.weight_decay, _get(cfg, "schedule.name"), cfg.augmentation.mixup_alpha) == (
+        0.01,
+        5e-4,
+        "cosine",
+        0.2,
+    )
 
 
 BAD = [
@@ -142,5 +161,9 @@ def test_every_config_folder_ships_with_the_package():
 
     root = Path(__file__).resolve().parents[1]
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    folders = {".".join(("hw_hparams", *p.relative_to(root).parts)) for p in (root / "conf").rglob("*") if p.is_dir() and not p.name.startswith("__")}
+    folders = {
+        ".".join(("hw_hparams", *p.relative_to(root).parts))
+        for p in (root / "conf").rglob("*")
+        if p.is_dir() and not p.name.startswith("__")
+    }
     assert folders <= listed

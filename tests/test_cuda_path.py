@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
+from support import compose_train, fake_data_overrides, read_rows, without_timing
+from test_fused import assert_same_run
 from torch._dynamo.backends.registry import lookup_backend
 from torch._dynamo.utils import counters
 
@@ -32,8 +34,6 @@ from hw_hparams.optim import LossScale, lr_at
 from hw_hparams.precision import precision_for
 from hw_hparams.train import run, run_group
 from hw_hparams.training import Member
-from support import compose_train, fake_data_overrides, read_rows, without_timing
-from test_fused import assert_same_run
 
 CPU = torch.device("cpu")
 BATCH = 16

@@ -12,12 +12,14 @@ from omegaconf import OmegaConf
 from torchvision import transforms
 
 from hw_hparams.data import Normalize, crop_flip, load_study_data, split_indices
-from hw_hparams.draws import RunRandom
 from hw_hparams.data.cifar import DataError
+from hw_hparams.draws import RunRandom
 
 
 def _data_cfg(root, val_size=100, seed=0):
-    return OmegaConf.create({"root": str(root), "download": False, "verify_checksums": False, "val_size": val_size, "split_seed": seed})
+    return OmegaConf.create(
+        {"root": str(root), "download": False, "verify_checksums": False, "val_size": val_size, "split_seed": seed}
+    )
 
 
 def test_generated_dataset_has_the_official_on_disk_format(fake_root):
@@ -52,7 +54,9 @@ def test_split_is_torch_random_split_of_the_training_set(fake_root):
 
 def test_split_indices_on_the_real_sizes_match_random_split_40k_10k():
     train, val = split_indices(50000, 10000, 0)
-    ref_train, ref_val = torch.utils.data.random_split(range(50000), [40000, 10000], generator=torch.Generator().manual_seed(0))
+    ref_train, ref_val = torch.utils.data.random_split(
+        range(50000), [40000, 10000], generator=torch.Generator().manual_seed(0)
+    )
     assert train.tolist() == list(ref_train.indices) and val.tolist() == list(ref_val.indices)
     assert len(set(train.tolist()) | set(val.tolist())) == 50000
 
@@ -91,7 +95,12 @@ def _padded(img):
 def _windows(img):
     """Every 32x32 window of the zero-padded image, unflipped and flipped: {(top, left, flip): tensor}."""
     p = _padded(img)
-    return {(t, l, f): (p[:, t:t + 32, l:l + 32].flip(-1) if f else p[:, t:t + 32, l:l + 32]) for t in range(9) for l in range(9) for f in (0, 1)}
+    return {
+        (t, l, f): (p[:, t : t + 32, l : l + 32].flip(-1) if f else p[:, t : t + 32, l : l + 32])
+        for t in range(9)
+        for l in range(9)
+        for f in (0, 1)
+    }
 
 
 def _augmented(img: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -171,4 +180,9 @@ def test_validation_and_test_images_are_never_augmented(fake_root, monkeypatch):
 
 def test_missing_dataset_without_download_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="data.download=true"):
-        load_study_data(OmegaConf.create({"root": str(tmp_path), "download": False, "verify_checksums": True, "val_size": 10, "split_seed": 0}), torch.device("cpu"))
+        load_study_data(
+            OmegaConf.create(
+                {"root": str(tmp_path), "download": False, "verify_checksums": True, "val_size": 10, "split_seed": 0}
+            ),
+            torch.device("cpu"),
+        )

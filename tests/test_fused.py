@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import hw_hparams.training as training_module
 from fault_inject import run_cli as run_faulty
 from support import PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli, without_timing
+
+import hw_hparams.training as training_module
 from hw_hparams.data.fake import write_fake_cifar100
 from hw_hparams.train import run, run_group
 from hw_hparams.training import Member
@@ -45,13 +45,21 @@ def data(tmp_path_factory) -> Path:
 
 
 def _base(data: Path, model: str = "tiny", epochs: int = 2, batch_size: int = 100) -> list[str]:
-    return [*fake_data_overrides(data, val_size=50), f"model={model}", f"epochs={epochs}", f"batch_size={batch_size}", "trainer.progress=false"]
+    return [
+        *fake_data_overrides(data, val_size=50),
+        f"model={model}",
+        f"epochs={epochs}",
+        f"batch_size={batch_size}",
+        "trainer.progress=false",
+    ]
 
 
 def _parameters(run_dir: Path, running: bool) -> torch.Tensor:
     """Every trained parameter (or every BatchNorm running statistic) of a run's final network, as one vector."""
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
-    return torch.cat([t.flatten().double() for n, t in state.items() if t.is_floating_point() and ("running" in n) == running])
+    return torch.cat(
+        [t.flatten().double() for n, t in state.items() if t.is_floating_point() and ("running" in n) == running]
+    )
 
 
 def assert_same_run(alone: Path, fused: Path, loss_rtol: float, images: int, param_rtol: float) -> None:
@@ -66,18 +74,33 @@ def assert_same_run(alone: Path, fused: Path, loss_rtol: float, images: int, par
             if key.endswith("loss"):
                 assert math.isclose(x, y, rel_tol=loss_rtol), (key, ra, rb)
             else:
-                assert abs(x - y) <= images / n_train["train" if key.startswith("train") else "val"] + 1e-12, (key, ra, rb)
+                assert abs(x - y) <= images / n_train["train" if key.startswith("train") else "val"] + 1e-12, (
+                    key,
+                    ra,
+                    rb,
+                )
     for running, rtol in ((False, param_rtol), (True, 10 * param_rtol)):
         pa, pb = _parameters(alone, running), _parameters(fused, running)
-        assert (pa - pb).norm() <= rtol * pa.norm(), ("running statistics" if running else "parameters", ((pa - pb).norm() / pa.norm()).item())
-    assert json.loads((fused / "summary.json").read_text())["status"] == json.loads((alone / "summary.json").read_text())["status"]
+        assert (pa - pb).norm() <= rtol * pa.norm(), (
+            "running statistics" if running else "parameters",
+            ((pa - pb).norm() / pa.norm()).item(),
+        )
+    assert (
+        json.loads((fused / "summary.json").read_text())["status"]
+        == json.loads((alone / "summary.json").read_text())["status"]
+    )
 
 
-@pytest.mark.parametrize("model, epochs, loss_rtol, images, param_rtol", [
-    ("tiny", 2, 1e-5, 1, 1e-3),
-    ("mobilenetv2", 1, 1e-3, 2, 2e-2),  # dropout 0.2 included: each run's masks from its own generator
-])
-def test_a_fused_run_has_the_history_and_weights_it_has_alone(data, tmp_path, model, epochs, loss_rtol, images, param_rtol):
+@pytest.mark.parametrize(
+    "model, epochs, loss_rtol, images, param_rtol",
+    [
+        ("tiny", 2, 1e-5, 1, 1e-3),
+        ("mobilenetv2", 1, 1e-3, 2, 2e-2),  # dropout 0.2 included: each run's masks from its own generator
+    ],
+)
+def test_a_fused_run_has_the_history_and_weights_it_has_alone(
+    data, tmp_path, model, epochs, loss_rtol, images, param_rtol
+):
     configs = [compose_train(_base(data, model, epochs) + s) for s in SETTINGS]
     for i, cfg in enumerate(configs):
         run(cfg, tmp_path / f"alone{i}")
@@ -164,7 +187,11 @@ def test_the_fused_launcher_keeps_every_run_folder_and_a_rerun_trains_nothing(da
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     more = run_cli(_sweep(data, []) + ["optim.lr=0.01,0.005,0.02"], tmp_path / "fused")  # mixed finished and new
     out = more.stdout + more.stderr
-    assert more.returncode == 0 and out.count("nothing to train") == 4 and "Launching 6 jobs as 1 fused group(s) of 6" in out
+    assert (
+        more.returncode == 0
+        and out.count("nothing to train") == 4
+        and "Launching 6 jobs as 1 fused group(s) of 6" in out
+    )
     assert len(_jobs(tmp_path / "fused")) == 6 and {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
@@ -175,13 +202,19 @@ def test_sigkill_inside_a_fused_epoch_then_the_same_command_ends_as_uninterrupte
     assert run_cli(args, tmp_path / "straight").returncode == 0
     killed = run_faulty(args, tmp_path / "killed", fault="step:5:kill")  # epoch 2 (3 steps per epoch), all four runs
     assert killed.returncode == -signal.SIGKILL
-    assert {json.loads((p / "summary.json").read_text())["status"] for p in _jobs(tmp_path / "killed").values()} == {"running"}
+    assert {json.loads((p / "summary.json").read_text())["status"] for p in _jobs(tmp_path / "killed").values()} == {
+        "running"
+    }
     again = run_cli(args, tmp_path / "killed")
     assert again.returncode == 0, again.stderr[-2000:]
     straight = _jobs(tmp_path / "straight")
     for name, folder in _jobs(tmp_path / "killed").items():
-        assert without_timing(read_rows(folder / "history.csv")) == without_timing(read_rows(straight[name] / "history.csv"))
-        assert torch.equal(_parameters(folder, False), _parameters(straight[name], False))  # the same group again: bit for bit
+        assert without_timing(read_rows(folder / "history.csv")) == without_timing(
+            read_rows(straight[name] / "history.csv")
+        )
+        assert torch.equal(
+            _parameters(folder, False), _parameters(straight[name], False)
+        )  # the same group again: bit for bit
 
 
 def test_sigterm_marks_every_run_of_the_group_interrupted_and_the_rerun_finishes(data, tmp_path):
@@ -208,8 +241,13 @@ def test_for_any_other_hydra_app_the_fused_launcher_is_the_basic_launcher(tmp_pa
     )
     outputs = {}
     for launcher in ("basic", "fused"):
-        result = subprocess.run([sys.executable, str(app), "-m", "+x=1,2,3", f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}"],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE_S)
+        result = subprocess.run(
+            [sys.executable, str(app), "-m", "+x=1,2,3", f"hydra/launcher={launcher}", f"hydra.sweep.dir={launcher}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE_S,
+        )
         assert result.returncode == 0, result.stderr
         outputs[launcher] = sorted((p.parent.name, p.read_text()) for p in (tmp_path / launcher).glob("*/ran.txt"))
     assert outputs["fused"] == outputs["basic"] == [("0", "1"), ("1", "2"), ("2", "3")]

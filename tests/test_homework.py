@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from support import stamps as _stamps
+
 from hw_hparams import homework
 from hw_hparams.selection import Metric, choose
 
@@ -21,7 +21,10 @@ def _summaries(folder: Path) -> dict[Path, dict]:
 
 def _best(runs: dict[Path, dict], key: tuple[str, str], sweep_order: list[float]) -> float:
     """Highest final val_acc among completed runs; ties go to the lower final val_loss, then to sweep order."""
-    done = sorted((s for s in runs.values() if s["status"] == "completed"), key=lambda s: sweep_order.index(s["config"][key[0]][key[1]]))
+    done = sorted(
+        (s for s in runs.values() if s["status"] == "completed"),
+        key=lambda s: sweep_order.index(s["config"][key[0]][key[1]]),
+    )
     best = max(done, key=lambda s: (s["final"]["val_acc"], -s["final"]["val_loss"]))  # max keeps the first of equals
     return best["config"][key[0]][key[1]]
 
@@ -29,7 +32,9 @@ def _best(runs: dict[Path, dict], key: tuple[str, str], sweep_order: list[float]
 def test_each_choice_is_the_best_validation_accuracy_of_its_own_sweep(demo):
     study = demo["study"]
     lr_runs = _summaries(study / "lr_sweep")
-    assert [d.name for d in lr_runs] == [f"data.val_size=50,epochs=1,model.name=tiny,optim.lr={v}" for v in ("0.01", "0.05", "0.5")]
+    assert [d.name for d in lr_runs] == [
+        f"data.val_size=50,epochs=1,model.name=tiny,optim.lr={v}" for v in ("0.01", "0.05", "0.5")
+    ]
     lr = _best(lr_runs, ("optim", "lr"), [0.5, 0.05, 0.01])
     later = [s for section in SECTIONS[1:] for s in _summaries(study / section).values()]
     assert len(later) == 5 and {s["config"]["optim"]["lr"] for s in later} == {lr}
@@ -44,7 +49,12 @@ def test_each_choice_is_the_best_validation_accuracy_of_its_own_sweep(demo):
 
 def test_the_test_split_is_evaluated_once_for_the_final_run_only(demo):
     study = demo["study"]
-    tested = {d.parent.name: s["test"] for section in SECTIONS for d, s in _summaries(study / section).items() if s["test"] is not None}
+    tested = {
+        d.parent.name: s["test"]
+        for section in SECTIONS
+        for d, s in _summaries(study / section).items()
+        if s["test"] is not None
+    }
     assert list(tested) == ["mixup"]
     (mix_dir,) = _summaries(study / "mixup")
     assert (mix_dir / "train.log").read_text().count("test loss") == 1
@@ -53,9 +63,19 @@ def test_the_test_split_is_evaluated_once_for_the_final_run_only(demo):
 
 
 def test_the_study_says_each_finished_run_with_its_overall_progress(demo):
-    lines = [line for line in demo["first"].stderr.splitlines() if "[hw_hparams.homework] sections " in line and " | " in line]
+    lines = [
+        line
+        for line in demo["first"].stderr.splitlines()
+        if "[hw_hparams.homework] sections " in line and " | " in line
+    ]
     assert [re.search(r"runs (\d+)/8", line)[1] for line in lines] == [str(i) for i in range(1, 9)], lines
-    assert all(re.search(r"elapsed \d+:\d\d:\d\d, ~\d+:\d\d:\d\d left \| \w+/\S+: completed after \d+/\d+ epochs; final train loss", line) for line in lines)
+    assert all(
+        re.search(
+            r"elapsed \d+:\d\d:\d\d, ~\d+:\d\d:\d\d left \| \w+/\S+: completed after \d+/\d+ epochs; final train loss",
+            line,
+        )
+        for line in lines
+    )
     assert "sections 4/4, runs 8/8" in lines[-1] and "~0:00:00 left" in lines[-1]
     assert [re.search(r"sections (\d)/4", line)[1] for line in lines] == ["0", "0", "1", "1", "2", "2", "3", "4"]
     written = (demo["study"] / "homework.log").read_text()  # the same lines where output is not a terminal
@@ -66,7 +86,9 @@ def test_the_study_prints_only_its_own_log_lines(demo):
     """Libraries' chatter (fontTools logs ~500 INFO lines while matplotlib writes the PDF figures) stays out."""
     err = demo["first"].stderr
     names = set(re.findall(r"^\[[^\]]+\]\[([\w.]+)\]", err, re.M))
-    assert "hw_hparams.homework" in names and all(n.split(".")[0] in ("hw_hparams", "hydra_plugins", "analysis") for n in names), names
+    assert "hw_hparams.homework" in names and all(
+        n.split(".")[0] in ("hw_hparams", "hydra_plugins", "analysis") for n in names
+    ), names
 
 
 def test_rerun_launches_nothing_and_evaluates_nothing_again(demo):
@@ -81,15 +103,29 @@ def test_rerun_launches_nothing_and_evaluates_nothing_again(demo):
 
 def test_report_holds_every_part_in_the_assignments_order(demo):
     report, out = demo["report"], demo["study"] / "report"
-    heads = ["## Data Preprocessing", "random_split(", "class\\_", "Table 1.** Channel statistics", "def crop_flip",
-             "## Learning Rate", "Training loss: lowest for", "Validation accuracy: highest for",
-             "## Learning Rate Schedule", r"\cos\frac{\pi e}{T}", "## Weight Decay", "## Data Augmentation",
-             "figures/beta_pdf.png", "## Test Accuracy"]
+    heads = [
+        "## Data Preprocessing",
+        "random_split(",
+        "class\\_",
+        "Table 1.** Channel statistics",
+        "def crop_flip",
+        "## Learning Rate",
+        "Training loss: lowest for",
+        "Validation accuracy: highest for",
+        "## Learning Rate Schedule",
+        r"\cos\frac{\pi e}{T}",
+        "## Weight Decay",
+        "## Data Augmentation",
+        "figures/beta_pdf.png",
+        "## Test Accuracy",
+    ]
     positions = [report.find(h) for h in heads]
     assert -1 not in positions and positions == sorted(positions), dict(zip(heads, positions))
     assert report.count("> **TODO(author):**") >= 6
     for name in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "beta_pdf", "lr_schedule", "class_proportions"):
-        assert (out / "figures" / f"{name}.png").stat().st_size > 0 and (out / "figures" / f"{name}.pdf").stat().st_size > 0
+        assert (out / "figures" / f"{name}.png").stat().st_size > 0 and (
+            out / "figures" / f"{name}.pdf"
+        ).stat().st_size > 0
     for name in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "data_stats"):
         assert (out / "tables" / f"{name}.md").exists() and (out / "tables" / f"{name}.tex").exists()
 
@@ -99,11 +135,18 @@ def test_selection_averages_seeds_skips_unfinished_runs_and_breaks_ties_by_val_l
         d = tmp_path / name
         d.mkdir()
         final = {"train_loss": train_loss, "train_acc": 0.5, "val_loss": val_loss, "val_acc": val_acc}
-        (d / "summary.json").write_text(json.dumps({"status": status, "final": final, "epochs_completed": 1, "config": {"optim": {"lr": lr}}}))
+        (d / "summary.json").write_text(
+            json.dumps({"status": status, "final": final, "epochs_completed": 1, "config": {"optim": {"lr": lr}}})
+        )
         return d
 
-    dirs = [run("a", 0.5, "diverged", 0.9, 0.1), run("b0", 0.05, "completed", 0.40, 2.0), run("b1", 0.05, "completed", 0.50, 2.0),
-            run("c", 0.01, "completed", 0.45, 1.5), run("d", 0.1, "failed", 0.99, 0.1)]
+    dirs = [
+        run("a", 0.5, "diverged", 0.9, 0.1),
+        run("b0", 0.05, "completed", 0.40, 2.0),
+        run("b1", 0.05, "completed", 0.50, 2.0),
+        run("c", 0.01, "completed", 0.45, 1.5),
+        run("d", 0.1, "failed", 0.99, 0.1),
+    ]
     c = choose(dirs, "optim.lr", Metric.val_acc)
     assert c.value == 0.01  # 0.05 averages 0.45 too; the tie goes to the lower validation loss
     assert c.scores[0.05] == pytest.approx(0.45) and c.runs[0.05] == 2 and c.statuses[0.5] == ["diverged"]
@@ -111,16 +154,25 @@ def test_selection_averages_seeds_skips_unfinished_runs_and_breaks_ties_by_val_l
     assert choose(dirs[:1], "optim.lr", Metric.val_acc) is None
 
 
-@pytest.mark.parametrize("args, message", [
-    (["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
-    (["optim.lr=0.1"], "optim.lr is set by the study itself"),
-    (["hydra/launcher=joblib"], "use launcher=..."),
-    (["model=tiny,mobilenetv2"], "only seed may be swept"),
-    (["demo_val=500", "demo_train=400"], "demo_train=400 is not allowed: must be > demo_val (500)"),
-    (["study=a/b"], "study='a/b' is not allowed"),
-    (["paper_style=kit/aaai25.sty"], "paper_style='kit/aaai25.sty' is not allowed: an existing AAAI author-kit style file named aaai*.sty"),
-    (["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
+        (["optim.lr=0.1"], "optim.lr is set by the study itself"),
+        (["hydra/launcher=joblib"], "use launcher=..."),
+        (["model=tiny,mobilenetv2"], "only seed may be swept"),
+        (["demo_val=500", "demo_train=400"], "demo_train=400 is not allowed: must be > demo_val (500)"),
+        (["study=a/b"], "study='a/b' is not allowed"),
+        (
+            ["paper_style=kit/aaai25.sty"],
+            "paper_style='kit/aaai25.sty' is not allowed: an existing AAAI author-kit style file named aaai*.sty",
+        ),
+        (
+            ["demo=true", "launcher=nope"],
+            "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm",
+        ),
+    ],
+)
 def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
@@ -138,10 +190,16 @@ def test_a_demo_never_lands_in_the_real_studys_folders():
     assert parse_args(["demo=true", "study=mine"])[0].study == "mine"
 
 
-@pytest.mark.parametrize("device, cuda_present, launcher", [
-    ("cuda", False, "fused"), ("cuda:1", False, "fused"), ("auto", True, "fused"),
-    ("auto", False, "basic"), ("cpu", True, "basic"),
-])
+@pytest.mark.parametrize(
+    "device, cuda_present, launcher",
+    [
+        ("cuda", False, "fused"),
+        ("cuda:1", False, "fused"),
+        ("auto", True, "fused"),
+        ("auto", False, "basic"),
+        ("cpu", True, "basic"),
+    ],
+)
 def test_launcher_auto_fuses_on_cuda_only(device, cuda_present, launcher, monkeypatch):
     """BENCHMARKS.md, "Fused runs on the CPU": fused runs were slower than runs in turn on the CPU."""
     from types import SimpleNamespace

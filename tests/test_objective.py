@@ -14,12 +14,12 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
+from support import TINY_RUN, fake_data_overrides, run_cli
 
 from hw_hparams import train
 from hw_hparams.errors import ConfigError
 from hw_hparams.jobs import JobFailed
 from hw_hparams.objective import NoObjective
-from support import TINY_RUN, fake_data_overrides, run_cli
 
 
 def job(overrides: list[str], run_dir: Path, multirun: bool = False):
@@ -95,8 +95,9 @@ def test_a_failed_run_raises_so_hydra_records_a_failed_job(fake_root, tmp_path, 
 
 
 def test_objective_keys_are_checked(tmp_path):
-    from hw_hparams.config import validate
     from support import compose_train
+
+    from hw_hparams.config import validate
 
     with pytest.raises(ConfigError, match="eval_test=true"):
         validate(compose_train(["objective.metric=test_acc"]))
@@ -109,8 +110,9 @@ def test_objective_keys_are_checked(tmp_path):
 
 
 def test_objective_is_not_part_of_the_run_folder_name():
-    from hw_hparams.naming import run_name, task_dict
     from support import compose_train
+
+    from hw_hparams.naming import run_name, task_dict
 
     names = {
         run_name(task_dict(compose_train([f"objective.metric={m}", "objective.at=best"])), None)

@@ -13,15 +13,23 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 from analysis_synth import HOSTILE, write_study  # noqa: E402
+from support import PATIENCE_S  # noqa: E402
 
 from analysis import paper, texbuild  # noqa: E402
 from analysis.document import Document, Heading, Para  # noqa: E402
 from analysis.latex import to_latex  # noqa: E402
-from support import PATIENCE_S  # noqa: E402
 
 pytestmark = pytest.mark.tex
-HEADINGS = ["Introduction", "Data Preprocessing", "Learning Rate", "Learning Rate Schedule", "Weight Decay",
-            "Data Augmentation", "Test Accuracy", "References"]
+HEADINGS = [
+    "Introduction",
+    "Data Preprocessing",
+    "Learning Rate",
+    "Learning Rate Schedule",
+    "Weight Decay",
+    "Data Augmentation",
+    "Test Accuracy",
+    "References",
+]
 STAND_IN = r"""\ProvidesPackage{aaai25}[2025/01/01 stand-in for the AAAI author kit, tests only]
 \setlength\topmargin{-0.25in} \setlength\oddsidemargin{-0.25in} \setlength\evensidemargin{-0.25in}
 \setlength\textheight{9.0in} \setlength\textwidth{7.0in} \setlength\columnsep{0.375in}
@@ -65,8 +73,12 @@ def test_the_official_style_switch_uses_the_named_sty(demo, tmp_path):
     kit = tmp_path / "kit"
     kit.mkdir()
     (kit / "aaai25.sty").write_text(STAND_IN)
-    r = subprocess.run([sys.executable, "-m", "analysis.paper", str(study), "--style", str(kit / "aaai25.sty")],
-                       capture_output=True, text=True, timeout=PATIENCE_S)
+    r = subprocess.run(
+        [sys.executable, "-m", "analysis.paper", str(study), "--style", str(kit / "aaai25.sty")],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     report = study / "report"
     assert (report / "aaai25.sty").read_text() == STAND_IN
@@ -76,8 +88,12 @@ def test_the_official_style_switch_uses_the_named_sty(demo, tmp_path):
 
 
 def test_hostile_names_compile(tmp_path):
-    root = write_study(tmp_path / "s", schedule_name="cos_ine%&#\\{", class_name=HOSTILE,
-                       command="python -m hw_hparams.homework study=a_b%c&d#e\\f{g ~^$")
+    root = write_study(
+        tmp_path / "s",
+        schedule_name="cos_ine%&#\\{",
+        class_name=HOSTILE,
+        command="python -m hw_hparams.homework study=a_b%c&d#e\\f{g ~^$",
+    )
     res = paper.build(root)
     assert res.compiled is True, res.lines
     text = pdf_text(res.pdf)
@@ -96,9 +112,18 @@ def test_a_compile_error_is_one_line_naming_the_log(tmp_path):
 
 def test_over_the_page_limit_a_line_names_the_longest_section(tmp_path):
     filler = "This sentence fills the page so that the paper runs past its limit. " * 12
-    doc = Document("Too long", "A. Author", [Heading("Short"), Para(("One paragraph.",)),
-                                             Heading("Long"), *[Para((filler,)) for _ in range(160)],
-                                             Heading("Tail"), Para(("The end.",))])
+    doc = Document(
+        "Too long",
+        "A. Author",
+        [
+            Heading("Short"),
+            Para(("One paragraph.",)),
+            Heading("Long"),
+            *[Para((filler,)) for _ in range(160)],
+            Heading("Tail"),
+            Para(("The end.",)),
+        ],
+    )
     tex = tmp_path / "paper.tex"
     tex.write_text(to_latex(doc))
     b = texbuild.compile_tex(tex)

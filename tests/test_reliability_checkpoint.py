@@ -9,11 +9,21 @@ import shutil
 
 import pytest
 import torch
+from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
+    TINY_RUN,
+    assert_one_error_line,
+    cfg,
+    fake_data_overrides,
+    file_states,
+    one_thread,
+    rows,
+    run_cli,
+    without_timing,
+)
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import hw_hparams.train as train_module
 from hw_hparams.config import ConfigError
-from reliability_util import assert_one_error_line, cfg, fake_data_overrides, file_states, one_thread, rows, run_cli, TINY_RUN, without_timing  # noqa: F401 - autouse
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
@@ -70,7 +80,9 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one_in_one_line(tmp_pat
     said = [r.getMessage() for r in caplog.records if "checkpoint.pt" in r.getMessage()]
     assert len(said) == 1 and "damaged" in said[0] and "falling back to checkpoint.prev.pt" in said[0]
     assert "\n" not in said[0] and "Traceback" not in caplog.text
-    assert any("resuming after epoch 1 of 3" in r.getMessage() for r in caplog.records)  # history rewritten from epoch 1
+    assert any(
+        "resuming after epoch 1 of 3" in r.getMessage() for r in caplog.records
+    )  # history rewritten from epoch 1
     assert summary["status"] == "completed"
     assert without_timing(rows(run_dir / "history.csv")) == without_timing(rows(straight / "history.csv"))
     assert (run_dir / "checkpoint.pt.damaged").exists()  # kept aside, out of the rotation
@@ -119,7 +131,9 @@ def test_an_unreadable_summary_is_ignored_and_rewritten(tmp_path, runs, caplog):
     with caplog.at_level(logging.WARNING):
         summary = train_module.run(cfg(overrides), run_dir)
     assert len([r for r in caplog.records if "summary.json" in r.getMessage()]) == 1
-    assert summary["status"] == "completed" and json.loads((run_dir / "summary.json").read_text())["epochs_completed"] == 3
+    assert (
+        summary["status"] == "completed" and json.loads((run_dir / "summary.json").read_text())["epochs_completed"] == 3
+    )
     assert without_timing(rows(run_dir / "history.csv")) == without_timing(rows(straight / "history.csv"))
 
 
@@ -128,6 +142,8 @@ def test_test_split_after_a_damaged_final_checkpoint_uses_the_final_model(tmp_pa
     with_test = train_module.run(cfg([*overrides, "eval_test=true"]), tmp_path / "with_test")
     run_dir = _copy(straight, tmp_path / "run")
     DAMAGE["truncated"](run_dir / "checkpoint.pt", runs)
-    summary = train_module.run(cfg([*overrides, "eval_test=true"]), run_dir)  # retrains epoch 3 from epoch 2's checkpoint
+    summary = train_module.run(
+        cfg([*overrides, "eval_test=true"]), run_dir
+    )  # retrains epoch 3 from epoch 2's checkpoint
     assert summary["test"] == with_test["test"] and summary["epochs_completed"] == 3
     assert without_timing(rows(run_dir / "history.csv")) == without_timing(rows(straight / "history.csv"))

@@ -17,13 +17,14 @@ import re
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reliability_util import cfg, one_thread, run_many  # noqa: F401 - one_thread: autouse fixture
 
 import hw_hparams.train as train_module
 from hw_hparams.cli import check_overrides, exit_on_user_error
 from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
-from reliability_util import cfg, one_thread, run_many  # noqa: F401 - one_thread: autouse fixture
 
 TRAIN_IMAGES = 100  # the tiny dataset: val_size 1..99 leaves something to train on
 
@@ -46,14 +47,21 @@ KEYS = {
     "epochs": _tagged(st.integers(1, 400).map(str), _choice("0", "-1", "abc", "1.5")),
     "batch_size": _tagged(st.integers(1, 512).map(str), _choice("0", "-8", "big")),
     "seed": _tagged(st.integers(-10, 10**6).map(str), _choice("x", "0.5", "${now:}")),
-    "optim.lr": _tagged(_floats(1e-5, 2.0), _choice("0", "-0.1", "fast", "inf", "-inf", "nan", "1e400", "${oops}", "${oc.env:HW_HPARAMS_UNSET}")),
+    "optim.lr": _tagged(
+        _floats(1e-5, 2.0),
+        _choice("0", "-0.1", "fast", "inf", "-inf", "nan", "1e400", "${oops}", "${oc.env:HW_HPARAMS_UNSET}"),
+    ),
     "optim.momentum": _tagged(_floats(0.0, 0.99), _choice("1", "1.5", "-0.1", "nan", "inf")),
     "optim.weight_decay": _tagged(_floats(0.0, 1e-2), _choice("-1e-4", "x", "inf", "nan")),
     "augmentation.mixup_alpha": _tagged(_choice("null", "0.2", "1.0"), _choice("0", "-1", "x", "inf", "nan")),
-    "data.val_size": _tagged(st.integers(1, 40).map(str), _choice("0", "-3", "x", "${data.nope}"), _choice("100", "200", "10000")),
+    "data.val_size": _tagged(
+        st.integers(1, 40).map(str), _choice("0", "-3", "x", "${data.nope}"), _choice("100", "200", "10000")
+    ),
     "data.split_seed": _tagged(st.integers(0, 10**6).map(str), _choice("x")),
     "eval_test": _tagged(_choice("true", "false"), _choice("maybe", "yes please")),
-    "trainer.device": _tagged(_choice("auto", "cpu"), _choice("gpu", "tpu", "cuda:x"), machine=_choice("cuda", "cuda:0", "cuda:job")),
+    "trainer.device": _tagged(
+        _choice("auto", "cpu"), _choice("gpu", "tpu", "cuda:x"), machine=_choice("cuda", "cuda:0", "cuda:job")
+    ),
     "lr": _tagged(_choice("lr0.01", "lr0.05", "lr0.5"), _choice("lr0.3", "lr1")),
     "schedule": _tagged(_choice("constant", "cosine"), _choice("linear")),
     "regularization": _tagged(_choice("none", "wd1e-4", "wd5e-4"), _choice("wd1")),
@@ -61,15 +69,21 @@ KEYS = {
     "model": _tagged(_choice("tiny", "mobilenetv2", "mobilenetv1"), _choice("resnet18")),
 }
 # What a short run may use: one epoch of the tiny model (the MobileNets only compose and validate here).
-RUNNABLE = {**KEYS, "epochs": _tagged(_choice("1"), _choice("0", "abc")), "model": _tagged(_choice("tiny"), _choice("resnet18"))}
+RUNNABLE = {
+    **KEYS,
+    "epochs": _tagged(_choice("1"), _choice("0", "abc")),
+    "model": _tagged(_choice("tiny"), _choice("resnet18")),
+}
 SHORT_RUN = {"epochs": ("1", "ok"), "model": ("tiny", "ok"), "data.val_size": ("20", "ok")}  # unless drawn
 
 
 def override_sets(keys=KEYS, kinds=("ok", "invalid", "runtime")):
     """{key: (value, tag)} for a random subset of the public keys, tags among `kinds`."""
+
     def pick(names):
         values = [keys[k].filter(lambda vt: vt[1] in kinds or vt[1] == "machine" and "runtime" in kinds) for k in names]
         return st.tuples(*values).map(lambda vs: dict(zip(names, vs)))
+
     return st.lists(st.sampled_from(sorted(keys)), unique=True, max_size=8).flatmap(pick)
 
 
@@ -112,10 +126,17 @@ def tiny_data(tmp_path_factory):
     return [f"data.root={root}", "data.verify_checksums=false", "data.download=false", "trainer.progress=false"]
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(drawn=override_sets(RUNNABLE, kinds=("ok", "runtime")))
-def test_every_valid_override_set_runs_one_epoch_or_fails_in_one_line_leaving_no_folder(drawn, tiny_data, tmp_path_factory):
+def test_every_valid_override_set_runs_one_epoch_or_fails_in_one_line_leaving_no_folder(
+    drawn, tiny_data, tmp_path_factory
+):
     expected, keys = _expect(drawn)
     drawn = {**SHORT_RUN, **drawn}
     run_dir = tmp_path_factory.mktemp("run")
@@ -136,7 +157,11 @@ def test_a_handful_through_the_cli(tmp_path, tiny_data):
     examples = []
 
     @settings(max_examples=12, deadline=None, derandomize=True, database=None)
-    @given(st.one_of(override_sets(RUNNABLE, kinds=("ok",)), override_sets(RUNNABLE).filter(lambda d: _expect(d)[0] != "ok")))
+    @given(
+        st.one_of(
+            override_sets(RUNNABLE, kinds=("ok",)), override_sets(RUNNABLE).filter(lambda d: _expect(d)[0] != "ok")
+        )
+    )
     def collect(drawn):
         examples.append(drawn)
 

@@ -10,10 +10,10 @@ import urllib.error
 import numpy as np
 import pytest
 import torchvision.datasets.cifar
+from reliability_util import assert_one_error_line, run_many
 
 from hw_hparams.data.cifar import DataError, load_cifar100
 from hw_hparams.data.fake import write_fake_cifar100
-from reliability_util import assert_one_error_line, run_many
 
 RUN = ["model=tiny", "epochs=1", "data.download=false", "data.val_size=50"]
 UNCHECKED = [*RUN, "data.verify_checksums=false"]
@@ -38,16 +38,33 @@ def _fewer_images(batch):  # the pixels of a third of the images, but every labe
 # case -> (how to spoil a fresh fake dataset's cifar-100-python/, overrides, words the one line must hold)
 CLI_CASES = {
     "missing, no download": (None, RUN, ["is missing", "data.download=true"]),
-    "truncated pickle": (lambda d: _truncate(d / "train"), UNCHECKED, ["damaged", "truncated", "download again, or regenerate"]),
-    "wrong shape": (lambda d: _edit_pickle(d / "train", _fewer_images), UNCHECKED, ["images for", "labels", "regenerate"]),
+    "truncated pickle": (
+        lambda d: _truncate(d / "train"),
+        UNCHECKED,
+        ["damaged", "truncated", "download again, or regenerate"],
+    ),
+    "wrong shape": (
+        lambda d: _edit_pickle(d / "train", _fewer_images),
+        UNCHECKED,
+        ["images for", "labels", "regenerate"],
+    ),
     "val_size too large": (lambda d: None, [*UNCHECKED, "data.val_size=200"], ["data.val_size=200", "[1, 149]"]),
 }
 # The same, read in-process (load_cifar100 is what the CLI calls; the CLI prints its DataError as the line).
 READ_CASES = {
-    "garbage pickle": (lambda d: (d / "test").write_bytes(np.random.default_rng(0).bytes(4000)), ["damaged", "download again, or regenerate"]),
+    "garbage pickle": (
+        lambda d: (d / "test").write_bytes(np.random.default_rng(0).bytes(4000)),
+        ["damaged", "download again, or regenerate"],
+    ),
     "missing meta": (lambda d: (d / "meta").unlink(), ["incomplete (no meta)", "data.download=true"]),
-    "float pixels": (lambda d: _edit_pickle(d / "test", lambda b: b.update(data=b["data"].astype(np.float64))), ["float64", "uint8"]),
-    "labels out of range": (lambda d: _edit_pickle(d / "train", lambda b: b.update(fine_labels=[l + 100 for l in b["fine_labels"]])), ["labels in [0, 100)", "regenerate"]),
+    "float pixels": (
+        lambda d: _edit_pickle(d / "test", lambda b: b.update(data=b["data"].astype(np.float64))),
+        ["float64", "uint8"],
+    ),
+    "labels out of range": (
+        lambda d: _edit_pickle(d / "train", lambda b: b.update(fine_labels=[l + 100 for l in b["fine_labels"]])),
+        ["labels in [0, 100)", "regenerate"],
+    ),
     "labels missing": (lambda d: _edit_pickle(d / "train", lambda b: b.pop("fine_labels")), ["damaged", "KeyError"]),
 }
 
@@ -64,7 +81,10 @@ def test_bad_data_ends_in_one_line_exit_2_and_leaves_no_run_folder(tmp_path):
         assert result.returncode == 2, (case, result.stdout, result.stderr)
         assert_one_error_line(result, "data.", *words)
         outputs = cwd / "outputs"
-        assert not outputs.exists() or not [p for p in outputs.rglob("*") if p.is_file()], (case, list(outputs.rglob("*")))
+        assert not outputs.exists() or not [p for p in outputs.rglob("*") if p.is_file()], (
+            case,
+            list(outputs.rglob("*")),
+        )
 
 
 @pytest.mark.parametrize("case", list(READ_CASES))
@@ -85,8 +105,11 @@ def test_a_dataset_that_is_not_the_official_one_is_refused_unless_checksums_are_
     assert "not the official CIFAR-100" in str(info.value) and "data.verify_checksums=false" in str(info.value)
 
 
-@pytest.mark.parametrize("failure", [urllib.error.URLError("Name or service not known"), http.client.IncompleteRead(b"x" * 10, 1000)],
-                         ids=["no network", "download cut off"])
+@pytest.mark.parametrize(
+    "failure",
+    [urllib.error.URLError("Name or service not known"), http.client.IncompleteRead(b"x" * 10, 1000)],
+    ids=["no network", "download cut off"],
+)
 def test_a_failed_or_broken_download_is_one_line(tmp_path, monkeypatch, failure):
     (tmp_path / torchvision.datasets.cifar.CIFAR100.filename).write_bytes(b"\x1f\x8b half an archive")
 

@@ -9,10 +9,10 @@ import os
 
 import pytest
 import torch
+from fault_inject import run_cli
+from reliability_util import TINY_RUN, assert_one_error_line, cfg, fake_data_overrides, one_thread, rows, without_timing  # noqa: F401 - autouse
 
 import hw_hparams.train as train_module
-from fault_inject import run_cli
-from reliability_util import assert_one_error_line, cfg, fake_data_overrides, one_thread, rows, TINY_RUN, without_timing  # noqa: F401 - autouse
 
 EPOCHS = 4
 
@@ -49,7 +49,9 @@ def _epoch(path) -> int:
 @pytest.mark.parametrize("only", [".checkpoint.pt.", ""], ids=["checkpoint write fails", "every write fails"])
 def test_a_full_disk_keeps_both_checkpoints_and_the_run_resumes(tmp_path, straight, monkeypatch, only):
     overrides, expected = straight
-    _disk_full(monkeypatch, tmp_path, after=2 if only else 2 + 3 * 2, only=only)  # fails in epoch 3 (3 writes per epoch)
+    _disk_full(
+        monkeypatch, tmp_path, after=2 if only else 2 + 3 * 2, only=only
+    )  # fails in epoch 3 (3 writes per epoch)
     with pytest.raises(OSError) as info:
         train_module.run(cfg(overrides), tmp_path)
     monkeypatch.undo()

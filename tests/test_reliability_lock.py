@@ -10,25 +10,33 @@ import subprocess
 import sys
 
 import pytest
+from reliability_util import TINY_RUN, assert_one_error_line, fake_data_overrides, rows, run_many, start_cli
+from support import finish, wait_until
 
 from hw_hparams.lock import RunLocked, run_lock
 from hw_hparams.run_folder import LOCK as LOCK_NAME
-from reliability_util import assert_one_error_line, fake_data_overrides, rows, run_many, start_cli, TINY_RUN
-from support import finish, wait_until
 
 # Holds the lock until the test kills it (or closes its stdin): no sleep that a slow test could outlast.
-HOLD = "import sys; from pathlib import Path; from hw_hparams.lock import run_lock\n" \
-       "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()"
+HOLD = (
+    "import sys; from pathlib import Path; from hw_hparams.lock import run_lock\n"
+    "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()"
+)
 
 
 def test_a_second_training_process_on_the_same_folder_refuses_in_one_line(tmp_path, fake_root):
     run_dir = tmp_path / "run"
     args = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1000", f"hydra.run.dir={run_dir}"]
     first = start_cli(args, tmp_path)
-    wait_until(lambda: (run_dir / "history.csv").exists() and rows(run_dir / "history.csv"), "the first run's first epoch", alive=first)
+    wait_until(
+        lambda: (run_dir / "history.csv").exists() and rows(run_dir / "history.csv"),
+        "the first run's first epoch",
+        alive=first,
+    )
     [second] = run_many([(args, tmp_path)])
     assert second.returncode == 2
-    line = assert_one_error_line(second, f"pid {first.pid} on {socket.gethostname()}", "two processes must not train one run")
+    line = assert_one_error_line(
+        second, f"pid {first.pid} on {socket.gethostname()}", "two processes must not train one run"
+    )
     assert str(run_dir) in line
     assert first.poll() is None  # the first one goes on, undisturbed
     first.send_signal(signal.SIGTERM)
@@ -39,7 +47,9 @@ def test_a_second_training_process_on_the_same_folder_refuses_in_one_line(tmp_pa
 
 
 def test_the_lock_of_a_killed_process_does_not_block(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunLocked, match=f"pid {holder.pid} on ") as info:

@@ -7,14 +7,22 @@ import signal
 
 import pytest
 import torch
-
-import hw_hparams.train as train_module
-from hw_hparams.interrupt import Interrupted
 from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
-    cfg, fake_data_overrides, one_thread, rows, signal_at_step, signal_in_checkpoint_write, start_cli, straight_history, TINY_RUN,
+    TINY_RUN,
+    cfg,
+    fake_data_overrides,
+    one_thread,
+    rows,
+    signal_at_step,
+    signal_in_checkpoint_write,
+    start_cli,
+    straight_history,
     without_timing,
 )
 from support import finish, wait_until
+
+import hw_hparams.train as train_module
+from hw_hparams.interrupt import Interrupted
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
@@ -23,7 +31,13 @@ STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, fake_root):
     """An uninterrupted run: (overrides, its history without timings)."""
-    overrides = [*fake_data_overrides(fake_root), *TINY_RUN, f"epochs={EPOCHS}", "schedule=cosine", "augmentation=mixup"]
+    overrides = [
+        *fake_data_overrides(fake_root),
+        *TINY_RUN,
+        f"epochs={EPOCHS}",
+        "schedule=cosine",
+        "augmentation=mixup",
+    ]
     return overrides, straight_history(tmp_path_factory, overrides)
 
 
@@ -66,7 +80,11 @@ def test_sigterm_from_outside_exits_143_in_one_line_and_the_rerun_finishes(tmp_p
     args = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=8", f"hydra.run.dir={tmp_path / 'run'}"]
     run_dir = tmp_path / "run"
     proc = start_cli(args, tmp_path)
-    wait_until(lambda: (run_dir / "history.csv").exists() and rows(run_dir / "history.csv"), "the run's first epoch in history.csv", alive=proc)
+    wait_until(
+        lambda: (run_dir / "history.csv").exists() and rows(run_dir / "history.csv"),
+        "the run's first epoch in history.csv",
+        alive=proc,
+    )
     proc.send_signal(signal.SIGTERM)
     ended = finish(proc, "the run after SIGTERM")
     out, err = ended.stdout, ended.stderr

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from fault_inject import run_cli
-from reliability_util import fake_data_overrides, file_states, rows, TINY_RUN
+from reliability_util import TINY_RUN, fake_data_overrides, file_states, rows
 from support import PATIENCE_S
 
 LRS = ["0.05", "0.02", "1e30", "0.01"]  # jobs 0..3; 1e30 diverges (non-finite loss) in epoch 1
@@ -52,12 +52,18 @@ def test_a_sweep_resumes_what_is_missing_goes_past_failures_and_divergence(tmp_p
     statuses = {lr: _summary(d)["status"] for lr, d in jobs.items()}
     assert statuses == {"0.05": "completed", "0.02": "completed", "1e30": "diverged", "0.01": "failed"}
     diverged = rows(jobs["1e30"] / "history.csv")
-    assert diverged and diverged[-1]["val_loss"] == "nan" and _summary(jobs["1e30"])["epochs_completed"] == len(diverged)
+    assert (
+        diverged and diverged[-1]["val_loss"] == "nan" and _summary(jobs["1e30"])["epochs_completed"] == len(diverged)
+    )
 
     # 3. The analysis of what is there works, and shows the diverged run as diverged.
     out_dir = tmp_path / "analysis"
-    analysis = subprocess.run([sys.executable, "-m", "analysis", str(sweep), "--out", str(out_dir)],
-                              capture_output=True, text=True, timeout=PATIENCE_S)
+    analysis = subprocess.run(
+        [sys.executable, "-m", "analysis", str(sweep), "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
     assert analysis.returncode == 0, analysis.stderr
     runs = (out_dir / "runs.csv").read_text()
     assert "diverged" in runs and "failed" in runs

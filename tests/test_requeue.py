@@ -2,8 +2,9 @@
 
 submitit's `SignalHandler.checkpoint_and_try_requeue` is the real one; only `scontrol requeue`
 (`SlurmJobEnvironment._requeue`) is replaced by a child process that, as SLURM does after a requeue,
-sends SIGTERM to the job and to itself. These tests pin the submitit behaviour slurm/requeue.py relies on: the handler class,
-`JobEnvironment.USR_SIG`, SystemExit after a requeue, an error when the job timed out too often.
+sends SIGTERM to the job and to itself. These tests pin the submitit behaviour slurm/requeue.py
+relies on: the handler class, `JobEnvironment.USR_SIG`, SystemExit after a requeue, an error when
+the job timed out too often.
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ import subprocess
 
 import pytest
 import torch
+from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
+    TINY_RUN,
+    cfg,
+    fake_data_overrides,
+    one_thread,
+    rows,
+    signal_at_step,
+    signal_in_checkpoint_write,
+    straight_history,
+    without_timing,
+)
 
 import hw_hparams.train as train_module
 from analysis.runs import collect
 from hw_hparams.interrupt import Interrupted
 from hw_hparams.jobs import job_outcome
-from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
-    cfg, fake_data_overrides, one_thread, rows, signal_at_step, signal_in_checkpoint_write, straight_history, TINY_RUN, without_timing,
-)
 
 
 def _slurm_launcher():
@@ -32,6 +41,7 @@ def _slurm_launcher():
     with initialize_config_module("hw_hparams.conf", version_base="1.3"):
         launcher = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
     return get_class(launcher._target_)(**{k: v for k, v in launcher.items() if k != "_target_"})
+
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
@@ -59,7 +69,8 @@ def slurm_job(monkeypatch, tmp_path):
     requeues: list[int] = []
 
     def scontrol_requeue(self, countdown):
-        """`scontrol requeue` as a child process that SLURM's answer, SIGTERM to every process of the job, reaches too."""
+        """`scontrol requeue` as a child process that SLURM's answer, SIGTERM to every process of the job, reaches
+        too."""
         subprocess.check_call(["sh", "-c", 'kill -TERM "$PPID" "$$"; sleep 0.2'], timeout=60)
         requeues.append(countdown)
 
@@ -86,12 +97,16 @@ def _summary(run_dir):
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def test_the_requeue_signal_inside_an_epoch_requeues_and_the_next_attempt_resumes_exactly(tmp_path, straight, slurm_job):
+def test_the_requeue_signal_inside_an_epoch_requeues_and_the_next_attempt_resumes_exactly(
+    tmp_path, straight, slurm_job
+):
     overrides, expected = straight
     requeues = slurm_job(max_num_timeout=3)
     with signal_at_step(signal.SIGUSR2, STEPS_PER_EPOCH + 4), pytest.raises(Interrupted) as info:  # inside epoch 2
         train_module.run(cfg(overrides), tmp_path)
-    assert info.value.signum == signal.SIGUSR2 and info.value.not_requeued is None  # SLURM's SIGTERM after the requeue is not the reason
+    assert (
+        info.value.signum == signal.SIGUSR2 and info.value.not_requeued is None
+    )  # SLURM's SIGTERM after the requeue is not the reason
     with pytest.raises(SystemExit) as exit_, job_outcome(tmp_path, multirun=True):  # how the job's process then ends
         raise info.value
     assert exit_.value.code == -1  # submitit's own exit after a requeue (submitit_local requeues on its status)
@@ -112,7 +127,9 @@ def test_the_requeue_signal_inside_an_epoch_requeues_and_the_next_attempt_resume
     assert without_timing(rows(tmp_path / "history.csv")) == expected
 
 
-def test_the_requeue_signal_during_a_checkpoint_write_waits_until_it_is_written(tmp_path, straight, slurm_job, monkeypatch):
+def test_the_requeue_signal_during_a_checkpoint_write_waits_until_it_is_written(
+    tmp_path, straight, slurm_job, monkeypatch
+):
     overrides, expected = straight
     requeues = slurm_job(max_num_timeout=3)
     signal_in_checkpoint_write(monkeypatch, signal.SIGUSR2)
@@ -136,7 +153,11 @@ def test_a_job_out_of_requeues_is_interrupted_and_says_why(tmp_path, straight, s
     assert requeues == [] and "timed-out too many times" in info.value.not_requeued
     s = _summary(tmp_path)
     assert s["status"] == "interrupted" and s["epochs_completed"] == 1
-    assert "not requeued" in s["message"] and "timed-out too many times" in s["message"] and "re-run the same command" in s["message"]
+    assert (
+        "not requeued" in s["message"]
+        and "timed-out too many times" in s["message"]
+        and "re-run the same command" in s["message"]
+    )
     train_module.run(cfg(overrides), tmp_path)
     assert without_timing(rows(tmp_path / "history.csv")) == expected
 

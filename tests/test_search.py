@@ -12,10 +12,9 @@ import json
 import sqlite3
 from pathlib import Path
 
+import fault_inject
 import pytest
 import yaml
-
-import fault_inject
 from support import TINY_RUN, fake_data_overrides, read_rows, run_cli
 
 SWEEP = Path("outputs/multirun/lr_wd_search")

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from reliability_util import assert_one_error_line
+from support import LONG_PATIENCE_S, PATIENCE_S, fake_data_overrides, finish, read_rows, wait_until, without_timing
 
 from analysis.runs import collect
 from hw_hparams.data.fake import write_fake_cifar100
-from reliability_util import assert_one_error_line
-from support import LONG_PATIENCE_S, PATIENCE_S, fake_data_overrides, finish, read_rows, wait_until, without_timing
 
 pytestmark = pytest.mark.slurm
 
@@ -40,7 +40,10 @@ def _cluster_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return f"no SLURM cluster: sinfo did not answer in 120 s (a local one: {START})"
     if proc.returncode != 0:
-        return f"no SLURM cluster answers: {(proc.stderr.strip().splitlines() or ['sinfo failed'])[0]} (a local one: {START})"
+        return (
+            f"no SLURM cluster answers: {(proc.stderr.strip().splitlines() or ['sinfo failed'])[0]} "
+            f"(a local one: {START})"
+        )
     states = proc.stdout.split()
     if not any(s.rstrip("*~#!%$@^-") in ("idle", "mix", "alloc", "comp") for s in states):
         return f"no SLURM node takes jobs (sinfo says {', '.join(states) or 'no nodes'})"
@@ -66,8 +69,14 @@ def data(tmp_path_factory) -> list[str]:
 def _start(args: list[str], cwd: Path, module: str = "hw_hparams.train") -> subprocess.Popen:
     """`python -m module args` in the background: one CPU thread (jobs inherit the environment through sbatch)."""
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = PATIENCE_S) -> subprocess.CompletedProcess:
@@ -99,10 +108,13 @@ def test_a_two_job_sweep_through_sbatch_has_the_basic_launchers_histories(tmp_pa
         assert _history(got[name]) == _history(want[name]) and len(_history(want[name])) == 3, name
     summaries = [_summary(d) for d in got.values()]
     assert {s["status"] for s in summaries} == {"completed"} and {s["slurm"]["attempt"] for s in summaries} == {1}
-    assert len({s["slurm"]["job_id"] for s in summaries}) == 2 and all(_summary(d)["slurm"] is None for d in want.values())
+    assert len({s["slurm"]["job_id"] for s in summaries}) == 2 and all(
+        _summary(d)["slurm"] is None for d in want.values()
+    )
     said = slurm.stdout + slurm.stderr
     assert [line for line in said.splitlines() if "sacct" in line] == [
-        next(line for line in said.splitlines() if "sacct cannot answer here" in line)]  # once, not per poll
+        next(line for line in said.splitlines() if "sacct cannot answer here" in line)
+    ]  # once, not per poll
     assert "Bypassing" not in said and "Traceback" not in said
 
 
@@ -130,7 +142,11 @@ def test_a_one_minute_time_limit_requeues_at_least_twice_and_resumes_to_the_unin
         for run_dir in _runs(tmp_path / "slurm").values():
             s = _summary(run_dir)
             if s["status"] == "requeued" and s["slurm"]["attempt"] not in seen:
-                seen[s["slurm"]["attempt"]] = (s["epochs_completed"], len(read_rows(run_dir / "history.csv")), s["message"])
+                seen[s["slurm"]["attempt"]] = (
+                    s["epochs_completed"],
+                    len(read_rows(run_dir / "history.csv")),
+                    s["message"],
+                )
                 if not snapshot.exists():
                     shutil.copytree(run_dir, snapshot)
         return slurm.poll() is not None
@@ -141,13 +157,17 @@ def test_a_one_minute_time_limit_requeues_at_least_twice_and_resumes_to_the_unin
     (run_dir,) = _runs(tmp_path / "slurm").values()
     s = _summary(run_dir)
     assert s["status"] == "completed" and s["slurm"]["attempt"] >= 3, (s["slurm"], seen)
-    assert len(seen) >= 2 and all(done == rows and f"attempt {a + 1} of job" in msg for a, (done, rows, msg) in seen.items()), seen
+    assert len(seen) >= 2 and all(
+        done == rows and f"attempt {a + 1} of job" in msg for a, (done, rows, msg) in seen.items()
+    ), seen
     assert _history(run_dir) == _history(tmp_path / "reference")  # every epoch once: none lost, none counted twice
     log = "".join(p.read_text() for p in (tmp_path / "slurm" / ".submitit").rglob("*_log.*"))
     # each requeue that stopped training says so; a USR2 before training started is submitit's alone
     assert 2 <= log.count("requeued by SLURM (SIGUSR2") <= s["slurm"]["attempt"] - 1 and "Traceback" not in log
     runs, _ = collect([snapshot])  # the analysis of a requeued run
-    assert runs.loc[0, "status"] == "requeued" and runs.loc[0, "epochs_completed"] == len(read_rows(snapshot / "history.csv"))
+    assert runs.loc[0, "status"] == "requeued" and runs.loc[0, "epochs_completed"] == len(
+        read_rows(snapshot / "history.csv")
+    )
 
 
 def test_scancel_leaves_the_run_interrupted_and_the_same_command_resumes_it(tmp_path, data):
@@ -155,36 +175,64 @@ def test_scancel_leaves_the_run_interrupted_and_the_same_command_resumes_it(tmp_
     reference = _start([*run, f"hydra.run.dir={tmp_path / 'reference'}"], tmp_path)
     command = ["-m", *run, *CPU_JOB, f"hydra.sweep.dir={tmp_path / 'slurm'}"]
     slurm = _start(command, tmp_path)
-    runs = wait_until(lambda: (r := _runs(tmp_path / "slurm")) and _summary(next(iter(r.values())))["epochs_completed"] >= 1 and r,
-                      "the SLURM job's first epoch", alive=slurm, interval=0.2)
+    runs = wait_until(
+        lambda: (r := _runs(tmp_path / "slurm")) and _summary(next(iter(r.values())))["epochs_completed"] >= 1 and r,
+        "the SLURM job's first epoch",
+        alive=slurm,
+        interval=0.2,
+    )
     (run_dir,) = runs.values()
     subprocess.run(["scancel", _summary(run_dir)["slurm"]["job_id"]], check=True)
     cancelled = _finish(slurm)
-    assert cancelled.returncode == 1 and "Traceback" not in cancelled.stdout + cancelled.stderr, cancelled.stderr[-3000:]
+    assert cancelled.returncode == 1 and "Traceback" not in cancelled.stdout + cancelled.stderr, cancelled.stderr[
+        -3000:
+    ]
     s = _summary(run_dir)
     assert s["status"] == "interrupted" and "interrupted by SIGTERM" in s["message"] and s["epochs_completed"] < 8
     said = [line for line in cancelled.stderr.splitlines() if "ended without a result" in line]
-    assert said and all("CANCELLED" in line and f"{run_dir} is interrupted: interrupted by SIGTERM" in line for line in said), cancelled.stderr
+    assert said and all(
+        "CANCELLED" in line and f"{run_dir} is interrupted: interrupted by SIGTERM" in line for line in said
+    ), cancelled.stderr
 
     again = _finish(_start(command, tmp_path))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert _summary(run_dir)["status"] == "completed" and f"resuming after epoch {s['epochs_completed']} of 8" in (run_dir / "train.log").read_text()
+    assert (
+        _summary(run_dir)["status"] == "completed"
+        and f"resuming after epoch {s['epochs_completed']} of 8" in (run_dir / "train.log").read_text()
+    )
     assert _finish(reference).returncode == 0
     assert _history(run_dir) == _history(tmp_path / "reference")
 
 
 def test_the_whole_study_through_slurm_reports_the_local_demos_numbers(tmp_path):
-    demo = ["demo=true", "study=t", "demo_epoch_scale=0.004", "demo_train=150", "demo_val=50", "demo_test=20",
-            "trainer.progress=false", "trainer.device=cpu", "figures=false"]
+    demo = [
+        "demo=true",
+        "study=t",
+        "demo_epoch_scale=0.004",
+        "demo_train=150",
+        "demo_val=50",
+        "demo_test=20",
+        "trainer.progress=false",
+        "trainer.device=cpu",
+        "figures=false",
+    ]
     (tmp_path / "local").mkdir()
     (tmp_path / "slurm").mkdir()
     local = _start(demo, tmp_path / "local", module="hw_hparams.homework")
-    on_slurm = demo + ["launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+    on_slurm = demo + [
+        "launcher=slurm",
+        "hydra.launcher.gpus_per_node=0",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=1",
+    ]
     slurm = _finish(_start(on_slurm, tmp_path / "slurm", module="hw_hparams.homework"), timeout=LONG_PATIENCE_S)
     local = _finish(local, timeout=LONG_PATIENCE_S)
     assert local.returncode == 0 and slurm.returncode == 0, local.stderr[-2000:] + slurm.stderr[-3000:]
     want, got = (tmp_path / where / "outputs" / "t" for where in ("local", "slurm"))
-    assert json.loads((got / "choices.json").read_text())["choices"] == json.loads((want / "choices.json").read_text())["choices"]
+    assert (
+        json.loads((got / "choices.json").read_text())["choices"]
+        == json.loads((want / "choices.json").read_text())["choices"]
+    )
     runs = sorted(p.parent.relative_to(want) for p in want.glob("*/*/summary.json"))
     on_cluster = sorted(p.parent.relative_to(got) for p in got.glob("*/*/summary.json"))
     # on the cluster mixup also trained under the other weight-decay candidate (speculate=auto), never tested
@@ -193,37 +241,60 @@ def test_the_whole_study_through_slurm_reports_the_local_demos_numbers(tmp_path)
     assert extra.parts[0] == "mixup" and _summary(got / extra)["test"] is None
     for run in runs:
         a, b = _summary(want / run), _summary(got / run)
-        assert (b["status"], b["final"], b["test"]) == (a["status"], a["final"], a["test"]) and b["slurm"]["attempt"] == 1, run
+        assert (b["status"], b["final"], b["test"]) == (a["status"], a["final"], a["test"]) and b["slurm"][
+            "attempt"
+        ] == 1, run
         assert _history(got / run) == _history(want / run), run
 
 
-@pytest.mark.parametrize("launcher, words", [
-    (["hydra/launcher=slurm"], ["hydra.launcher.gpus_per_node=1 is refused by sbatch", "Invalid generic resource", "hydra/launcher=slurm_cpu"]),
-    ([*CPU_JOB, "hydra.launcher.partition=nope"], ["hydra.launcher.partition='nope' is refused by sbatch", "Invalid partition name", "choose one of"]),
-], ids=["gpu-on-a-cpu-partition", "bad-partition"])
+@pytest.mark.parametrize(
+    "launcher, words",
+    [
+        (
+            ["hydra/launcher=slurm"],
+            [
+                "hydra.launcher.gpus_per_node=1 is refused by sbatch",
+                "Invalid generic resource",
+                "hydra/launcher=slurm_cpu",
+            ],
+        ),
+        (
+            [*CPU_JOB, "hydra.launcher.partition=nope"],
+            ["hydra.launcher.partition='nope' is refused by sbatch", "Invalid partition name", "choose one of"],
+        ),
+    ],
+    ids=["gpu-on-a-cpu-partition", "bad-partition"],
+)
 def test_a_job_sbatch_refuses_is_one_line_and_exit_2_before_anything_is_written(tmp_path, data, launcher, words):
-    result = _finish(_start(["-m", "epochs=1", *TINY, *data, *launcher, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path))
+    result = _finish(
+        _start(["-m", "epochs=1", *TINY, *data, *launcher, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
+    )
     assert result.returncode == 2
     assert_one_error_line(result, *words)
     assert not (tmp_path / "sweep").exists()
 
 
 def test_a_refusal_only_the_real_submission_sees_is_one_line_and_exit_2(tmp_path, data):
-    """sbatch --test-only passes but the submission is refused (here: a site limit, faked by an sbatch in front of the real one)."""
+    """sbatch --test-only passes but the submission is refused (here: a site limit, faked by an sbatch in front of
+    the real one)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(f"""#!/bin/sh
-case " $* " in *" --test-only "*) exec {shutil.which('sbatch')} "$@";; esac
-echo "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)" >&2
+    (bin_dir / "sbatch").write_text(
+        f"""#!/bin/sh
+case " $* " in *" --test-only "*) exec {shutil.which("sbatch")} "$@";; esac
+echo "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy """
+        """(job submit limit, user's size and/or time limits)" >&2
 exit 1
-""")
+"""
+    )
     (bin_dir / "sbatch").chmod(0o755)
     env_path = os.environ["PATH"]
     try:
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{env_path}"
-        result = _finish(_start(["-m", "epochs=1", *TINY, *data, *CPU_JOB, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path))
+        result = _finish(
+            _start(["-m", "epochs=1", *TINY, *data, *CPU_JOB, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
+        )
     finally:
         os.environ["PATH"] = env_path
     assert result.returncode == 2
     assert_one_error_line(result, "hydra.launcher.qos=None is refused by sbatch", "Job violates accounting/QOS policy")
-

@@ -12,11 +12,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from reliability_util import assert_one_error_line
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+from support import run_cli
 
 from hw_hparams.slurm import watch
-from reliability_util import assert_one_error_line
-from support import run_cli
 
 
 def _fake_command(folder: Path, name: str, script: str) -> None:
@@ -54,7 +54,9 @@ def test_sacct_failures_show_once_in_one_line(caplog):
     assert "\n" not in said[0] and watcher.num_calls == 4
 
 
-@pytest.mark.parametrize("sacct, squeue", [("echo 'Slurm accounting storage is disabled' >&2; exit 1", True), ("exit 0", False)])
+@pytest.mark.parametrize(
+    "sacct, squeue", [("echo 'Slurm accounting storage is disabled' >&2; exit 1", True), ("exit 0", False)]
+)
 def test_job_states_come_from_squeue_only_where_sacct_cannot_answer(tmp_path, monkeypatch, caplog, sacct, squeue):
     _fake_command(tmp_path, "sacct", sacct)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -62,15 +64,25 @@ def test_job_states_come_from_squeue_only_where_sacct_cannot_answer(tmp_path, mo
     with caplog.at_level(logging.INFO, logger="hw_hparams.slurm"):
         watch.watch_without_accounting()
     assert isinstance(SlurmJob.watcher, watch.SqueueWatcher) == squeue
-    assert ("sacct cannot answer here (Slurm accounting storage is disabled): job states come from squeue" in caplog.text) == squeue
+    assert (
+        "sacct cannot answer here (Slurm accounting storage is disabled): job states come from squeue" in caplog.text
+    ) == squeue
 
 
 def test_without_sbatch_a_slurm_sweep_is_one_line_and_exit_2_before_anything_is_written(tmp_path, fake_root):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     os.symlink(os.sys.executable, bin_dir / "python")
-    args = ["-m", "epochs=1", "model=tiny", f"data.root={fake_root}", "data.verify_checksums=false", "data.val_size=100", "hydra/launcher=slurm",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    args = [
+        "-m",
+        "epochs=1",
+        "model=tiny",
+        f"data.root={fake_root}",
+        "data.verify_checksums=false",
+        "data.val_size=100",
+        "hydra/launcher=slurm",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     env_path = os.environ["PATH"]
     try:
         os.environ["PATH"] = str(bin_dir)  # no sbatch, as on a laptop

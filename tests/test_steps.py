@@ -92,7 +92,9 @@ def _train(group, train, val, epochs=2):
 
 
 def test_auto_gives_the_fast_path_on_cuda_and_plain_eager_fp32_on_the_cpu(monkeypatch):
-    monkeypatch.setattr(fastpath, "device_capability", lambda device: (9, 0) if device.type == "cuda" else None)  # an H100
+    monkeypatch.setattr(
+        fastpath, "device_capability", lambda device: (9, 0) if device.type == "cuda" else None
+    )  # an H100
     trainer = _compose().trainer  # the shipped defaults: nothing set by the user
     assert (trainer.compile, trainer.precision) == ("auto", "auto")
     gpu = fastpath.resolve_settings(trainer, torch.device("cuda"), "mobilenetv2")
@@ -101,16 +103,20 @@ def test_auto_gives_the_fast_path_on_cuda_and_plain_eager_fp32_on_the_cpu(monkey
     cpu = fastpath.resolve_settings(trainer, CPU, "mobilenetv2")
     assert not cpu.compile and cpu.precision == "fp32" and cpu.channels_last
     assert not fastpath.resolve_settings(trainer, CPU, "tiny").channels_last
-    eager_gpu = fastpath.resolve_settings(_compose(["trainer.compile=false", "trainer.precision=fp32"]).trainer, torch.device("cuda"), "mobilenetv2")
+    eager_gpu = fastpath.resolve_settings(
+        _compose(["trainer.compile=false", "trainer.precision=fp32"]).trainer, torch.device("cuda"), "mobilenetv2"
+    )
     assert not eager_gpu.compile and eager_gpu.precision == "fp32"
-    assert fastpath.resolve_settings(_compose(["trainer.compile=true", "trainer.precision=bf16"]).trainer, CPU, "tiny").compile
+    assert fastpath.resolve_settings(
+        _compose(["trainer.compile=true", "trainer.precision=bf16"]).trainer, CPU, "tiny"
+    ).compile
 
 
 def _reference_epoch(model, optimizer, split, plan):
     """A plain training loop over one epoch, with the run's own draws: shuffle, crop/flip, normalise,
     one SGD step per batch, sample-weighted means."""
     loss_sum = correct = 0.0
-    for j, start in enumerate(range(0, len(split), BATCH)):
+    for start in range(0, len(split), BATCH):
         cols = slice(start, start + BATCH)
         idx = torch.as_tensor(plan.order[cols])
         top, left, flip = (torch.as_tensor(a[cols]) for a in (plan.top, plan.left, plan.flip))
@@ -138,7 +144,9 @@ def test_both_paths_train_like_a_plain_loop_including_the_partial_last_batch(bac
         expect = _reference_epoch(reference, ref_opt, train, draws.epoch_plan(len(train), BATCH, True, None))
         assert (ours.loss, ours.acc) == pytest.approx(expect, rel=1e-5) and ours.images == N_TRAIN
     for name, tensor in copy_state(group.model, 0).items():
-        torch.testing.assert_close(tensor, reference.state_dict()[name], rtol=1e-3, atol=5e-5)  # float rounding over 8 SGD steps
+        torch.testing.assert_close(
+            tensor, reference.state_dict()[name], rtol=1e-3, atol=5e-5
+        )  # float rounding over 8 SGD steps
     assert group.model.features[1].num_batches_tracked.item() == 2 * 4  # every batch trained, the partial one too
     assert (backend.calls > 0) == (compile_ == "true")
 
@@ -157,7 +165,9 @@ def test_fast_and_eager_paths_give_the_same_losses_and_lr_changes_do_not_recompi
             assert compiles >= 3  # forward (+ its backward), optimizer step, evaluation
             after = list(group.model.state_dict().values()), [r.state() for r in group.randoms]
             assert all(torch.equal(a, b) for a, b in zip(before[0], after[0]))
-            assert all(a["numpy"] == b["numpy"] and torch.equal(a["torch"], b["torch"]) for a, b in zip(before[1], after[1]))
+            assert all(
+                a["numpy"] == b["numpy"] and torch.equal(a["torch"], b["torch"]) for a, b in zip(before[1], after[1])
+            )
         results[compile_] = _train(group, train, val, epochs=3), [copy_state(group.model, i) for i in range(2)]
     assert backend.compiles == compiles  # three learning rates, no recompilation
     assert backend.calls >= calls + 3 * (3 * 2 + 1)  # per epoch: 3 full batches (forward, optimizer step), 1 eval batch
@@ -166,7 +176,9 @@ def test_fast_and_eager_paths_give_the_same_losses_and_lr_changes_do_not_recompi
             assert run_fast == pytest.approx(run_eager, rel=1e-5)
     for eager, fast in zip(results["false"][1], results["true"][1]):
         for name in eager:
-            torch.testing.assert_close(eager[name], fast[name], rtol=1e-3, atol=5e-5)  # float rounding over 12 SGD steps
+            torch.testing.assert_close(
+                eager[name], fast[name], rtol=1e-3, atol=5e-5
+            )  # float rounding over 12 SGD steps
 
 
 def _rows(path):
@@ -175,8 +187,19 @@ def _rows(path):
 
 
 def test_a_resumed_fast_run_continues_identically(tmp_path, fake_root, monkeypatch, backend):
-    overrides = [f"data.root={fake_root}", "data.verify_checksums=false", "data.download=false", "data.val_size=100", "model=tiny", "batch_size=64", "trainer.progress=false", "trainer.compile=true",
-                 "epochs=2", "augmentation=mixup", "schedule=cosine"]  # 500 training images: 7 batches of 64 and one of 52
+    overrides = [
+        f"data.root={fake_root}",
+        "data.verify_checksums=false",
+        "data.download=false",
+        "data.val_size=100",
+        "model=tiny",
+        "batch_size=64",
+        "trainer.progress=false",
+        "trainer.compile=true",
+        "epochs=2",
+        "augmentation=mixup",
+        "schedule=cosine",
+    ]  # 500 training images: 7 batches of 64 and one of 52
     cfg = _compose(overrides)
     train_module.run(cfg, tmp_path / "straight")
     assert backend.compiles > 0
@@ -215,4 +238,6 @@ def test_a_step_that_fails_to_compile_falls_back_to_eager_only_under_auto(monkey
     fallen_back = _train(group, train, val)
     eager = _train(_group("false"), train, val)
     assert group.fast_step is None
-    assert [x for row in fallen_back for run in row for x in run] == pytest.approx([x for row in eager for run in row for x in run], rel=1e-6)
+    assert [x for row in fallen_back for run in row for x in run] == pytest.approx(
+        [x for row in eager for run in row for x in run], rel=1e-6
+    )

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import DEMO, ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
+
 from hw_hparams import bench, homework
 
 JOBLIB = ["launcher=joblib", "hydra.launcher.n_jobs=2", "figures=false"]
@@ -197,7 +197,7 @@ def test_schedule_and_wd_runs_train_at_the_same_time(concurrent):
         section: [_window(s) for s in _summaries(concurrent["j"], section).values()]
         for section in ("schedule_sweep", "wd_sweep")
     }
-    assert all(w[0].tzinfo == datetime.timezone.utc for ws in windows.values() for w in ws)
+    assert all(w[0].tzinfo == datetime.UTC for ws in windows.values() for w in ws)
     overlaps = [(a, b) for a in windows["schedule_sweep"] for b in windows["wd_sweep"] if a[0] < b[1] and b[0] < a[1]]
     assert overlaps, windows
     lr_end = max(_window(s)[1] for s in _summaries(concurrent["j"], "lr_sweep").values())

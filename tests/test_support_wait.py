@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from support import finish, wait_until
 
 
@@ -18,17 +17,28 @@ def test_wait_until_returns_the_condition_s_value_and_fails_naming_what_it_waite
 
 
 def test_wait_until_stops_as_soon_as_the_process_it_watches_has_exited():
-    proc = subprocess.Popen([sys.executable, "-c", "print('bye'); raise SystemExit(3)"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "print('bye'); raise SystemExit(3)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with pytest.raises(AssertionError, match=r"for a file, but the process exited with 3 first:\nbye"):
         wait_until(lambda: False, "a file", alive=proc)
 
 
 def test_finish_kills_a_process_that_outlasts_its_timeout_and_says_which():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; print('started', flush=True); time.sleep(600)"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with pytest.raises(AssertionError, match=r"the sleeper did not end within 1 s; killed it"):
         finish(proc, "the sleeper", timeout=1)
     assert proc.returncode is not None
-    done = finish(subprocess.Popen([sys.executable, "-c", "print(2)"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), "two")
+    done = finish(
+        subprocess.Popen([sys.executable, "-c", "print(2)"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        "two",
+    )
     assert (done.returncode, done.stdout) == (0, "2\n")

@@ -10,8 +10,8 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
-
 from support import fake_data_overrides, run_cli
+
 from hw_hparams import device
 from hw_hparams.cli import _jobs, check_overrides, normalize_argv
 from hw_hparams.config import ConfigError
@@ -25,7 +25,12 @@ SECTIONS = {
     "wd_sweep": dict(epochs=300, lr={0.05}, schedule={"cosine"}, wd={5e-4, 1e-4}, mixup={None}),
     "mixup": dict(epochs=300, lr={0.05}, schedule={"cosine"}, wd={5e-4}, mixup={0.2}),
 }
-SWEPT = {"lr_sweep": "optim.lr", "schedule_sweep": "schedule", "wd_sweep": "optim.weight_decay", "mixup": "augmentation"}
+SWEPT = {
+    "lr_sweep": "optim.lr",
+    "schedule_sweep": "schedule",
+    "wd_sweep": "optim.weight_decay",
+    "mixup": "augmentation",
+}
 CPU = ["model=tiny", "trainer.progress=false", "trainer.device=cpu"]
 
 
@@ -48,7 +53,12 @@ def test_experiment_configs_compose_to_the_assignments_settings(section):
     jobs = _job_configs([f"experiment={section}"])
     assert len(jobs) == max(len(v) for k, v in want.items() if k != "epochs")
     for job in jobs:
-        assert (job.epochs, job.batch_size, job.optim.momentum, job.augmentation.crop_flip) == (want["epochs"], 128, 0.9, True)
+        assert (job.epochs, job.batch_size, job.optim.momentum, job.augmentation.crop_flip) == (
+            want["epochs"],
+            128,
+            0.9,
+            True,
+        )
     assert {j.optim.lr for j in jobs} == want["lr"]
     assert {j.schedule.name.value for j in jobs} == want["schedule"]
     assert {j.optim.weight_decay for j in jobs} == want["wd"]
@@ -60,15 +70,27 @@ def test_command_line_overrides_beat_the_experiment_including_swept_keys():
     assert [j.optim.lr for j in _job_configs(["experiment=lr_sweep", "optim.lr=0.2,0.1"])] == [0.2, 0.1]
     jobs = _job_configs(["experiment=schedule_sweep", "epochs=2", "optim.lr=0.5", "seed=0,1"])
     assert [(j.epochs, j.optim.lr, j.schedule.name.value, j.seed) for j in jobs] == [
-        (2, 0.5, "constant", 0), (2, 0.5, "constant", 1), (2, 0.5, "cosine", 0), (2, 0.5, "cosine", 1)]
+        (2, 0.5, "constant", 0),
+        (2, 0.5, "constant", 1),
+        (2, 0.5, "cosine", 0),
+        (2, 0.5, "cosine", 1),
+    ]
 
 
 def test_both_spellings_of_an_experiment_and_one_line_errors_for_swept_values():
     assert normalize_argv(["-m", "+experiment=lr_sweep", "epochs=2"]) == ["-m", "experiment=lr_sweep", "epochs=2"]
-    assert normalize_argv(["epochs=2", "--multirun", "optim.lr=0.1,0.2"]) == ["--multirun", "epochs=2", "optim.lr=0.1,0.2"]
+    assert normalize_argv(["epochs=2", "--multirun", "optim.lr=0.1,0.2"]) == [
+        "--multirun",
+        "epochs=2",
+        "optim.lr=0.1,0.2",
+    ]
     with pytest.raises(ConfigError, match=r"^optim.weight_decay=-1.0 is not allowed"):
         check_overrides(["experiment=wd_sweep", "optim.weight_decay=1e-4,-1"], multirun=True)
-    with pytest.raises(ConfigError, match=r"^experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^experiment=lr_swep is not an option: "
+        r"choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep$",
+    ):
         check_overrides(["experiment=lr_swep"], multirun=True)
 
 
@@ -77,7 +99,12 @@ def test_sweep_folders_are_named_by_experiment_and_job_overrides():
     assert {sweep([f"experiment={s}"]) for s in SECTIONS} == {f"outputs/multirun/{s}" for s in SECTIONS}
     assert sweep(["optim.lr=0.1"]) == "outputs/multirun/adhoc"
     # Excluded keys (where the data is, the device, eval_test) do not change a job's folder.
-    names = [p.name for p in run_dirs(["experiment=lr_sweep", "epochs=2", "data.root=/x", "trainer.device=cpu", "eval_test=true"], Path("s"))]
+    names = [
+        p.name
+        for p in run_dirs(
+            ["experiment=lr_sweep", "epochs=2", "data.root=/x", "trainer.device=cpu", "eval_test=true"], Path("s")
+        )
+    ]
     assert names == ["epochs=2,optim.lr=0.5", "epochs=2,optim.lr=0.05", "epochs=2,optim.lr=0.01"]
 
 
@@ -106,6 +133,7 @@ def test_cuda_job_devices_spread_jobs_over_gpus(monkeypatch):
 
 def test_slurm_launcher_requeues_the_same_job():
     import submitit
+
     from hydra_plugins.hw_hparams_slurm.slurm_launcher import SlurmLauncher
 
     launcher = _compose(["hydra/launcher=slurm"], hydra=True).hydra.launcher
@@ -124,12 +152,19 @@ def test_the_job_script_sbatch_checks_is_the_one_submitit_submits(variant, gpu_l
     `_make_submission_file_text`, pinned here): the launcher's settings, as the plugin passes them."""
     from hydra_plugins.hw_hparams_slurm.slurm_launcher import SlurmLauncher
 
-    launcher = _compose([f"hydra/launcher={variant}", "hydra.launcher.partition=p1", "hydra.launcher.timeout_min=7"], hydra=True).hydra.launcher
+    launcher = _compose(
+        [f"hydra/launcher={variant}", "hydra.launcher.partition=p1", "hydra.launcher.timeout_min=7"], hydra=True
+    ).hydra.launcher
     params = {k: v for k, v in launcher.items() if k != "_target_"} | {"submitit_folder": str(tmp_path / "%j")}
     script = SlurmLauncher(**params).executor()._executor._make_submission_file_text("true", "check")
     lines = set(script.splitlines())
-    assert {"#SBATCH --partition=p1", "#SBATCH --time=7", f"#SBATCH --cpus-per-task={launcher.cpus_per_task}",
-            f"#SBATCH --mem={launcher.mem_gb}GB", f"#SBATCH --signal=USR2@{launcher.signal_delay_s}"} <= lines
+    assert {
+        "#SBATCH --partition=p1",
+        "#SBATCH --time=7",
+        f"#SBATCH --cpus-per-task={launcher.cpus_per_task}",
+        f"#SBATCH --mem={launcher.mem_gb}GB",
+        f"#SBATCH --signal=USR2@{launcher.signal_delay_s}",
+    } <= lines
     assert [l for l in lines if "gpus" in l] == ([gpu_line] if gpu_line else [])
     assert not list(tmp_path.iterdir())  # building the script writes nothing
 
@@ -155,14 +190,23 @@ def test_submitit_local_runs_a_two_job_sweep_and_a_rerun_trains_nothing(small_da
     assert first.returncode == 0, first.stderr[-2000:]
     sweep = tmp_path / "outputs" / "multirun" / "wd_sweep"
     assert (sweep / ".submitit").is_dir()
-    want = {f"data.val_size=50,epochs=1,model.name=tiny,optim.lr=0.05,optim.weight_decay={wd}" for wd in ("5e-4", "1e-4")}
+    want = {
+        f"data.val_size=50,epochs=1,model.name=tiny,optim.lr=0.05,optim.weight_decay={wd}" for wd in ("5e-4", "1e-4")
+    }
     runs = {p.name: _finished(p) for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")}
     assert set(runs) == want
     assert {r["config"]["optim"]["weight_decay"] for r in runs.values()} == {5e-4, 1e-4}
-    assert all(r["config"]["schedule"]["name"] == "cosine" and math.isclose(r["config"]["optim"]["lr"], 0.05) for r in runs.values())
-    stamps = {p: p.stat().st_mtime_ns for name in want for p in (sweep / name / "history.csv", sweep / name / "checkpoint.pt")}
+    assert all(
+        r["config"]["schedule"]["name"] == "cosine" and math.isclose(r["config"]["optim"]["lr"], 0.05)
+        for r in runs.values()
+    )
+    stamps = {
+        p: p.stat().st_mtime_ns for name in want for p in (sweep / name / "history.csv", sweep / name / "checkpoint.pt")
+    }
 
-    again = run_cli([a.replace("experiment=", "+experiment=") for a in args], tmp_path)  # other launcher, other spelling
+    again = run_cli(
+        [a.replace("experiment=", "+experiment=") for a in args], tmp_path
+    )  # other launcher, other spelling
     assert again.returncode == 0, again.stderr[-2000:]
     assert (again.stdout + again.stderr).count("nothing to train") == 2
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

@@ -6,8 +6,10 @@ import json
 import math
 
 import pytest
+from support import TINY_RUN, fake_data_overrides, run_cli, without_timing
+from support import compose_train as _cfg
+from support import read_rows as _rows
 
-from support import TINY_RUN, compose_train as _cfg, fake_data_overrides, read_rows as _rows, run_cli, without_timing
 import hw_hparams.train as train_module
 import hw_hparams.training as training_module
 
@@ -41,11 +43,16 @@ def test_cli_run_writes_every_file_of_a_run_folder(tmp_path, fake_root):
     assert "epoch 2/2" in (run / "train.log").read_text()
     # output is not a terminal here: no progress bar, one line per epoch, and a last line naming the folder
     assert "batch/s" not in result.stderr + result.stdout and "\r" not in result.stderr + result.stdout
-    assert [line.split(" - ")[1].split()[:2] for line in result.stdout.splitlines() if " - epoch " in line] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert [line.split(" - ")[1].split()[:2] for line in result.stdout.splitlines() if " - epoch " in line] == [
+        ["epoch", "1/2"],
+        ["epoch", "2/2"],
+    ]
     last = rows[-1]
     assert result.stdout.splitlines()[-1].endswith(
         f" - outputs/run/{run.name}: completed after 2/2 epochs; final train loss {float(last['train_loss']):.4f} "
-        f"acc {100 * float(last['train_acc']):.2f}%, val loss {float(last['val_loss']):.4f} acc {100 * float(last['val_acc']):.2f}%")
+        f"acc {100 * float(last['train_acc']):.2f}%, val loss {float(last['val_loss']):.4f} "
+        f"acc {100 * float(last['val_acc']):.2f}%"
+    )
 
     again = run_cli(args, tmp_path)  # a finished run is not trained again
     assert again.returncode == 0 and "nothing to train" in again.stdout
@@ -73,11 +80,21 @@ def test_stopped_and_resumed_run_has_the_same_history(tmp_path, fake_root, monke
     monkeypatch.setattr(training_module, "evaluate", real_evaluate)
     train_module.run(cfg, tmp_path / "resumed")
 
-    assert without_timing(_rows(tmp_path / "resumed" / "history.csv")) == without_timing(_rows(tmp_path / "straight" / "history.csv"))
+    assert without_timing(_rows(tmp_path / "resumed" / "history.csv")) == without_timing(
+        _rows(tmp_path / "straight" / "history.csv")
+    )
 
 
 def test_validation_accuracy_climbs_far_above_chance(tmp_path, learnable_root):
-    cfg = _cfg([*fake_data_overrides(learnable_root, val_size=500), "model=tiny", "batch_size=64", "trainer.progress=false", "epochs=6"])
+    cfg = _cfg(
+        [
+            *fake_data_overrides(learnable_root, val_size=500),
+            "model=tiny",
+            "batch_size=64",
+            "trainer.progress=false",
+            "epochs=6",
+        ]
+    )
     summary = train_module.run(cfg, tmp_path / "run")
     assert summary["best_val_acc"] > 0.15  # chance is 0.01
 
@@ -87,7 +104,11 @@ def test_test_split_only_with_eval_test_and_only_once(tmp_path, fake_root, monke
     run_dir = tmp_path / "run"
     seen = []
     real_evaluate = training_module.evaluate
-    monkeypatch.setattr(training_module, "evaluate", lambda model, split, *a, **k: seen.append(len(split)) or real_evaluate(model, split, *a, **k))
+    monkeypatch.setattr(
+        training_module,
+        "evaluate",
+        lambda model, split, *a, **k: seen.append(len(split)) or real_evaluate(model, split, *a, **k),
+    )
     assert train_module.run(_cfg(overrides), run_dir)["test"] is None
     assert seen == [100]  # validation only (the test split has 100 images too: count calls)
     summary = train_module.run(_cfg([*overrides, "eval_test=true"]), run_dir)
@@ -107,14 +128,18 @@ def test_a_folder_of_another_run_is_not_overwritten(tmp_path, fake_root):
     assert (run_dir / "history.csv").read_bytes() == before
 
 
-@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"])
+@pytest.mark.parametrize(
+    "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
+)
 def test_multirun_sweeps_learning_rates(tmp_path, fake_root, launcher):
     args = ["-m", "optim.lr=0.05,0.01", "epochs=1", *fake_data_overrides(fake_root), *TINY_RUN, *launcher]
     result = run_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "outputs" / "multirun" / "adhoc"
     folders = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert len(folders) == 2 and any("optim.lr=0.05" in f for f in folders) and any("optim.lr=0.01" in f for f in folders)
+    assert (
+        len(folders) == 2 and any("optim.lr=0.05" in f for f in folders) and any("optim.lr=0.01" in f for f in folders)
+    )
     for f in folders:
         summary = json.loads((sweep / f / "summary.json").read_text())
         assert summary["status"] == "completed"

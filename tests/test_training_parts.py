@@ -26,7 +26,9 @@ def test_mixup_loss_equals_the_formula():
     expect = -(lam * log_p[torch.arange(16), y_a] + (1 - lam) * log_p[torch.arange(16), y_b]).mean()
     assert mixup_loss(logits, y_a, y_b, lam).item() == pytest.approx(expect.item(), rel=1e-6)
     soft = lam * F.one_hot(y_a, 100) + (1 - lam) * F.one_hot(y_b, 100)  # the soft-target form
-    assert mixup_loss(logits, y_a, y_b, lam).item() == pytest.approx(F.cross_entropy(logits, soft.float()).item(), rel=1e-6)
+    assert mixup_loss(logits, y_a, y_b, lam).item() == pytest.approx(
+        F.cross_entropy(logits, soft.float()).item(), rel=1e-6
+    )
 
 
 def test_mix_mixes_images_with_a_permutation_of_the_batch():
@@ -86,7 +88,9 @@ def test_fused_sgd_is_torchs_sgd_for_each_run_with_its_own_hyperparameters():
         torch.manual_seed(seed)
         nets.append(build_model("tiny"))
     fused = fuse(nets)
-    opts = [torch.optim.SGD(m.parameters(), lr=lr, momentum=mom, weight_decay=wd) for m, (lr, mom, wd) in zip(nets, hyper)]
+    opts = [
+        torch.optim.SGD(m.parameters(), lr=lr, momentum=mom, weight_decay=wd) for m, (lr, mom, wd) in zip(nets, hyper)
+    ]
     ours = FusedSGD(fused, 3, [h[1] for h in hyper], [h[2] for h in hyper])
     ours.set_lr([h[0] for h in hyper])
     g = torch.Generator().manual_seed(0)
@@ -108,7 +112,12 @@ def test_fused_sgd_is_torchs_sgd_for_each_run_with_its_own_hyperparameters():
                 torch.testing.assert_close(tensor, net.state_dict()[name], rtol=1e-6, atol=1e-7, msg=name)
         if hyper[i][1]:
             for name, buf in ours.buffers.items():
-                torch.testing.assert_close(part_of(fused, name, buf, i), opts[i].state[net.get_parameter(name)]["momentum_buffer"], rtol=1e-6, atol=1e-7)
+                torch.testing.assert_close(
+                    part_of(fused, name, buf, i),
+                    opts[i].state[net.get_parameter(name)]["momentum_buffer"],
+                    rtol=1e-6,
+                    atol=1e-7,
+                )
 
 
 def test_a_fused_network_computes_each_copy_as_it_would_alone():

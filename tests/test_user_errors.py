@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support import run_cli
+
 from hw_hparams.data.fake import write_fake_cifar100
 
 FAKE = ["data.root={root}", "data.download=false", "data.verify_checksums=false", "data.val_size=100"]
@@ -29,27 +29,66 @@ NON_FINITE = [
     ("train", ["-m", "optim.lr=0.1,inf"], "optim.lr=inf is not allowed: must be a finite number > 0"),
     ("train", ["optim.momentum=nan"], "optim.momentum=nan is not allowed: must be in [0, 1)"),
     ("train", ["optim.weight_decay=inf"], "optim.weight_decay=inf is not allowed: must be a finite number >= 0"),
-    ("train", ["augmentation.mixup_alpha=inf"], "augmentation.mixup_alpha=inf is not allowed: must be a finite number > 0, or null for no mixup"),
+    (
+        "train",
+        ["augmentation.mixup_alpha=inf"],
+        "augmentation.mixup_alpha=inf is not allowed: must be a finite number > 0, or null for no mixup",
+    ),
 ]
 # interpolations that do not resolve: a missing key, an unknown resolver, a resolver that fails; on the line or in a config
 UNRESOLVED = [
     ("train", ["optim.lr=${{oops}}"], "optim.lr=${{oops}} cannot be resolved: oops is not a config key"),
-    ("train", ["optim.lr=${{optim.nope}}"], "optim.lr=${{optim.nope}} cannot be resolved: optim.nope is not a config key"),
-    ("train", ["optim.lr=${{nope:1}}"], "optim.lr=${{nope:1}} cannot be resolved: there is no resolver nope (OmegaConf's are oc.env, oc.select, oc.decode, ...)"),
-    ("train", ["optim.lr=${{oc.env:HW_HPARAMS_UNSET}}"],
-     "optim.lr=${{oc.env:HW_HPARAMS_UNSET}} cannot be resolved: the resolver oc.env failed: Environment variable 'HW_HPARAMS_UNSET' not found"),
+    (
+        "train",
+        ["optim.lr=${{optim.nope}}"],
+        "optim.lr=${{optim.nope}} cannot be resolved: optim.nope is not a config key",
+    ),
+    (
+        "train",
+        ["optim.lr=${{nope:1}}"],
+        "optim.lr=${{nope:1}} cannot be resolved: there is no resolver nope (OmegaConf's are oc.env, oc.select, oc.decode, ...)",
+    ),
+    (
+        "train",
+        ["optim.lr=${{oc.env:HW_HPARAMS_UNSET}}"],
+        "optim.lr=${{oc.env:HW_HPARAMS_UNSET}} cannot be resolved: the resolver oc.env failed: Environment variable 'HW_HPARAMS_UNSET' not found",
+    ),
     ("train", ["seed=${{now:}}"], "seed=${{now:}} cannot be resolved: wrong arguments to the resolver now"),
     ("train", ["optim.lr=${{model.name}}"], "optim.lr=${{model.name}} is not allowed: must be a number"),
-    ("train", ["-m", "seed=0,1", "data.root=${{oops}}"], "data.root=${{oops}} cannot be resolved: oops is not a config key"),
-    ("train", ["hydra.run.dir=runs/${{oops}}"], "hydra.run.dir=runs/${{oops}} cannot be resolved: oops is not a config key"),
-    ("train", ["hydra.searchpath=[file://{conf}]", "+mine=typo"], "optim.lr=${{optim.lrr}} cannot be resolved: optim.lrr is not a config key"),
+    (
+        "train",
+        ["-m", "seed=0,1", "data.root=${{oops}}"],
+        "data.root=${{oops}} cannot be resolved: oops is not a config key",
+    ),
+    (
+        "train",
+        ["hydra.run.dir=runs/${{oops}}"],
+        "hydra.run.dir=runs/${{oops}} cannot be resolved: oops is not a config key",
+    ),
+    (
+        "train",
+        ["hydra.searchpath=[file://{conf}]", "+mine=typo"],
+        "optim.lr=${{optim.lrr}} cannot be resolved: optim.lrr is not a config key",
+    ),
 ]
 # Hydra's delete syntax on keys every run needs
 REMOVED = [
-    ("train", ["~optim.lr"], "~optim.lr: optim.lr cannot be removed, every run needs it; set it instead, e.g. optim.lr=0.05"),
+    (
+        "train",
+        ["~optim.lr"],
+        "~optim.lr: optim.lr cannot be removed, every run needs it; set it instead, e.g. optim.lr=0.05",
+    ),
     ("train", ["~seed"], "~seed: seed cannot be removed, every run needs it; set it instead, e.g. seed=0"),
-    ("train", ["~optim"], "~optim: optim cannot be removed, every run needs it; set its keys instead: optim.lr, optim.momentum, optim.weight_decay"),
-    ("train", ["~hydra.run.dir"], "~hydra.run.dir: hydra.run.dir cannot be removed, every run needs it; set it instead, e.g. hydra.run.dir=outputs/run/${{hw_run_path:}}"),
+    (
+        "train",
+        ["~optim"],
+        "~optim: optim cannot be removed, every run needs it; set its keys instead: optim.lr, optim.momentum, optim.weight_decay",
+    ),
+    (
+        "train",
+        ["~hydra.run.dir"],
+        "~hydra.run.dir: hydra.run.dir cannot be removed, every run needs it; set it instead, e.g. hydra.run.dir=outputs/run/${{hw_run_path:}}",
+    ),
 ]
 
 MISTAKES = [
@@ -57,26 +96,54 @@ MISTAKES = [
     # group options given as numbers, the right group blamed, with or without an experiment, single run or sweep
     ("train", ["lr=0.1"], f"lr=0.1 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.1)"),
     ("train", ["model=tiny", "lr=0.1"], f"lr=0.1 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.1)"),
-    ("train", ["schedule=cosine", "lr=0.05"], f"lr=0.05 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.05)"),
-    ("train", ["-m", "experiment=lr_sweep", "lr=0.5"], f"lr=0.5 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.5)"),
+    (
+        "train",
+        ["schedule=cosine", "lr=0.05"],
+        f"lr=0.05 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.05)",
+    ),
+    (
+        "train",
+        ["-m", "experiment=lr_sweep", "lr=0.5"],
+        f"lr=0.5 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.5)",
+    ),
     ("train", ["-m", "lr=0.5,0.05"], f"lr=0.5 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.5,0.05)"),
-    ("train", ["regularization=5e-4"], "regularization=5e-4 is not an option: choose one of none, wd1e-4, wd5e-4 (or give a value: optim.weight_decay=5e-4)"),
+    (
+        "train",
+        ["regularization=5e-4"],
+        "regularization=5e-4 is not an option: choose one of none, wd1e-4, wd5e-4 (or give a value: optim.weight_decay=5e-4)",
+    ),
     ("train", ["model=5"], "model=5 is not an option: choose one of mobilenetv1, mobilenetv2, tiny"),
     ("train", ["lr=null"], f"lr=null is not an option: {LR_OPTIONS}"),
     # typos and wrong groups
     ("train", ["schedule=linear"], "schedule=linear is not an option: choose one of constant, cosine"),
     ("train", ["model=resnet18"], "model=resnet18 is not an option: choose one of mobilenetv1, mobilenetv2, tiny"),
-    ("train", ["-m", "experiment=lr_swep"], "experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep"),
-    ("train", ["optim.lrr=0.1"], "optim.lrr is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
+    (
+        "train",
+        ["-m", "experiment=lr_swep"],
+        "experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep",
+    ),
+    (
+        "train",
+        ["optim.lrr=0.1"],
+        "optim.lrr is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)",
+    ),
     ("train", ["+foo=1"], "foo is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
-    ("train", ["hydra/launcher=jobl1b"], "hydra/launcher=jobl1b is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"),
+    (
+        "train",
+        ["hydra/launcher=jobl1b"],
+        "hydra/launcher=jobl1b is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm",
+    ),
     # wrong types
     ("train", ["optim.lr=fast"], "optim.lr=fast is not allowed: must be a number"),
     ("train", ["epochs=1.5"], "epochs=1.5 is not allowed: must be an integer"),
     ("train", ["eval_test=maybe"], "eval_test=maybe is not allowed: must be true or false"),
     ("train", ["augmentation.mixup_alpha=x"], "augmentation.mixup_alpha=x is not allowed: must be a number, or null"),
     ("train", ["schedule.name=linear"], "schedule.name=linear is not allowed: one of constant, cosine"),
-    ("train", ["optim=3"], "optim=3 is not allowed: it is a group of keys: set one of optim.lr, optim.momentum, optim.weight_decay"),
+    (
+        "train",
+        ["optim=3"],
+        "optim=3 is not allowed: it is a group of keys: set one of optim.lr, optim.momentum, optim.weight_decay",
+    ),
     # out-of-range values, every schema range up front
     ("train", ["optim.lr=0"], "optim.lr=0.0 is not allowed: must be a finite number > 0"),
     ("train", ["optim.momentum=1"], "optim.momentum=1.0 is not allowed: must be in [0, 1)"),
@@ -84,43 +151,120 @@ MISTAKES = [
     ("train", ["epochs=0"], "epochs=0 is not allowed: must be an integer >= 1"),
     ("train", ["batch_size=-8"], "batch_size=-8 is not allowed: must be an integer >= 1"),
     ("train", ["seed=-1"], "seed=-1 is not allowed: must be an integer in [0, 2**32 - 1]"),
-    ("train", ["augmentation.mixup_alpha=0"], "augmentation.mixup_alpha=0.0 is not allowed: must be a finite number > 0, or null for no mixup"),
-    ("train", ["trainer.device=gpu"], "trainer.device='gpu' is not allowed: one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)"),
-    ("train", ["-m", "epochs=1", "trainer.progress=maybe"], "trainer.progress='maybe' is not allowed: one of auto, true, false"),
-    ("train", ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=0"],
-     "hydra.launcher.max_fused=0 is not allowed: must be an integer >= 1, or null for every run that can share a network"),
-    ("train", ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=all"], "hydra.launcher.max_fused=all is not allowed: Value 'all' of type 'str' could not be converted to Integer"),
-    ("train", ["-m", "hydra/launcher=joblib", "hydra.launcher.njobs=3"], "hydra.launcher.njobs is not a config key (see `python -m hw_hparams.train --cfg hydra` for the keys)"),
-    *NON_FINITE, *UNRESOLVED, *REMOVED,
+    (
+        "train",
+        ["augmentation.mixup_alpha=0"],
+        "augmentation.mixup_alpha=0.0 is not allowed: must be a finite number > 0, or null for no mixup",
+    ),
+    (
+        "train",
+        ["trainer.device=gpu"],
+        "trainer.device='gpu' is not allowed: one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)",
+    ),
+    (
+        "train",
+        ["-m", "epochs=1", "trainer.progress=maybe"],
+        "trainer.progress='maybe' is not allowed: one of auto, true, false",
+    ),
+    (
+        "train",
+        ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=0"],
+        "hydra.launcher.max_fused=0 is not allowed: must be an integer >= 1, or null for every run that can share a network",
+    ),
+    (
+        "train",
+        ["-m", "hydra/launcher=fused", "hydra.launcher.max_fused=all"],
+        "hydra.launcher.max_fused=all is not allowed: Value 'all' of type 'str' could not be converted to Integer",
+    ),
+    (
+        "train",
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.njobs=3"],
+        "hydra.launcher.njobs is not a config key (see `python -m hw_hparams.train --cfg hydra` for the keys)",
+    ),
+    *NON_FINITE,
+    *UNRESOLVED,
+    *REMOVED,
     # impossible combinations: what this machine and this dataset allow
     ("train", ["trainer.device=cuda"], "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
-    ("train", [*FAKE[:3], "data.val_size=6000"], "data.val_size=6000 is not allowed: must be in [1, 599] for a training set of 600 images"),
-    ("train", ["data.root={root}/nowhere", "data.download=false"],
-     "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"),
+    (
+        "train",
+        [*FAKE[:3], "data.val_size=6000"],
+        "data.val_size=6000 is not allowed: must be in [1, 599] for a training set of 600 images",
+    ),
+    (
+        "train",
+        ["data.root={root}/nowhere", "data.download=false"],
+        "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/",
+    ),
     # sweep syntax and command-line syntax
     ("train", ["-m", "optim.lr=0.1,,0.2"], f"'optim.lr=0.1,,0.2' {NOT_OVERRIDE}"),
     ("train", ["optim.lr=[0.1"], f"'optim.lr=[0.1' {NOT_OVERRIDE}"),
-    ("train", ["--cfg", "nonsense"], "argument --cfg/-c: invalid choice: 'nonsense' (choose from 'job', 'hydra', 'all') (see --help)"),
+    (
+        "train",
+        ["--cfg", "nonsense"],
+        "argument --cfg/-c: invalid choice: 'nonsense' (choose from 'job', 'hydra', 'all') (see --help)",
+    ),
     ("train", ["--foo"], "unrecognized arguments: --foo (see --help)"),
     # bad paths
-    ("train", ["hydra.run.dir={file}/run", *FAKE],
-     "cannot create the run folder {file}/run: {file} is not a writable folder; choose another place with hydra.run.dir=..."),
+    (
+        "train",
+        ["hydra.run.dir={file}/run", *FAKE],
+        "cannot create the run folder {file}/run: {file} is not a writable folder; choose another place with hydra.run.dir=...",
+    ),
     # the study
-    ("homework", ["demo=true", "trainer.device=cuda"], "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
-    ("homework", ["demo=true", "model=tiny", "seed=-1"], "seed=-1 is not allowed: must be an integer in [0, 2**32 - 1]"),
-    ("homework", ["demo=true", "data.val_size=99999"], "data.val_size=99999 is not allowed: must be in [1, 1999] for a training set of 2000 images"),
+    (
+        "homework",
+        ["demo=true", "trainer.device=cuda"],
+        "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu",
+    ),
+    (
+        "homework",
+        ["demo=true", "model=tiny", "seed=-1"],
+        "seed=-1 is not allowed: must be an integer in [0, 2**32 - 1]",
+    ),
+    (
+        "homework",
+        ["demo=true", "data.val_size=99999"],
+        "data.val_size=99999 is not allowed: must be in [1, 1999] for a training set of 2000 images",
+    ),
     ("homework", ["demo=tru"], "demo='tru' is not allowed: must be true or false"),
-    ("homework", ["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
-    ("homework", ["optim.lr=0.1"], "optim.lr is set by the study itself, section by section: run your own sweep with `python -m hw_hparams.train -m experiment=...`"),
-    ("homework", ["demo=true", "launcher=nope"], "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"),
+    (
+        "homework",
+        ["select_by=best"],
+        "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc",
+    ),
+    (
+        "homework",
+        ["optim.lr=0.1"],
+        "optim.lr is set by the study itself, section by section: run your own sweep with `python -m hw_hparams.train -m experiment=...`",
+    ),
+    (
+        "homework",
+        ["demo=true", "launcher=nope"],
+        "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm",
+    ),
     ("homework", ["demo=true", "optim.momentum=inf"], "optim.momentum=inf is not allowed: must be in [0, 1)"),
-    ("homework", ["demo=true", "optim.momentum=${{oops}}"], "optim.momentum=${{oops}} cannot be resolved: oops is not a config key"),
-    ("homework", ["seed=${{oc.env:HW_HPARAMS_UNSET}}"],
-     "seed=${{oc.env:HW_HPARAMS_UNSET}} cannot be resolved: the resolver oc.env failed: Environment variable 'HW_HPARAMS_UNSET' not found"),
-    ("homework", ["demo=true", "~seed"], "~seed: seed cannot be removed, every run needs it; set it instead, e.g. seed=0"),
+    (
+        "homework",
+        ["demo=true", "optim.momentum=${{oops}}"],
+        "optim.momentum=${{oops}} cannot be resolved: oops is not a config key",
+    ),
+    (
+        "homework",
+        ["seed=${{oc.env:HW_HPARAMS_UNSET}}"],
+        "seed=${{oc.env:HW_HPARAMS_UNSET}} cannot be resolved: the resolver oc.env failed: Environment variable 'HW_HPARAMS_UNSET' not found",
+    ),
+    (
+        "homework",
+        ["demo=true", "~seed"],
+        "~seed: seed cannot be removed, every run needs it; set it instead, e.g. seed=0",
+    ),
     ("homework", ["~select_by"], "~select_by: select_by cannot be removed; set it instead, e.g. select_by=val_acc"),
-    ("homework", ["data.root={root}/nowhere", "data.download=false"],
-     "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"),
+    (
+        "homework",
+        ["data.root={root}/nowhere", "data.download=false"],
+        "data.root='{root}/nowhere': CIFAR-100 in {root}/nowhere/cifar-100-python is missing; set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/",
+    ),
     # analysis, data, bench
     ("analysis", [], "the following arguments are required: RUN_OR_SWEEP_DIR, --out (see python -m analysis --help)"),
     ("analysis", ["nowhere", "--out", "report"], "path does not exist: nowhere"),
@@ -128,24 +272,33 @@ MISTAKES = [
     ("data", ["fake", "--root", "x", "--train", "0"], "--train and --test must be >= 1 (got 0, 1000)"),
     ("bench", ["--device", "cuda"], "--device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
     ("bench", ["--ks", "0"], "--ks=[0] is not allowed: integers >= 1"),
-    ("bench", ["--model", "resnet"], "argument --model: invalid choice: 'resnet' (choose from 'mobilenetv2', 'mobilenetv1', 'tiny') (see python -m hw_hparams.bench --help)"),
+    (
+        "bench",
+        ["--model", "resnet"],
+        "argument --model: invalid choice: 'resnet' (choose from 'mobilenetv2', 'mobilenetv1', 'tiny') (see python -m hw_hparams.bench --help)",
+    ),
 ]
 
 
 def _main(program: str):
     if program == "train":
         from hw_hparams.train import main
+
         return lambda argv: (setattr(sys, "argv", ["hw-train", *argv]), main())
     if program == "homework":
         from hw_hparams.homework import main
+
         return main
     if program == "analysis":
         from analysis.__main__ import main
+
         return main
     if program == "data":
         from hw_hparams.data.__main__ import main
+
         return main
     from hw_hparams.bench import main
+
     return main
 
 
@@ -186,10 +339,17 @@ def test_each_mistake_is_one_line_exit_2_and_no_file(program, args, line, places
 def finished_run(places, tmp_path_factory):
     """A finished 1-epoch run (trained in-process) and a digest of every file it holds."""
     from support import compose_train
+
     from hw_hparams.train import run
 
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    overrides = [a.format(**places) for a in FAKE] + ["model=tiny", "epochs=1", "batch_size=100", "trainer.progress=false", "trainer.device=cpu"]
+    overrides = [a.format(**places) for a in FAKE] + [
+        "model=tiny",
+        "epochs=1",
+        "batch_size=100",
+        "trainer.progress=false",
+        "trainer.device=cpu",
+    ]
     assert run(compose_train(overrides), run_dir)["status"] == "completed"
     return run_dir, overrides
 
@@ -198,12 +358,17 @@ def _digest(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in _files(folder) if p.is_file()}
 
 
-AT_A_FINISHED_RUN = [(p, a, line) for p, a, line in NON_FINITE + UNRESOLVED + REMOVED
-                     if p == "train" and "-m" not in a and not any(x.startswith(("hydra.run.dir", "~hydra.run")) for x in a)]
+AT_A_FINISHED_RUN = [
+    (p, a, line)
+    for p, a, line in NON_FINITE + UNRESOLVED + REMOVED
+    if p == "train" and "-m" not in a and not any(x.startswith(("hydra.run.dir", "~hydra.run")) for x in a)
+]
 
 
 @pytest.mark.parametrize("program, args, line", AT_A_FINISHED_RUN, ids=[" ".join(a) for _, a, _ in AT_A_FINISHED_RUN])
-def test_each_mistake_pointed_at_a_finished_run_leaves_its_files_byte_for_byte(program, args, line, places, finished_run, monkeypatch, capsys):
+def test_each_mistake_pointed_at_a_finished_run_leaves_its_files_byte_for_byte(
+    program, args, line, places, finished_run, monkeypatch, capsys
+):
     run_dir, overrides = finished_run
     before, around = _digest(run_dir), _files(run_dir.parent)
     monkeypatch.setattr(sys, "argv", list(sys.argv))
@@ -216,10 +381,15 @@ def test_each_mistake_pointed_at_a_finished_run_leaves_its_files_byte_for_byte(p
 
 def test_an_offline_download_is_one_line_and_leaves_no_folder(tmp_path):
     nowhere = "http://127.0.0.1:9"  # a proxy that refuses: offline, even on a machine with a network
-    result = run_cli(["model=tiny", "epochs=1", "data.root=cifar"], tmp_path, env={"http_proxy": nowhere, "https_proxy": nowhere})
+    result = run_cli(
+        ["model=tiny", "epochs=1", "data.root=cifar"], tmp_path, env={"http_proxy": nowhere, "https_proxy": nowhere}
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: data.root='cifar': cannot read or fetch CIFAR-100") and "check the network" in lines[0]
+    assert (
+        lines[0].startswith("error: data.root='cifar': cannot read or fetch CIFAR-100")
+        and "check the network" in lines[0]
+    )
     assert "Traceback" not in result.stdout + result.stderr and _files(tmp_path) == []
 
 
@@ -230,13 +400,30 @@ def test_every_command_has_a_console_script_and_a_help_that_lists_what_a_newcome
     assert set(scripts) == {"hw-train", "hw-homework", "hw-analysis", "hw-data", "hw-bench"}
     assert all(callable(e.load()) for e in scripts.values())
     train_help = run_cli(["--help"], tmp_path).stdout
-    for words in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "outputs/multirun/<experiment>/<name>/",
-                  "optim.lr (0.05)", "data.root (data)", "trainer.device", "lr: lr0.01, lr0.05, lr0.5", "hw-homework"):
+    for words in (
+        "lr_sweep",
+        "schedule_sweep",
+        "wd_sweep",
+        "mixup",
+        "outputs/multirun/<experiment>/<name>/",
+        "optim.lr (0.05)",
+        "data.root (data)",
+        "trainer.device",
+        "lr: lr0.01, lr0.05, lr0.5",
+        "hw-homework",
+    ):
         assert words in train_help, words
     from hw_hparams.homework import main
 
     main(["--help"])
     homework_help = capsys.readouterr().out
-    for words in ("<out>/<study>/<section>/<name>/", "report.md", "homework.log", "select_by=", "trainer.device", "demo=true"):
+    for words in (
+        "<out>/<study>/<section>/<name>/",
+        "report.md",
+        "homework.log",
+        "select_by=",
+        "trainer.device",
+        "demo=true",
+    ):
         assert words in homework_help, words
     assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from support import TINY_RUN, compose_train, run_cli
+
 from hw_hparams.config import as_dict, path_keys, paths_from
 from hw_hparams.data.fake import write_fake_cifar100
 
@@ -16,7 +17,11 @@ RELATIVE_DATA = ["data.root=fd", "data.download=false", "data.verify_checksums=f
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_run_with_chdir_reads_its_relative_data_root_where_the_command_ran(tmp_path):
@@ -41,10 +46,16 @@ def test_a_run_with_chdir_reads_its_relative_data_root_where_the_command_ran(tmp
 def test_paths_from_makes_only_relative_path_keys_absolute():
     assert path_keys() == ("data.root", "logger.dir")
     folder = os.path.join(os.sep, "launched", "here")
-    for given, meant in (("fd", os.path.join(folder, "fd")), ("../d/x", os.path.join(folder, "../d/x")), ("/abs/fd", "/abs/fd")):
+    for given, meant in (
+        ("fd", os.path.join(folder, "fd")),
+        ("../d/x", os.path.join(folder, "../d/x")),
+        ("/abs/fd", "/abs/fd"),
+    ):
         cfg = compose_train([*TINY_RUN, f"data.root={given}", "optim.lr=0.5"])
         moved = paths_from(cfg, folder)
         assert moved.data.root == meant and cfg.data.root == given  # a copy; the given config is unchanged
         assert moved.logger.dir is None  # unset stays unset
         assert {**as_dict(moved), "data": None} == {**as_dict(cfg), "data": None}
-        assert {k: v for k, v in as_dict(moved)["data"].items() if k != "root"} == {k: v for k, v in as_dict(cfg)["data"].items() if k != "root"}
+        assert {k: v for k, v in as_dict(moved)["data"].items() if k != "root"} == {
+            k: v for k, v in as_dict(cfg)["data"].items() if k != "root"
+        }

@@ -11,7 +11,15 @@ from .augment import Normalize, crop_flip
 from .cifar import DataError, cached_channel_stats, channel_stats, check_dataset, load_cifar100, split_indices
 
 __all__ = [
-    "DataError", "Normalize", "Split", "StudyData", "channel_stats", "check_dataset", "crop_flip", "load_study_data", "split_indices",
+    "DataError",
+    "Normalize",
+    "Split",
+    "StudyData",
+    "channel_stats",
+    "check_dataset",
+    "crop_flip",
+    "load_study_data",
+    "split_indices",
 ]
 
 

@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.train} training and {args.test} test images to {folder}")
-    print(f"train on it with: python -m hw_hparams.train data.root={args.root} data.verify_checksums=false data.download=false data.val_size={max(1, args.train // 5)}")
+    print(
+        f"train on it with: python -m hw_hparams.train data.root={args.root} data.verify_checksums=false "
+        f"data.download=false data.val_size={max(1, args.train // 5)}"
+    )
     return 0
 
 

@@ -67,16 +67,24 @@ def _missing(root: str, folder: Path, absent: list[str], download: bool) -> Data
     if not absent or (download and len(absent) == len(FILES)):
         return None
     if len(absent) == len(FILES):
-        what, hint = "missing", "set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/"
+        what, hint = (
+            "missing",
+            "set data.download=true to fetch it, or point data.root at the folder that holds cifar-100-python/",
+        )
     else:
-        what, hint = f"incomplete (no {', '.join(absent)})", f"delete {folder} and fetch it again with data.download=true, or regenerate it"
+        what, hint = (
+            f"incomplete (no {', '.join(absent)})",
+            f"delete {folder} and fetch it again with data.download=true, or regenerate it",
+        )
     return DataError(f"data.root={root!r}: CIFAR-100 in {folder} is {what}; {hint}")
 
 
 def check_val_size(val_size: int, n: int) -> None:
     """Refuse (DataError) a validation split that leaves no training image of `n`."""
     if not 1 <= val_size < n:
-        raise DataError(f"data.val_size={val_size} is not allowed: must be in [1, {n - 1}] for a training set of {n} images")
+        raise DataError(
+            f"data.val_size={val_size} is not allowed: must be in [1, {n - 1}] for a training set of {n} images"
+        )
 
 
 @functools.lru_cache(maxsize=8)
@@ -119,7 +127,9 @@ def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArr
         absent = [n for n in FILES if not (folder / n).is_file()]
         error = _missing(root, folder, absent, download=False) or DataError(
             f"data.root={root!r}: CIFAR-100 in {folder} is not the official CIFAR-100 (its md5 checksums differ); "
-            f"delete {folder} and fetch it again with data.download=true, or set data.verify_checksums=false for a generated dataset")
+            f"delete {folder} and fetch it again with data.download=true, "
+            "or set data.verify_checksums=false for a generated dataset"
+        )
         raise error from None
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as err:
         raise DataError(
@@ -132,15 +142,19 @@ def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArr
         damaged = f" (the {archive.name} there is incomplete or damaged)" if download and archive.exists() else ""
         hint = (
             f"check the network, or put the official {archive.name} or its extracted cifar-100-python/ folder in {root}"
-            if download else "check that the folder and its files are readable"
+            if download
+            else "check that the folder and its files are readable"
         )
         text = " ".join(str(err).split())
-        raise DataError(f"data.root={root!r}: cannot read or fetch CIFAR-100{damaged} ({type(err).__name__}: {text}); {hint}") from None
+        raise DataError(
+            f"data.root={root!r}: cannot read or fetch CIFAR-100{damaged} ({type(err).__name__}: {text}); {hint}"
+        ) from None
     for name, images, labels in (("train", train_images, train_labels), ("test", test_images, test_labels)):
         if images.dtype != torch.uint8 or len(images) != len(labels) or len(images) == 0:
             raise DataError(
-                f"data.root={root!r}: {folder / name} holds {len(images)} {images.dtype} images for {len(labels)} labels, "
-                "not CIFAR-100's uint8 3x32x32 images with one label each; delete it and download again, or regenerate it"
+                f"data.root={root!r}: {folder / name} holds {len(images)} {images.dtype} images "
+                f"for {len(labels)} labels, not CIFAR-100's uint8 3x32x32 images with one label each; "
+                "delete it and download again, or regenerate it"
             )
     labels = torch.cat([train_labels, test_labels])
     if len(train.classes) != 100 or int(labels.min()) < 0 or int(labels.max()) >= 100:
@@ -163,7 +177,9 @@ def _remove_created(paths: list[Path]) -> None:
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, val) indices into the 50k training set, exactly torch's `random_split` with `seed`."""
     check_val_size(val_size, n)
-    train, val = torch.utils.data.random_split(range(n), [n - val_size, val_size], generator=torch.Generator().manual_seed(seed))
+    train, val = torch.utils.data.random_split(
+        range(n), [n - val_size, val_size], generator=torch.Generator().manual_seed(seed)
+    )
     return torch.as_tensor(train.indices), torch.as_tensor(val.indices)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 
 def requeue_signal() -> signal.Signals | None:
@@ -41,7 +41,8 @@ def requeue(handler: Callable, signum: int) -> SystemExit | str:
 
 
 def job() -> dict | None:
-    """{"job_id", "attempt"} of the SLURM job this process runs in (attempt 1, then 2 after a requeue, ...); None outside SLURM."""
+    """{"job_id", "attempt"} of the SLURM job this process runs in (attempt 1, then 2 after a requeue, ...);
+    None outside SLURM."""
     if "SLURM_JOB_ID" not in os.environ:
         return None
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -58,7 +59,10 @@ def stopped(signame: str, done: int, epochs: int, not_requeued: str | None) -> t
         )
     info = job()
     if info is None:  # submitit_local requeues too
-        return "requeued", f"requeued by submitit ({signame}) after epoch {done} of {epochs}: the job's next attempt resumes it"
+        return (
+            "requeued",
+            f"requeued by submitit ({signame}) after epoch {done} of {epochs}: the job's next attempt resumes it",
+        )
     return "requeued", (
         f"requeued by SLURM ({signame}: time limit or preemption) after epoch {done} of {epochs}: attempt "
         f"{info['attempt'] + 1} of job {info['job_id']} resumes it when it starts"

@@ -42,7 +42,7 @@ def _words(text: str) -> str:
     for line in text.splitlines():
         line = line.strip()
         while line.startswith(_PREFIXES):
-            line = next(line[len(p):] for p in _PREFIXES if line.startswith(p))
+            line = next(line[len(p) :] for p in _PREFIXES if line.startswith(p))
         if line and line not in said:
             said.append(line)
     return "; ".join(said) or "no reason given"
@@ -54,22 +54,38 @@ def refusal(text: str, params: dict) -> str:
     low = words.lower()
     part = _partition(params)
     if "partition" in low:
-        return f"hydra.launcher.partition={params.get('partition')!r} is refused by sbatch ({words}): choose one of {', '.join(p.rstrip('*') for p in _sinfo('%P'))}"
+        return (
+            f"hydra.launcher.partition={params.get('partition')!r} is refused by sbatch ({words}): "
+            f"choose one of {', '.join(p.rstrip('*') for p in _sinfo('%P'))}"
+        )
     if "gres" in low or "gpu" in low:
         key = next((k for k in ("gres", "gpus_per_task") if params.get(k)), "gpus_per_node")
         gres = ", ".join(g for g in _sinfo("%G", part) if g != "(null)") or "no GPUs"
-        return (f"hydra.launcher.{key}={params.get(key)!r} is refused by sbatch ({words}): partition {part} offers {gres}; "
-                "use hydra/launcher=slurm_cpu (no GPU) or pick a GPU partition with hydra.launcher.partition=...")
+        return (
+            f"hydra.launcher.{key}={params.get(key)!r} is refused by sbatch ({words}): partition {part} offers {gres}; "
+            "use hydra/launcher=slurm_cpu (no GPU) or pick a GPU partition with hydra.launcher.partition=..."
+        )
     if "node configuration" in low or "memory" in low or "cpu" in low:
-        nodes = ", ".join(f"{c} CPUs and {int(m.rstrip('+')) // 1024} GB" for c, m in (x.split() for x in _sinfo("%c %m", part)))
-        return (f"hydra.launcher.cpus_per_task={params.get('cpus_per_task')!r} with mem_gb={params.get('mem_gb')!r} is refused by sbatch "
-                f"({words}): nodes of partition {part} have {nodes or 'unknown resources'}; ask for less")
+        nodes = ", ".join(
+            f"{c} CPUs and {int(m.rstrip('+')) // 1024} GB" for c, m in (x.split() for x in _sinfo("%c %m", part))
+        )
+        return (
+            f"hydra.launcher.cpus_per_task={params.get('cpus_per_task')!r} with mem_gb={params.get('mem_gb')!r} "
+            f"is refused by sbatch ({words}): nodes of partition {part} have {nodes or 'unknown resources'}; "
+            "ask for less"
+        )
     for key in ("account", "qos", "constraint"):
         if re.search(rf"\b{key}\b", low):  # "qos", not the "account" of "accounting"
-            return f"hydra.launcher.{key}={params.get(key)!r} is refused by sbatch ({words}): ask your cluster's admins which {key} to use"
+            return (
+                f"hydra.launcher.{key}={params.get(key)!r} is refused by sbatch ({words}): "
+                f"ask your cluster's admins which {key} to use"
+            )
     if "time limit" in low:
         limits = ", ".join(_sinfo("%l", part))
-        return f"hydra.launcher.timeout_min={params.get('timeout_min')!r} is refused by sbatch ({words}): partition {part} allows at most {limits}"
+        return (
+            f"hydra.launcher.timeout_min={params.get('timeout_min')!r} is refused by sbatch ({words}): "
+            f"partition {part} allows at most {limits}"
+        )
     return f"sbatch refused the jobs of hydra/launcher (partition {part}): {words}; check the hydra.launcher.* settings"
 
 
@@ -77,8 +93,10 @@ def require() -> None:
     """Raise ConfigError (one line) where SLURM's commands are missing (submitit needs sbatch and srun)."""
     missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
     if missing:
-        raise ConfigError(f"hydra/launcher=slurm needs SLURM's {' and '.join(missing)} on PATH (a cluster's login node); "
-                          "on one machine use hydra/launcher=basic, joblib or submitit_local")
+        raise ConfigError(
+            f"hydra/launcher=slurm needs SLURM's {' and '.join(missing)} on PATH (a cluster's login node); "
+            "on one machine use hydra/launcher=basic, joblib or submitit_local"
+        )
 
 
 def check(script: str, params: dict) -> None:

@@ -42,7 +42,9 @@ class SqueueWatcher(SlurmInfoWatcher):
 def _sacct_error() -> str | None:
     """Why sacct cannot answer on this cluster (its first line), or None when it can."""
     try:
-        proc = subprocess.run(["sacct", "--noheader", "-X", "--jobs=1", "--format=JobID"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["sacct", "--noheader", "-X", "--jobs=1", "--format=JobID"], capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.SubprocessError) as err:
         return str(err)
     return None if proc.returncode == 0 else ((proc.stderr or proc.stdout).strip().splitlines() or ["sacct failed"])[0]

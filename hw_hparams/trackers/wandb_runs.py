@@ -17,8 +17,8 @@ import os
 import struct
 import uuid
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # W&B's crash reports to its servers: before wandb is imported
 

@@ -4,9 +4,10 @@ For hw_hparams' training entrypoint (a task function with a `run_group` attribut
 into groups that share a network shape (same model, epochs, batch size, data, device, precision,
 compile and TF32 settings), in sweep order, at most `max_fused` to a group (null: all), and each
 group trains as one fused network (hw_hparams.training), in parts that fit the GPU's memory
-(hw_hparams.fused_sizing). Under trainer.device=cuda:job a group trains on the GPU of its first job. Every job keeps exactly the run folder, files, lock and
-status it would have under the basic launcher. For any other task function this launcher is Hydra's
-basic launcher, unchanged (same jobs, folders, returns), so installing it breaks no other app.
+(hw_hparams.fused_sizing). Under trainer.device=cuda:job a group trains on the GPU of its first job.
+Every job keeps exactly the run folder, files, lock and status it would have under the basic
+launcher. For any other task function this launcher is Hydra's basic launcher, unchanged (same
+jobs, folders, returns), so installing it breaks no other app.
 
 Each job ends as under the basic launcher: a crash is a failed JobReturn whose error Hydra prints in
 one line after the other jobs ran; a user error (bad data, a folder of another run) is one line, the
@@ -19,9 +20,10 @@ import copy
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Optional
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # pinned by tests/test_fused.py (other apps)
 from hydra.core.config_store import ConfigStore
@@ -32,8 +34,20 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 log = logging.getLogger(__name__)
 
 # The keys jobs must share to train as one network.
-GROUP_KEYS = ("model.name", "epochs", "batch_size", "data.root", "data.val_size", "data.split_seed",
-              "data.download", "data.verify_checksums", "trainer.device", "trainer.precision", "trainer.compile", "trainer.tf32")
+GROUP_KEYS = (
+    "model.name",
+    "epochs",
+    "batch_size",
+    "data.root",
+    "data.val_size",
+    "data.split_seed",
+    "data.download",
+    "data.verify_checksums",
+    "trainer.device",
+    "trainer.precision",
+    "trainer.compile",
+    "trainer.tf32",
+)
 
 
 @dataclass
@@ -48,13 +62,16 @@ ConfigStore.instance().store(group="hydra/launcher", name="fused", node=FusedLau
 def max_fused_problem(max_fused: Optional[int]) -> Optional[str]:
     """Why `max_fused` is not allowed, or None (checked before a sweep writes anything, and here)."""
     if max_fused is not None and max_fused < 1:
-        return f"hydra.launcher.max_fused={max_fused} is not allowed: must be an integer >= 1, or null for every run that can share a network"
+        return (
+            f"hydra.launcher.max_fused={max_fused} is not allowed: must be an integer >= 1, "
+            "or null for every run that can share a network"
+        )
     return None
 
 
-def group_jobs(keys: List[tuple], max_fused: Optional[int]) -> List[List[int]]:
+def group_jobs(keys: list[tuple], max_fused: Optional[int]) -> list[list[int]]:
     """Job indices grouped by equal keys (first appearance order), each group cut into chunks of at most `max_fused`."""
-    by_key: Dict[tuple, List[int]] = {}
+    by_key: dict[tuple, list[int]] = {}
     for i, key in enumerate(keys):
         by_key.setdefault(key, []).append(i)
     size = max_fused or len(keys) or 1
@@ -80,9 +97,11 @@ class FusedLauncher(BasicLauncher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         jobs = [self._job(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         groups = group_jobs([tuple(OmegaConf.select(cfg, k) for k in GROUP_KEYS) for cfg, _, _ in jobs], self.max_fused)
-        log.info(f"Launching {len(jobs)} jobs as {len(groups)} fused group(s) of {', '.join(str(len(g)) for g in groups)}")
+        log.info(
+            f"Launching {len(jobs)} jobs as {len(groups)} fused group(s) of {', '.join(str(len(g)) for g in groups)}"
+        )
         configure_log(jobs[0][1].hydra.job_logging, self.config.hydra.verbose)
-        results: List[Any] = [None] * len(jobs)
+        results: list[Any] = [None] * len(jobs)
         for group in groups:
             HydraConfig.instance().set_config(jobs[group[0]][1])  # its first job's: trainer.device=cuda:job picks by it
             members = [Member(jobs[i][0], jobs[i][2], hydra_cfg=jobs[i][1].hydra) for i in group]
@@ -93,7 +112,7 @@ class FusedLauncher(BasicLauncher):
         self._exit_on_user_errors(results)
         return returns
 
-    def _job(self, idx: int, overrides: List[str]) -> Tuple[DictConfig, DictConfig, Path]:
+    def _job(self, idx: int, overrides: list[str]) -> tuple[DictConfig, DictConfig, Path]:
         """(task config, full config, run folder) of job `idx`, as run_job would set them up."""
         log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
@@ -110,13 +129,20 @@ class FusedLauncher(BasicLauncher):
         return task_cfg, sweep_config, run_dir
 
     @staticmethod
-    def _return(overrides: List[str], task_cfg: DictConfig, sweep_config: DictConfig, run_dir: Path, result: Any) -> JobReturn:
+    def _return(
+        overrides: list[str], task_cfg: DictConfig, sweep_config: DictConfig, run_dir: Path, result: Any
+    ) -> JobReturn:
         from hw_hparams.jobs import JobFailed, failure_line
         from hw_hparams.objective import of_job
         from hw_hparams.progress import final_line
 
-        ret = JobReturn(overrides=overrides, cfg=task_cfg, hydra_cfg=sweep_config, working_dir=os.getcwd(),
-                        task_name=JobRuntime.instance().get("name"))
+        ret = JobReturn(
+            overrides=overrides,
+            cfg=task_cfg,
+            hydra_cfg=sweep_config,
+            working_dir=os.getcwd(),
+            task_name=JobRuntime.instance().get("name"),
+        )
         if isinstance(result, BaseException):
             ret.status, ret.return_value = JobStatus.FAILED, JobFailed(failure_line(run_dir, result))
         else:
@@ -125,7 +151,7 @@ class FusedLauncher(BasicLauncher):
         return ret
 
     @staticmethod
-    def _exit_on_user_errors(results: List[Any]) -> None:
+    def _exit_on_user_errors(results: list[Any]) -> None:
         """Each refused job in one line, then exit 2 (as the basic launcher does at the first one)."""
         from hw_hparams.errors import ConfigError
 

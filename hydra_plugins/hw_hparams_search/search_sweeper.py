@@ -24,9 +24,10 @@ import csv
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
@@ -61,7 +62,7 @@ class SearchSweeperConf:
     n_trials: int = 20  # in the study, over every run of the command
     n_jobs: int = 2  # trials per batch, launched together (one fused network under hydra/launcher=fused)
     max_failure_rate: float = 0.0  # a batch with a larger share of failed trials ends the search
-    params: Optional[Dict[str, str]] = None
+    params: Optional[dict[str, str]] = None
     custom_search_space: Optional[str] = None
 
 
@@ -106,7 +107,7 @@ class SearchSweeper(Sweeper):
 
         self.kwargs = kwargs
         self.inner = OptunaSweeper(search_space=None, **kwargs)
-        self.run_dirs: Dict[int, str] = {}
+        self.run_dirs: dict[int, str] = {}
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         self.inner.setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -116,7 +117,7 @@ class SearchSweeper(Sweeper):
             impl.direction = direction_for(OmegaConf.select(config, "objective.metric", default=None))
         impl.launcher = _TrialLauncher(impl.launcher, self._record)
 
-    def sweep(self, arguments: List[str]) -> None:
+    def sweep(self, arguments: list[str]) -> None:
         import optuna
 
         impl = self.inner.sweeper
@@ -199,7 +200,7 @@ class SearchSweeper(Sweeper):
         os.replace(tmp, self.csv_path)
 
 
-def _read_run_dirs(path: Path) -> Dict[int, str]:
+def _read_run_dirs(path: Path) -> dict[int, str]:
     if not path.is_file():
         return {}
     with open(path, newline="", encoding="utf-8") as f:

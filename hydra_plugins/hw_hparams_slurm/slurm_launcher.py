@@ -5,7 +5,8 @@ whenever it scans for plugins, so hw_hparams and submitit are imported inside th
 
 - Before anything is written (Hydra's `setup`), `sbatch --test-only` checks the job script submitit
   will submit; a refusal (no GPU in the partition, a wrong partition, too much memory) exits 2 with
-  one line naming the `hydra.launcher` key (hw_hparams/slurm/sbatch.py). A refusal only the real submission sees ends the same way.
+  one line naming the `hydra.launcher` key (hw_hparams/slurm/sbatch.py). A refusal only the real
+  submission sees ends the same way.
 - While the sweep waits, job states come from squeue where sacct has no accounting, and submitit's
   repeated sacct warnings show once (hw_hparams/slurm/watch.py).
 - A job that ends without a result (scancel, a node failure, a job that ran out of requeues) does
@@ -25,14 +26,16 @@ import io
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from omegaconf import OmegaConf
+
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from omegaconf import OmegaConf
 
 log = logging.getLogger("hw_hparams.slurm")
 
@@ -57,8 +60,9 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         import submitit
 
         params = dict(self.params)
-        executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
-                                         slurm_max_num_timeout=params.pop("max_num_timeout"))
+        executor = submitit.AutoExecutor(
+            cluster="slurm", folder=params.pop("submitit_folder"), slurm_max_num_timeout=params.pop("max_num_timeout")
+        )
         generic = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
         return executor

@@ -11,8 +11,9 @@ jobs at once. Job folders come from each job's own config (hw_hparams.homework s
 
 # No `from __future__ import annotations`: Hydra's plugin scan executes this module outside
 # sys.modules, where dataclasses cannot resolve string annotations.
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence
+from typing import Any, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
@@ -21,25 +22,25 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class StageSweeperConf(BasicSweeperConf):
     _target_: str = "hydra_plugins.hw_hparams_stage.stage_sweeper.StageSweeper"
-    jobs: List[List[str]] = field(default_factory=list)  # each job's own overrides
+    jobs: list[list[str]] = field(default_factory=list)  # each job's own overrides
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="stage", node=StageSweeperConf, provider="hw_hparams")
 
 
-def stage_jobs(expanded: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]]) -> List[List[str]]:
+def stage_jobs(expanded: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]]) -> list[list[str]]:
     """Every job of the sweep, in order: each listed job (outer) under each expanded command line (inner)."""
     return [[*args, *job] for job in jobs for args in expanded]
 
 
 class StageSweeper(BasicSweeper):
     def __init__(
-        self, max_batch_size: Optional[int] = None, params: Optional[Any] = None, jobs: Optional[List[List[str]]] = None
+        self, max_batch_size: Optional[int] = None, params: Optional[Any] = None, jobs: Optional[list[list[str]]] = None
     ) -> None:
         super().__init__(max_batch_size, params)
         self.jobs = [[str(o) for o in job] for job in jobs or []]
 
-    def split_arguments(self, overrides: List[Any], max_batch_size: Optional[int]) -> List[List[List[str]]]:
+    def split_arguments(self, overrides: list[Any], max_batch_size: Optional[int]) -> list[list[list[str]]]:
         """The listed jobs under the command line's expansion, cut into batches as the basic sweeper cuts them."""
         expanded = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
         return list(self.split_overrides_to_chunks(stage_jobs(expanded, self.jobs), max_batch_size))

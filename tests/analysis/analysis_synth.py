@@ -1,4 +1,5 @@
 """Writes synthetic run folders in the run-folder format with csv/json/yaml (never with analysis)."""
+
 from __future__ import annotations
 
 import csv
@@ -15,10 +16,23 @@ HIST_HEADER = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", 
 CLASS_NAMES = [f"class_{i}" for i in range(100)]
 
 
-def make_config(lr=0.05, schedule="constant", wd=0.0, crop_flip=True, mixup=None, epochs=6,
-                seed=0, model="mobilenetv2", eval_test=False, batch_size=128):
+def make_config(
+    lr=0.05,
+    schedule="constant",
+    wd=0.0,
+    crop_flip=True,
+    mixup=None,
+    epochs=6,
+    seed=0,
+    model="mobilenetv2",
+    eval_test=False,
+    batch_size=128,
+):
     return {
-        "epochs": epochs, "batch_size": batch_size, "seed": seed, "eval_test": eval_test,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "eval_test": eval_test,
         "optim": {"lr": lr, "momentum": 0.9, "weight_decay": wd},
         "schedule": {"name": schedule},
         "augmentation": {"crop_flip": crop_flip, "mixup_alpha": mixup},
@@ -34,8 +48,7 @@ def make_history(cfg, rng, n_epochs=None, diverge_at=None):
     rows = []
     for e in range(1, n + 1):
         base = cfg["optim"]["lr"]
-        lr = base if cfg["schedule"]["name"] == "constant" else \
-            0.5 * base * (1 + math.cos(math.pi * (e - 1) / epochs))
+        lr = base if cfg["schedule"]["name"] == "constant" else 0.5 * base * (1 + math.cos(math.pi * (e - 1) / epochs))
         tl = 4.6 * math.exp(-0.2 * e) + rng.uniform(0, 0.1)
         vl = tl + rng.uniform(0, 0.3)
         ta = min(0.99, 0.05 + 0.08 * e + rng.uniform(0, 0.03))
@@ -46,8 +59,7 @@ def make_history(cfg, rng, n_epochs=None, diverge_at=None):
     return rows
 
 
-def write_run(run_dir: Path, cfg, rows, status="completed", test=None, summary=True,
-              data_stats=True, overrides=()):
+def write_run(run_dir: Path, cfg, rows, status="completed", test=None, summary=True, data_stats=True, overrides=()):
     run_dir.mkdir(parents=True, exist_ok=True)
     hydra = run_dir / ".hydra"
     hydra.mkdir(exist_ok=True)
@@ -65,19 +77,31 @@ def write_run(run_dir: Path, cfg, rows, status="completed", test=None, summary=T
         vals = [r[5] for r in rows or []]
         best = int(np.nanargmax(vals)) if vals else None
         s = {
-            "status": status, "epochs": cfg["epochs"], "epochs_completed": len(rows or []),
+            "status": status,
+            "epochs": cfg["epochs"],
+            "epochs_completed": len(rows or []),
             "final": None if last is None else dict(zip(HIST_HEADER[:6], last[:6])),
             "best_val_acc": None if best is None else vals[best],
             "best_epoch": None if best is None else rows[best][0],
-            "test": test, "wall_time_s": 12.5, "images_per_s": 3200.0, "device": "cpu",
-            "config": cfg, "versions": {"torch": "2.x"}, "message": None,
+            "test": test,
+            "wall_time_s": 12.5,
+            "images_per_s": 3200.0,
+            "device": "cpu",
+            "config": cfg,
+            "versions": {"torch": "2.x"},
+            "message": None,
         }
         (run_dir / "summary.json").write_text(json.dumps(s))
     if data_stats:
         props = np.full(100, 0.01)
-        ds = {"sizes": {"train": 40000, "val": 10000, "test": 10000}, "split_seed": 0,
-              "mean": [0.5071, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2762],
-              "class_names": CLASS_NAMES, "class_proportions": props.tolist()}
+        ds = {
+            "sizes": {"train": 40000, "val": 10000, "test": 10000},
+            "split_seed": 0,
+            "mean": [0.5071, 0.4865, 0.4409],
+            "std": [0.2673, 0.2564, 0.2762],
+            "class_names": CLASS_NAMES,
+            "class_proportions": props.tolist(),
+        }
         (run_dir / "data_stats.json").write_text(json.dumps(ds))
     (run_dir / "checkpoint.pt").write_bytes(b"\0")
 
@@ -94,8 +118,12 @@ def fnum(s: str) -> float:
 HOSTILE = "cls_50%&#\\{x"  # a class name with every LaTeX special the paper must escape
 
 
-def write_study(root: Path, schedule_name: str = "cosine", class_name: str | None = None,
-                command: str = "python -m hw_hparams.homework demo=true") -> Path:
+def write_study(
+    root: Path,
+    schedule_name: str = "cosine",
+    class_name: str | None = None,
+    command: str = "python -m hw_hparams.homework demo=true",
+) -> Path:
     """A finished study folder: four sections of run folders and the choices.json homework writes."""
     rng = np.random.default_rng(11)
     sections: dict[str, list[str]] = {}
@@ -110,8 +138,12 @@ def write_study(root: Path, schedule_name: str = "cosine", class_name: str | Non
         run("schedule_sweep", f"schedule={s}", make_config(schedule=s, epochs=5))
     for v in (5e-4, 1e-4):
         run("wd_sweep", f"wd={v}", make_config(schedule=schedule_name, wd=v, epochs=5))
-    run("mixup", "mixup", make_config(schedule=schedule_name, wd=5e-4, mixup=0.2, epochs=5),
-        test={"loss": 1.25, "acc": 0.6543})
+    run(
+        "mixup",
+        "mixup",
+        make_config(schedule=schedule_name, wd=5e-4, mixup=0.2, epochs=5),
+        test={"loss": 1.25, "acc": 0.6543},
+    )
     if class_name is not None:
         for p in root.glob("*/*/data_stats.json"):
             stats = json.loads(p.read_text())
@@ -119,12 +151,18 @@ def write_study(root: Path, schedule_name: str = "cosine", class_name: str | Non
             stats["class_proportions"][7] = 0.005  # the smallest share: named in the text
             p.write_text(json.dumps(stats))
     contract = {
-        "schema": 1, "command": command, "sections": sections, "final_section": "mixup",
-        "choices": {"lr": {"key": "optim.lr", "value": 0.05, "metric": "val_acc", "section": "lr_sweep"},
-                    "weight_decay": {"key": "optim.weight_decay", "value": 5e-4, "metric": "val_acc",
-                                     "section": "wd_sweep"}},
-        "code": {"split": {"source": "train, val = random_split(range(n), [n - k, k])", "origin": "cifar.py"},
-                 "augmentation": {"source": "def crop_flip(x):\n    return x  # 100% {ok}", "origin": "augment.py"}},
+        "schema": 1,
+        "command": command,
+        "sections": sections,
+        "final_section": "mixup",
+        "choices": {
+            "lr": {"key": "optim.lr", "value": 0.05, "metric": "val_acc", "section": "lr_sweep"},
+            "weight_decay": {"key": "optim.weight_decay", "value": 5e-4, "metric": "val_acc", "section": "wd_sweep"},
+        },
+        "code": {
+            "split": {"source": "train, val = random_split(range(n), [n - k, k])", "origin": "cifar.py"},
+            "augmentation": {"source": "def crop_flip(x):\n    return x  # 100% {ok}", "origin": "augment.py"},
+        },
         "demo": {"epoch_scale": 0.04, "train": 2000, "val": 400, "test": 1000},
     }
     (root / "choices.json").write_text(json.dumps(contract))

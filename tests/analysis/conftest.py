@@ -1,4 +1,5 @@
 """Fixtures for tests/analysis: a synthetic study of run folders and the report written from it."""
+
 from __future__ import annotations
 
 import sys
@@ -28,8 +29,7 @@ def study(tmp_path_factory):
     for v in (0.5, 0.05, 0.01):
         cfg = make_config(lr=v)
         if v == 0.5:
-            write_run(lr / f"optim.lr={v}", cfg, make_history(cfg, rng, 4, diverge_at=3),
-                      status="diverged")
+            write_run(lr / f"optim.lr={v}", cfg, make_history(cfg, rng, 4, diverge_at=3), status="diverged")
         else:
             write_run(lr / f"optim.lr={v}", cfg, make_history(cfg, rng))
     sch = root / "schedule_sweep"
@@ -41,8 +41,12 @@ def study(tmp_path_factory):
     wd = root / "wd_sweep"
     for v in (5e-4, 1e-4):
         cfg = make_config(wd=v, schedule="cosine", eval_test=True)
-        write_run(wd / f"wd={v}", cfg, make_history(cfg, rng),
-                  test={"loss": float(rng.uniform(1, 2)), "acc": float(rng.uniform(0.4, 0.6))})
+        write_run(
+            wd / f"wd={v}",
+            cfg,
+            make_history(cfg, rng),
+            test={"loss": float(rng.uniform(1, 2)), "acc": float(rng.uniform(0.4, 0.6))},
+        )
     mix = root / "mixup"
     cfg = make_config(mixup=0.2, schedule="cosine", wd=5e-4)
     write_run(mix / "mixup=0.2", cfg, make_history(cfg, rng))
@@ -57,6 +61,7 @@ def study(tmp_path_factory):
 def report(study, tmp_path_factory):
     """Output folder of `python -m analysis <study> --out ...` run through the Python API."""
     import analysis
+
     out = tmp_path_factory.mktemp("report")
     written = analysis.write_all([study], out)
     return out, written

@@ -1,4 +1,5 @@
 """analysis/: edge cases (no history at all, differing data splits, varying epochs, discovery)."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 import analysis
-from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 
 def test_only_empty_history(tmp_path):
@@ -45,8 +46,7 @@ def test_epochs_named_when_they_vary_in_a_section(tmp_path):
         cfg = make_config(epochs=ep, schedule="cosine")
         write_run(tmp_path / "sec" / f"ep{ep}", cfg, make_history(cfg, rng))
     runs, hist = analysis.collect([tmp_path])
-    assert sorted(runs["setting"]) == ["lr 0.05, cosine, no wd, 4 ep",
-                                       "lr 0.05, cosine, no wd, 7 ep"]
+    assert sorted(runs["setting"]) == ["lr 0.05, cosine, no wd, 4 ep", "lr 0.05, cosine, no wd, 7 ep"]
     assert len(hist) == 11
 
 
@@ -75,6 +75,7 @@ def test_summary_preferred_over_hydra_config(tmp_path):
 
 def test_a_report_folder_is_never_read_as_a_run(study, tmp_path):
     import shutil
+
     copy = tmp_path / "study"
     shutil.copytree(study, copy)
     n_runs = len(analysis.find_run_dirs([copy]))

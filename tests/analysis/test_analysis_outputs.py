@@ -1,4 +1,5 @@
 """analysis/: CSVs, tables and figures checked against independently computed references."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from analysis_synth import HIST_HEADER, ROOT, fnum, read_csv_dicts
 from support import PATIENCE_S
 
@@ -24,7 +24,7 @@ def md_table(path: Path, heading_contains: str = "") -> tuple[list[str], list[li
     lines = path.read_text().splitlines()
     start = next(i for i, l in enumerate(lines) if l.startswith("###") and heading_contains in l)
     tab = []
-    for l in lines[start + 1:]:
+    for l in lines[start + 1 :]:
         if l.startswith("|"):
             tab.append([c.strip() for c in l.strip("|").split(" | ")])
         elif tab:
@@ -103,8 +103,9 @@ def test_mean_std_over_seeds(report):
     assert "Status" not in header
     text = (out / "tables" / "schedule_sweep.md").read_text()
     assert "ddof=1" in text
-    runs = [r for r in read_csv_dicts(out / "runs.csv") if r["section"] == "schedule_sweep"
-            and r["schedule"] == "cosine"]
+    runs = [
+        r for r in read_csv_dicts(out / "runs.csv") if r["section"] == "schedule_sweep" and r["schedule"] == "cosine"
+    ]
     assert len(runs) == 3
     row = next(r for r in rows if "cosine" in r[header.index("Setting")])
     for name, col, scale in (("Val acc (%)", "val_acc", 100.0), ("Train loss", "train_loss", 1)):
@@ -120,8 +121,7 @@ def test_mean_std_over_seeds(report):
 def test_latex_tables_balanced(report):
     out, _ = report
     texs = sorted((out / "tables").glob("*.tex"))
-    assert {p.stem for p in texs} >= {"lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "all",
-                                      "data_stats"}
+    assert {p.stem for p in texs} >= {"lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "all", "data_stats"}
     for p in texs:
         t = p.read_text()
         assert t.count(r"\begin{tabular}") == t.count(r"\end{tabular}") >= 1
@@ -152,8 +152,15 @@ def test_data_stats_table(report):
 def test_figures_written(report):
     out, written = report
     figs = out / "figures"
-    names = ["lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "beta_pdf", "lr_schedule",
-             "class_proportions"]  # one figure per section, with loss and accuracy panels
+    names = [
+        "lr_sweep",
+        "schedule_sweep",
+        "wd_sweep",
+        "mixup",
+        "beta_pdf",
+        "lr_schedule",
+        "class_proportions",
+    ]  # one figure per section, with loss and accuracy panels
     for n in names:
         png, pdf = figs / f"{n}.png", figs / f"{n}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
@@ -167,8 +174,7 @@ def test_beta_pdf_matches_scipy():
     x = np.linspace(0, 1, 1001)[1:-1]
     for a in (0.2, 0.4, 1.0, 2.0):
         np.testing.assert_allclose(analysis.beta_pdf(x, a), stats.beta.pdf(x, a, a), rtol=1e-10)
-    np.testing.assert_allclose(analysis.beta_pdf(x, 0.3, 2.5), stats.beta.pdf(x, 0.3, 2.5),
-                               rtol=1e-10)
+    np.testing.assert_allclose(analysis.beta_pdf(x, 0.3, 2.5), stats.beta.pdf(x, 0.3, 2.5), rtol=1e-10)
     assert analysis.beta_pdf(np.array([0.0, 1.0, -1.0, 2.0]), 0.2).tolist() == [0, 0, 0, 0]
     assert analysis.mixup_alphas(None) == [0.2]
 
@@ -176,8 +182,15 @@ def test_beta_pdf_matches_scipy():
 def test_setting_labels_and_numbers():
     assert analysis.fmt_num(5e-4) == "5e-4" and analysis.fmt_num(0.05) == "0.05"
     assert analysis.fmt_num(1e-4) == "1e-4" and analysis.fmt_num(300.0) == "300"
-    row = {"lr": 0.5, "schedule": "constant", "weight_decay": 1e-4, "crop_flip": True,
-           "mixup_alpha": None, "model": "mobilenetv1", "epochs": 15}
+    row = {
+        "lr": 0.5,
+        "schedule": "constant",
+        "weight_decay": 1e-4,
+        "crop_flip": True,
+        "mixup_alpha": None,
+        "model": "mobilenetv1",
+        "epochs": 15,
+    }
     assert analysis.setting_label(row) == "lr 0.5, constant, wd 1e-4, mobilenetv1"
     assert analysis.setting_label(row, ("epochs",)) == "lr 0.5, constant, wd 1e-4, mobilenetv1, 15 ep"
 
@@ -185,15 +198,18 @@ def test_setting_labels_and_numbers():
 def test_latex_escape():
     assert analysis.latex_escape("a_b 5% & #1") == r"a\_b 5\% \& \#1"
     hostile = "run_1 50% & #2 \\ {x} ~^ <|>"
-    want = (r"run\_1 50\% \& \#2 \textbackslash{} \{x\} \textasciitilde{}\textasciicircum{} "
-            r"\textless{}\textbar{}\textgreater{}")
+    want = (
+        r"run\_1 50\% \& \#2 \textbackslash{} \{x\} \textasciitilde{}\textasciicircum{} "
+        r"\textless{}\textbar{}\textgreater{}"
+    )
     assert analysis.latex_escape(hostile) == want
     assert analysis.latex_escape("café 日本 α±λ") == r"cafe ?? $\alpha$$\pm$$\lambda$"
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=PATIENCE_S)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args], cwd=ROOT, capture_output=True, text=True, timeout=PATIENCE_S
+    )
 
 
 def test_cli_missing_path(tmp_path):
@@ -211,8 +227,7 @@ def test_cli_no_runs(tmp_path):
 
 
 def test_cli_writes_report(study, tmp_path):
-    r = _cli(str(study / "lr_sweep"), str(study / "mixup" / "mixup=0.2"), "--out",
-             str(tmp_path / "o"), "--no-figures")
+    r = _cli(str(study / "lr_sweep"), str(study / "mixup" / "mixup=0.2"), "--out", str(tmp_path / "o"), "--no-figures")
     assert r.returncode == 0, r.stderr
     rows = read_csv_dicts(tmp_path / "o" / "runs.csv")
     assert len(rows) == 4

@@ -1,13 +1,14 @@
 """Figures read through matplotlib's objects: titles in words, legends naming only what differs,
 markers on short curves, accuracy in %, the λ-weighted label, the demo mark, column-width sizes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 import analysis
 from analysis import curves, figures
-from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 COLUMN_IN = 3.4  # widest figure that prints at its own size in one AAAI column (3.31 in)
 
@@ -36,10 +37,14 @@ def test_one_epoch_runs_are_visible_points_and_legends_name_only_the_lr(tmp_path
     assert len(data_lines) == 12  # 3 runs x 2 splits x 2 panels, one point each
     assert all(l.get_marker() not in (None, "", "None") for l in data_lines)
     # accuracy in %: the plotted validation points are 100 x the history's fractions
-    want = sorted(100 * float(r["val_acc"]) for p in sorted((tmp_path / "sec").iterdir())
-                  for r in read_csv_dicts(p / "history.csv"))
-    got = sorted(float(l.get_ydata()[0]) for l in bottom.get_lines()
-                 if l.get_linestyle() == "--" and len(l.get_xdata()) == 1)
+    want = sorted(
+        100 * float(r["val_acc"])
+        for p in sorted((tmp_path / "sec").iterdir())
+        for r in read_csv_dicts(p / "history.csv")
+    )
+    got = sorted(
+        float(l.get_ydata()[0]) for l in bottom.get_lines() if l.get_linestyle() == "--" and len(l.get_xdata()) == 1
+    )
     np.testing.assert_allclose(got, want)
     assert {l.get_linestyle() for l in bottom.get_lines() if len(l.get_xdata()) == 1} == {"-", "--"}
     assert bottom.get_ylabel() == "accuracy (%)"
@@ -64,15 +69,15 @@ def test_mixup_training_accuracy_is_labelled_lambda_weighted(tmp_path):
     assert len(style) == 2 and "λ-weighted" in style[0] and style[1] == "validation"
     no_mix, _ = _runs(tmp_path / "plain", [base, make_config(schedule="cosine", wd=1e-4)])
     # without mixup the training line is plain "training"
-    assert "λ" not in " ".join(_legend_texts(curves.draw_section(
-        analysis.collect([tmp_path / "plain"])[1], no_mix, "Weight decay").axes[1]))
+    assert "λ" not in " ".join(
+        _legend_texts(curves.draw_section(analysis.collect([tmp_path / "plain"])[1], no_mix, "Weight decay").axes[1])
+    )
 
 
 def test_seeds_are_named_in_the_legend(tmp_path):
     cfgs = [make_config(lr=0.05, seed=s) for s in (0, 1, 2)] + [make_config(lr=0.01)]
     runs, hist = _runs(tmp_path, cfgs)
-    assert sorted(_legend_texts(curves.draw_section(hist, runs, "x").axes[0])) == [
-        "lr 0.01", "lr 0.05 (3 seeds)"]
+    assert sorted(_legend_texts(curves.draw_section(hist, runs, "x").axes[0])) == ["lr 0.01", "lr 0.05 (3 seeds)"]
 
 
 def test_demo_mark_only_on_demo_figures(tmp_path):
@@ -123,10 +128,12 @@ def test_lr_schedule_legend_names_the_schedules(tmp_path):
 @pytest.mark.parametrize("draw", ["section", "lr", "beta", "classes"])
 def test_every_figure_fits_a_column(draw, tmp_path):
     runs, hist = _runs(tmp_path, [make_config(schedule="cosine")])
-    fig = {"section": lambda: curves.draw_section(hist, runs, "x"),
-           "lr": lambda: figures.draw_lr_schedules(hist, runs),
-           "beta": lambda: figures.draw_beta_pdf([0.2]),
-           "classes": lambda: figures.draw_class_proportions({"class_proportions": [0.5, 0.5]})}[draw]()
+    fig = {
+        "section": lambda: curves.draw_section(hist, runs, "x"),
+        "lr": lambda: figures.draw_lr_schedules(hist, runs),
+        "beta": lambda: figures.draw_beta_pdf([0.2]),
+        "classes": lambda: figures.draw_class_proportions({"class_proportions": [0.5, 0.5]}),
+    }[draw]()
     assert fig.get_size_inches()[0] <= COLUMN_IN
     sizes = [t.get_fontsize() for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
     assert min(sizes) >= 6.5  # readable at print size

@@ -1,4 +1,5 @@
 """Winners are worded against the noise: binomial standard errors on n images, or the spread over seeds."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,13 @@ def test_binomial_standard_error():
 
 
 def test_a_lead_inside_two_standard_errors_is_worded_as_within_noise():
-    runs = _runs([("lr 0.5", "completed", 0.450, 2.1, 1.9), ("lr 0.05", "completed", 0.455, 2.0, 1.7),
-                  ("lr 0.01", "completed", 0.400, 2.3, 2.0)])
+    runs = _runs(
+        [
+            ("lr 0.5", "completed", 0.450, 2.1, 1.9),
+            ("lr 0.05", "completed", 0.455, 2.0, 1.7),
+            ("lr 0.01", "completed", 0.400, 2.3, 2.0),
+        ]
+    )
     ests = noise.estimates(runs, "val_acc")
     assert [e.setting for e in ests] == ["lr 0.05", "lr 0.5", "lr 0.01"]
     sizes = {"val": 10000}
@@ -40,7 +46,9 @@ def test_a_lead_inside_two_standard_errors_is_worded_as_within_noise():
 
 def test_several_seeds_use_the_spread_over_seeds():
     a, b = [0.50, 0.52, 0.51], [0.40, 0.41, 0.43]
-    runs = _runs([("wd 5e-4", "completed", v, 1.0, 0.1) for v in a] + [("wd 1e-4", "completed", v, 1.2, 0.05) for v in b])
+    runs = _runs(
+        [("wd 5e-4", "completed", v, 1.0, 0.1) for v in a] + [("wd 1e-4", "completed", v, 1.2, 0.05) for v in b]
+    )
     ests = noise.estimates(runs, "val_acc")
     g = noise.gap(ests[0], ests[1], "val_acc", {"val": 50})
     want = math.sqrt(np.var(a, ddof=1) / 3 + np.var(b, ddof=1) / 3)
@@ -56,7 +64,8 @@ def test_a_loss_from_single_runs_has_no_noise_estimate_and_says_so():
 
 
 def test_diverged_runs_rank_last_and_are_named():
-    runs = _runs([("lr 0.5", "diverged", float("nan"), float("nan"), float("nan")),
-                  ("lr 0.05", "completed", 0.45, 2.0, 1.7)])
+    runs = _runs(
+        [("lr 0.5", "diverged", float("nan"), float("nan"), float("nan")), ("lr 0.05", "completed", 0.45, 2.0, 1.7)]
+    )
     text = noise.ranking_sentence(noise.estimates(runs, "val_loss"), "val_loss", None)
     assert text.startswith("Validation loss: lowest for lr 0.05 (2.0000), then lr 0.5 (diverged).")

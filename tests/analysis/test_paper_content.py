@@ -1,5 +1,6 @@
 """report.md and paper.tex from a study folder (run folders + choices.json), without compiling:
 the assignment's order, numbered captions, escaping, rebuilding from a copy, one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -9,20 +10,30 @@ import subprocess
 import sys
 
 import pytest
-
-from analysis import paper, texbuild
 from analysis_synth import HOSTILE, ROOT, read_csv_dicts, write_study
 from support import PATIENCE_S
 
-HEADINGS = ["Introduction", "Data Preprocessing", "Learning Rate", "Learning Rate Schedule",
-            "Weight Decay", "Data Augmentation", "Test Accuracy"]
+from analysis import paper, texbuild
+
+HEADINGS = [
+    "Introduction",
+    "Data Preprocessing",
+    "Learning Rate",
+    "Learning Rate Schedule",
+    "Weight Decay",
+    "Data Augmentation",
+    "Test Accuracy",
+]
 TEX_ESCAPED_HOSTILE = r"cls\_50\%\&\#\textbackslash{}\{x"  # written out by hand, not by the code
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    root = write_study(tmp_path_factory.mktemp("study") / "s", class_name=HOSTILE,
-                       command="python -m hw_hparams.homework study=a_b%c&d#e\\f{g")
+    root = write_study(
+        tmp_path_factory.mktemp("study") / "s",
+        class_name=HOSTILE,
+        command="python -m hw_hparams.homework study=a_b%c&d#e\\f{g",
+    )
     res = paper.build(root, compile=False)
     return root, res, res.report_md.read_text(), res.tex.read_text()
 
@@ -58,8 +69,10 @@ def test_placeholders_the_cosine_equation_and_the_code_are_there(built):
 
 def test_table_numbers_are_the_runs_last_epochs(built):
     root, _, md, _ = built
-    rows = {l.split(" | ")[0].strip("| "): l.strip("|").split(" | ")
-            for l in md.split("Table 2.**")[1].split("\n\n")[1].splitlines()[2:]}
+    rows = {
+        l.split(" | ")[0].strip("| "): l.strip("|").split(" | ")
+        for l in md.split("Table 2.**")[1].split("\n\n")[1].splitlines()[2:]
+    }
     for lr in ("0.5", "0.05", "0.01"):
         last = read_csv_dicts(root / "lr_sweep" / f"optim.lr={lr}" / "history.csv")[-1]
         row = rows[f"lr {lr}"]
@@ -93,29 +106,42 @@ def test_a_copied_study_rebuilds_the_same_report(built, tmp_path):
 
 def test_the_rebuild_command_never_imports_the_training_code(built):
     root, _, _, _ = built
-    code = ("import sys, analysis.paper as p; rc = p.main([sys.argv[1], '--no-compile']); "
-            "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'hw_hparams', 'hydra', 'torch'}))")
+    code = (
+        "import sys, analysis.paper as p; rc = p.main([sys.argv[1], '--no-compile']); "
+        "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'hw_hparams', 'hydra', 'torch'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stderr
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "analysis.paper", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=PATIENCE_S)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis.paper", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "study folder does not exist"),
-    ("no_contract", "is not a study folder: no choices.json"),
-    ("run_gone", "run folder(s) listed in"),
-    ("bad_style", "is not allowed: an AAAI author-kit style file named aaai*.sty"),
-    ("style_gone", "style file does not exist"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "study folder does not exist"),
+        ("no_contract", "is not a study folder: no choices.json"),
+        ("run_gone", "run folder(s) listed in"),
+        ("bad_style", "is not allowed: an AAAI author-kit style file named aaai*.sty"),
+        ("style_gone", "style file does not exist"),
+    ],
+)
 def test_user_errors_are_one_line_and_exit_2(case, message, built, tmp_path):
     root, *_ = built
-    args = {"missing": [tmp_path / "nope"], "no_contract": [tmp_path],
-            "bad_style": [root, "--style", tmp_path / "mystyle.sty"],
-            "style_gone": [root, "--style", tmp_path / "aaai25.sty"]}.get(case)
+    args = {
+        "missing": [tmp_path / "nope"],
+        "no_contract": [tmp_path],
+        "bad_style": [root, "--style", tmp_path / "mystyle.sty"],
+        "style_gone": [root, "--style", tmp_path / "aaai25.sty"],
+    }.get(case)
     if case == "run_gone":
         copy = tmp_path / "copy"
         shutil.copytree(root, copy)
@@ -139,8 +165,13 @@ def test_without_tex_the_tex_is_written_and_one_line_says_how_to_compile(built, 
 def test_the_official_style_is_used_when_it_lies_in_the_report_folder(built, tmp_path):
     root, _, _, tex = built
     assert tex.startswith(r"\documentclass[10pt,twocolumn,letterpaper]{article}")
-    for want in (r"\usepackage{times}", r"\setlength{\textwidth}{7.0in}", r"\setlength{\textheight}{9.0in}",
-                 r"\setlength{\columnsep}{0.375in}", r"\usepackage{booktabs}"):
+    for want in (
+        r"\usepackage{times}",
+        r"\setlength{\textwidth}{7.0in}",
+        r"\setlength{\textheight}{9.0in}",
+        r"\setlength{\columnsep}{0.375in}",
+        r"\usepackage{booktabs}",
+    ):
         assert want in tex
     copy = tmp_path / "s"
     shutil.copytree(root, copy)
@@ -156,9 +187,16 @@ def test_compile_errors_and_page_positions_are_read_from_tex_files():
     assert texbuild.first_error(log) == "./paper.tex:42: Undefined control sequence."
     assert texbuild.first_error("! LaTeX Error: File `x.sty' not found.") == "! LaTeX Error: File `x.sty' not found."
     sp = 65536 * 72.27  # scaled points per inch
-    aux = "\n".join(r"\hwpos{%s}{%d}{%d}{%d}" % (n, p, x * sp, y * sp) for n, p, x, y in [
-        ("Intro", 1, 1, 10), ("Long", 1, 1, 9), ("float", 4, 5, 9), ("Short", 3, 5, 9),
-        ("end-of-content", 3, 5, 5)])
+    aux = "\n".join(
+        rf"\hwpos{{{n}}}{{{p:d}}}{{{int(x * sp)}}}{{{int(y * sp)}}}"
+        for n, p, x, y in [
+            ("Intro", 1, 1, 10),
+            ("Long", 1, 1, 9),
+            ("float", 4, 5, 9),
+            ("Short", 3, 5, 9),
+            ("end-of-content", 3, 5, 5),
+        ]
+    )
     name, cols = texbuild.longest_section(aux)
     # Long runs from page 1 column 1 (2/11 down) to page 3 column 2 (2/11 down): 5 columns
     assert name == "Long" and cols == pytest.approx(5.0)
@@ -170,11 +208,17 @@ def test_each_table_file_holds_the_reports_own_table(built):
     root, _, md, tex = built
     tables = root / "report" / "tables"
     in_report = [block.split("\n\n")[1].splitlines() for block in md.split("**Table ")[1:]]
-    in_files = [part.split("\n\n")[1].splitlines() for p in sorted(tables.glob("*.md"))
-                for part in p.read_text().split("### ")[1:]]
+    in_files = [
+        part.split("\n\n")[1].splitlines()
+        for p in sorted(tables.glob("*.md"))
+        for part in p.read_text().split("### ")[1:]
+    ]
     assert sorted(in_files) == sorted(in_report) and len(in_report) == 5
-    assert {p.stem for p in tables.glob("*.md")} == {p.stem for p in tables.glob("*.tex")} == {
-        "lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "data_stats"}
+    assert (
+        {p.stem for p in tables.glob("*.md")}
+        == {p.stem for p in tables.glob("*.tex")}
+        == {"lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "data_stats"}
+    )
     for p in tables.glob("*.tex"):
         for row in (r for r in p.read_text().splitlines() if r.endswith(r" \\")):
             assert row in tex, (p.name, row)
@@ -203,5 +247,6 @@ def test_mixups_alpha_is_the_one_the_final_runs_used(tmp_path):
 
 def test_a_usage_mistake_of_the_paper_cli_is_one_line():
     r = _cli()
-    assert r.returncode == 2 and r.stderr == ("error: the following arguments are required: STUDY_DIR "
-                                              "(see python -m analysis.paper --help)\n"), r.stderr
+    assert r.returncode == 2 and r.stderr == (
+        "error: the following arguments are required: STUDY_DIR (see python -m analysis.paper --help)\n"
+    ), r.stderr

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 from analysis.__main__ import main
-from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 LRS, WDS, SEEDS = (0.1, 0.01), (0.0, 5e-4), (0, 1)
 #: Final validation accuracy per (lr, wd, seed); (0.01, 5e-4, seed 1) diverges.
