@@ -152,7 +152,7 @@ def _group(p: dict, compile: str, precision: str, k: int, **overrides):
     settings = resolve_settings(
         OmegaConf.create({"compile": compile, "precision": precision}), device, p["model"], **overrides
     )
-    runs = [RunSpec(seed, 0.9, 5e-4, True, p["mixup_alpha"]) for seed in range(k)]
+    runs = [RunSpec(seed, 0.05, "cosine", 0.9, 5e-4, True, p["mixup_alpha"]) for seed in range(k)]
     return build_group(p["model"], runs, device, Normalize(MEAN, STD, device), settings, p["batch_size"])
 
 

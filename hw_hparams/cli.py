@@ -27,7 +27,6 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
-from hydra_plugins.hw_hparams_fused.fused_launcher import max_fused_problem
 from hydra_plugins.hw_hparams_search.search_sweeper import MISSING_EXTRA, optuna_missing
 from hydra_plugins.hw_hparams_stage.stage_sweeper import stage_jobs
 
@@ -37,6 +36,7 @@ from .data import check_dataset
 from .device import check_available
 from .errors import ConfigError
 from .lock import check_free
+from .roles import max_fused_problem
 from .run_folder import check_usable, read_summary, run_settings
 from .trackers import check_installed
 

@@ -131,7 +131,7 @@ class WandbConfig:
 
 @dataclass
 class LoggerConfig:
-    """Trackers (hw_hparams/trackers/); none of this changes what a run computes (run_folder.RUN_INVARIANT_GROUPS)."""
+    """Trackers (hw_hparams/trackers/); none of this changes what a run computes (roles.py)."""
 
     dir: Optional[str] = field(
         default=None, metadata={"path": True}

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from .errors import ConfigError
 from .naming import spell
+from .roles import fused_groups
 from .study_plan import DECISION, SECTIONS, SPECULATED, Part, Stage, critical_path, minutes, stage_seconds, stages
 
 # Launchers whose runs of one sweep train at once (fused: as one network; the others: as jobs at once).
@@ -74,11 +75,8 @@ class StudyPlan:
         if not configs or stage.test:
             return []
         if self.launcher == "fused":
-            from hydra_plugins.hw_hparams_fused.fused_launcher import GROUP_KEYS, group_jobs
-
-            keys = [tuple(OmegaConf.select(c, k) for k in GROUP_KEYS) for c in configs]
             max_fused = OmegaConf.select(configs[0], "hydra.launcher.max_fused", default=None)
-            return [[int(configs[i].epochs) for i in g] for g in group_jobs(keys, max_fused)]
+            return [[int(configs[i].epochs) for i in g] for g in fused_groups(configs, max_fused)]
         if self.launcher not in TOGETHER:
             return [[int(c.epochs)] for c in configs]
         at_once = OmegaConf.select(configs[0], "hydra.launcher.n_jobs", default=None)

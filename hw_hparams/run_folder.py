@@ -9,7 +9,7 @@
     <run>/.run.lock           held by the one process training the run (lock.py)
     <run>/trackers.json       the run's ids in its trackers (MLflow run id, W&B run id), so a resumed run continues them
 
-Rules owned here: which config keys make a run this run (all but RUN_INVARIANT_KEYS), whether a
+Rules owned here: which config keys make a run this run (roles.py: all but the run-invariant ones), whether a
 folder holds this run ("same run?"), whether it is finished, whether it can resume. Every file is
 written atomically (temporary file, fsync, rename). No Hydra and no torch at import: the study's
 selection and other readers use this module cheaply.
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .roles import run_invariant
 from .slurm.requeue import job as slurm_job
 
 log = logging.getLogger(__name__)
@@ -55,31 +56,6 @@ STATUSES = (
     "requeued",
 )  # requeued: by SLURM, waiting to resume
 FINISHED = ("completed", "diverged")  # never trained again
-
-# Config keys that do not change what a run computes: where the data lies and whether it is
-# fetched or md5-checked (the data itself is checked through data_stats.json), which device and
-# whether the step is compiled or uses TF32 (float rounding only), how progress shows, which folder the run is
-# filed under, whether the test split is evaluated at the end (the training is the same), the
-# restart switch, and the objective a job returns. They stay out of run folder names (naming.py)
-# and may differ on resume.
-RUN_INVARIANT_KEYS = frozenset(
-    {
-        "experiment_name",
-        "eval_test",
-        "data.root",
-        "data.download",
-        "data.verify_checksums",
-        "trainer.device",
-        "trainer.compile",
-        "trainer.tf32",
-        "trainer.progress",
-        "trainer.num_workers",
-        "trainer.restart",
-        "objective.metric",
-        "objective.at",  # what the job returns to a search sweeper (objective.py)
-    }
-)
-RUN_INVARIANT_GROUPS = ("logger.",)  # and every key of these groups: the trackers a run logs to (trackers/)
 
 _TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_write_bytes' temporary names
 _SUMMARY_KEYS = {"status", "config", "epochs_completed"}
@@ -180,10 +156,8 @@ def flat(config: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def run_settings(config: dict) -> dict[str, Any]:
-    """The flat config keys that make a run this run: every key but RUN_INVARIANT_KEYS."""
-    return {
-        k: v for k, v in flat(config).items() if k not in RUN_INVARIANT_KEYS and not k.startswith(RUN_INVARIANT_GROUPS)
-    }
+    """The flat config keys that make a run this run: every key but the run-invariant ones (roles.py)."""
+    return {k: v for k, v in flat(config).items() if not run_invariant(k)}
 
 
 def check_same_run(run_dir: Path, stored: dict, config: dict) -> None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from .compile_guard import TOLERANCE, CompiledStepError, CompileRecord, Snapshot, one_line, self_check
@@ -50,6 +51,7 @@ from .fusion import fuse
 from .models import build_model
 from .optim import FusedSGD, LossScale, sgd_update
 from .precision import device_capability, precision_for, use_tf32
+from .roles import RUN_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +104,12 @@ def resolve_settings(
 
 @dataclass
 class RunSpec:
-    """What differs between the runs of a group: everything of a run but the shared network shape."""
+    """What each run of a group trains with on its own: the keys roles.py declares RUN, by the field
+    names declared there (everything else of a group is shared: roles.SHARED_KEYS)."""
 
     seed: int
+    lr: float  # the schedule's base learning rate (set per epoch: FusedSGD.set_lr)
+    schedule: str  # schedule.name: constant or cosine
     momentum: float
     weight_decay: float
     crop_flip: bool
@@ -112,13 +117,8 @@ class RunSpec:
 
 
 def run_spec(cfg: Any) -> RunSpec:
-    return RunSpec(
-        int(cfg.seed),
-        float(cfg.optim.momentum),
-        float(cfg.optim.weight_decay),
-        bool(cfg.augmentation.crop_flip),
-        cfg.augmentation.mixup_alpha,
-    )
+    """A run's spec from its config: its value of every RUN key (roles.RUN_FIELDS)."""
+    return RunSpec(**{name: OmegaConf.select(cfg, key) for key, name in RUN_FIELDS.items()})
 
 
 _update_no_grad = torch.no_grad()(sgd_update)

@@ -5,8 +5,8 @@ epoch loop -> history.csv / summary.json / checkpoint (run_folder.py owns the fi
 named by the run's settings (naming.py), so re-running the same setting, however it is spelled,
 resumes after the last completed epoch, and a finished run is not trained again.
 
-`run_group` trains several runs that share a network shape (model, epochs, batch size, data,
-device, precision) as one fused network (training.py), each with its own folder, files, lock and
+`run_group` trains several runs that agree on every shared key (roles.py: model, epochs, batch size,
+data, device, numerics) as one fused network (training.py), each with its own folder, files, lock and
 status; `run` is a group of one, and the fused launcher (hydra_plugins/hw_hparams_fused) hands
 whole groups of a sweep to `run_group`.
 """
@@ -37,6 +37,7 @@ from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
 from .plugins import register_launchers
 from .progress import final_line
+from .roles import check_one_group
 from .run_folder import (
     DATA_STATS,
     check_same_data,
@@ -69,14 +70,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def run_group(members: list[Member]) -> list:
-    """Train the runs of `members` (same model, epochs, batch size, data, device, precision) as one
+    """Train the runs of `members` (equal in every shared key: roles.py, checked here) as one
     fused network; each one's result is its summary, or the exception that refused or ended it
     (a user error, a lock held elsewhere, a crash). Runs at different epochs train one epoch
     group after another; Ctrl-C / SIGTERM mark every unfinished run `interrupted` and propagate."""
+    check_one_group([m.cfg for m in members])  # before anything is written: never run 0's value for every run
     with contextlib.ExitStack() as held:
         held.enter_context(handle_signals())
         accepted = [m for m in members if _accept(m, held)]
         if accepted:
+            check_one_group(
+                [m.cfg for m in accepted]
+            )  # the launcher groups by the shared keys; never run 0's value for all
             _train(accepted, held)
     return [m.result for m in members]
 

@@ -101,7 +101,8 @@ def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds:
 
 
 def train_members(members: list[Member], data: StudyData, device: torch.device) -> None:
-    """Train (or finish) `members`, all at the same epoch, as one fused network; sets each `result`."""
+    """Train (or finish) `members`, all at the same epoch, as one fused network; sets each `result`.
+    The shared keys (roles.py) are read from the first member's config, each run's own from its RunSpec."""
     cfg = members[0].cfg
     normalize = Normalize(data.stats["mean"], data.stats["std"], device)
     kept = checkpoint.precision(members[0].state)  # the precision the runs started with (train.py groups by it)
@@ -132,8 +133,8 @@ def train_members(members: list[Member], data: StudyData, device: torch.device) 
         for epoch in range(done + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             lrs = [
-                lr_at(m.cfg.schedule.name, m.cfg.optim.lr, epoch - 1, cfg.epochs) if not m.done else 0.0
-                for m in members
+                lr_at(r.schedule, r.lr, epoch - 1, cfg.epochs) if not m.done else 0.0
+                for m, r in zip(members, group.runs)
             ]
             group.optimizer.set_lr(lrs)
             bar = make_bar(epoch, cfg.epochs, batches) if make_bar else None

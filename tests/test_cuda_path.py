@@ -51,7 +51,7 @@ def _data():
 def _group(compile_: str, k: int = 1, precision: str = "fp32", mixup_alpha=None, **overrides) -> fastpath.Group:
     trainer = OmegaConf.create({"compile": compile_, "precision": precision})
     settings = fastpath.resolve_settings(trainer, CPU, "tiny", **overrides)
-    runs = [fastpath.RunSpec(seed, 0.9, 5e-4, True, mixup_alpha) for seed in range(k)]
+    runs = [fastpath.RunSpec(seed, 0.05, "constant", 0.9, 5e-4, True, mixup_alpha) for seed in range(k)]
     return fastpath.build_group("tiny", runs, CPU, NORM, settings, BATCH)
 
 

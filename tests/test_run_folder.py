@@ -19,7 +19,8 @@ from hw_hparams import naming
 from hw_hparams.cli import check_overrides, job_folder
 from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.run_folder import RUN_INVARIANT_GROUPS, RUN_INVARIANT_KEYS, check_same_run, flat
+from hw_hparams.roles import run_invariant
+from hw_hparams.run_folder import check_same_run, flat
 
 
 def folders(overrides: list[str], multirun: bool = False) -> list[str]:
@@ -169,8 +170,7 @@ OTHER_VALUE = {
 def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp_path):
     (base,) = check_overrides([])
     config = naming.task_dict(base)
-    assert set(flat(config)) == set(OTHER_VALUE), "classify every config key here and in run_folder.RUN_INVARIANT_KEYS"
-    assert RUN_INVARIANT_KEYS <= set(OTHER_VALUE)
+    assert set(flat(config)) == set(OTHER_VALUE), "classify every config key here and in hw_hparams/roles.py"
     name = job_folder(base, multirun=False)
     for key, value in OTHER_VALUE.items():
         (changed,) = check_overrides([f"{key}={value}"])
@@ -182,7 +182,7 @@ def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp
         except ConfigError as err:
             resumable = False
             assert key in str(err)
-        assert same_folder == resumable == (key in RUN_INVARIANT_KEYS or key.startswith(RUN_INVARIANT_GROUPS)), key
+        assert same_folder == resumable == run_invariant(key), key
     assert str(job_folder(check_overrides(["experiment_name=elsewhere"])[0], False)).startswith(
         "outputs/run/elsewhere/"
     )

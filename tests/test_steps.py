@@ -67,7 +67,7 @@ def _group(compile_: str, mixup_alpha=None, model="tiny", k: int = 1, **override
     """A group of k fresh runs (seeds 0..k-1, lr 0.05, momentum 0.9, weight decay 5e-4, crop + flip)."""
     trainer = OmegaConf.create({"compile": compile_, "precision": "auto"})
     settings = fastpath.resolve_settings(trainer, CPU, model, **overrides)
-    runs = [fastpath.RunSpec(seed, 0.9, 5e-4, True, mixup_alpha) for seed in range(k)]
+    runs = [fastpath.RunSpec(seed, 0.05, "constant", 0.9, 5e-4, True, mixup_alpha) for seed in range(k)]
     group = fastpath.build_group(model, runs, CPU, NORM, settings, BATCH)
     group.optimizer.set_lr([0.05] * k)
     return group

@@ -1,8 +1,8 @@
 """`hydra/launcher=fused`: the runs of a sweep that can share one network train as one, in this process.
 
 For hw_hparams' training entrypoint (a task function with a `run_group` attribute), the jobs are put
-into groups that share a network shape (same model, epochs, batch size, data, device, precision,
-compile and TF32 settings), in sweep order, at most `max_fused` to a group (null: all), and each
+into groups that agree on every key hw_hparams.roles declares shared (model, epochs, batch size,
+data, device, numerics), in sweep order, at most `max_fused` to a group (null: all), and each
 group trains as one fused network (hw_hparams.training), in parts that fit the GPU's memory
 (hw_hparams.fused_sizing). Under trainer.device=cuda:job a group trains on the GPU of its first job.
 Every job keeps exactly the run folder, files, lock and status it would have under the basic
@@ -29,25 +29,11 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher  # pinned 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, filter_overrides, setup_globals
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
+
+from hw_hparams.roles import fused_groups, max_fused_problem  # no torch: cheap for Hydra's plugin scan
 
 log = logging.getLogger(__name__)
-
-# The keys jobs must share to train as one network.
-GROUP_KEYS = (
-    "model.name",
-    "epochs",
-    "batch_size",
-    "data.root",
-    "data.val_size",
-    "data.split_seed",
-    "data.download",
-    "data.verify_checksums",
-    "trainer.device",
-    "trainer.precision",
-    "trainer.compile",
-    "trainer.tf32",
-)
 
 
 @dataclass
@@ -57,25 +43,6 @@ class FusedLauncherConf:
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="fused", node=FusedLauncherConf, provider="hw_hparams")
-
-
-def max_fused_problem(max_fused: Optional[int]) -> Optional[str]:
-    """Why `max_fused` is not allowed, or None (checked before a sweep writes anything, and here)."""
-    if max_fused is not None and max_fused < 1:
-        return (
-            f"hydra.launcher.max_fused={max_fused} is not allowed: must be an integer >= 1, "
-            "or null for every run that can share a network"
-        )
-    return None
-
-
-def group_jobs(keys: list[tuple], max_fused: Optional[int]) -> list[list[int]]:
-    """Job indices grouped by equal keys (first appearance order), each group cut into chunks of at most `max_fused`."""
-    by_key: dict[tuple, list[int]] = {}
-    for i, key in enumerate(keys):
-        by_key.setdefault(key, []).append(i)
-    size = max_fused or len(keys) or 1
-    return [idx[start : start + size] for idx in by_key.values() for start in range(0, len(idx), size)]
 
 
 class FusedLauncher(BasicLauncher):
@@ -96,7 +63,7 @@ class FusedLauncher(BasicLauncher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         jobs = [self._job(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
-        groups = group_jobs([tuple(OmegaConf.select(cfg, k) for k in GROUP_KEYS) for cfg, _, _ in jobs], self.max_fused)
+        groups = fused_groups([cfg for cfg, _, _ in jobs], self.max_fused)
         log.info(
             f"Launching {len(jobs)} jobs as {len(groups)} fused group(s) of {', '.join(str(len(g)) for g in groups)}"
         )
