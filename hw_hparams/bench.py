@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .cli import fail
-from .errors import ConfigError, OneLineParser
+from .errors import ConfigError, OneLineParser, fail
 from .run_folder import write_json
+from .study_plan import epoch_time_at, per_run_times
 
 SMOKE = dict(
     device="cpu", model="tiny", train=256, val=64, batch_size=64, epochs=1, warmup_epochs=0, ks="1,2", workers=0
@@ -192,13 +192,6 @@ def _sum_or_none(values: list) -> Optional[int]:
     return None if any(v is None for v in values) else sum(values)
 
 
-def per_run_times(rows: list[dict], kinds: tuple[str, ...]) -> tuple[dict[int, float], float]:
-    """({k: s/epoch of each run with k runs together}, the largest compile + capture s) from the
-    measured rows whose pipeline starts with one of `kinds`, e.g. ("(c)", "(e)"): one run and fused."""
-    measured = [r for r in rows if "error" not in r and r["pipeline"].startswith(kinds)]
-    return {r["runs"]: r["s_per_epoch"] for r in measured}, max((r["compile_s"] for r in measured), default=0.0)
-
-
 def study_stages() -> tuple[tuple[str, int, int], ...]:
     """The homework's plan with fused runs and speculation (homework_plan.py), as (parts, epochs, runs)
     per training stage: the stages on the study's critical path."""
@@ -215,18 +208,6 @@ def study_stages() -> tuple[tuple[str, int, int], ...]:
         for st in plan.stages
         if not st.test
     )
-
-
-def epoch_time_at(per_run: dict[int, float], k: int) -> tuple[float, str]:
-    """Per-run s/epoch with `k` runs sharing the device: measured at k, else at the next larger
-    measured k' (slower, so an upper bound), else the largest measured K scaled by k/K (the device
-    busy all the time: aggregate throughput no better than at K)."""
-    larger = [m for m in per_run if m >= k]
-    if larger:
-        m = min(larger)
-        return per_run[m], ("measured" if m == k else f"measured at k={m} (upper bound)")
-    m = max(per_run)
-    return per_run[m] * k / m, f"k={m} scaled by {k}/{m}"
 
 
 def critical_path(per_run: dict[int, float], compile_s: float, stages) -> dict:

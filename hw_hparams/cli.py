@@ -15,7 +15,6 @@ import contextlib
 import functools
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,13 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
-from hydra_plugins.hw_hparams_search.search_sweeper import MISSING_EXTRA, optuna_missing
-from hydra_plugins.hw_hparams_stage.stage_sweeper import stage_jobs
-
 from . import naming
 from .config import allowed, check_resolvable, raw_leaves, schema_keys, validate
 from .data import check_dataset
 from .device import check_available
-from .errors import ConfigError
+from .errors import ConfigError, fail
 from .lock import check_free
+from .objective import SEARCH_EXTRA_MISSING, optuna_missing
 from .roles import max_fused_problem
 from .run_folder import check_usable, read_summary, run_settings
 from .trackers import check_installed
@@ -50,12 +47,6 @@ _NEW_FOLDERS: dict[Path, Path] = {}
 # Hydra's keys every job resolves to find its folder (checked for interpolations that do not resolve).
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
 _NO_RUN_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
-
-
-def fail(message: str) -> None:
-    """Print `error: message` as one line on stderr and exit with status 2."""
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(2)
 
 
 def parse_command_line(argv: list[str]) -> Any:
@@ -195,10 +186,8 @@ def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     parsed = _parse(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeper = OmegaConf.select(naming.compose_train(plain, hydra=True), "hydra.sweeper")
-    if (
-        sweeper is not None and "jobs" in sweeper
-    ):  # hydra/sweeper=stage: the listed jobs under the command line's expansion
-        return stage_jobs(naming.expand(list(overrides)), OmegaConf.to_container(sweeper.jobs))
+    if sweeper is not None and "jobs" in sweeper:  # hydra/sweeper=stage: its listed jobs under the line's expansion
+        return naming.stage_jobs(naming.expand(list(overrides)), OmegaConf.to_container(sweeper.jobs))
     params = OmegaConf.select(sweeper, "params") or {}
     given = {o.get_key_element() for o in parsed}
     return naming.expand([f"{k}={v}" for k, v in params.items() if k not in given] + list(overrides))
@@ -264,7 +253,7 @@ def _hydra_resolved(cfg: DictConfig) -> dict[str, Any]:
 def _check_launcher(cfg: DictConfig) -> None:
     """The launcher (and sweeper) settings Hydra would only see once it instantiates them."""
     if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".SearchSweeper") and optuna_missing():
-        raise ConfigError(MISSING_EXTRA)
+        raise ConfigError(SEARCH_EXTRA_MISSING)
     if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher"):
         problem = max_fused_problem(OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None))
         if problem:

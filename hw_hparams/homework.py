@@ -28,13 +28,14 @@ from pathlib import Path
 import torch
 
 from . import sweeps
-from .cli import check_data, fail
+from .cli import check_data
 from .data.cifar import check_val_size
 from .data.fake import write_fake_cifar100
-from .errors import ConfigError
+from .errors import ConfigError, fail, say
 from .homework_args import SETTINGS_HELP, Settings, parse_args
 from .homework_plan import StudyPlan, chosen_overrides, label, make_plan, needs_test, print_plan
 from .naming import compose_train
+from .plugins import register_plugins
 from .progress import StudyProgress, final_line
 from .run_folder import is_finished, read_json, read_summary, write_json
 from .selection import Choice, Metric, choose
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         print(HELP)
         return
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
+    register_plugins()  # hydra/launcher=fused, =slurm and the sweepers by name, however the project was installed
     try:
         settings, train_overrides = parse_args(argv)
         if settings.plan:
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(err))
     except StudyError as err:
         if str(err):
-            print(f"error: {err}", file=sys.stderr)
+            say(str(err))
         sys.exit(err.code)
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to continue", file=sys.stderr)

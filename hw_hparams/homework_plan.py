@@ -17,7 +17,19 @@ from omegaconf import OmegaConf
 from .errors import ConfigError
 from .naming import spell
 from .roles import fused_groups
-from .study_plan import DECISION, SECTIONS, SPECULATED, Part, Stage, critical_path, minutes, stage_seconds, stages
+from .study_plan import (
+    DECISION,
+    SECTIONS,
+    SPECULATED,
+    Part,
+    Stage,
+    critical_path,
+    epoch_time_at,
+    minutes,
+    per_run_times,
+    stage_seconds,
+    stages,
+)
 
 # Launchers whose runs of one sweep train at once (fused: as one network; the others: as jobs at once).
 TOGETHER = {
@@ -185,7 +197,6 @@ def bench_rows(path: Optional[str], device: str, model: str) -> tuple[Optional[d
 def estimate(plan: StudyPlan, rows: list[dict], scale: float = 1.0) -> Optional[float]:
     """Seconds of the study's training stages from bench rows, their epoch times x `scale` (images per
     epoch of the study over the bench's); None when the rows lack the one-run figure."""
-    from .bench import epoch_time_at, per_run_times
 
     kinds = (
         ("(c)", "(e)")

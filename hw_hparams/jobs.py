@@ -31,8 +31,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
-from .cli import exit_on_user_error, fail
-from .errors import ConfigError
+from .cli import exit_on_user_error
+from .errors import ConfigError, fail, say
 from .interrupt import Interrupted, exit_code, signal_name
 from .lock import RunLocked
 from .run_folder import HYDRA_RECORD, LOG, atomic_write_bytes
@@ -123,5 +123,5 @@ def failure_line(run_dir: Path, err: BaseException) -> str:
 def exit_interrupted(err: KeyboardInterrupt) -> None:
     """Exit 128 + signal number; one line on stderr unless the run already logged its own."""
     if not getattr(err, "reported", False):
-        print(f"error: interrupted by {signal_name(err)}; re-run the same command to resume", file=sys.stderr)
+        say(f"interrupted by {signal_name(err)}; re-run the same command to resume")
     sys.exit(exit_code(err))

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import math
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Optional
 from urllib.parse import quote
@@ -38,7 +39,6 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from .plugins import register_launchers
 from .run_folder import run_settings
 
 CONFIG_MODULE = "hw_hparams.conf"
@@ -81,8 +81,8 @@ def spell(value: Any) -> str:
 
 def hydra_context():
     """Hydra's compose API for our configs: as it is inside a running Hydra app, else set up for the
-    block, with every installed plugin's configs registered (e.g. hydra/launcher=fused), as in an app."""
-    register_launchers()  # hydra/launcher=fused and =slurm, with their configs, however we were installed
+    block (Hydra's plugin scan registers our plugins' configs, e.g. hydra/launcher=fused; the entry
+    points also register them by name: plugins.py)."""
     if GlobalHydra.instance().is_initialized():
         return contextlib.nullcontext()
     return initialize_config_module(CONFIG_MODULE, version_base="1.3")
@@ -107,6 +107,12 @@ def expand(overrides: list[str]) -> list[list[str]]:
     sweeper's space, `interval(a, b)`) stands for its two ends: the jobs that bound the search."""
     parsed = OverridesParser.create().parse_overrides([_interval_ends(o) for o in overrides])
     return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def stage_jobs(expanded: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """The jobs of a `hydra/sweeper=stage` sweep, in order: each listed job (outer) under each job of the
+    command line's expansion (inner), as hydra_plugins/hw_hparams_stage runs them."""
+    return [[*args, *job] for job in jobs for args in expanded]
 
 
 def _interval_ends(override: str) -> str:

@@ -20,6 +20,19 @@ from pathlib import Path
 
 from .run_folder import HISTORY
 
+# hydra/sweeper=search (hydra_plugins/hw_hparams_search) asks Optuna for the next settings: an optional extra.
+SEARCH_EXTRA_MISSING = (
+    'hydra/sweeper=search needs Optuna (hydra-optuna-sweeper), which is not installed: pip install -e ".[optuna]"'
+)
+
+
+def optuna_missing() -> bool:
+    """True when hydra-optuna-sweeper (and so Optuna) cannot be imported."""
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is None for m in ("optuna", "hydra_plugins.hydra_optuna_sweeper"))
+
+
 HISTORY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
 TEST_METRICS = ("test_acc", "test_loss")
 METRICS = HISTORY_METRICS + TEST_METRICS

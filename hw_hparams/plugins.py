@@ -7,11 +7,12 @@ uses editable_mode=strict, which does not). Registering them here, with Hydra's 
 `Plugins.register`, makes `hydra/launcher=fused`, `hydra/launcher=slurm`, `hydra/sweeper=search` and
 `hydra/sweeper=stage` work in our own commands however the project was installed; importing them registers
 their configs (ConfigStore) too.
-Registering twice is harmless.
+Registering twice is harmless. The entry points (train.main, homework.main) call it; nothing
+imports this module at import time, so hydra_plugins (which import hw_hparams) never import back.
 """
 
 
-def register_launchers() -> None:
+def register_plugins() -> None:
     from hydra.core.plugins import Plugins
 
     from hydra_plugins.hw_hparams_fused.fused_launcher import FusedLauncher

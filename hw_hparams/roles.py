@@ -47,8 +47,14 @@ ROLES: dict[str, Role] = {
     "trainer.compile": Role(SHARED, False),
     "trainer.tf32": Role(SHARED, False),
     "trainer.progress": Role(SHARED, False),
-    # what each run of a fused network trains with
-    "seed": Role(RUN, True, "seed"),  # weights, order, crops and flips, mixup draws, dropout (draws.py)
+    # what each run of a fused network trains with: steps.run_spec reads them into its RunSpec, and
+    #   seed                      -> steps.build_group: draws.init_weights, draws.RunRandom (every draw)
+    #   optim.lr, schedule.name   -> training.train_members: optim.lr_at per epoch -> optim.FusedSGD.set_lr
+    #   momentum, weight_decay    -> steps.build_group: optim.FusedSGD
+    #   crop_flip, mixup_alpha    -> steps.train_epoch: RunRandom.epoch_plan (draws.py) -> engine.py, mixup.py
+    # (and, like every key: config.py validates it, naming.py names the folder by it; selection.py
+    # carries the chosen lr and weight decay into later sections of the study)
+    "seed": Role(RUN, True, "seed"),
     "optim.lr": Role(RUN, True, "lr"),
     "schedule.name": Role(RUN, True, "schedule"),
     "optim.momentum": Role(RUN, True, "momentum"),

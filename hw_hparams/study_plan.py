@@ -115,6 +115,25 @@ def stage_seconds(batches: list[tuple[int, int]], per_run_s: Callable[[int], flo
     return sum(e * per_run_s(k) + compile_s for e, k in batches if e > 0)
 
 
+def per_run_times(rows: list[dict], kinds: tuple[str, ...]) -> tuple[dict[int, float], float]:
+    """({k: s/epoch of each run with k runs together}, the largest compile + capture s) from the
+    measured rows whose pipeline starts with one of `kinds`, e.g. ("(c)", "(e)"): one run and fused."""
+    measured = [r for r in rows if "error" not in r and r["pipeline"].startswith(kinds)]
+    return {r["runs"]: r["s_per_epoch"] for r in measured}, max((r["compile_s"] for r in measured), default=0.0)
+
+
+def epoch_time_at(per_run: dict[int, float], k: int) -> tuple[float, str]:
+    """Per-run s/epoch with `k` runs sharing the device: measured at k, else at the next larger
+    measured k' (slower, so an upper bound), else the largest measured K scaled by k/K (the device
+    busy all the time: aggregate throughput no better than at K)."""
+    larger = [m for m in per_run if m >= k]
+    if larger:
+        m = min(larger)
+        return per_run[m], ("measured" if m == k else f"measured at k={m} (upper bound)")
+    m = max(per_run)
+    return per_run[m] * k / m, f"k={m} scaled by {k}/{m}"
+
+
 def minutes(seconds: float) -> str:
     """'42 s', '7 min' (rounded up), '3 h 05 min'."""
     if seconds < 60:

@@ -35,7 +35,7 @@ from .fused_sizing import train_sized
 from .interrupt import handle_signals
 from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
-from .plugins import register_launchers
+from .plugins import register_plugins
 from .progress import final_line
 from .roles import check_one_group
 from .run_folder import (
@@ -179,7 +179,7 @@ _hydra_main = hydra.main(config_path="pkg://hw_hparams.conf", config_name="train
 def main() -> None:
     """Console entry: check the command line in one line per error, then hand it to Hydra."""
     sys.argv[1:] = normalize_argv(sys.argv[1:])
-    register_launchers()  # hydra/launcher=fused and =slurm, however the project was installed
+    register_plugins()  # hydra/launcher=fused, =slurm and the sweepers by name, however the project was installed
     preflight(sys.argv[1:])
     try:
         _hydra_main()

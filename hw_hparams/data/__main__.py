@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import OneLineParser
+from ..errors import OneLineParser, say
 from .fake import write_fake_cifar100
 
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folder = write_fake_cifar100(args.root, args.train, args.test, args.seed)
     except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(str(err))
         return 2
     print(f"wrote {args.train} training and {args.test} test images to {folder}")
     print(

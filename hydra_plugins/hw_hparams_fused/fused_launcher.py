@@ -120,10 +120,10 @@ class FusedLauncher(BasicLauncher):
     @staticmethod
     def _exit_on_user_errors(results: list[Any]) -> None:
         """Each refused job in one line, then exit 2 (as the basic launcher does at the first one)."""
-        from hw_hparams.errors import ConfigError
+        from hw_hparams.errors import ConfigError, say
 
         refused = [r for r in results if isinstance(r, ConfigError)]
         for err in refused:
-            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+            say(str(err))
         if refused:
             sys.exit(2)

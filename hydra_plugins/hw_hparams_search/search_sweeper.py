@@ -37,19 +37,10 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-INSTALL = 'pip install -e ".[optuna]"'
-MISSING_EXTRA = f"hydra/sweeper=search needs Optuna (hydra-optuna-sweeper), which is not installed: {INSTALL}"
 TRIALS_CSV = "trials.csv"
 INTERRUPTED_ATTR = (
     "hw_interrupted_trials"  # study user attribute: trials marked failed because a process left them running
 )
-
-
-def optuna_missing() -> bool:
-    """True when hydra-optuna-sweeper (and so Optuna) cannot be imported."""
-    import importlib.util
-
-    return any(importlib.util.find_spec(m) is None for m in ("optuna", "hydra_plugins.hydra_optuna_sweeper"))
 
 
 @dataclass
@@ -101,8 +92,10 @@ def _finite(value: Any) -> bool:
 
 class SearchSweeper(Sweeper):
     def __init__(self, **kwargs: Any) -> None:
+        from hw_hparams.objective import SEARCH_EXTRA_MISSING, optuna_missing
+
         if optuna_missing():
-            raise ImportError(MISSING_EXTRA)
+            raise ImportError(SEARCH_EXTRA_MISSING)
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
         self.kwargs = kwargs

@@ -44,8 +44,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """The plugin's SlurmLauncher (same settings, same requeue), see the module docstring."""
 
     def setup(self, **kwargs: Any) -> None:
-        from hw_hparams.cli import fail
-        from hw_hparams.errors import ConfigError
+        from hw_hparams.errors import ConfigError, fail
         from hw_hparams.slurm import sbatch
 
         super().setup(**kwargs)
@@ -70,7 +69,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from submitit.core.utils import FailedJobError
 
-        from hw_hparams.cli import fail
+        from hw_hparams.errors import fail
         from hw_hparams.slurm import sbatch
         from hw_hparams.slurm.watch import fold_sacct_warnings, watch_without_accounting
 

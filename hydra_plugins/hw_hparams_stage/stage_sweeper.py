@@ -11,7 +11,6 @@ jobs at once. Job folders come from each job's own config (hw_hparams.homework s
 
 # No `from __future__ import annotations`: Hydra's plugin scan executes this module outside
 # sys.modules, where dataclasses cannot resolve string annotations.
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -28,11 +27,6 @@ class StageSweeperConf(BasicSweeperConf):
 ConfigStore.instance().store(group="hydra/sweeper", name="stage", node=StageSweeperConf, provider="hw_hparams")
 
 
-def stage_jobs(expanded: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]]) -> list[list[str]]:
-    """Every job of the sweep, in order: each listed job (outer) under each expanded command line (inner)."""
-    return [[*args, *job] for job in jobs for args in expanded]
-
-
 class StageSweeper(BasicSweeper):
     def __init__(
         self, max_batch_size: Optional[int] = None, params: Optional[Any] = None, jobs: Optional[list[list[str]]] = None
@@ -42,5 +36,7 @@ class StageSweeper(BasicSweeper):
 
     def split_arguments(self, overrides: list[Any], max_batch_size: Optional[int]) -> list[list[list[str]]]:
         """The listed jobs under the command line's expansion, cut into batches as the basic sweeper cuts them."""
+        from hw_hparams.naming import stage_jobs  # the one rule, also for the preflight's job list (cli.py)
+
         expanded = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
         return list(self.split_overrides_to_chunks(stage_jobs(expanded, self.jobs), max_batch_size))

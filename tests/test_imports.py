@@ -1,0 +1,137 @@
+"""Dependencies flow one way: no import cycle among the project's modules (imports inside functions
+count too: a lazy import only hides a cycle), hydra_plugins depend on hw_hparams and never the reverse
+at import time, analysis/ reads run folders without the training code, and one module prints errors."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("hw_hparams", "hydra_plugins", "analysis")
+
+
+def modules(root: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every .py file of the packages under `root`."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(name: str, path: Path, known: set[str]) -> list[tuple[str, int, bool]]:
+    """(imported project module, line, at module level) for every import statement of module `name`."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(), str(path))
+    top = {id(node) for node in tree.body}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:  # `import a.b.c` of a project module a.b: a.b
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                out.append((target, node.lineno, id(node) in top))
+    return out
+
+
+def graph(root: Path) -> dict[str, list[tuple[str, int, bool]]]:
+    found = modules(root)
+    return {name: imports(name, path, set(found)) for name, path in found.items()}
+
+
+def cycles(edges: dict[str, list[tuple[str, int, bool]]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w, _, _ in edges.get(v, []):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def describe(component: list[str], edges: dict[str, list[tuple[str, int, bool]]]) -> str:
+    return "; ".join(
+        f"{a} -> {b} (line {line}{'' if top else ', inside a function'})"
+        for a in component
+        for b, line, top in edges[a]
+        if b in component
+    )
+
+
+def test_the_project_has_no_import_cycle():
+    edges = graph(ROOT)
+    assert len(edges) > 70  # the walk found the project's modules
+    assert "hw_hparams.training" in {b for b, _, _ in edges["hw_hparams.train"]}  # relative imports resolved
+    found = cycles(edges)
+    assert not found, "import cycles: " + " | ".join(describe(c, edges) for c in found)
+
+
+def test_the_walk_finds_a_cycle_that_a_lazy_import_hides(tmp_path):
+    pkg = tmp_path / "hw_hparams"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from hw_hparams import a\n    return a\n")
+    (pkg / "c.py").write_text("import hw_hparams.a\n")
+    edges = graph(tmp_path)
+    assert cycles(edges) == [["hw_hparams.a", "hw_hparams.b"]]
+    assert "hw_hparams.b -> hw_hparams.a (line 2, inside a function)" in describe(cycles(edges)[0], edges)
+
+
+def test_hydra_plugins_depend_on_hw_hparams_never_the_reverse_at_import_time():
+    for name, targets in graph(ROOT).items():
+        if name.startswith("hw_hparams"):
+            top = [(b, line) for b, line, at_top in targets if at_top and b.startswith("hydra_plugins")]
+            assert not top, f"{name} imports {top} at import time"
+
+
+def test_analysis_reads_run_folders_without_the_training_code():
+    for name, targets in graph(ROOT).items():
+        if name.startswith("analysis"):
+            assert not [b for b, _, _ in targets if not b.startswith("analysis")], name
+
+
+def test_errors_are_printed_in_one_place():
+    printing = re.compile(r"""print\(\s*f?["']error:""")
+    for package in ("hw_hparams", "hydra_plugins"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path != ROOT / "hw_hparams" / "errors.py":
+                assert not printing.search(path.read_text()), f"{path}: use hw_hparams.errors.say / fail"
