@@ -1,12 +1,12 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped, one file per run.
 
 A checkpoint (format FORMAT; its layout is built by `make`, checked by `load` and read by
-`restore` / `progress` / `precision`, all here) holds the run's network in the plain (unfused)
-network's names and shapes, its SGD momentum buffers by parameter name, the states of its own
-generators (draws.py), its fp16 loss scale, the precision it trains in, the completed epochs'
-history rows and the config it was made with; the learning rate follows from the epoch. So a run
-trained fused with others resumes alone, and the other way round. Tensors are stored on the CPU
-and generator states with their device type, so a run resumes on any device (draws.py).
+`restore` / `progress` / `precision`, all here: no other module names its keys) holds the run's
+network in the plain (unfused) network's names and shapes, its SGD momentum buffers by parameter
+name, the states of its own generators (draws.py), its fp16 loss scale, the precision it trains in,
+the completed epochs' history rows and the config it was made with; the learning rate follows from
+the epoch. So a run trained fused with others resumes alone, and the other way round. Tensors are
+stored on the CPU and generator states with their device type, so a run resumes on any device (draws.py).
 It is written to a temporary file and renamed into place; the one before it is kept as
 `checkpoint.prev.pt`, so a checkpoint damaged on disk falls back one epoch instead of to zero
 (`load`), and one made by another run or not a checkpoint at all is skipped the same way.
@@ -89,9 +89,9 @@ def restore(group: Any, i: int, state: dict[str, Any]) -> bool:
     return group.randoms[i].load_state(state["random"])
 
 
-def progress(state: dict[str, Any]) -> tuple[list[dict], float]:
-    """(the completed epochs' history rows, wall seconds so far) of a checkpoint."""
-    return list(state["history"]), state["wall_time_s"]
+def progress(state: dict[str, Any] | None) -> tuple[list[dict], float]:
+    """(the completed epochs' history rows, wall seconds so far) of a checkpoint; ([], 0.0) for none."""
+    return ([], 0.0) if state is None else (list(state["history"]), state["wall_time_s"])
 
 
 def precision(state: dict[str, Any] | None) -> str | None:
@@ -108,7 +108,7 @@ def _read(path: Path, map_location: torch.device, check: Callable[[dict], None] 
     if len(state["history"]) != state["epoch"]:
         raise ValueError(f"it holds {len(state['history'])} history rows for {state['epoch']} epochs")
     if check is not None:
-        check(state)
+        check(state["config"])
     return state
 
 
@@ -122,8 +122,8 @@ def load(
 ) -> dict[str, Any] | None:
     """The newest usable checkpoint of the run (current, else previous), or None if there is none.
 
-    A file that cannot be read (truncated, not a checkpoint, not ours), or that `check` rejects by
-    raising (e.g. one made with another config), is reported in one log line and skipped. When the
+    A file that cannot be read (truncated, not a checkpoint, not ours), or whose config (the one it
+    was made with, as `make` was given it) `check` rejects by raising, is reported in one log line and skipped. When the
     previous checkpoint is used, the skipped current one is renamed `checkpoint.pt.damaged`, so the
     next `save` does not rotate it over the good one. Nothing is renamed when none is usable.
     """

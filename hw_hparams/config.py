@@ -78,10 +78,12 @@ class AugmentationConfig:
 
 @dataclass
 class DataConfig:
+    """CIFAR-100 through torchvision (conf/data/cifar100.yaml): `root` holds cifar-100-python/."""
+
     root: str = field(default="data", metadata={"path": True})  # relative: to the folder the command ran in
-    download: bool = True
-    val_size: int = 10000
-    split_seed: int = 0
+    download: bool = True  # fetch (and md5-check) the archive when it is missing
+    val_size: int = 10000  # validation images split off the 50,000 training images
+    split_seed: int = 0  # the seed of that split
     verify_checksums: bool = True
 
 
@@ -92,18 +94,24 @@ class ModelConfig:
 
 @dataclass
 class TrainerConfig:
-    device: str = "auto"
-    progress: str = "auto"
-    num_workers: int = 0
-    compile: str = "auto"
+    """How a run executes (conf/trainer/default.yaml); none of these change what it computes (up to float rounding)."""
+
+    device: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda, cuda:N
+    progress: str = "auto"  # progress bar over batches: auto (on a terminal), true, false
+    num_workers: int = 0  # unused by the on-device pipeline; kept for the classic benchmark
+    compile: str = "auto"  # CUDA graphs via torch.compile(mode="reduce-overhead"): auto (on for CUDA), true, false
+    # auto (bf16 on GPUs with native bf16, fp16 + loss scaling on older ones, fp32 on CPU), fp32, bf16, fp16
     precision: str = "auto"
-    tf32: bool = True
+    tf32: bool = True  # CUDA: fp32 matmuls and convolutions in TF32 (false: full fp32)
+    # true: a run with trained epochs but no usable checkpoint starts again at epoch 1 instead of refusing
     restart: bool = False
 
 
 @dataclass
 class ObjectiveConfig:
-    """What the training job returns to Hydra's search sweepers (hw_hparams/objective.py)."""
+    """What the training job returns to Hydra's search sweepers (experiment=lr_wd_search; hw_hparams/objective.py):
+    a history metric (val_acc, val_loss, train_acc, train_loss) or test_acc / test_loss (with eval_test=true), at
+    its final epoch or its best one. Never part of a run folder's name."""
 
     metric: ObjectiveMetric = ObjectiveMetric.val_acc
     at: ObjectiveAt = ObjectiveAt.final
@@ -144,6 +152,8 @@ class LoggerConfig:
 
 @dataclass
 class TrainConfig:
+    """The whole config, with every default (the assignment's section-3 setting); conf/ picks group options."""
+
     epochs: int = 15
     batch_size: int = 128
     seed: int = 0

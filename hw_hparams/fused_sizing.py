@@ -88,4 +88,4 @@ def _back_to_checkpoint(m: Any, device: torch.device) -> None:
         return
     m.result = None
     m.state = checkpoint.load(m.run_dir, device)
-    m.rows, m.wall = checkpoint.progress(m.state) if m.state is not None else ([], 0.0)
+    m.rows, m.wall = checkpoint.progress(m.state)

@@ -99,9 +99,7 @@ def tiny_cnn(num_classes: int = 100) -> Net:
 MODELS = {"mobilenetv2": mobilenet_v2_cifar, "mobilenetv1": mobilenet_v1, "tiny": tiny_cnn}
 
 
-def build_model(
-    name: str, device: torch.device | str = "cpu", channels_last: bool = False, num_classes: int = 100
-) -> Net:
-    """The network named by `model.name`, on `device`, its weights in channels_last layout if asked."""
-    model = MODELS[name](num_classes).to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+def build_model(name: str, num_classes: int = 100) -> Net:
+    """The network named by `model.name`, on the CPU in the default layout (steps.build_group fuses the
+    runs' networks, then moves the fused one to the device and its layout)."""
+    return MODELS[name](num_classes)

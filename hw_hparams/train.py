@@ -135,7 +135,7 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             held.enter_context(record(m.run_dir, m.cfg, m.hydra_cfg))  # accepted: from here on it writes
             write_json(m.run_dir / DATA_STATS, data.stats)
             m.state = checkpoint.load(
-                m.run_dir, device, check=lambda s, m=m: check_same_run(m.run_dir, s["config"], m.config)
+                m.run_dir, device, check=lambda saved, m=m: check_same_run(m.run_dir, saved, m.config)
             )
             if m.state is None:
                 restart_or_refuse(m.run_dir, m.previous, m.cfg.trainer.restart)  # never silently over trained epochs

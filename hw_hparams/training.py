@@ -25,7 +25,7 @@ from .engine import EpochMetrics
 from .interrupt import deferred, stop_reason
 from .optim import lr_at
 from .progress import epoch_bar
-from .run_folder import FINISHED, summary, utc_now, write_history, write_summary
+from .run_folder import FINISHED, HISTORY_COLUMNS, summary, utc_now, write_history, write_summary
 from .steps import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
 from .trackers import NONE, Trackers
 
@@ -89,15 +89,9 @@ class Member:
 
 
 def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds: float) -> dict:
-    return {
-        "epoch": epoch,
-        "lr": float(lr),
-        "train_loss": train.loss,
-        "train_acc": train.acc,
-        "val_loss": val.loss,
-        "val_acc": val.acc,
-        "epoch_time_s": seconds,
-    }
+    """One history row: the values in run_folder.HISTORY_COLUMNS' order (the one list of its columns)."""
+    values = (epoch, float(lr), train.loss, train.acc, val.loss, val.acc, seconds)
+    return dict(zip(HISTORY_COLUMNS, values, strict=True))
 
 
 def train_members(members: list[Member], data: StudyData, device: torch.device) -> None:
