@@ -107,7 +107,7 @@ def check_group_overrides(overrides: list[str]) -> None:
 
 
 def cannot_remove(key: str) -> ConfigError:
-    """`~key` of a key every run has: it cannot be removed; what to set instead (its value in train.yaml)."""
+    """`~key` of a key every run has: it cannot be removed; what to set instead (its value in the composed config)."""
     node: Any = OmegaConf.to_container(naming.compose_train([], hydra=True), resolve=False)
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None

@@ -5,7 +5,7 @@ every other setting (`run_folder.run_settings`: every config key but the run-inv
 differs from its experiment's base config or is swept by that experiment itself.
 
 - An experiment's base is its config with nothing on the command line (`experiment=X` alone, or
-  `conf/train.yaml`'s defaults without an experiment). Its swept keys are the settings its own
+  the composed defaults without an experiment). Its swept keys are the settings its own
   `hydra.sweeper.params` change. So every job of `-m experiment=lr_sweep` is named by its lr,
   including lr 0.05 (the base value), and anything else a command changes shows up too. A plain
   `python -m hw_hparams.train` run is `optim.lr=0.05`; an ad-hoc sweep over momentum names its
@@ -126,7 +126,7 @@ def _interval_ends(override: str) -> str:
 
 @functools.cache
 def reference(experiment: Optional[str]) -> tuple[dict, frozenset]:
-    """(base settings, swept keys) of an experiment (None: train.yaml's defaults, nothing swept)."""
+    """(base settings, swept keys) of an experiment (None: the composed defaults, nothing swept)."""
     base_overrides = [f"experiment={experiment}"] if experiment else []
     cfg = compose_train(base_overrides, hydra=True)
     base = run_settings(task_dict(cfg))
