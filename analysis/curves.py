@@ -16,11 +16,10 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .document import Figure
-from .figures import colors, new_figure, styled
+from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, styled
 from .labels import differing_words, has_mixup
 from .runs import GROUP_COLS
 
-MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
 COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
 LAMBDA_NOTE = "training (λ-weighted under mixup)"
 MIXED = (
@@ -29,11 +28,13 @@ MIXED = (
 )  # said in the caption and in the text of a section with mixup
 
 
-def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    """Per (setting, epoch): mean/min/max/count over seeds of `cols` (inf treated as NaN)."""
-    data = hist[["setting", "epoch", *cols]].copy()
+def curve_stats(
+    hist: pd.DataFrame, cols: Sequence[str], by: str = "setting", stats: Sequence[str] = ("mean", "min", "max", "count")
+) -> pd.DataFrame:
+    """Per (`by`, epoch): `stats` over runs (seeds) of `cols`, columns <col>_<stat> (inf treated as NaN)."""
+    data = hist[[by, "epoch", *cols]].copy()
     data[list(cols)] = data[list(cols)].replace([np.inf, -np.inf], np.nan)
-    agg = data.groupby(["setting", "epoch"], sort=True).agg(["mean", "min", "max", "count"])
+    agg = data.groupby([by, "epoch"], sort=True).agg(list(stats))
     agg.columns = [f"{c}_{s}" for c, s in agg.columns]
     return agg.reset_index()
 
@@ -66,14 +67,8 @@ def _panel(ax, stats, settings, cols, n_seeds, kind: str) -> np.ndarray:
             )
             shown.append(mean[np.isfinite(mean)])
             if n_seeds.get(setting, 1) > 1:
-                ax.fill_between(
-                    ep,
-                    s[f"{c}_min"].to_numpy(dtype=float) * scale,
-                    s[f"{c}_max"].to_numpy(dtype=float) * scale,
-                    color=color,
-                    alpha=0.18,
-                    lw=0,
-                )
+                lo, hi = (s[f"{c}_{q}"].to_numpy(dtype=float) * scale for q in ("min", "max"))
+                ax.fill_between(ep, lo, hi, color=color, alpha=0.18, lw=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return np.concatenate(shown) if shown else np.array([])
@@ -96,10 +91,7 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     cols = colors(len(settings))
     loss = _panel(top, stats, settings, cols, n_seeds, "loss")
     _panel(bottom, stats, settings, cols, n_seeds, "acc")
-    if loss.size:  # keep a diverging run from flattening the other curves
-        cap = 1.5 * float(np.percentile(loss, 95))
-        if loss.max() > cap > 0:
-            top.set_ylim(0, cap)
+    clip_diverging(top, loss)
     last = int(np.nanmax(stats["epoch"])) if len(stats) else 0
     if 0 < last <= 10:  # few epochs: a tick at each (and room around a single one)
         bottom.set_xticks(range(1, last + 1))

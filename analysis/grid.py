@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import noise
 from .document import Table
-from .sweep import Selection, sort_key, value_text
+from .sweep import Selection, group_label, hashable, sort_key, value_text
 from .tables import METRICS as TABLE_METRICS
 from .tables import MISSING, cell, safe_name
 
@@ -74,7 +74,7 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
     runs = sel.runs.assign(setting=sel.runs["group"])
     ests = noise.estimates(runs, sel.metric)
     values = group_values(sel.runs, sel.by, sel.metric)
-    label = {", ".join(f"{k}={value_text(r[k])}" for k in sel.by) or "all runs": i for i, r in values.iterrows()}
+    label = {group_label(sel.by, r[sel.by]): i for i, r in values.iterrows()}
     rows = []
     for rank, e in enumerate(ests, 1):
         r = values.loc[label[e.setting]]
@@ -127,37 +127,44 @@ def ranking_cells(table: pd.DataFrame, sel: Selection) -> tuple[list[str], list[
     return header, rows
 
 
+def other_keys(sel: Selection) -> list[str]:
+    """The --by keys besides the two of --pivot: one grid per combination of their values."""
+    return [k for k in sel.by if k not in sel.pivot]
+
+
 def grid_values(sel: Selection) -> pd.DataFrame:
     """Tidy grid: the other --by keys, the row key, the column key, mean, std, n, runs, status."""
-    row, col = sel.pivot
-    others = [k for k in sel.by if k not in (row, col)]
-    return group_values(sel.runs, [*others, row, col], sel.metric)
+    return group_values(sel.runs, [*other_keys(sel), *sel.pivot], sel.metric)
+
+
+def grid_slices(values: pd.DataFrame, sel: Selection) -> list[tuple[str, pd.DataFrame]]:
+    """(words naming the other --by keys' values, '' without them; that slice of `values`) per grid."""
+    others = other_keys(sel)
+    groups = values.groupby(others, sort=False, dropna=False) if others else [((), values)]
+    return [(group_label(others, key if isinstance(key, tuple) else (key,), ""), part) for key, part in groups]
+
+
+def levels(values: pd.Series) -> list:
+    """The distinct values of a grid's key, in order (missing as None, last)."""
+    return sorted(set(values.map(hashable)), key=sort_key)
 
 
 def grid_cells(values: pd.DataFrame, sel: Selection) -> list[tuple[str, list[str], list[list[str]]]]:
     """(slice words, header, rows) per combination of the other --by keys."""
     row, col = sel.pivot
-    others = [k for k in sel.by if k not in (row, col)]
-    cols = sorted(set(values[col].map(_hashable)), key=sort_key)
+    cols = levels(values[col])
     out = []
-    groups = values.groupby(others, sort=False, dropna=False) if others else [((), values)]
-    for key, part in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        words = ", ".join(f"{k}={value_text(v)}" for k, v in zip(others, key))
+    for words, part in grid_slices(values, sel):
         header = [f"{row} \\ {col}", *[value_text(c) for c in cols]]
         rows = []
-        for rv in sorted(set(part[row].map(_hashable)), key=sort_key):
+        for rv in levels(part[row]):
             line = [value_text(rv)]
             for cv in cols:
-                hit = part[(part[row].map(_hashable) == rv) & (part[col].map(_hashable) == cv)]
+                hit = part[(part[row].map(hashable) == rv) & (part[col].map(hashable) == cv)]
                 line.append(_cell(hit.iloc[0], sel.metric) if len(hit) else MISSING)
             rows.append(line)
         out.append((words, header, rows))
     return out
-
-
-def _hashable(v):
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, pd.DataFrame]]:

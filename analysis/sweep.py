@@ -62,14 +62,14 @@ def config_frame(configs: Sequence[dict]) -> pd.DataFrame:
     return frame.astype(object) if len(frame.columns) else pd.DataFrame(index=range(len(configs)))
 
 
-def _key(v: Any) -> Any:
+def hashable(v: Any) -> Any:
     """A value as a grouping key: missing values are one value, None."""
     return None if is_missing(v) else v
 
 
 def varying_keys(cfg: pd.DataFrame) -> list[str]:
     """The setting keys with more than one value among the rows of `cfg`, sorted."""
-    return sorted(k for k in cfg.columns if is_setting(k) and len(set(cfg[k].map(_key))) > 1)
+    return sorted(k for k in cfg.columns if is_setting(k) and len(set(cfg[k].map(hashable))) > 1)
 
 
 def parse_value(text: str) -> Any:
@@ -107,6 +107,11 @@ def value_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     return fmt_num(v) if isinstance(v, (int, float, np.number)) else str(v)
+
+
+def group_label(keys: Sequence[str], values: Iterable[Any], empty: str = "all runs") -> str:
+    """'optim.lr=0.1, schedule.name=cosine': a group's values of `keys` (`empty` without keys)."""
+    return ", ".join(f"{k}={value_text(v)}" for k, v in zip(keys, values)) or empty
 
 
 def sort_key(v: Any) -> tuple:
@@ -187,7 +192,7 @@ def select(
         wanted = parse_value(text.strip())
         hit = cfg[key].map(lambda v, w=wanted: matches(v, w)).to_numpy(dtype=bool)
         if not (mask & hit).any():
-            values = sorted({_key(v) for v in cfg[key][mask]}, key=sort_key)
+            values = sorted({hashable(v) for v in cfg[key][mask]}, key=sort_key)
             raise AnalysisError(f"--where {item}: no run matches; {key} takes {', '.join(map(value_text, values))}")
         mask &= hit
     runs = runs[mask].reset_index(drop=True)
@@ -207,18 +212,11 @@ def select(
         keys = list(dict.fromkeys([*pair, *keys]))
     runs = runs.copy()
     for k in dict.fromkeys([*varying, *keys]):
-        col = cfg[k].map(_key)
+        col = cfg[k].map(hashable)
         runs[k] = _whole(col) if k not in runs.columns else runs[k]
     if metric in LAST_ROW_METRICS:
         runs[metric] = _last_row(hist, runs["run_dir"], metric)
-    runs["group"] = (
-        [
-            ", ".join(f"{k}={value_text(v)}" for k, v in zip(keys, row)) or "all runs"
-            for row in runs[keys].itertuples(index=False)
-        ]
-        if keys
-        else "all runs"
-    )
+    runs["group"] = [group_label(keys, row) for row in runs[keys].itertuples(index=False)] if keys else "all runs"
     trials = trial_numbers(runs["run_dir"].tolist())
     if trials.notna().any():
         runs["trial"] = trials.to_numpy()
