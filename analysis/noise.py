@@ -76,11 +76,8 @@ def estimates(runs: pd.DataFrame, metric: str, labels: dict[str, str] | None = N
         k = len(vals)
         status = "/".join(sorted(set(part["status"].astype(str)) - {"completed"})) or "completed"
         name = (labels or {}).get(setting, setting)
-        out.append(
-            Estimate(
-                name, float(vals.mean()) if k else math.nan, float(vals.std(ddof=1)) if k > 1 else math.nan, k, status
-            )
-        )
+        mean, std = float(vals.mean()) if k else math.nan, float(vals.std(ddof=1)) if k > 1 else math.nan
+        out.append(Estimate(name, mean, std, k, status))
         tie[name] = pd.to_numeric(done["val_loss"], errors="coerce").mean()
     sign = 1 if higher_is_better(metric) else -1
 
