@@ -68,26 +68,22 @@ class AnalysisError(Exception):
     """A problem the user can fix (bad path, no run folders); reported as one line."""
 
 
-def _is_aggregate_history(path: Path) -> bool:
-    """True when history.csv's header names columns of an aggregated table (analysis output)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            header = f.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return any(c in header for c in AGGREGATE_COLS)
-
-
 def is_run_dir(path: Path) -> bool:
     """A run folder holds summary.json or its own history.csv; a report folder (runs.csv, or a
-    history.csv with run_dir/section/setting columns) never counts."""
-    path = Path(path)
+    history.csv whose header names run_dir/section/setting: an aggregated table) never counts."""
+    path, hist = Path(path), Path(path) / "history.csv"
     if (path / REPORT_MARKER).is_file():
         return False
     if (path / "summary.json").is_file():
         return True
-    hist = path / "history.csv"
-    return hist.is_file() and not _is_aggregate_history(hist)
+    if not hist.is_file():
+        return False
+    try:
+        with open(hist, encoding="utf-8") as f:
+            header = f.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return True  # unreadable: a run's own (read_history warns about it)
+    return not any(c in header for c in AGGREGATE_COLS)
 
 
 def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -151,10 +147,6 @@ def _read_yaml(path: Path) -> dict | None:
 
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
-    except ImportError:
-        from omegaconf import OmegaConf
-
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     except Exception as e:  # noqa: BLE001 - a broken file must not stop the analysis
         warnings.warn(f"unreadable {path}: {e}", stacklevel=3)
         return None
