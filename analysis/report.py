@@ -93,12 +93,5 @@ def write_all(
     Raises runs.AnalysisError for a missing path or when no run folder is found.
     """
     runs, hist = collect(paths)
-    return write_collected(runs, hist, out_dir, figures=figures, demo=demo)
-
-
-def write_collected(
-    runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *, figures: bool = True, demo: bool = False
-) -> dict[str, list[Path]]:
-    """Like write_all, from the tables that `collect` already returned."""
     doc = generic_document(runs, hist, load_data_stats(runs["run_dir"]))
     return {"csv": write_csvs(runs, hist, out_dir), **write_document(doc, out_dir, figures=figures, demo=demo)}
