@@ -178,18 +178,8 @@ def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, p
         f"beyond noise when it exceeds {noise.Z:g} standard errors (spread over seeds when both groups have 2+ runs, "
         "else binomial on the split's images)."
     )
-    by = ", ".join(sel.by) or "nothing (all runs)"
-    blocks = [
-        Table(
-            header,
-            rows,
-            (note,),
-            f"ranking-{m}",
-            n_text=0,
-            title=f"Ranking by {HEADERS[m]}, grouped by {by}",
-            file=f"ranking_{m}",
-        )
-    ]
+    title = f"Ranking by {HEADERS[m]}, grouped by {', '.join(sel.by) or 'nothing (all runs)'}"
+    blocks = [Table(header, rows, (note,), f"ranking-{m}", n_text=0, title=title, file=f"ranking_{m}")]
     frames = {f"ranking_{m}": table}
     if sel.pivot:
         values = grid_values(sel)

@@ -19,17 +19,15 @@ import pandas as pd
 from .labels import fmt_loss, fmt_pct
 
 Z = 2.0
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
+#: Metric names in words: 'val_acc' -> 'validation accuracy'.
 WORDS = {
-    "val_acc": "validation accuracy",
-    "val_loss": "validation loss",
-    "train_loss": "training loss",
-    "train_acc": "training accuracy",
-    "test_acc": "test accuracy",
-    "test_loss": "test loss",
+    f"{s}_{m}": f"{words} {noun}"
+    for s, words in SPLIT_WORDS.items()
+    for m, noun in (("acc", "accuracy"), ("loss", "loss"))
 }
 #: Which split's size n a binomial standard error uses, by metric.
-SPLIT = {"val_acc": "val", "train_acc": "train", "test_acc": "test"}
-SPLIT_WORDS = {"val": "validation", "train": "training"}
+SPLIT = {f"{s}_acc": s for s in SPLIT_WORDS}
 
 
 @dataclass(frozen=True)

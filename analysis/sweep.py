@@ -160,11 +160,6 @@ def trial_numbers(run_dirs: Sequence[str]) -> pd.Series:
     return pd.Series(out, dtype="Float64").astype("Int64") if out else pd.Series([], dtype="Int64")
 
 
-def _last_row(hist: pd.DataFrame, run_dirs: pd.Series, col: str) -> np.ndarray:
-    last = hist.groupby("run_dir", sort=False)[col].last() if len(hist) else pd.Series(dtype=float)
-    return run_dirs.map(last).to_numpy(dtype=float)
-
-
 def select(
     runs: pd.DataFrame,
     hist: pd.DataFrame,
@@ -215,7 +210,8 @@ def select(
         col = cfg[k].map(hashable)
         runs[k] = _whole(col) if k not in runs.columns else runs[k]
     if metric in LAST_ROW_METRICS:
-        runs[metric] = _last_row(hist, runs["run_dir"], metric)
+        last = hist.groupby("run_dir", sort=False)[metric].last() if len(hist) else pd.Series(dtype=float)
+        runs[metric] = runs["run_dir"].map(last).to_numpy(dtype=float)
     runs["group"] = [group_label(keys, row) for row in runs[keys].itertuples(index=False)] if keys else "all runs"
     trials = trial_numbers(runs["run_dir"].tolist())
     if trials.notna().any():

@@ -247,9 +247,8 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=HEADERS[sel.metric], pad=0.01)
-    ax.set_title(
-        f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by {HEADERS[sel.metric].lower()}"
-    )
+    header = HEADERS[sel.metric]
+    ax.set_title(f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by {header.lower()}")
     return fig
 
 
@@ -260,33 +259,18 @@ def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
     by = ", ".join(sel.by) or "nothing"
     out = []
     if len(sel.hist):
-        out.append(
-            Figure(
-                "curves_by",
-                (f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, band ±1 sample std.",),
-                lambda: draw_curves_by(sel, labels),
-            )
-        )
+        caption = f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, band ±1 sample std."
+        out.append(Figure("curves_by", (caption,), lambda: draw_curves_by(sel, labels)))
     if sel.pivot:
         values = grid_values(sel)
         draw = draw_scatter if not other_keys(sel) and is_sparse(values, *sel.pivot) else draw_grid
-        out.append(
-            Figure(
-                f"grid_{sel.metric}",
-                (f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}.",),
-                lambda: draw(sel, values),
-            )
-        )
+        caption = f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}."
+        out.append(Figure(f"grid_{sel.metric}", (caption,), lambda: draw(sel, values)))
     if len(sel.by) >= 3:
         values = group_values(sel.runs, sel.by, sel.metric)
         if (values["n"] > 0).sum() >= 2:
-            out.append(
-                Figure(
-                    f"parallel_{sel.metric}",
-                    (f"Parallel coordinates of the settings by {by}.",),
-                    lambda: draw_parallel(sel, values),
-                )
-            )
+            caption = f"Parallel coordinates of the settings by {by}."
+            out.append(Figure(f"parallel_{sel.metric}", (caption,), lambda: draw_parallel(sel, values)))
     return out
 
 
