@@ -17,8 +17,9 @@ from matplotlib.ticker import MaxNLocator
 
 from .document import Figure
 from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, styled
-from .labels import differing_words, has_mixup
+from .labels import differing_words, has_mixup, section_title
 from .runs import GROUP_COLS
+from .tables import safe_name
 
 COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
 LAMBDA_NOTE = "training (λ-weighted under mixup)"
@@ -81,11 +82,7 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     settings = [s for s in dict.fromkeys(runs["setting"]) if s in set(stats["setting"])]
     words, _ = setting_words(runs[runs["setting"].isin(settings)])
     n_seeds = runs.groupby("setting").size().to_dict()
-    statuses = (
-        runs.groupby("setting")["status"]
-        .agg(lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str)))))
-        .to_dict()
-    )
+    statuses = runs.groupby("setting")["status"].agg(lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str)))))
     mixup = has_mixup(runs)
     fig, (top, bottom) = new_figure(COLUMN_SIZE, nrows=2, sharex=True)
     cols = colors(len(settings))
@@ -132,6 +129,8 @@ def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
     return (text,)
 
 
-def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, title: str, stem: str) -> Figure:
-    """The Figure block of one section (or any group of runs): draws nothing without history."""
-    return Figure(stem, curves_caption(runs, title), lambda: draw_section(hist, runs, title) if len(hist) else None)
+def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, section: str) -> Figure:
+    """figures/<section> (file-name safe) of one section's runs, titled in words; draws nothing without history."""
+    title = section_title(section)
+    caption = curves_caption(runs, title)
+    return Figure(safe_name(section), caption, lambda: draw_section(hist, runs, title) if len(hist) else None)

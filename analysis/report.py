@@ -23,11 +23,11 @@ def generic_document(runs: pd.DataFrame, hist: pd.DataFrame, stats: dict | None)
     one table; the logged lr schedules, the Beta density of mixup's weight; the data statistics."""
     blocks: list = []
     for section in sections(runs):
-        part, title = runs[runs["section"] == section], section_title(section)
+        part = runs[runs["section"] == section]
         blocks += [
-            Heading(title),
+            Heading(section_title(section)),
             metrics_table(part, section, (NOTE,), title=f"Section {section}: final metrics per setting"),
-            section_figure(part, hist[hist["section"] == section], title, safe_name(section)),
+            section_figure(part, hist[hist["section"] == section], section),
         ]
     blocks += [
         metrics_table(
