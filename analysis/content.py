@@ -112,16 +112,12 @@ def data_section(s: StudyData) -> list:
     split, aug = s.contract.code.get("split"), s.contract.code.get("augmentation")
     if sizes:
         total = int(sizes.get("train", 0)) + int(sizes.get("val", 0))
-        blocks.append(
-            Para(
-                (
-                    f"The {total} training images are split at random into {sizes.get('train')} for "
-                    f"training and {sizes.get('val')} for validation with seed {st.get('split_seed')}; "
-                    f"the {sizes.get('test', '?')} test images are used once, at the end. The split "
-                    "is this line:",
-                )
-            )
+        text = (
+            f"The {total} training images are split at random into {sizes.get('train')} for training and "
+            f"{sizes.get('val')} for validation with seed {st.get('split_seed')}; the {sizes.get('test', '?')} test "
+            "images are used once, at the end. The split is this line:"
         )
+        blocks.append(Para((text,)))
     if split:
         blocks.append(Listing(split.source, split.origin))
     props = np.asarray(st.get("class_proportions") or [], dtype=float)

@@ -136,11 +136,8 @@ def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
 def lr_schedule_figure(hist: pd.DataFrame, runs: pd.DataFrame) -> Figure:
     """figures/lr_schedule: the rates the runs logged (drawn from every run given)."""
     names = words_list([f"the {n}" for n in _schedule_runs(hist, runs)["_sched"]])
-    return Figure(
-        "lr_schedule",
-        (f"Learning rate used in each epoch by {names} schedule, as logged by the runs.",),
-        lambda: draw_lr_schedules(hist, runs),
-    )
+    caption = f"Learning rate used in each epoch by {names} schedule, as logged by the runs."
+    return Figure("lr_schedule", (caption,), lambda: draw_lr_schedules(hist, runs))
 
 
 def beta_pdf(x, a: float, b: float | None = None) -> np.ndarray:
@@ -189,15 +186,11 @@ def beta_figure(runs: pd.DataFrame | None) -> Figure:
     alphas = mixup_alphas(runs)
     one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
     which = "" if len(alphas) == 1 else f" for α = {words_list([fmt_num(a) for a in alphas])}"
-    return Figure(
-        "beta_pdf",
-        (
-            f"Density of the mixing weight λ ∼ Beta({one}, {one}){which}. It is infinite at "
-            f"λ = 0 and λ = 1: the peaks are clipped where the y axis is cut, at "
-            f"{fmt_num(BETA_YMAX)}.",
-        ),
-        lambda: draw_beta_pdf(alphas),
+    caption = (
+        f"Density of the mixing weight λ ∼ Beta({one}, {one}){which}. It is infinite at λ = 0 and λ = 1: "
+        f"the peaks are clipped where the y axis is cut, at {fmt_num(BETA_YMAX)}."
     )
+    return Figure("beta_pdf", (caption,), lambda: draw_beta_pdf(alphas))
 
 
 @styled
@@ -224,8 +217,5 @@ def draw_class_proportions(stats: dict):
 def class_figure(stats: dict | None) -> Figure:
     """figures/class_proportions: the training split's class shares (nothing without them)."""
     n = len((stats or {}).get("class_proportions") or [])
-    return Figure(
-        "class_proportions",
-        (f"Share of each class in the training split ({n} classes, sorted by share); dashed: the uniform share.",),
-        lambda: draw_class_proportions(stats or {}),
-    )
+    caption = f"Share of each class in the training split ({n} classes, sorted by share); dashed: the uniform share."
+    return Figure("class_proportions", (caption,), lambda: draw_class_proportions(stats or {}))

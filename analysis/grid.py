@@ -75,9 +75,11 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
     ests = noise.estimates(runs, sel.metric)
     values = group_values(sel.runs, sel.by, sel.metric)
     label = {group_label(sel.by, r[sel.by]): i for i, r in values.iterrows()}
+    untested = noise.Gap(math.nan, math.nan, "")  # the best itself, or a group without a finite value
     rows = []
     for rank, e in enumerate(ests, 1):
         r = values.loc[label[e.setting]]
+        g = noise.gap(ests[0], e, sel.metric, sizes) if rank > 1 and e.k and ests[0].k else untested
         row = {
             "rank": rank,
             **{k: r[k] for k in sel.by},
@@ -86,19 +88,11 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
             "n": int(r["n"]),
             "runs": int(r["runs"]),
             "status": r["status"],
-            "behind": np.nan,
-            "se": np.nan,
-            "basis": "",
-            "beyond_noise": None,
+            "behind": g.diff,
+            "se": g.se,
+            "basis": g.basis,
+            "beyond_noise": None if not math.isfinite(g.se) else not g.within_noise,
         }
-        if rank > 1 and e.k and ests[0].k:
-            g = noise.gap(ests[0], e, sel.metric, sizes)
-            row.update(
-                behind=g.diff,
-                se=g.se,
-                basis=g.basis,
-                beyond_noise=None if not math.isfinite(g.se) else not g.within_noise,
-            )
         rows.append(row)
     return pd.DataFrame(rows)
 
