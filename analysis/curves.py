@@ -97,19 +97,11 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
     notes = {s: _note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings}
     if len(settings) > 1 or any(notes.values()):
-        top.legend(
-            handles=[Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)],
-            loc="best",
-            framealpha=0.85,
-        )
-    bottom.legend(
-        handles=[
-            Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training"),
-            Line2D([], [], color="k", ls="--", label="validation"),
-        ],
-        loc="best",
-        framealpha=0.85,
-    )
+        handles = [Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)]
+        top.legend(handles=handles, loc="best", framealpha=0.85)
+    train = Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training")
+    val = Line2D([], [], color="k", ls="--", label="validation")
+    bottom.legend(handles=[train, val], loc="best", framealpha=0.85)
     return fig
 
 

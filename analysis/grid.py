@@ -3,10 +3,9 @@
 A group (one value of each --by key) is summarized over its completed runs with a finite metric:
 mean, sample standard deviation (ddof=1) and their number n, seeds pooled. The ranking sorts the
 groups by the metric (best first) and says for each whether it is behind the best beyond the noise,
-by the report's rule (noise.py: spread over seeds when both have 2+ runs, else binomial on the
-split's n images, beyond noise past Z = 2 standard errors). The grid puts one key on the rows and
-another on the columns, one grid per combination of the other --by keys. Accuracies are fractions
-in the CSVs and percent in the Markdown and LaTeX tables.
+by the report's rule (noise.py). The grid puts one key on the rows and another on the columns, one
+grid per combination of the other --by keys. Accuracies are fractions in the CSVs and percent in
+the Markdown and LaTeX tables.
 """
 
 from __future__ import annotations

@@ -205,10 +205,9 @@ def select(
                 raise _unknown(option, k, known, varying)
     if pair is not None:
         keys = list(dict.fromkeys([*pair, *keys]))
-    runs = runs.copy()
     for k in dict.fromkeys([*varying, *keys]):
-        col = cfg[k].map(hashable)
-        runs[k] = _whole(col) if k not in runs.columns else runs[k]
+        if k not in runs.columns:
+            runs[k] = _whole(cfg[k].map(hashable))
     if metric in LAST_ROW_METRICS:
         last = hist.groupby("run_dir", sort=False)[metric].last() if len(hist) else pd.Series(dtype=float)
         runs[metric] = runs["run_dir"].map(last).to_numpy(dtype=float)
