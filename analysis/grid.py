@@ -19,7 +19,8 @@ import pandas as pd
 
 from . import noise
 from .document import Table
-from .sweep import Selection, group_label, hashable, sort_key, value_text
+from .labels import hashable
+from .sweep import Selection, group_label, sort_key, value_text
 from .tables import METRICS as TABLE_METRICS
 from .tables import MISSING, cell, safe_name
 

@@ -117,21 +117,13 @@ def noise_clause(best: Estimate, other: Estimate, metric: str, sizes: dict | Non
     if other.k == 0:
         return f"{other.setting} has no finite final value ({other.status})."
     g = gap(best, other, metric, sizes)
+    lead = f"The lead over {other.setting} ({diff_text(metric, g.diff)})"
     if not math.isfinite(g.se):
-        return (
-            f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is untested: one run "
-            f"per setting gives no noise estimate for a {WORDS[metric]}."
-        )
+        return f"{lead} is untested: one run per setting gives no noise estimate for a {WORDS[metric]}."
     se = diff_text(metric, g.se)
     if g.within_noise:
-        return (
-            f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is within noise "
-            f"(standard error {se}, {g.basis}): these runs do not tell the two apart."
-        )
-    return (
-        f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is "
-        f"{abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise."
-    )
+        return f"{lead} is within noise (standard error {se}, {g.basis}): these runs do not tell the two apart."
+    return f"{lead} is {abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise."
 
 
 def ranking_sentence(ests: Sequence[Estimate], metric: str, sizes: dict | None) -> str:

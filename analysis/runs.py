@@ -198,12 +198,10 @@ def _run_record(run_dir: Path, summary: dict | None, n_hist: int, cfg: dict[str,
     final = s.get("final") if isinstance(s.get("final"), dict) else {}
     for c in FINAL_COLS:
         rec[c] = _num(final.get(c))  # replaced by the last history row when there is one
-    rec["best_val_acc"] = _num(s.get("best_val_acc"))
-    rec["best_epoch"] = _num(s.get("best_epoch"))
+    for c in ("best_val_acc", "best_epoch", "wall_time_s", "images_per_s"):
+        rec[c] = _num(s.get(c))
     test = s.get("test") if isinstance(s.get("test"), dict) else {}
     rec["test_loss"], rec["test_acc"] = _num(test.get("loss")), _num(test.get("acc"))
-    rec["wall_time_s"] = _num(s.get("wall_time_s"))
-    rec["images_per_s"] = _num(s.get("images_per_s"))
     rec["device"] = s.get("device")
     rec["compile"] = compile_words(s.get("compile"))
     rec["message"] = s.get("message")

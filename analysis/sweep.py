@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .labels import fmt_num, is_missing
+from .labels import fmt_num, hashable, is_missing
 from .runs import AnalysisError
 
 NOT_SETTINGS = frozenset({"experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums"})
@@ -60,11 +60,6 @@ def config_frame(configs: Sequence[dict]) -> pd.DataFrame:
     """One row per run, one column per dotted config key (object dtype; lists as text)."""
     frame = pd.DataFrame.from_records([{k: _scalar(v) for k, v in c.items()} for c in configs])
     return frame.astype(object) if len(frame.columns) else pd.DataFrame(index=range(len(configs)))
-
-
-def hashable(v: Any) -> Any:
-    """A value as a grouping key: missing values are one value, None."""
-    return None if is_missing(v) else v
 
 
 def varying_keys(cfg: pd.DataFrame) -> list[str]:

@@ -28,7 +28,8 @@ from .curves import curve_stats
 from .document import Figure
 from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, save, styled
 from .grid import HEADERS, grid_slices, grid_values, group_values, kind, levels, other_keys, ranking
-from .sweep import Selection, group_label, hashable, sort_key, value_text
+from .labels import hashable
+from .sweep import Selection, group_label, sort_key, value_text
 from .tables import MISSING
 
 MAX_COLORED = 8  # groups drawn each in its own colour; beyond this only the TOP_N best are

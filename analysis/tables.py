@@ -134,14 +134,8 @@ def metrics_table(
 
 
 _LATEX_SPECIAL = {
+    **{c: "\\" + c for c in "&%$#_{}"},  # escaped by a backslash
     "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "<": r"\textless{}",
