@@ -13,7 +13,7 @@ Accuracies are fractions in the CSVs and percent in tables and figures.
 
 from .figures import beta_pdf, mixup_alphas
 from .labels import fmt_num, setting_label
-from .report import generic_document, write_all, write_collected, write_document
+from .report import generic_document, write_all, write_document
 from .runs import (
     GROUP_COLS,
     HIST_COLS,
@@ -48,6 +48,5 @@ __all__ = [
     "setting_label",
     "summarize",
     "write_all",
-    "write_collected",
     "write_document",
 ]

@@ -46,17 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         help="only runs whose config has this value (repeatable: all must hold)",
     )
     args = p.parse_args(argv)
+    keys = {"by": args.by, "metric": args.metric, "pivot": args.pivot, "where": args.where}
     written = run_cli(
-        lambda: sweep_report.write(
-            args.paths,
-            args.out,
-            by=args.by,
-            metric=args.metric,
-            pivot=args.pivot,
-            where=args.where,
-            figures=not args.no_figures,
-            demo=args.demo,
-        )
+        lambda: sweep_report.write(args.paths, args.out, **keys, figures=not args.no_figures, demo=args.demo)
     )
     if written is None:
         return 2

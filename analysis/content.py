@@ -41,19 +41,12 @@ def head(s: StudyData) -> list:
     model = study_model(s)
     blocks = []
     if s.demo:
-        d = s.contract.demo or {}
-        scale = d.get("epoch_scale")
-        blocks.append(
-            Note(
-                (
-                    Bold("Demo: generated data."),
-                    f" Generated images in CIFAR-100's format, "
-                    f"model {model}, every section's epochs scaled by {scale:g}. "
-                    "The numbers show the pipeline working; they say nothing about MobileNetV2 "
-                    "or CIFAR-100.",
-                )
-            )
+        scale = (s.contract.demo or {}).get("epoch_scale")
+        what = (
+            f" Generated images in CIFAR-100's format, model {model}, every section's epochs scaled by {scale:g}. "
+            "The numbers show the pipeline working; they say nothing about MobileNetV2 or CIFAR-100."
         )
+        blocks.append(Note((Bold("Demo: generated data."), what)))
     momentum = ", ".join(fmt_num(v) for v in runs["momentum"].dropna().unique())
     batch = ", ".join(fmt_num(v) for v in runs["batch_size"].dropna().unique())
     blocks += [
@@ -119,16 +112,12 @@ def data_section(s: StudyData) -> list:
     split, aug = s.contract.code.get("split"), s.contract.code.get("augmentation")
     if sizes:
         total = int(sizes.get("train", 0)) + int(sizes.get("val", 0))
-        blocks.append(
-            Para(
-                (
-                    f"The {total} training images are split at random into {sizes.get('train')} for "
-                    f"training and {sizes.get('val')} for validation with seed {st.get('split_seed')}; "
-                    f"the {sizes.get('test', '?')} test images are used once, at the end. The split "
-                    "is this line:",
-                )
-            )
+        text = (
+            f"The {total} training images are split at random into {sizes.get('train')} for training and "
+            f"{sizes.get('val')} for validation with seed {st.get('split_seed')}; the {sizes.get('test', '?')} test "
+            "images are used once, at the end. The split is this line:"
         )
+        blocks.append(Para((text,)))
     if split:
         blocks.append(Listing(split.source, split.origin))
     props = np.asarray(st.get("class_proportions") or [], dtype=float)
@@ -220,13 +209,6 @@ def build(s: StudyData) -> Document:
     if s.demo:
         title = "Demo on Generated Data: " + title
     doc = Document(title, "Author Name (TODO)", references=dict(REFERENCES))
-    doc.blocks = (
-        head(s)
-        + data_section(s)
-        + lr_section(s)
-        + schedule_section(s)
-        + wd_section(s)
-        + mixup_section(s)
-        + test_section(s)
-    )
+    parts = (head, data_section, lr_section, schedule_section, wd_section, mixup_section, test_section)
+    doc.blocks = [block for part in parts for block in part(s)]
     return doc

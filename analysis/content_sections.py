@@ -15,7 +15,7 @@ from .figures import MIXUP_ALPHA, beta_figure, lr_schedule_figure, mixup_alphas
 from .labels import fmt_loss, fmt_num, hparam_word, section_title, words_list
 from .noise import WORDS, estimates, gap, ranking_sentence
 from .study import StudyData
-from .tables import MISSING, REPORT_METRICS, metrics_table, safe_name
+from .tables import MISSING, REPORT_METRICS, metrics_table
 
 COSINE = r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1"
 RANKED = ("val_acc", "val_loss", "train_loss")  # the metrics a section ranks its settings on
@@ -48,7 +48,7 @@ def _experiment(
     if runs.empty:
         return [Para((f"No runs of {section} were found.",)), rankings]
     title = section_title(section)
-    table, figure = section_table(runs, section, title), section_figure(runs, hist, title, safe_name(section))
+    table, figure = section_table(runs, section, title), section_figure(runs, hist, section)
     return [
         Para(intro + (" ", Ref(table.label), " lists the final-epoch metrics and ", Ref(figure.label), " the curves.")),
         table,

@@ -16,11 +16,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .document import Figure
-from .figures import colors, new_figure, styled
-from .labels import differing_words, has_mixup
+from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, styled
+from .labels import differing_words, has_mixup, section_title
 from .runs import GROUP_COLS
+from .tables import safe_name
 
-MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
 COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
 LAMBDA_NOTE = "training (λ-weighted under mixup)"
 MIXED = (
@@ -29,11 +29,13 @@ MIXED = (
 )  # said in the caption and in the text of a section with mixup
 
 
-def curve_stats(hist: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    """Per (setting, epoch): mean/min/max/count over seeds of `cols` (inf treated as NaN)."""
-    data = hist[["setting", "epoch", *cols]].copy()
+def curve_stats(
+    hist: pd.DataFrame, cols: Sequence[str], by: str = "setting", stats: Sequence[str] = ("mean", "min", "max", "count")
+) -> pd.DataFrame:
+    """Per (`by`, epoch): `stats` over runs (seeds) of `cols`, columns <col>_<stat> (inf treated as NaN)."""
+    data = hist[[by, "epoch", *cols]].copy()
     data[list(cols)] = data[list(cols)].replace([np.inf, -np.inf], np.nan)
-    agg = data.groupby(["setting", "epoch"], sort=True).agg(["mean", "min", "max", "count"])
+    agg = data.groupby([by, "epoch"], sort=True).agg(list(stats))
     agg.columns = [f"{c}_{s}" for c, s in agg.columns]
     return agg.reset_index()
 
@@ -66,14 +68,8 @@ def _panel(ax, stats, settings, cols, n_seeds, kind: str) -> np.ndarray:
             )
             shown.append(mean[np.isfinite(mean)])
             if n_seeds.get(setting, 1) > 1:
-                ax.fill_between(
-                    ep,
-                    s[f"{c}_min"].to_numpy(dtype=float) * scale,
-                    s[f"{c}_max"].to_numpy(dtype=float) * scale,
-                    color=color,
-                    alpha=0.18,
-                    lw=0,
-                )
+                lo, hi = (s[f"{c}_{q}"].to_numpy(dtype=float) * scale for q in ("min", "max"))
+                ax.fill_between(ep, lo, hi, color=color, alpha=0.18, lw=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return np.concatenate(shown) if shown else np.array([])
@@ -86,20 +82,13 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     settings = [s for s in dict.fromkeys(runs["setting"]) if s in set(stats["setting"])]
     words, _ = setting_words(runs[runs["setting"].isin(settings)])
     n_seeds = runs.groupby("setting").size().to_dict()
-    statuses = (
-        runs.groupby("setting")["status"]
-        .agg(lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str)))))
-        .to_dict()
-    )
+    statuses = runs.groupby("setting")["status"].agg(lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str)))))
     mixup = has_mixup(runs)
     fig, (top, bottom) = new_figure(COLUMN_SIZE, nrows=2, sharex=True)
     cols = colors(len(settings))
     loss = _panel(top, stats, settings, cols, n_seeds, "loss")
     _panel(bottom, stats, settings, cols, n_seeds, "acc")
-    if loss.size:  # keep a diverging run from flattening the other curves
-        cap = 1.5 * float(np.percentile(loss, 95))
-        if loss.max() > cap > 0:
-            top.set_ylim(0, cap)
+    clip_diverging(top, loss)
     last = int(np.nanmax(stats["epoch"])) if len(stats) else 0
     if 0 < last <= 10:  # few epochs: a tick at each (and room around a single one)
         bottom.set_xticks(range(1, last + 1))
@@ -108,19 +97,11 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
     notes = {s: _note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings}
     if len(settings) > 1 or any(notes.values()):
-        top.legend(
-            handles=[Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)],
-            loc="best",
-            framealpha=0.85,
-        )
-    bottom.legend(
-        handles=[
-            Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training"),
-            Line2D([], [], color="k", ls="--", label="validation"),
-        ],
-        loc="best",
-        framealpha=0.85,
-    )
+        handles = [Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)]
+        top.legend(handles=handles, loc="best", framealpha=0.85)
+    train = Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training")
+    val = Line2D([], [], color="k", ls="--", label="validation")
+    bottom.legend(handles=[train, val], loc="best", framealpha=0.85)
     return fig
 
 
@@ -140,6 +121,8 @@ def curves_caption(runs: pd.DataFrame, title: str) -> tuple:
     return (text,)
 
 
-def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, title: str, stem: str) -> Figure:
-    """The Figure block of one section (or any group of runs): draws nothing without history."""
-    return Figure(stem, curves_caption(runs, title), lambda: draw_section(hist, runs, title) if len(hist) else None)
+def section_figure(runs: pd.DataFrame, hist: pd.DataFrame, section: str) -> Figure:
+    """figures/<section> (file-name safe) of one section's runs, titled in words; draws nothing without history."""
+    title = section_title(section)
+    caption = curves_caption(runs, title)
+    return Figure(safe_name(section), caption, lambda: draw_section(hist, runs, title) if len(hist) else None)

@@ -31,6 +31,7 @@ FORMATS = ("png", "pdf")
 MIXUP_ALPHA = 0.2  # the assignment's mixup alpha, always drawn in beta_pdf
 BETA_YMAX = 4.0  # the Beta(0.2, 0.2) density is infinite at 0 and 1: the y axis is cut here
 DEMO_MARK = "demo: generated data"
+MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
 #: Font sizes (pt) for figures printed at their own size in a 10 pt two-column paper.
 STYLE = {
     "font.size": 8,
@@ -81,6 +82,16 @@ def save(fig, stem: Path, *, demo: bool = False) -> list[Path]:
     return paths
 
 
+def clip_diverging(ax, values) -> None:
+    """Cut the y axis at 1.5 x the 95th percentile of the finite `values` when a larger value (a diverging
+    run) would flatten the other curves."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    cap = 1.5 * float(np.percentile(values, 95)) if values.size else 0.0
+    if values.size and values.max() > cap > 0:
+        ax.set_ylim(0, cap)
+
+
 def colors(n: int) -> list:
     """n distinct colours (tab10, tab20, then viridis)."""
     if n <= 20:
@@ -111,7 +122,8 @@ def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
     fig, ax = new_figure((3.3, 1.9))
     for color, label, (_, r) in zip(colors(len(reps)), labels, reps.iterrows()):
         h = hist[hist["run_dir"] == r["run_dir"]]
-        ax.plot(h["epoch"], h["lr"], "-", marker="o" if len(h) <= 20 else None, ms=3, color=color, lw=1.4, label=label)
+        marker = "o" if len(h) <= MARKER_MAX_EPOCHS else None
+        ax.plot(h["epoch"], h["lr"], "-", marker=marker, ms=3, color=color, lw=1.4, label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule: rate used in each epoch")
     ax.set_ylim(bottom=0)
@@ -124,11 +136,8 @@ def draw_lr_schedules(hist: pd.DataFrame, runs: pd.DataFrame):
 def lr_schedule_figure(hist: pd.DataFrame, runs: pd.DataFrame) -> Figure:
     """figures/lr_schedule: the rates the runs logged (drawn from every run given)."""
     names = words_list([f"the {n}" for n in _schedule_runs(hist, runs)["_sched"]])
-    return Figure(
-        "lr_schedule",
-        (f"Learning rate used in each epoch by {names} schedule, as logged by the runs.",),
-        lambda: draw_lr_schedules(hist, runs),
-    )
+    caption = f"Learning rate used in each epoch by {names} schedule, as logged by the runs."
+    return Figure("lr_schedule", (caption,), lambda: draw_lr_schedules(hist, runs))
 
 
 def beta_pdf(x, a: float, b: float | None = None) -> np.ndarray:
@@ -162,22 +171,10 @@ def draw_beta_pdf(alphas: Iterable[float]):
     for color, a in zip(colors(len(alphas)), alphas):
         ax.plot(x, beta_pdf(x, a), color=color, lw=1.4, label=f"α = {fmt_num(a)}")
     one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
-    ax.set(
-        ylim=(0, BETA_YMAX),
-        xlim=(0, 1),
-        xlabel="mixing weight λ",
-        ylabel="density",
-        title=f"Mixup: density of λ ~ Beta({one}, {one})",
-    )
-    ax.text(
-        0.5,
-        0.96,
-        f"axis cut at {fmt_num(BETA_YMAX)}: the density → ∞ at λ = 0 and 1",
-        transform=ax.transAxes,
-        ha="center",
-        va="top",
-        fontsize=6.5,
-    )
+    ax.set(ylim=(0, BETA_YMAX), xlim=(0, 1), xlabel="mixing weight λ", ylabel="density")
+    ax.set_title(f"Mixup: density of λ ~ Beta({one}, {one})")
+    cut = f"axis cut at {fmt_num(BETA_YMAX)}: the density → ∞ at λ = 0 and 1"
+    ax.text(0.5, 0.96, cut, transform=ax.transAxes, ha="center", va="top", fontsize=6.5)
     if len(alphas) > 1:
         ax.legend(loc="center right")
     ax.grid(alpha=0.3)
@@ -189,15 +186,11 @@ def beta_figure(runs: pd.DataFrame | None) -> Figure:
     alphas = mixup_alphas(runs)
     one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
     which = "" if len(alphas) == 1 else f" for α = {words_list([fmt_num(a) for a in alphas])}"
-    return Figure(
-        "beta_pdf",
-        (
-            f"Density of the mixing weight λ ∼ Beta({one}, {one}){which}. It is infinite at "
-            f"λ = 0 and λ = 1: the peaks are clipped where the y axis is cut, at "
-            f"{fmt_num(BETA_YMAX)}.",
-        ),
-        lambda: draw_beta_pdf(alphas),
+    caption = (
+        f"Density of the mixing weight λ ∼ Beta({one}, {one}){which}. It is infinite at λ = 0 and λ = 1: "
+        f"the peaks are clipped where the y axis is cut, at {fmt_num(BETA_YMAX)}."
     )
+    return Figure("beta_pdf", (caption,), lambda: draw_beta_pdf(alphas))
 
 
 @styled
@@ -213,22 +206,10 @@ def draw_class_proportions(stats: dict):
     ax.bar(np.arange(props.size), 100 * props[order], width=1.0, color="tab:blue", lw=0)
     ax.axhline(100 / props.size, color="k", ls="--", lw=0.8, label="uniform share")
     lo, hi = order[0], order[-1]
-    ax.text(
-        0.01,
-        0.97,
-        f"min {100 * props[lo]:.2f}% ({names[lo]}), max {100 * props[hi]:.2f}% ({names[hi]})",
-        transform=ax.transAxes,
-        va="top",
-        fontsize=6.5,
-    )
-    ax.set(
-        xlim=(-0.5, props.size - 0.5),
-        ylim=(0, 100 * props.max() * 1.3),
-        xticks=[],
-        xlabel=f"{props.size} classes, sorted by share",
-        ylabel="share (%)",
-        title="Class proportions of the training split",
-    )
+    extremes = f"min {100 * props[lo]:.2f}% ({names[lo]}), max {100 * props[hi]:.2f}% ({names[hi]})"
+    ax.text(0.01, 0.97, extremes, transform=ax.transAxes, va="top", fontsize=6.5)
+    ax.set(xlim=(-0.5, props.size - 0.5), ylim=(0, 100 * props.max() * 1.3), xticks=[], ylabel="share (%)")
+    ax.set(xlabel=f"{props.size} classes, sorted by share", title="Class proportions of the training split")
     ax.legend(loc="lower right", framealpha=0.9)
     return fig
 
@@ -236,8 +217,5 @@ def draw_class_proportions(stats: dict):
 def class_figure(stats: dict | None) -> Figure:
     """figures/class_proportions: the training split's class shares (nothing without them)."""
     n = len((stats or {}).get("class_proportions") or [])
-    return Figure(
-        "class_proportions",
-        (f"Share of each class in the training split ({n} classes, sorted by share); dashed: the uniform share.",),
-        lambda: draw_class_proportions(stats or {}),
-    )
+    caption = f"Share of each class in the training split ({n} classes, sorted by share); dashed: the uniform share."
+    return Figure("class_proportions", (caption,), lambda: draw_class_proportions(stats or {}))

@@ -3,10 +3,9 @@
 A group (one value of each --by key) is summarized over its completed runs with a finite metric:
 mean, sample standard deviation (ddof=1) and their number n, seeds pooled. The ranking sorts the
 groups by the metric (best first) and says for each whether it is behind the best beyond the noise,
-by the report's rule (noise.py: spread over seeds when both have 2+ runs, else binomial on the
-split's n images, beyond noise past Z = 2 standard errors). The grid puts one key on the rows and
-another on the columns, one grid per combination of the other --by keys. Accuracies are fractions
-in the CSVs and percent in the Markdown and LaTeX tables.
+by the report's rule (noise.py). The grid puts one key on the rows and another on the columns, one
+grid per combination of the other --by keys. Accuracies are fractions in the CSVs and percent in
+the Markdown and LaTeX tables.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ import pandas as pd
 
 from . import noise
 from .document import Table
-from .sweep import Selection, sort_key, value_text
+from .labels import hashable
+from .sweep import Selection, group_label, sort_key, value_text
 from .tables import METRICS as TABLE_METRICS
 from .tables import MISSING, cell, safe_name
 
@@ -74,10 +74,12 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
     runs = sel.runs.assign(setting=sel.runs["group"])
     ests = noise.estimates(runs, sel.metric)
     values = group_values(sel.runs, sel.by, sel.metric)
-    label = {", ".join(f"{k}={value_text(r[k])}" for k in sel.by) or "all runs": i for i, r in values.iterrows()}
+    label = {group_label(sel.by, r[sel.by]): i for i, r in values.iterrows()}
+    untested = noise.Gap(math.nan, math.nan, "")  # the best itself, or a group without a finite value
     rows = []
     for rank, e in enumerate(ests, 1):
         r = values.loc[label[e.setting]]
+        g = noise.gap(ests[0], e, sel.metric, sizes) if rank > 1 and e.k and ests[0].k else untested
         row = {
             "rank": rank,
             **{k: r[k] for k in sel.by},
@@ -86,19 +88,11 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
             "n": int(r["n"]),
             "runs": int(r["runs"]),
             "status": r["status"],
-            "behind": np.nan,
-            "se": np.nan,
-            "basis": "",
-            "beyond_noise": None,
+            "behind": g.diff,
+            "se": g.se,
+            "basis": g.basis,
+            "beyond_noise": None if not math.isfinite(g.se) else not g.within_noise,
         }
-        if rank > 1 and e.k and ests[0].k:
-            g = noise.gap(ests[0], e, sel.metric, sizes)
-            row.update(
-                behind=g.diff,
-                se=g.se,
-                basis=g.basis,
-                beyond_noise=None if not math.isfinite(g.se) else not g.within_noise,
-            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -127,37 +121,44 @@ def ranking_cells(table: pd.DataFrame, sel: Selection) -> tuple[list[str], list[
     return header, rows
 
 
+def other_keys(sel: Selection) -> list[str]:
+    """The --by keys besides the two of --pivot: one grid per combination of their values."""
+    return [k for k in sel.by if k not in sel.pivot]
+
+
 def grid_values(sel: Selection) -> pd.DataFrame:
     """Tidy grid: the other --by keys, the row key, the column key, mean, std, n, runs, status."""
-    row, col = sel.pivot
-    others = [k for k in sel.by if k not in (row, col)]
-    return group_values(sel.runs, [*others, row, col], sel.metric)
+    return group_values(sel.runs, [*other_keys(sel), *sel.pivot], sel.metric)
+
+
+def grid_slices(values: pd.DataFrame, sel: Selection) -> list[tuple[str, pd.DataFrame]]:
+    """(words naming the other --by keys' values, '' without them; that slice of `values`) per grid."""
+    others = other_keys(sel)
+    groups = values.groupby(others, sort=False, dropna=False) if others else [((), values)]
+    return [(group_label(others, key if isinstance(key, tuple) else (key,), ""), part) for key, part in groups]
+
+
+def levels(values: pd.Series) -> list:
+    """The distinct values of a grid's key, in order (missing as None, last)."""
+    return sorted(set(values.map(hashable)), key=sort_key)
 
 
 def grid_cells(values: pd.DataFrame, sel: Selection) -> list[tuple[str, list[str], list[list[str]]]]:
     """(slice words, header, rows) per combination of the other --by keys."""
     row, col = sel.pivot
-    others = [k for k in sel.by if k not in (row, col)]
-    cols = sorted(set(values[col].map(_hashable)), key=sort_key)
+    cols = levels(values[col])
     out = []
-    groups = values.groupby(others, sort=False, dropna=False) if others else [((), values)]
-    for key, part in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        words = ", ".join(f"{k}={value_text(v)}" for k, v in zip(others, key))
+    for words, part in grid_slices(values, sel):
         header = [f"{row} \\ {col}", *[value_text(c) for c in cols]]
         rows = []
-        for rv in sorted(set(part[row].map(_hashable)), key=sort_key):
+        for rv in levels(part[row]):
             line = [value_text(rv)]
             for cv in cols:
-                hit = part[(part[row].map(_hashable) == rv) & (part[col].map(_hashable) == cv)]
+                hit = part[(part[row].map(hashable) == rv) & (part[col].map(hashable) == cv)]
                 line.append(_cell(hit.iloc[0], sel.metric) if len(hit) else MISSING)
             rows.append(line)
         out.append((words, header, rows))
     return out
-
-
-def _hashable(v):
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, pd.DataFrame]]:
@@ -171,18 +172,8 @@ def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, p
         f"beyond noise when it exceeds {noise.Z:g} standard errors (spread over seeds when both groups have 2+ runs, "
         "else binomial on the split's images)."
     )
-    by = ", ".join(sel.by) or "nothing (all runs)"
-    blocks = [
-        Table(
-            header,
-            rows,
-            (note,),
-            f"ranking-{m}",
-            n_text=0,
-            title=f"Ranking by {HEADERS[m]}, grouped by {by}",
-            file=f"ranking_{m}",
-        )
-    ]
+    title = f"Ranking by {HEADERS[m]}, grouped by {', '.join(sel.by) or 'nothing (all runs)'}"
+    blocks = [Table(header, rows, (note,), f"ranking-{m}", n_text=0, title=title, file=f"ranking_{m}")]
     frames = {f"ranking_{m}": table}
     if sel.pivot:
         values = grid_values(sel)

@@ -44,6 +44,11 @@ def is_missing(x: Any) -> bool:
         return False
 
 
+def hashable(v: Any) -> Any:
+    """A value as a grouping key: missing values are one value, None."""
+    return None if is_missing(v) else v
+
+
 def fmt_num(x: Any) -> str:
     """Compact float: 0.05 -> '0.05', 5e-4 -> '5e-4', 300.0 -> '300'; missing -> ''."""
     if is_missing(x):
@@ -125,7 +130,7 @@ def differing_words(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> t
 
     [{'lr': 0.5, 'epochs': 15}, {'lr': 0.05, 'epochs': 15}] -> (['lr 0.5', 'lr 0.05'], ['15 epochs']).
     """
-    varying = [c for c in cols if len({None if is_missing(r.get(c)) else r.get(c) for r in rows}) > 1]
+    varying = [c for c in cols if len({hashable(r.get(c)) for r in rows}) > 1]
     shared = [
         hparam_word(c, rows[0].get(c))
         for c in cols

@@ -110,11 +110,8 @@ def _block(b) -> list[str]:
     if isinstance(b, Para):
         return [inline(b.parts), ""]
     if isinstance(b, Bullets):
-        return (
-            [r"\begin{itemize}\setlength{\itemsep}{1pt}\setlength{\parskip}{0pt}"]
-            + [r"\item " + inline(i) for i in b.items]
-            + [r"\end{itemize}", ""]
-        )
+        items = [r"\item " + inline(i) for i in b.items]
+        return [r"\begin{itemize}\setlength{\itemsep}{1pt}\setlength{\parskip}{0pt}", *items, r"\end{itemize}", ""]
     if isinstance(b, Listing):
         out = [r"\begin{lstlisting}", listing(b.source), r"\end{lstlisting}"]
         return out + ([r"{\footnotesize (" + latex_escape(b.origin) + ")}", ""] if b.origin else [""])

@@ -19,17 +19,15 @@ import pandas as pd
 from .labels import fmt_loss, fmt_pct
 
 Z = 2.0
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
+#: Metric names in words: 'val_acc' -> 'validation accuracy'.
 WORDS = {
-    "val_acc": "validation accuracy",
-    "val_loss": "validation loss",
-    "train_loss": "training loss",
-    "train_acc": "training accuracy",
-    "test_acc": "test accuracy",
-    "test_loss": "test loss",
+    f"{s}_{m}": f"{words} {noun}"
+    for s, words in SPLIT_WORDS.items()
+    for m, noun in (("acc", "accuracy"), ("loss", "loss"))
 }
 #: Which split's size n a binomial standard error uses, by metric.
-SPLIT = {"val_acc": "val", "train_acc": "train", "test_acc": "test"}
-SPLIT_WORDS = {"val": "validation", "train": "training"}
+SPLIT = {f"{s}_acc": s for s in SPLIT_WORDS}
 
 
 @dataclass(frozen=True)
@@ -76,11 +74,8 @@ def estimates(runs: pd.DataFrame, metric: str, labels: dict[str, str] | None = N
         k = len(vals)
         status = "/".join(sorted(set(part["status"].astype(str)) - {"completed"})) or "completed"
         name = (labels or {}).get(setting, setting)
-        out.append(
-            Estimate(
-                name, float(vals.mean()) if k else math.nan, float(vals.std(ddof=1)) if k > 1 else math.nan, k, status
-            )
-        )
+        mean, std = float(vals.mean()) if k else math.nan, float(vals.std(ddof=1)) if k > 1 else math.nan
+        out.append(Estimate(name, mean, std, k, status))
         tie[name] = pd.to_numeric(done["val_loss"], errors="coerce").mean()
     sign = 1 if higher_is_better(metric) else -1
 
@@ -122,21 +117,13 @@ def noise_clause(best: Estimate, other: Estimate, metric: str, sizes: dict | Non
     if other.k == 0:
         return f"{other.setting} has no finite final value ({other.status})."
     g = gap(best, other, metric, sizes)
+    lead = f"The lead over {other.setting} ({diff_text(metric, g.diff)})"
     if not math.isfinite(g.se):
-        return (
-            f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is untested: one run "
-            f"per setting gives no noise estimate for a {WORDS[metric]}."
-        )
+        return f"{lead} is untested: one run per setting gives no noise estimate for a {WORDS[metric]}."
     se = diff_text(metric, g.se)
     if g.within_noise:
-        return (
-            f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is within noise "
-            f"(standard error {se}, {g.basis}): these runs do not tell the two apart."
-        )
-    return (
-        f"The lead over {other.setting} ({diff_text(metric, g.diff)}) is "
-        f"{abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise."
-    )
+        return f"{lead} is within noise (standard error {se}, {g.basis}): these runs do not tell the two apart."
+    return f"{lead} is {abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise."
 
 
 def ranking_sentence(ests: Sequence[Estimate], metric: str, sizes: dict | None) -> str:

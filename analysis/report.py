@@ -23,11 +23,11 @@ def generic_document(runs: pd.DataFrame, hist: pd.DataFrame, stats: dict | None)
     one table; the logged lr schedules, the Beta density of mixup's weight; the data statistics."""
     blocks: list = []
     for section in sections(runs):
-        part, title = runs[runs["section"] == section], section_title(section)
+        part = runs[runs["section"] == section]
         blocks += [
-            Heading(title),
+            Heading(section_title(section)),
             metrics_table(part, section, (NOTE,), title=f"Section {section}: final metrics per setting"),
-            section_figure(part, hist[hist["section"] == section], title, safe_name(section)),
+            section_figure(part, hist[hist["section"] == section], section),
         ]
     blocks += [
         metrics_table(
@@ -93,12 +93,5 @@ def write_all(
     Raises runs.AnalysisError for a missing path or when no run folder is found.
     """
     runs, hist = collect(paths)
-    return write_collected(runs, hist, out_dir, figures=figures, demo=demo)
-
-
-def write_collected(
-    runs: pd.DataFrame, hist: pd.DataFrame, out_dir: str | os.PathLike, *, figures: bool = True, demo: bool = False
-) -> dict[str, list[Path]]:
-    """Like write_all, from the tables that `collect` already returned."""
     doc = generic_document(runs, hist, load_data_stats(runs["run_dir"]))
     return {"csv": write_csvs(runs, hist, out_dir), **write_document(doc, out_dir, figures=figures, demo=demo)}

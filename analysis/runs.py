@@ -68,26 +68,22 @@ class AnalysisError(Exception):
     """A problem the user can fix (bad path, no run folders); reported as one line."""
 
 
-def _is_aggregate_history(path: Path) -> bool:
-    """True when history.csv's header names columns of an aggregated table (analysis output)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            header = f.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return any(c in header for c in AGGREGATE_COLS)
-
-
 def is_run_dir(path: Path) -> bool:
     """A run folder holds summary.json or its own history.csv; a report folder (runs.csv, or a
-    history.csv with run_dir/section/setting columns) never counts."""
-    path = Path(path)
+    history.csv whose header names run_dir/section/setting: an aggregated table) never counts."""
+    path, hist = Path(path), Path(path) / "history.csv"
     if (path / REPORT_MARKER).is_file():
         return False
     if (path / "summary.json").is_file():
         return True
-    hist = path / "history.csv"
-    return hist.is_file() and not _is_aggregate_history(hist)
+    if not hist.is_file():
+        return False
+    try:
+        with open(hist, encoding="utf-8") as f:
+            header = f.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return True  # unreadable: a run's own (read_history warns about it)
+    return not any(c in header for c in AGGREGATE_COLS)
 
 
 def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -151,10 +147,6 @@ def _read_yaml(path: Path) -> dict | None:
 
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
-    except ImportError:
-        from omegaconf import OmegaConf
-
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     except Exception as e:  # noqa: BLE001 - a broken file must not stop the analysis
         warnings.warn(f"unreadable {path}: {e}", stacklevel=3)
         return None
@@ -206,12 +198,10 @@ def _run_record(run_dir: Path, summary: dict | None, n_hist: int, cfg: dict[str,
     final = s.get("final") if isinstance(s.get("final"), dict) else {}
     for c in FINAL_COLS:
         rec[c] = _num(final.get(c))  # replaced by the last history row when there is one
-    rec["best_val_acc"] = _num(s.get("best_val_acc"))
-    rec["best_epoch"] = _num(s.get("best_epoch"))
+    for c in ("best_val_acc", "best_epoch", "wall_time_s", "images_per_s"):
+        rec[c] = _num(s.get(c))
     test = s.get("test") if isinstance(s.get("test"), dict) else {}
     rec["test_loss"], rec["test_acc"] = _num(test.get("loss")), _num(test.get("acc"))
-    rec["wall_time_s"] = _num(s.get("wall_time_s"))
-    rec["images_per_s"] = _num(s.get("images_per_s"))
     rec["device"] = s.get("device")
     rec["compile"] = compile_words(s.get("compile"))
     rec["message"] = s.get("message")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .labels import fmt_num, is_missing
+from .labels import fmt_num, hashable, is_missing
 from .runs import AnalysisError
 
 NOT_SETTINGS = frozenset({"experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums"})
@@ -62,14 +62,9 @@ def config_frame(configs: Sequence[dict]) -> pd.DataFrame:
     return frame.astype(object) if len(frame.columns) else pd.DataFrame(index=range(len(configs)))
 
 
-def _key(v: Any) -> Any:
-    """A value as a grouping key: missing values are one value, None."""
-    return None if is_missing(v) else v
-
-
 def varying_keys(cfg: pd.DataFrame) -> list[str]:
     """The setting keys with more than one value among the rows of `cfg`, sorted."""
-    return sorted(k for k in cfg.columns if is_setting(k) and len(set(cfg[k].map(_key))) > 1)
+    return sorted(k for k in cfg.columns if is_setting(k) and len(set(cfg[k].map(hashable))) > 1)
 
 
 def parse_value(text: str) -> Any:
@@ -107,6 +102,11 @@ def value_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     return fmt_num(v) if isinstance(v, (int, float, np.number)) else str(v)
+
+
+def group_label(keys: Sequence[str], values: Iterable[Any], empty: str = "all runs") -> str:
+    """'optim.lr=0.1, schedule.name=cosine': a group's values of `keys` (`empty` without keys)."""
+    return ", ".join(f"{k}={value_text(v)}" for k, v in zip(keys, values)) or empty
 
 
 def sort_key(v: Any) -> tuple:
@@ -155,11 +155,6 @@ def trial_numbers(run_dirs: Sequence[str]) -> pd.Series:
     return pd.Series(out, dtype="Float64").astype("Int64") if out else pd.Series([], dtype="Int64")
 
 
-def _last_row(hist: pd.DataFrame, run_dirs: pd.Series, col: str) -> np.ndarray:
-    last = hist.groupby("run_dir", sort=False)[col].last() if len(hist) else pd.Series(dtype=float)
-    return run_dirs.map(last).to_numpy(dtype=float)
-
-
 def select(
     runs: pd.DataFrame,
     hist: pd.DataFrame,
@@ -187,7 +182,7 @@ def select(
         wanted = parse_value(text.strip())
         hit = cfg[key].map(lambda v, w=wanted: matches(v, w)).to_numpy(dtype=bool)
         if not (mask & hit).any():
-            values = sorted({_key(v) for v in cfg[key][mask]}, key=sort_key)
+            values = sorted({hashable(v) for v in cfg[key][mask]}, key=sort_key)
             raise AnalysisError(f"--where {item}: no run matches; {key} takes {', '.join(map(value_text, values))}")
         mask &= hit
     runs = runs[mask].reset_index(drop=True)
@@ -205,20 +200,13 @@ def select(
                 raise _unknown(option, k, known, varying)
     if pair is not None:
         keys = list(dict.fromkeys([*pair, *keys]))
-    runs = runs.copy()
     for k in dict.fromkeys([*varying, *keys]):
-        col = cfg[k].map(_key)
-        runs[k] = _whole(col) if k not in runs.columns else runs[k]
+        if k not in runs.columns:
+            runs[k] = _whole(cfg[k].map(hashable))
     if metric in LAST_ROW_METRICS:
-        runs[metric] = _last_row(hist, runs["run_dir"], metric)
-    runs["group"] = (
-        [
-            ", ".join(f"{k}={value_text(v)}" for k, v in zip(keys, row)) or "all runs"
-            for row in runs[keys].itertuples(index=False)
-        ]
-        if keys
-        else "all runs"
-    )
+        last = hist.groupby("run_dir", sort=False)[metric].last() if len(hist) else pd.Series(dtype=float)
+        runs[metric] = runs["run_dir"].map(last).to_numpy(dtype=float)
+    runs["group"] = [group_label(keys, row) for row in runs[keys].itertuples(index=False)] if keys else "all runs"
     trials = trial_numbers(runs["run_dir"].tolist())
     if trials.notna().any():
         runs["trial"] = trials.to_numpy()

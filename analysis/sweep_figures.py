@@ -24,33 +24,41 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from .curves import curve_stats
 from .document import Figure
-from .figures import colors, new_figure, save, styled
-from .grid import HEADERS, grid_values, group_values, kind, ranking
-from .sweep import Selection, sort_key, value_text
+from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, save, styled
+from .grid import HEADERS, grid_slices, grid_values, group_values, kind, levels, other_keys, ranking
+from .labels import hashable
+from .sweep import Selection, group_label, sort_key, value_text
 from .tables import MISSING
 
 MAX_COLORED = 8  # groups drawn each in its own colour; beyond this only the TOP_N best are
 TOP_N = 5
 MAX_PANELS = 6
+TICK_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7}  # a parallel axis's value labels
 MAX_LEVELS = 12  # a parallel-coordinates axis with at most this many values spaces them evenly
 CURVES = (("val_loss", "validation loss", 1.0), ("val_acc", "validation accuracy (%)", 100.0))
 
 
-def _curve_stats(sel: Selection) -> pd.DataFrame:
-    group = sel.runs.set_index("run_dir")["group"]
-    data = sel.hist[["run_dir", "epoch", "val_loss", "val_acc"]].copy()
-    data["group"] = data["run_dir"].map(group)
-    data[["val_loss", "val_acc"]] = data[["val_loss", "val_acc"]].replace([np.inf, -np.inf], np.nan)
-    agg = data.drop(columns="run_dir").groupby(["group", "epoch"], sort=True).agg(["mean", "std"])
-    agg.columns = [f"{c}_{s}" for c, s in agg.columns]
-    return agg.reset_index()
+def _scale(metric: str) -> float:
+    """Accuracies drawn in %, losses as they are."""
+    return 100.0 if kind(metric) == "pct" else 1.0
+
+
+def _cmap(metric: str):
+    return colormaps["viridis" if kind(metric) == "pct" else "viridis_r"]  # brighter is better
+
+
+def _number(x: float, metric: str) -> str:
+    """A drawn value (already scaled): 45.1 for an accuracy in %, 1.234 for a loss."""
+    return f"{x:.1f}" if kind(metric) == "pct" else f"{x:.3f}"
 
 
 @styled
 def draw_curves_by(sel: Selection, order: list[str]):
     """Validation loss (top) and accuracy (bottom) per epoch, one line per group (see the module doc)."""
-    stats = _curve_stats(sel)
+    hist = sel.hist.assign(group=sel.hist["run_dir"].map(sel.runs.set_index("run_dir")["group"]))
+    stats = curve_stats(hist, ["val_loss", "val_acc"], "group", ("mean", "std"))
     groups = [g for g in order if g in set(stats["group"])]
     many = len(groups) > MAX_COLORED
     shown = groups[:TOP_N] if many else groups
@@ -60,13 +68,10 @@ def draw_curves_by(sel: Selection, order: list[str]):
     for ax, (col, ylabel, scale) in zip(axes, CURVES):
         for g in reversed(groups):  # the best drawn last, on top
             s = stats[stats["group"] == g]
-            ep, mean, std = (
-                s["epoch"].to_numpy(float),
-                s[f"{col}_mean"].to_numpy(float) * scale,
-                s[f"{col}_std"].to_numpy(float) * scale,
-            )
+            ep = s["epoch"].to_numpy(float)
+            mean, std = s[f"{col}_mean"].to_numpy(float) * scale, s[f"{col}_std"].to_numpy(float) * scale
             if g in palette:
-                ax.plot(ep, mean, color=palette[g], lw=1.3, marker="o" if len(ep) <= 20 else None, ms=3)
+                ax.plot(ep, mean, color=palette[g], lw=1.3, marker="o" if len(ep) <= MARKER_MAX_EPOCHS else None, ms=3)
                 if np.isfinite(std).any():
                     ax.fill_between(ep, mean - std, mean + std, color=palette[g], alpha=0.18, lw=0)
             else:
@@ -74,10 +79,7 @@ def draw_curves_by(sel: Selection, order: list[str]):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    loss = stats["val_loss_mean"].to_numpy(float)
-    loss = loss[np.isfinite(loss)]
-    if loss.size and loss.max() > 1.5 * np.percentile(loss, 95) > 0:  # a diverging group must not flatten the rest
-        axes[0].set_ylim(0, 1.5 * np.percentile(loss, 95))
+    clip_diverging(axes[0], stats["val_loss_mean"])
     axes[1].set_xlabel("epoch")
     by = ", ".join(short_key(k, sel.by) for k in sel.by) or "all runs"
     axes[0].set_title(
@@ -114,10 +116,9 @@ def _short(group: str, sel: Selection) -> str:
 def _cell_text(r, metric: str) -> str:
     if not r["n"]:
         return r["status"] if r["status"] != "completed" else MISSING
-    scale, fmt = (100.0, "{:.1f}") if kind(metric) == "pct" else (1.0, "{:.3f}")
-    text = fmt.format(r["mean"] * scale)
+    text = _number(r["mean"] * _scale(metric), metric)
     if r["n"] > 1:
-        text += "\n±" + fmt.format(r["std"] * scale) + f" ({int(r['n'])})"
+        text += f"\n±{_number(r['std'] * _scale(metric), metric)} ({int(r['n'])})"
     return text
 
 
@@ -125,22 +126,18 @@ def _cell_text(r, metric: str) -> str:
 def draw_grid(sel: Selection, values: pd.DataFrame):
     """The --pivot grid as heatmap panels (rows: pivot[0] values, columns: pivot[1] values)."""
     row, col = sel.pivot
-    others = [k for k in sel.by if k not in (row, col)]
-    slices = list(values.groupby(others, sort=False, dropna=False)) if others else [((), values)]
-    slices = slices[:MAX_PANELS]
-    rows_v = sorted(set(values[row].map(_h)), key=sort_key)
-    cols_v = sorted(set(values[col].map(_h)), key=sort_key)
-    scale = 100.0 if kind(sel.metric) == "pct" else 1.0
+    slices = grid_slices(values, sel)[:MAX_PANELS]
+    rows_v, cols_v = levels(values[row]), levels(values[col])
+    scale, cmap = _scale(sel.metric), _cmap(sel.metric)
     finite = values["mean"].to_numpy(float) * scale
     finite = finite[np.isfinite(finite)]
     norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
-    cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]  # brighter is better
     w = min(6.8, max(3.3, 1.0 + 0.75 * len(cols_v) * len(slices)))
     fig, axes = new_figure((w, 0.9 + 0.42 * len(rows_v)), ncols=len(slices), squeeze=False)
-    for ax, (key, part) in zip(axes[0], slices):
+    for ax, (words, part) in zip(axes[0], slices):
         grid = np.full((len(rows_v), len(cols_v)), np.nan)
         for _, r in part.iterrows():
-            i, j = rows_v.index(_h(r[row])), cols_v.index(_h(r[col]))
+            i, j = rows_v.index(hashable(r[row])), cols_v.index(hashable(r[col]))
             grid[i, j] = r["mean"] * scale
             color = "white"
             if np.isfinite(grid[i, j]):
@@ -153,9 +150,8 @@ def draw_grid(sel: Selection, values: pd.DataFrame):
         ax.set_yticks(range(len(rows_v)), [value_text(v) for v in rows_v])
         ax.set_xlabel(col)
         ax.set_ylabel(row)
-        key = key if isinstance(key, tuple) else (key,)
-        if others:
-            ax.set_title(", ".join(f"{k}={value_text(v)}" for k, v in zip(others, key)), fontsize=7)
+        if words:
+            ax.set_title(words, fontsize=7)
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), label=HEADERS[sel.metric], shrink=0.9)
     fig.suptitle(f"{HEADERS[sel.metric]}: mean ± std (n) over seeds", fontsize=8.5)
     return fig
@@ -167,7 +163,7 @@ def _numeric(vals) -> bool:
 
 def is_sparse(values: pd.DataFrame, row: str, col: str) -> bool:
     """A search's pivot: numeric keys whose grid would be mostly empty (each trial its own row and column)."""
-    r, c = set(values[row].map(_h)), set(values[col].map(_h))
+    r, c = set(values[row].map(hashable)), set(values[col].map(hashable))
     return len(r) * len(c) > 4 and len(values) < 0.5 * len(r) * len(c) and _numeric(r) and _numeric(c)
 
 
@@ -177,20 +173,12 @@ def draw_scatter(sel: Selection, values: pd.DataFrame):
     its value written beside it; log axes for positive keys that span 10x or more."""
     row, col = sel.pivot
     values = values[values["n"] > 0]
-    scale = 100.0 if kind(sel.metric) == "pct" else 1.0
     x, y = values[col].to_numpy(float), values[row].to_numpy(float)
-    m = values["mean"].to_numpy(float) * scale
-    cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]
+    m = values["mean"].to_numpy(float) * _scale(sel.metric)
     fig, ax = new_figure((3.3, 2.8))
-    points = ax.scatter(x, y, c=m, cmap=cmap, s=28, edgecolors="k", linewidths=0.4, zorder=3)
+    points = ax.scatter(x, y, c=m, cmap=_cmap(sel.metric), s=28, edgecolors="k", linewidths=0.4, zorder=3)
     for xi, yi, mi in zip(x, y, m):
-        ax.annotate(
-            f"{mi:.1f}" if scale == 100 else f"{mi:.3f}",
-            (xi, yi),
-            xytext=(4, 3),
-            textcoords="offset points",
-            fontsize=5.5,
-        )
+        ax.annotate(_number(mi, sel.metric), (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=5.5)
     for axis, scale_of, v in ((ax.xaxis, ax.set_xscale, x), (ax.yaxis, ax.set_yscale, y)):
         if v.size and v.min() > 0 and v.max() / v.min() >= 10:
             scale_of("log")
@@ -209,18 +197,13 @@ def draw_scatter(sel: Selection, values: pd.DataFrame):
     return fig
 
 
-def _h(v):
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
-
-
 def _axis(values: pd.Series):
     """(positions in [0, 1], tick positions, tick labels) of one key's values: up to MAX_LEVELS
     distinct values (a grid's) evenly spaced in order; more numbers (a search's) on a linear axis,
     log-spaced when they are positive and span 10x or more."""
-    vals = [_h(v) for v in values]
+    vals = [hashable(v) for v in values]
     uniq = sorted(set(vals), key=sort_key)
-    numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in vals)
-    if len(uniq) > MAX_LEVELS and numeric:
+    if len(uniq) > MAX_LEVELS and _numeric(vals):
         x = np.asarray(vals, dtype=float)
         log = x.min() > 0 and x.max() / x.min() >= 10
         t = np.log10(x) if log else x
@@ -238,19 +221,16 @@ def _axis(values: pd.Series):
 def draw_parallel(sel: Selection, values: pd.DataFrame):
     """One line per group across the --by keys and the metric, coloured by the metric."""
     values = values[values["n"] > 0].reset_index(drop=True)
-    scale = 100.0 if kind(sel.metric) == "pct" else 1.0
-    metric = values["mean"].to_numpy(float) * scale
+    metric = values["mean"].to_numpy(float) * _scale(sel.metric)
     axes_data = [_axis(values[k]) for k in sel.by]
     lo, hi = float(metric.min()), float(metric.max())
     span = hi - lo if hi > lo else 1.0
     mpos = (metric - lo) / span
     mticks = list(np.linspace(lo, hi, 5)) if hi > lo else [lo]
-    axes_data.append(
-        (mpos, [(t - lo) / span for t in mticks], [f"{t:.1f}" if scale == 100 else f"{t:.3f}" for t in mticks])
-    )
+    axes_data.append((mpos, [(t - lo) / span for t in mticks], [_number(t, sel.metric) for t in mticks]))
     names = [*sel.by, HEADERS[sel.metric]]
     fig, ax = new_figure((6.8, 2.6))
-    cmap = colormaps["viridis" if kind(sel.metric) == "pct" else "viridis_r"]
+    cmap = _cmap(sel.metric)
     norm = Normalize(lo, hi if hi > lo else lo + 1)
     xs = np.arange(len(names))
     order = np.argsort(metric if kind(sel.metric) == "pct" else -metric)  # the best drawn last, on top
@@ -260,15 +240,7 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     for x, (_, ticks, labels) in zip(xs, axes_data):
         ax.axvline(x, color="k", lw=0.8)
         for t, lab in zip(ticks, labels):
-            ax.text(
-                x + 0.03,
-                t,
-                lab,
-                fontsize=6,
-                va="center",
-                ha="left",
-                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
-            )
+            ax.text(x + 0.03, t, lab, fontsize=6, va="center", ha="left", bbox=TICK_BOX)
     ax.set_xticks(xs, names)
     ax.set_yticks([])
     ax.set_xlim(-0.1, len(names) - 0.6)
@@ -276,47 +248,30 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=HEADERS[sel.metric], pad=0.01)
-    ax.set_title(
-        f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by {HEADERS[sel.metric].lower()}"
-    )
+    header = HEADERS[sel.metric]
+    ax.set_title(f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by {header.lower()}")
     return fig
 
 
 def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
     """Figure blocks: curves_by; with --pivot grid_<metric>; with 3+ --by keys parallel_<metric>."""
     order = ranking(sel, sizes)
-    labels = [", ".join(f"{k}={value_text(r[k])}" for k in sel.by) or "all runs" for _, r in order.iterrows()]
+    labels = [group_label(sel.by, r[sel.by]) for _, r in order.iterrows()]
     by = ", ".join(sel.by) or "nothing"
     out = []
     if len(sel.hist):
-        out.append(
-            Figure(
-                "curves_by",
-                (f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, band ±1 sample std.",),
-                lambda: draw_curves_by(sel, labels),
-            )
-        )
+        caption = f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, band ±1 sample std."
+        out.append(Figure("curves_by", (caption,), lambda: draw_curves_by(sel, labels)))
     if sel.pivot:
         values = grid_values(sel)
-        others = [k for k in sel.by if k not in sel.pivot]
-        draw = draw_scatter if not others and is_sparse(values, *sel.pivot) else draw_grid
-        out.append(
-            Figure(
-                f"grid_{sel.metric}",
-                (f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}.",),
-                lambda: draw(sel, values),
-            )
-        )
+        draw = draw_scatter if not other_keys(sel) and is_sparse(values, *sel.pivot) else draw_grid
+        caption = f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}."
+        out.append(Figure(f"grid_{sel.metric}", (caption,), lambda: draw(sel, values)))
     if len(sel.by) >= 3:
         values = group_values(sel.runs, sel.by, sel.metric)
         if (values["n"] > 0).sum() >= 2:
-            out.append(
-                Figure(
-                    f"parallel_{sel.metric}",
-                    (f"Parallel coordinates of the settings by {by}.",),
-                    lambda: draw_parallel(sel, values),
-                )
-            )
+            caption = f"Parallel coordinates of the settings by {by}."
+            out.append(Figure(f"parallel_{sel.metric}", (caption,), lambda: draw_parallel(sel, values)))
     return out
 
 
@@ -326,6 +281,3 @@ def write_figures(sel: Selection, out_dir: Path, sizes: dict | None, *, demo: bo
     for f in figures(sel, sizes):
         written += save(f.draw(), Path(out_dir) / "figures" / f.stem, demo=demo)
     return written
-
-
-__all__ = ["draw_curves_by", "draw_grid", "draw_parallel", "draw_scatter", "figures", "write_figures"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .document import Table
 from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
-from .runs import GROUP_COLS
+from .runs import FINAL_COLS, GROUP_COLS
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
 METRICS = [
@@ -30,12 +30,7 @@ METRICS = [
     ("test_acc", "Test acc (%)", "pct"),
 ]
 #: The report's compact columns: final training and validation metrics (its caption says "in %").
-REPORT_METRICS = [
-    ("train_loss", "Train loss", "loss"),
-    ("train_acc", "Train acc", "pct"),
-    ("val_loss", "Val loss", "loss"),
-    ("val_acc", "Val acc", "pct"),
-]
+REPORT_METRICS = [(c, h.removesuffix(" (%)"), k) for c, h, k in METRICS if c in FINAL_COLS]
 MISSING = "—"
 NOTE = (
     "Metrics of the last completed epoch; accuracies in %, losses are cross-entropy. "
@@ -139,14 +134,8 @@ def metrics_table(
 
 
 _LATEX_SPECIAL = {
+    **{c: "\\" + c for c in "&%$#_{}"},  # escaped by a backslash
     "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "<": r"\textless{}",

@@ -88,13 +88,8 @@ def compile_tex(tex: Path, timeout: int = TIMEOUT_S) -> Build:
     cmd = tex_command()
     where = tex.parent
     if cmd is None:
-        return Build(
-            None,
-            lines=[
-                f"paper: {tex} written; no LaTeX on PATH to compile it: {INSTALL_HINT}, "
-                f"then run `latexmk -pdf {tex.name}` in {where}"
-            ],
-        )
+        hint = f"{INSTALL_HINT}, then run `latexmk -pdf {tex.name}` in {where}"
+        return Build(None, lines=[f"paper: {tex} written; no LaTeX on PATH to compile it: {hint}"])
     runs = 1 if cmd[0] == "latexmk" else 2
     log_path = tex.with_suffix(".log")
     try:
