@@ -263,15 +263,15 @@ def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
         caption = f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, band ±1 sample std."
         out.append(Figure("curves_by", (caption,), lambda: draw_curves_by(sel, labels)))
     if sel.pivot:
-        values = grid_values(sel)
-        draw = draw_scatter if not other_keys(sel) and is_sparse(values, *sel.pivot) else draw_grid
+        cells = grid_values(sel)
+        draw = draw_scatter if not other_keys(sel) and is_sparse(cells, *sel.pivot) else draw_grid
         caption = f"{HEADERS[sel.metric]} by {sel.pivot[0]} and {sel.pivot[1]}."
-        out.append(Figure(f"grid_{sel.metric}", (caption,), lambda: draw(sel, values)))
+        out.append(Figure(f"grid_{sel.metric}", (caption,), lambda: draw(sel, cells)))
     if len(sel.by) >= 3:
-        values = group_values(sel.runs, sel.by, sel.metric)
-        if (values["n"] > 0).sum() >= 2:
+        groups = group_values(sel.runs, sel.by, sel.metric)
+        if (groups["n"] > 0).sum() >= 2:
             caption = f"Parallel coordinates of the settings by {by}."
-            out.append(Figure(f"parallel_{sel.metric}", (caption,), lambda: draw_parallel(sel, values)))
+            out.append(Figure(f"parallel_{sel.metric}", (caption,), lambda: draw_parallel(sel, groups)))
     return out
 
 

@@ -231,3 +231,39 @@ def test_a_search_pivot_is_a_scatter_of_its_settings(tmp_path):
         values.head(2).assign(**{"optim.lr": [0.1, 0.1]}), "optim.lr", "optim.weight_decay"
     )
     assert (out / "figures" / "grid_val_acc.png").stat().st_size > 0
+
+
+def test_with_three_by_keys_the_grid_heatmap_draws_the_grid_cells_not_the_parallel_groups(grid, tmp_path, monkeypatch):
+    """Both figures are drawn after both are planned: each must keep its own data."""
+    import analysis.sweep_figures as sf
+
+    drawn = {}
+
+    def recording(name):
+        original = getattr(sf, name)
+
+        def draw(sel, values):
+            drawn[name] = values
+            return original(sel, values)
+
+        return draw
+
+    for name in ("draw_grid", "draw_parallel"):
+        monkeypatch.setattr(sf, name, recording(name))
+    args = [
+        grid,
+        "--out",
+        tmp_path / "res",
+        "--by",
+        "optim.lr,optim.weight_decay,seed",
+        "--pivot",
+        "optim.lr,optim.weight_decay",
+    ]
+    assert run(args) == 0
+    cells, groups = drawn["draw_grid"], drawn["draw_parallel"]
+    assert list(cells.columns[:3]) == [
+        "seed",
+        "optim.lr",
+        "optim.weight_decay",
+    ]  # other --by keys first, then the pivot
+    assert list(groups.columns[:3]) == ["optim.lr", "optim.weight_decay", "seed"]  # the --by keys in their order
