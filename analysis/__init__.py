@@ -27,26 +27,3 @@ from .runs import (
     read_history,
 )
 from .tables import latex_escape, metrics_table, summarize
-
-__all__ = [
-    "AnalysisError",
-    "GROUP_COLS",
-    "HIST_COLS",
-    "HPARAMS",
-    "RUN_COLS",
-    "beta_pdf",
-    "collect",
-    "find_run_dirs",
-    "fmt_num",
-    "generic_document",
-    "latex_escape",
-    "load_config",
-    "load_data_stats",
-    "metrics_table",
-    "mixup_alphas",
-    "read_history",
-    "setting_label",
-    "summarize",
-    "write_all",
-    "write_document",
-]

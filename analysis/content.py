@@ -46,33 +46,29 @@ def head(s: StudyData) -> list:
             f" Generated images in CIFAR-100's format, model {model}, every section's epochs scaled by {scale:g}. "
             "The numbers show the pipeline working; they say nothing about MobileNetV2 or CIFAR-100."
         )
-        blocks.append(Note((Bold("Demo: generated data."), what)))
+        blocks.append(Note(Bold("Demo: generated data."), what))
     momentum = ", ".join(fmt_num(v) for v in runs["momentum"].dropna().unique())
     batch = ", ".join(fmt_num(v) for v in runs["batch_size"].dropna().unique())
     blocks += [
         Heading("Introduction"),
         Para(
-            (
-                f"We train {model_name(model)} ",
-                *((Cite("sandler2018mobilenetv2"), " ") if model == "mobilenetv2" else ()),
-                "on CIFAR-100 ",
-                Cite("krizhevsky2009cifar"),
-                f" with SGD (momentum {momentum}, batch size "
-                f"{batch}) and study, in turn, the initial learning rate, the learning-rate schedule, weight decay "
-                "and mixup augmentation, choosing each on a held-out validation split; the test split is "
-                "used once, at the end.",
-            )
+            f"We train {model_name(model)} ",
+            *((Cite("sandler2018mobilenetv2"), " ") if model == "mobilenetv2" else ()),
+            "on CIFAR-100 ",
+            Cite("krizhevsky2009cifar"),
+            f" with SGD (momentum {momentum}, batch size "
+            f"{batch}) and study, in turn, the initial learning rate, the learning-rate schedule, weight decay "
+            "and mixup augmentation, choosing each on a held-out validation split; the test split is "
+            "used once, at the end.",
         ),
         Para(
-            (
-                "The runs come from ",
-                Code(s.contract.command),
-                "; ",
-                Code(f"python -m analysis.paper {s.root.name}"),
-                " (run beside the study folder) rebuilds this report from them without training.",
-            )
+            "The runs come from ",
+            Code(s.contract.command),
+            "; ",
+            Code(f"python -m analysis.paper {s.root.name}"),
+            " (run beside the study folder) rebuilds this report from them without training.",
         ),
-        *([Para(plan_text(s.contract))] if s.contract.plan else []),
+        *([Para(*plan_text(s.contract))] if s.contract.plan else []),
         Todo("introduction: optimisation versus regularisation, and what this study varies."),
     ]
     return blocks
@@ -117,7 +113,7 @@ def data_section(s: StudyData) -> list:
             f"{sizes.get('val')} for validation with seed {st.get('split_seed')}; the {sizes.get('test', '?')} test "
             "images are used once, at the end. The split is this line:"
         )
-        blocks.append(Para((text,)))
+        blocks.append(Para(text))
     if split:
         blocks.append(Listing(split.source, split.origin))
     props = np.asarray(st.get("class_proportions") or [], dtype=float)
@@ -127,13 +123,11 @@ def data_section(s: StudyData) -> list:
         shares = class_figure(st)
         blocks += [
             Para(
-                (
-                    Ref(shares.label),
-                    f" shows the share of each of the {props.size} classes in "
-                    f"the training split: from {100 * props[lo]:.2f}% ({names[lo]}) to {100 * props[hi]:.2f}% "
-                    f"({names[hi]}), mean {100 * props.mean():.2f}% (standard deviation "
-                    f"{100 * props.std():.2f} points), against a uniform share of {100 / props.size:.2f}%.",
-                )
+                Ref(shares.label),
+                f" shows the share of each of the {props.size} classes in "
+                f"the training split: from {100 * props[lo]:.2f}% ({names[lo]}) to {100 * props[hi]:.2f}% "
+                f"({names[hi]}), mean {100 * props.mean():.2f}% (standard deviation "
+                f"{100 * props.std():.2f} points), against a uniform share of {100 / props.size:.2f}%.",
             ),
             shares,
         ]
@@ -143,27 +137,23 @@ def data_section(s: StudyData) -> list:
         )
         blocks += [
             Para(
-                (
-                    "Each colour channel is normalised with the mean and standard deviation of its pixels "
-                    "over the training split (",
-                    Ref(channels.label),
-                    "), in [0, 1] pixel units.",
-                )
+                "Each colour channel is normalised with the mean and standard deviation of its pixels "
+                "over the training split (",
+                Ref(channels.label),
+                "), in [0, 1] pixel units.",
             ),
             channels,
         ]
     blocks.append(
         Para(
-            (
-                "Training images are augmented: a random 32×32 crop of the image padded by 4 "
-                "pixels on every side, and a horizontal flip with probability 0.5, then normalised; "
-                "validation and test images are only normalised. The code (batch-wise on the "
-                "device, like torchvision's ",
-                Code("RandomCrop(32, padding=4)"),
-                " and ",
-                Code("RandomHorizontalFlip(0.5)"),
-                "):",
-            )
+            "Training images are augmented: a random 32×32 crop of the image padded by 4 "
+            "pixels on every side, and a horizontal flip with probability 0.5, then normalised; "
+            "validation and test images are only normalised. The code (batch-wise on the "
+            "device, like torchvision's ",
+            Code("RandomCrop(32, padding=4)"),
+            " and ",
+            Code("RandomHorizontalFlip(0.5)"),
+            "):",
         )
     )
     if aug:
@@ -176,7 +166,7 @@ def test_section(s: StudyData) -> list:
     tested = final[final["test_acc"].notna()]
     blocks: list = [Heading("Test Accuracy")]
     if tested.empty:
-        blocks.append(Para(("The final configuration did not complete, so the test split was not evaluated.",)))
+        blocks.append(Para("The final configuration did not complete, so the test split was not evaluated."))
     else:
         acc, loss, k = float(tested["test_acc"].mean()), float(tested["test_loss"].mean()), len(tested)
         n = int(s.sizes.get("test") or 0)
@@ -189,12 +179,10 @@ def test_section(s: StudyData) -> list:
         )
         blocks.append(
             Para(
-                (
-                    f"The final configuration ({words}) reaches ",
-                    Bold(f"{fmt_pct(acc)}% test accuracy"),
-                    f" (test loss {fmt_loss(loss)}{spread}{noise}). The test split was evaluated "
-                    "once, after every choice above had been made on the validation split.",
-                )
+                f"The final configuration ({words}) reaches ",
+                Bold(f"{fmt_pct(acc)}% test accuracy"),
+                f" (test loss {fmt_loss(loss)}{spread}{noise}). The test split was evaluated "
+                "once, after every choice above had been made on the validation split.",
             )
         )
     blocks.append(Todo("what this accuracy means for similar images in the future."))

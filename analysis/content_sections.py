@@ -46,11 +46,11 @@ def _experiment(
     """Heading-less core of a section: intro, table, figure, then its settings ranked on each of `metrics`."""
     rankings = Bullets([(ranking_sentence(_ranked(runs, m), m, s.sizes),) for m in metrics])
     if runs.empty:
-        return [Para((f"No runs of {section} were found.",)), rankings]
+        return [Para(f"No runs of {section} were found."), rankings]
     title = section_title(section)
     table, figure = section_table(runs, section, title), section_figure(runs, hist, section)
     return [
-        Para(intro + (" ", Ref(table.label), " lists the final-epoch metrics and ", Ref(figure.label), " the curves.")),
+        Para(*intro, " ", Ref(table.label), " lists the final-epoch metrics and ", Ref(figure.label), " the curves."),
         table,
         figure,
         rankings,
@@ -84,7 +84,7 @@ def lr_section(s: StudyData) -> list:
     return [
         Heading("Learning Rate"),
         *_experiment(s, "lr_sweep", intro, runs, hist, ("train_loss", "train_acc", "val_loss", "val_acc")),
-        Para(_choice_text(s, "lr", "lr")),
+        Para(*_choice_text(s, "lr", "lr")),
         Todo(
             "describe the curves; which learning rate is best for training and for validation, "
             "and why each behaves as it does."
@@ -101,31 +101,27 @@ def schedule_section(s: StudyData) -> list:
     blocks = [
         Heading("Learning Rate Schedule"),
         Para(
-            (
-                "Cosine annealing ",
-                Cite("loshchilov2017sgdr"),
-                " lowers the learning rate from its initial "
-                "value to zero along half a cosine period: slowly at first, fastest in the middle of "
-                "training, slowly again at the end. Epoch ",
-                Math("e"),
-                " of ",
-                Math("T"),
-                " trains with",
-            )
+            "Cosine annealing ",
+            Cite("loshchilov2017sgdr"),
+            " lowers the learning rate from its initial "
+            "value to zero along half a cosine period: slowly at first, fastest in the middle of "
+            "training, slowly again at the end. Epoch ",
+            Math("e"),
+            " of ",
+            Math("T"),
+            " trains with",
         ),
         Equation(COSINE),
         Para(
-            (
-                "where ",
-                Math(r"\eta_0"),
-                f" = {eta0} is the learning rate chosen above and ",
-                Math("T"),
-                f" = {epochs} epochs (stepped once per epoch, as PyTorch's ",
-                Code("CosineAnnealingLR"),
-                " with a minimum of 0); ",
-                Ref(rates.label),
-                " shows the rates the runs used.",
-            )
+            "where ",
+            Math(r"\eta_0"),
+            f" = {eta0} is the learning rate chosen above and ",
+            Math("T"),
+            f" = {epochs} epochs (stepped once per epoch, as PyTorch's ",
+            Code("CosineAnnealingLR"),
+            " with a minimum of 0); ",
+            Ref(rates.label),
+            " shows the rates the runs used.",
         ),
         rates,
         Todo("the intuition behind cosine annealing in your own words."),
@@ -141,7 +137,7 @@ def schedule_section(s: StudyData) -> list:
             if within
             else f", although {ests[0].setting} reached the clearly higher validation accuracy here."
         )
-    blocks.append(Para((text + ("" if text.endswith(".") else "."),)))
+    blocks.append(Para(text + ("" if text.endswith(".") else ".")))
     blocks.append(Todo("describe the findings; discuss why the two schedules differ."))
     return blocks
 
@@ -152,13 +148,11 @@ def wd_section(s: StudyData) -> list:
     blocks = [
         Heading("Weight Decay"),
         Para(
-            (
-                "Weight decay subtracts ",
-                Math(r"\eta\lambda w"),
-                " from the weights at every step ",
-                Cite("zhang2019weightdecay"),
-                ".",
-            )
+            "Weight decay subtracts ",
+            Math(r"\eta\lambda w"),
+            " from the weights at every step ",
+            Cite("zhang2019weightdecay"),
+            ".",
         ),
         *_experiment(s, "wd_sweep", (f"Two runs with cosine annealing, {words_list(wds)}.",), runs, hist),
     ]
@@ -168,8 +162,8 @@ def wd_section(s: StudyData) -> list:
         done = part[part["status"] == "completed"]
         gaps.append(f"{labels.get(setting, setting)}: {fmt_loss((done['val_loss'] - done['train_loss']).mean())}")
     blocks += [
-        Para((f"Final validation loss minus training loss (the generalisation gap): {'; '.join(gaps)}.",)),
-        Para(_choice_text(s, "weight_decay", "weight_decay")),
+        Para(f"Final validation loss minus training loss (the generalisation gap): {'; '.join(gaps)}."),
+        Para(*_choice_text(s, "weight_decay", "weight_decay")),
         Todo("illustrate the regularisation effect from the curves and discuss it."),
     ]
     return blocks
@@ -183,21 +177,19 @@ def mixup_section(s: StudyData) -> list:
     blocks = [
         Heading("Data Augmentation"),
         Para(
-            (
-                "Mixup ",
-                Cite("zhang2018mixup"),
-                " trains on convex combinations of two examples, ",
-                Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"),
-                ", with the loss ",
-                Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"),
-                "; one ",
-                Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"),
-                " is drawn per batch. For ",
-                Math(rf"\alpha = {alpha}"),
-                " its density (",
-                Ref(density.label),
-                ") puts most of the mass near 0 and 1, so most batches are mixed only mildly.",
-            )
+            "Mixup ",
+            Cite("zhang2018mixup"),
+            " trains on convex combinations of two examples, ",
+            Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"),
+            ", with the loss ",
+            Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"),
+            "; one ",
+            Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"),
+            " is drawn per batch. For ",
+            Math(rf"\alpha = {alpha}"),
+            " its density (",
+            Ref(density.label),
+            ") puts most of the mass near 0 and 1, so most batches are mixed only mildly.",
         ),
         density,
     ]
@@ -206,6 +198,6 @@ def mixup_section(s: StudyData) -> list:
         "with the same setting without mixup (from the weight-decay runs).",
     )
     blocks += _experiment(s, final, intro, runs, hist)
-    blocks.append(Para((f"{MIXED}, so they are not comparable with the runs without mixup.",)))
+    blocks.append(Para(f"{MIXED}, so they are not comparable with the runs without mixup."))
     blocks.append(Todo("describe the effects shown in the figure; discuss why mixup acts this way."))
     return blocks

@@ -49,9 +49,12 @@ class Heading:
     level: int = 1  # 1: section, 2: subsection
 
 
-@dataclass
+@dataclass(init=False)
 class Para:
-    parts: Inline
+    parts: Inline  # Para("text ", Ref(...), " more text")
+
+    def __init__(self, *parts: Part) -> None:
+        self.parts = parts
 
 
 @dataclass
@@ -101,9 +104,12 @@ class Todo:
     text: str  # what the author still has to write
 
 
-@dataclass
+@dataclass(init=False)
 class Note:
-    parts: Inline  # a boxed note (the demo warning)
+    parts: Inline  # a boxed note (the demo warning), parts as Para's
+
+    def __init__(self, *parts: Part) -> None:
+        self.parts = parts
 
 
 Block = Union[Heading, Para, Bullets, Listing, Equation, Figure, Table, Todo, Note]

@@ -41,20 +41,9 @@ GROUP_COLS = [c for c in HPARAMS if c != "seed"]
 #: Columns appended to a setting's words when they vary inside a section.
 EXTRA_LABEL_COLS = ("epochs", "batch_size", "momentum")
 META_COLS = ["run_dir", "section", "setting"] + HPARAMS
-RUN_COLS = META_COLS + [
-    "status",
-    "epochs_completed",
-    *FINAL_COLS,
-    "best_val_acc",
-    "best_epoch",
-    "test_loss",
-    "test_acc",
-    "wall_time_s",
-    "images_per_s",
-    "device",
-    "compile",
-    "message",
-]
+#: Per run, after its META_COLS: how it ended, its final and best metrics, its test result, and how it ran.
+RESULT_COLS = ["status", "epochs_completed", *FINAL_COLS, "best_val_acc", "best_epoch", "test_loss", "test_acc"]
+RUN_COLS = META_COLS + RESULT_COLS + ["wall_time_s", "images_per_s", "device", "compile", "message"]
 RUN_MARKERS = ("history.csv", "summary.json")
 #: A folder holding this file is analysis output (runs.csv beside an aggregated history.csv), never a run.
 REPORT_MARKER = "runs.csv"

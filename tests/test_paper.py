@@ -117,11 +117,11 @@ def test_over_the_page_limit_a_line_names_the_longest_section(tmp_path):
         "A. Author",
         [
             Heading("Short"),
-            Para(("One paragraph.",)),
+            Para("One paragraph."),
             Heading("Long"),
-            *[Para((filler,)) for _ in range(160)],
+            *[Para(filler) for _ in range(160)],
             Heading("Tail"),
-            Para(("The end.",)),
+            Para("The end."),
         ],
     )
     tex = tmp_path / "paper.tex"
