@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 from reliability_util import assert_one_error_line
-from support import LONG_PATIENCE_S, PATIENCE_S, fake_data_overrides, finish, read_rows, wait_until, without_timing
+from support import (
+    DEMO,
+    LONG_PATIENCE_S,
+    PATIENCE_S,
+    fake_data_overrides,
+    finish,
+    read_rows,
+    wait_until,
+    without_timing,
+)
 
 from analysis.runs import collect
 from hw_hparams.data.fake import write_fake_cifar100
@@ -205,17 +214,7 @@ def test_scancel_leaves_the_run_interrupted_and_the_same_command_resumes_it(tmp_
 
 
 def test_the_whole_study_through_slurm_reports_the_local_demos_numbers(tmp_path):
-    demo = [
-        "demo=true",
-        "study=t",
-        "demo_epoch_scale=0.004",
-        "demo_train=150",
-        "demo_val=50",
-        "demo_test=20",
-        "trainer.progress=false",
-        "trainer.device=cpu",
-        "figures=false",
-    ]
+    demo = [*DEMO, "figures=false"]
     (tmp_path / "local").mkdir()
     (tmp_path / "slurm").mkdir()
     local = _start(demo, tmp_path / "local", module="hw_hparams.homework")
