@@ -79,9 +79,6 @@ def run_group(members: list[Member]) -> list:
         held.enter_context(handle_signals())
         accepted = [m for m in members if _accept(m, held)]
         if accepted:
-            check_one_group(
-                [m.cfg for m in accepted]
-            )  # the launcher groups by the shared keys; never run 0's value for all
             _train(accepted, held)
     return [m.result for m in members]
 
