@@ -99,6 +99,19 @@ def test_the_checks_catch_an_epoch_logged_twice(fused_sweep, tmp_path):
         tr.assert_each_epoch_once(run_dir, sweep)
 
 
+def test_a_wandb_folder_killed_before_its_log_was_written_holds_no_record(fused_sweep, tmp_path):
+    # A SIGKILL between W&B making a run's folder and writing run-<id>.wandb leaves the folder empty (seen in CI).
+    from hw_hparams.trackers.wandb_runs import logs_of
+
+    sweep = shutil.copytree(fused_sweep[0], tmp_path / "sweep")
+    run_dir = sorted(p.parent for p in sweep.glob("*/summary.json"))[0]
+    run_id = tr.ids(run_dir)["wandb"]["id"]
+    (log,) = logs_of(sweep / "wandb", run_id)
+    (sweep / "wandb" / f"offline-run-20000101_000000-{run_id}").mkdir()
+    assert logs_of(sweep / "wandb", run_id) == [log]  # what a resumed run reads its epochs from
+    tr.assert_each_epoch_once(run_dir, sweep)
+
+
 def test_sigkill_anywhere_then_the_same_command_leaves_each_epoch_once_in_every_tracker(tmp_path, wandb_env):
     workdir = tmp_path / "kills"
     result = subprocess.run(

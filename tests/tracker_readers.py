@@ -92,12 +92,15 @@ def mlflow_history(db: Path, run_id: str) -> dict[str, list[tuple[int, float]]]:
 
 
 def wandb_records(wandb_dir: Path, run_id: str) -> list[dict]:
-    """Every record of every offline folder of W&B run `run_id`, through `wandb leet inspect --json`."""
+    """Every record of every transaction log of W&B run `run_id`, through `wandb leet inspect --json`.
+
+    A run killed between W&B making its folder and writing `run-<id>.wandb` leaves a folder with no log:
+    it holds no record (given such a folder, `leet inspect` would look for a `latest-run` link instead)."""
     records = []
     env = {**os.environ, "WANDB_MODE": "offline"}  # the CLI uploads nothing then
-    for folder in sorted(wandb_dir.glob(f"*run-*-{run_id}")):
+    for log in sorted(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")):
         out = subprocess.run(
-            [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(folder)],
+            [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(log)],
             capture_output=True,
             text=True,
             timeout=120,
