@@ -1,4 +1,4 @@
-"""The shared waits of the tests (support.wait_until, support.finish) say what they waited for."""
+"""The shared waits of the tests (support.wait_until, support.finish, rendezvous.Meet) say what they waited for."""
 
 from __future__ import annotations
 
@@ -42,3 +42,17 @@ def test_finish_kills_a_process_that_outlasts_its_timeout_and_says_which():
         "two",
     )
     assert (done.returncode, done.stdout) == (0, "2\n")
+
+
+def test_the_rendezvous_holds_a_run_until_the_other_section_starts_and_fails_when_it_never_does(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+    from rendezvous import Meet
+
+    monkeypatch.setenv("MEET_DIR", str(tmp_path))
+    meet = Meet(waits="schedule_sweep", patience_s=0.2, **{"for": "wd_sweep"})
+    with pytest.raises(RuntimeError, match="a schedule_sweep run waited 0 s for a wd_sweep run to start"):
+        meet.on_job_start(OmegaConf.create({"experiment_name": "schedule_sweep"}))  # one section after the other
+    assert not list(tmp_path.glob("*.met"))
+    meet.on_job_start(OmegaConf.create({"experiment_name": "wd_sweep"}))  # does not wait
+    meet.on_job_start(OmegaConf.create({"experiment_name": "schedule_sweep"}))
+    assert len(list(tmp_path.glob("schedule_sweep.*.met"))) == 1

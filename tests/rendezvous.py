@@ -1,0 +1,39 @@
+"""A Hydra callback that proves two sections' runs are live at once, whatever the machine's load.
+
+    MEET_DIR=DIR python -m hw_hparams.homework ... +hydra.callbacks.meet._target_=rendezvous.Meet
+        +hydra.callbacks.meet.waits=schedule_sweep +hydra.callbacks.meet.for=wd_sweep
+
+Each job marks its start in DIR (`<experiment_name>.<pid>.<ns>`). A job of section `waits` then holds at
+its start until a job of section `for` has marked its own, up to `patience_s`, and fails saying so
+otherwise: run one section after the other and the first one's job can never go on. No clock is
+compared, so a slow machine only makes the wait longer. DIR comes from the environment so that the
+command, which the report quotes, names no folder; tests/ must be on the jobs' PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+
+class Meet(Callback):
+    def __init__(self, waits: str, patience_s: float = 600.0, **kw) -> None:
+        self.dir, self.waits, self.for_ = Path(os.environ["MEET_DIR"]), waits, kw.pop("for")
+        self.patience_s = patience_s
+        assert not kw, kw
+
+    def on_job_start(self, config, **kwargs) -> None:
+        section = config.experiment_name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / f"{section}.{os.getpid()}.{time.monotonic_ns()}").touch()
+        if section != self.waits:
+            return
+        deadline = time.monotonic() + self.patience_s
+        while not any(self.dir.glob(f"{self.for_}.*")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a {section} run waited {self.patience_s:.0f} s for a {self.for_} run to start")
+            time.sleep(0.05)
+        (self.dir / f"{section}.{os.getpid()}.met").touch()
