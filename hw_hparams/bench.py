@@ -16,6 +16,7 @@ after capture, CUDA-reported host synchronisations per epoch, CUDA-graph skips a
 and the self-check's relative difference between the compiled and the eager step (steps.prepare;
 a fallback to eager is printed under its row). Then the study's critical
 path from the measured epoch times at k runs sharing the device: side by side (d), and fused (e).
+The measurements run in bench_workers.py; the table and the critical path are drawn by bench_report.py.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .bench_report import critical_path, render, study_stages
 from .errors import ConfigError, OneLineParser, fail
 from .run_folder import write_json
-from .study_plan import epoch_time_at, per_run_times
+from .study_plan import per_run_times
 
 SMOKE = dict(
     device="cpu", model="tiny", train=256, val=64, batch_size=64, epochs=1, warmup_epochs=0, ks="1,2", workers=0
@@ -190,87 +192,6 @@ def summarize(label: str, runs: list[dict], n_train: int) -> dict:
 
 def _sum_or_none(values: list) -> Optional[int]:
     return None if any(v is None for v in values) else sum(values)
-
-
-def study_stages() -> tuple[tuple[str, int, int], ...]:
-    """The homework's plan with fused runs and speculation (homework_plan.py), as (parts, epochs, runs)
-    per training stage: the stages on the study's critical path."""
-    from .homework_plan import label, make_plan
-    from .sweeps import check
-
-    plan = make_plan("fused", "true", lambda p: check([f"experiment={p.section}", "hydra/launcher=fused"]))
-    return tuple(
-        (
-            " + ".join(label(p) for p in st.parts),
-            max(e for p in st.parts for e in plan.epochs(p)),
-            sum(len(plan.runs[p]) for p in st.parts),
-        )
-        for st in plan.stages
-        if not st.test
-    )
-
-
-def critical_path(per_run: dict[int, float], compile_s: float, stages) -> dict:
-    """Wall time of the study's `stages` (study_stages()) run one after another, each stage's runs
-    together (side by side or fused: `per_run` maps k to the epoch time each run has with k
-    together); every stage pays one compilation (its runs compile in parallel, or once for a fused group)."""
-    parts, total = [], 0.0
-    for name, epochs, k in stages:
-        t, how = epoch_time_at(per_run, k)
-        seconds = epochs * t + compile_s
-        parts.append(
-            {"stage": name, "epochs": epochs, "runs_at_once": k, "s_per_epoch": t, "how": how, "seconds": seconds}
-        )
-        total += seconds
-    return {"stages": parts, "compile_s_per_stage": compile_s, "total_s": total}
-
-
-def _fmt(v, spec: str, none: str = "-") -> str:
-    return none if v is None else format(v, spec)
-
-
-def render(rows: list[dict], meta: dict, paths: dict[str, dict]) -> str:
-    """The Markdown report: header lines, the table, the critical paths (by how each stage's runs share the
-    device)."""
-    lines = [
-        f"Benchmark {meta['date']} on {meta['device_name']}, torch {meta['torch']}; model {meta['model']}, "
-        f"batch {meta['batch_size']}, {meta['train']} train + {meta['val']} val images per epoch; "
-        f"median of {meta['epochs']} timed epochs after {meta['warmup_epochs']} untimed.",
-        f"Command: `{meta['command']}`",
-        "",
-        "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) | compile + capture s | peak memory "
-        "| recompiles | syncs / epoch | cudagraph skips | graph breaks | self-check diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    base = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(a)")), None)
-    one = next((r.get("images_per_s") for r in rows if r["pipeline"].startswith("(c)")), None)
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['pipeline']} | FAILED: {r['error'][:200]} | | | | | | | | | | | |")
-            continue
-        ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"
-        gain = f"{r['images_per_s'] / one:.2f}x" if one else "-"
-        mem = f"{r['peak_memory_bytes'] / 2**30:.2f} GiB ({r['memory_kind']})"
-        lines.append(
-            f"| {r['pipeline']} | {r['settings']} | {r['s_per_epoch']:.3f} | {r['images_per_s']:.0f} | {ratio} "
-            f"| {gain} | {r['compile_s']:.1f} | {mem} | {_fmt(r['recompiles'], 'd')} "
-            f"| {_fmt(r['syncs_per_epoch'], 'd')} | {_fmt(r.get('cudagraph_skips'), 'd')} "
-            f"| {_fmt(r.get('graph_breaks'), 'd')} | {_fmt(r.get('self_check'), '.1e')} |"
-        )
-        if r.get("fallback"):
-            lines.append(f"|  | fell back to eager: {r['fallback'][:200]} | | | | | | | | | | | |")
-    for how, p in paths.items():
-        lines += [
-            "",
-            f"Study critical path, each stage's runs {how} ({p['compile_s_per_stage']:.0f} s compile per stage):",
-        ]
-        for s in p["stages"]:
-            lines.append(
-                f"- {s['stage']}: {s['epochs']} epochs x {s['s_per_epoch']:.3f} s "
-                f"(k={s['runs_at_once']} runs; {s['how']}) = {s['seconds'] / 60:.1f} min"
-            )
-        lines.append(f"- total: {p['total_s'] / 60:.1f} min (target <= 20 min on one H100)")
-    return "\n".join(lines)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

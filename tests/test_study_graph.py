@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from support import DEMO, ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
 
-from hw_hparams import bench, homework
+from hw_hparams import bench_report, homework
 
 # Each schedule run holds at its start until a wd run has started (rendezvous.Meet; tests/ on the jobs' path).
 MEET = {"_target_": "rendezvous.Meet", "waits": "schedule_sweep", "for": "wd_sweep", "patience_s": 300}
@@ -125,7 +125,7 @@ def test_the_plans_estimate_is_the_bench_epoch_times_along_the_critical_path(tmp
 
 
 def test_the_bench_critical_path_follows_the_plan():
-    assert bench.study_stages() == (
+    assert bench_report.study_stages() == (
         ("lr_sweep", 15, 3),
         ("schedule_sweep + wd_sweep + mixup at weight_decay=5e-4 + mixup at weight_decay=1e-4", 300, 6),
     )
