@@ -27,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
 from . import naming
-from .config import allowed, check_resolvable, raw_leaves, schema_keys, validate
+from .config import allowed, schema_keys
+from .config_checks import check_resolvable, raw_leaves, validate
 from .data import check_dataset
 from .device import check_available
 from .errors import ConfigError, fail

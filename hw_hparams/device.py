@@ -10,7 +10,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from .config import JOB_DEVICE
+from .config_checks import JOB_DEVICE
 from .errors import ConfigError
 
 
@@ -28,7 +28,7 @@ def job_num() -> int:
 
 
 def check_available(name: str) -> None:
-    """Refuse (ConfigError) a CUDA device this machine does not have; `name` passed `config.validate`."""
+    """Refuse (ConfigError) a CUDA device this machine does not have; `name` passed `config_checks.validate`."""
     if not name.startswith("cuda"):
         return
     if not torch.cuda.is_available():

@@ -27,7 +27,8 @@ from omegaconf import DictConfig
 
 from . import checkpoint, naming, objective  # noqa: F401 - naming registers the resolvers that name run folders
 from .cli import normalize_argv, preflight
-from .config import as_dict, paths_from, validate
+from .config import as_dict, paths_from
+from .config_checks import validate
 from .data import load_study_data
 from .device import pick_device
 from .errors import ConfigError

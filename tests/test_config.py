@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 from support import run_cli
 
 from hw_hparams.cli import check_overrides
-from hw_hparams.config import ConfigError
+from hw_hparams.errors import ConfigError
 
 GROUP_VALUES = {
     ("lr", "lr0.5"): {"optim.lr": 0.5},

@@ -97,7 +97,7 @@ def test_a_failed_run_raises_so_hydra_records_a_failed_job(fake_root, tmp_path, 
 def test_objective_keys_are_checked(tmp_path):
     from support import compose_train
 
-    from hw_hparams.config import validate
+    from hw_hparams.config_checks import validate
 
     with pytest.raises(ConfigError, match="eval_test=true"):
         validate(compose_train(["objective.metric=test_acc"]))

@@ -23,8 +23,8 @@ from reliability_util import cfg, one_thread, run_many  # noqa: F401 - one_threa
 
 import hw_hparams.train as train_module
 from hw_hparams.cli import check_overrides, exit_on_user_error
-from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
+from hw_hparams.errors import ConfigError
 
 TRAIN_IMAGES = 100  # the tiny dataset: val_size 1..99 leaves something to train on
 

@@ -14,8 +14,8 @@ from support import fake_data_overrides, run_cli
 
 from hw_hparams import device
 from hw_hparams.cli import _jobs, check_overrides, normalize_argv
-from hw_hparams.config import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
+from hw_hparams.errors import ConfigError
 from hw_hparams.sweeps import run_dirs
 
 # The assignment's settings, section by section (batch 128 and SGD momentum 0.9 everywhere).

@@ -121,7 +121,7 @@ def test_a_folder_of_another_run_is_not_overwritten(tmp_path, fake_root):
     run_dir = tmp_path / "run"
     train_module.run(_cfg([*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1"]), run_dir)
     before = (run_dir / "history.csv").read_bytes()
-    from hw_hparams.config import ConfigError
+    from hw_hparams.errors import ConfigError
 
     with pytest.raises(ConfigError, match="optim.lr"):
         train_module.run(_cfg([*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1", "optim.lr=0.01"]), run_dir)
