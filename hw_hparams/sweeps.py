@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from . import naming
-from .cli import _jobs, check_overrides, job_folder
+from .cli import check_overrides, job_folder
+from .overrides import command_jobs
 
 log = logging.getLogger("hw_hparams.sweeps")
 
@@ -30,7 +31,7 @@ def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
 def jobs(overrides: list[str]) -> list[list[str]]:
     """The override list of every job of `python -m hw_hparams.train -m *overrides`, as Hydra's sweeper makes them."""
     with naming.hydra_context():
-        return _jobs(overrides, multirun=True)
+        return command_jobs(overrides, multirun=True)
 
 
 def check(overrides: list[str]) -> list:

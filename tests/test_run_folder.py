@@ -189,7 +189,7 @@ def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp
 
 
 def test_the_parsers_and_sweeper_we_mirror_behave_as_we_rely_on():
-    """Pins Hydra's private command-line parser (cli.parse_command_line) and checks naming.expand
+    """Pins Hydra's private command-line parser (overrides.parse_command_line) and checks naming.expand
     against Hydra's basic sweeper, which runs the jobs whose folders preflight checks."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra._internal.utils import get_args_parser

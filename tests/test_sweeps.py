@@ -13,9 +13,10 @@ from omegaconf import open_dict
 from support import fake_data_overrides, run_cli
 
 from hw_hparams import device
-from hw_hparams.cli import _jobs, check_overrides, normalize_argv
+from hw_hparams.cli import check_overrides, normalize_argv
 from hw_hparams.data.fake import write_fake_cifar100
 from hw_hparams.errors import ConfigError
+from hw_hparams.overrides import command_jobs
 from hw_hparams.sweeps import run_dirs
 
 # The assignment's settings, section by section (batch 128 and SGD momentum 0.9 everywhere).
@@ -41,7 +42,7 @@ def _compose(overrides, hydra=False):
 
 def _job_configs(overrides):
     with initialize_config_module("hw_hparams.conf", version_base="1.3"):
-        return [compose("train", overrides=job) for job in _jobs(list(overrides), multirun=True)]
+        return [compose("train", overrides=job) for job in command_jobs(list(overrides), multirun=True)]
 
 
 @pytest.mark.parametrize("section", SECTIONS)
