@@ -104,13 +104,15 @@ def read_json(path: Path) -> Any:
 
 
 def write_history(run_dir: Path, rows: Iterable[dict]) -> None:
-    """The whole history as CSV, floats at full precision (repr)."""
+    """The whole history as CSV, floats at full precision (repr); a file that already says so is left as it is."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-    atomic_write_bytes(run_dir / HISTORY, buf.getvalue().encode())
+    data, path = buf.getvalue().encode(), run_dir / HISTORY
+    if not (path.exists() and path.read_bytes() == data):
+        atomic_write_bytes(path, data)
 
 
 def read_summary(run_dir: Path, warn: bool = True) -> dict | None:

@@ -49,6 +49,7 @@ from .run_folder import (
     remove_temp_files,
     restart_or_refuse,
     utc_now,
+    write_history,
     write_json,
 )
 from .trackers import tracking
@@ -139,6 +140,9 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
                 restart_or_refuse(m.run_dir, m.previous, m.cfg.trainer.restart)  # never silently over trained epochs
             else:
                 m.rows, m.wall = checkpoint.progress(m.state)
+                # The checkpoint is the record: a kill after its save can leave history.csv an epoch short,
+                # and with no epoch left to train nothing else would write that row.
+                write_history(m.run_dir, m.rows)
                 log.info(
                     "%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir}
                 )

@@ -137,6 +137,31 @@ def test_an_unreadable_summary_is_ignored_and_rewritten(tmp_path, runs, caplog):
     assert without_timing(rows(run_dir / "history.csv")) == without_timing(rows(straight / "history.csv"))
 
 
+def test_a_kill_between_the_last_checkpoint_and_its_history_row_then_the_same_command_writes_the_row(
+    tmp_path, runs, caplog
+):
+    # Seen with the kill harness: epoch 3's checkpoint saved, then SIGKILL before history.csv and summary.json
+    # said so; the next attempt found no epoch left to train.
+    overrides, straight, _ = runs
+    run_dir = _copy(straight, tmp_path / "run")
+    lines = (run_dir / "history.csv").read_text().splitlines(keepends=True)
+    (run_dir / "history.csv").write_text("".join(lines[:-1]))  # header and epochs 1-2
+    at_kill = json.loads((run_dir / "summary.json").read_text())
+    header, second = lines[0].strip().split(","), lines[-2].strip().split(",")
+    at_kill.update(
+        status="running",
+        epochs_completed=EPOCHS - 1,
+        finished_at=None,
+        final={k: (int(v) if k == "epoch" else float(v)) for k, v in zip(header, second) if k != "epoch_time_s"},
+    )
+    (run_dir / "summary.json").write_text(json.dumps(at_kill))
+    with caplog.at_level(logging.INFO):
+        summary = train_module.run(cfg(overrides), run_dir)
+    assert f"resuming after epoch {EPOCHS} of {EPOCHS}" in caplog.text
+    assert summary["status"] == "completed" and summary["epochs_completed"] == EPOCHS
+    assert (run_dir / "history.csv").read_text() == (straight / "history.csv").read_text()  # the row, as trained
+
+
 def test_test_split_after_a_damaged_final_checkpoint_uses_the_final_model(tmp_path, runs):
     overrides, straight, _ = runs
     with_test = train_module.run(cfg([*overrides, "eval_test=true"]), tmp_path / "with_test")
