@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 from fault_inject import run_cli as run_faulty
-from support import PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli, without_timing
+from support import ONE_THREAD, PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli, without_timing
 
 import hw_hparams.training as training_module
 from hw_hparams.data.fake import write_fake_cifar100
@@ -202,13 +202,14 @@ def test_sigkill_inside_a_fused_epoch_then_the_same_command_ends_as_uninterrupte
     (tmp_path / "straight").mkdir()
     (tmp_path / "killed").mkdir()
     args = _sweep(data, [])
-    assert run_cli(args, tmp_path / "straight").returncode == 0
+    # One thread in every process, as run_faulty has: float sums on two threads need not match one thread's.
+    assert run_cli(args, tmp_path / "straight", env=ONE_THREAD).returncode == 0
     killed = run_faulty(args, tmp_path / "killed", fault="step:5:kill")  # epoch 2 (3 steps per epoch), all four runs
     assert killed.returncode == -signal.SIGKILL
     assert {json.loads((p / "summary.json").read_text())["status"] for p in _jobs(tmp_path / "killed").values()} == {
         "running"
     }
-    again = run_cli(args, tmp_path / "killed")
+    again = run_cli(args, tmp_path / "killed", env=ONE_THREAD)
     assert again.returncode == 0, again.stderr[-2000:]
     straight = _jobs(tmp_path / "straight")
     for name, folder in _jobs(tmp_path / "killed").items():
