@@ -4,9 +4,11 @@
         +hydra.callbacks.meet.waits=schedule_sweep +hydra.callbacks.meet.for=wd_sweep
 
 Each job marks its start in DIR (`<experiment_name>.<pid>.<ns>`). A job of section `waits` then holds at
-its start until a job of section `for` has marked its own, up to `patience_s`, and fails saying so
-otherwise: run one section after the other and the first one's job can never go on. No clock is
-compared, so a slow machine only makes the wait longer. DIR comes from the environment so that the
+its start until a job of section `for` has marked its own, and marks that it met one
+(`<experiment_name>.<pid>.<ns>.met`; one worker process may run several jobs, so the pid alone does not
+name a job). Run one section after the other and such a job can never go on: after `patience_s` it
+marks `.gave-up` instead (Hydra turns a callback's error into a warning, so the mark is what a test
+reads). No clock is compared, so a slow machine only makes the wait longer. DIR comes from the environment so that the
 command, which the report quotes, names no folder; tests/ must be on the jobs' PYTHONPATH.
 """
 
@@ -28,12 +30,14 @@ class Meet(Callback):
     def on_job_start(self, config, **kwargs) -> None:
         section = config.experiment_name
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / f"{section}.{os.getpid()}.{time.monotonic_ns()}").touch()
+        mark = self.dir / f"{section}.{os.getpid()}.{time.monotonic_ns()}"
+        mark.touch()
         if section != self.waits:
             return
         deadline = time.monotonic() + self.patience_s
         while not any(self.dir.glob(f"{self.for_}.*")):
             if time.monotonic() > deadline:
+                mark.with_name(mark.name + ".gave-up").touch()
                 raise RuntimeError(f"a {section} run waited {self.patience_s:.0f} s for a {self.for_} run to start")
             time.sleep(0.05)
-        (self.dir / f"{section}.{os.getpid()}.met").touch()
+        mark.with_name(mark.name + ".met").touch()

@@ -207,8 +207,9 @@ def _window(s: dict) -> tuple[datetime.datetime, datetime.datetime]:
 def test_schedule_and_wd_runs_train_at_the_same_time(concurrent):
     # Each schedule run held at its start until a wd run had started (rendezvous.Meet): one after the other,
     # the study could not have finished. No clocks compared, so this holds on a loaded machine.
-    met = sorted(p.name.split(".")[0] for p in concurrent["meet"].glob("*.met"))
-    assert met == ["schedule_sweep", "schedule_sweep"], met
+    marks = sorted(p.name for p in concurrent["meet"].iterdir())
+    met = [m.split(".")[0] for m in marks if m.endswith(".met")]
+    assert met == ["schedule_sweep", "schedule_sweep"], f"each schedule run should have met a wd run: {marks}"
     windows = {
         section: [_window(s) for s in _summaries(concurrent["j"], section).values()]
         for section in ("schedule_sweep", "wd_sweep")

@@ -52,7 +52,10 @@ def test_the_rendezvous_holds_a_run_until_the_other_section_starts_and_fails_whe
     meet = Meet(waits="schedule_sweep", patience_s=0.2, **{"for": "wd_sweep"})
     with pytest.raises(RuntimeError, match="a schedule_sweep run waited 0 s for a wd_sweep run to start"):
         meet.on_job_start(OmegaConf.create({"experiment_name": "schedule_sweep"}))  # one section after the other
-    assert not list(tmp_path.glob("*.met"))
+    assert not list(tmp_path.glob("*.met")) and len(list(tmp_path.glob("schedule_sweep.*.gave-up"))) == 1
     meet.on_job_start(OmegaConf.create({"experiment_name": "wd_sweep"}))  # does not wait
     meet.on_job_start(OmegaConf.create({"experiment_name": "schedule_sweep"}))
     assert len(list(tmp_path.glob("schedule_sweep.*.met"))) == 1
+    # A second job in the same worker process (joblib's workers run several jobs each) has a mark of its own.
+    meet.on_job_start(OmegaConf.create({"experiment_name": "schedule_sweep"}))
+    assert len(list(tmp_path.glob("schedule_sweep.*.met"))) == 2
