@@ -13,7 +13,7 @@ k runs), ratio to (a) and to (c) (k runs one after the other keep (c)'s aggregat
 is also the gain over running them one after another), compile + capture seconds (once per run or
 group), peak memory (GPU max_memory_allocated; on the CPU the process's peak RSS), recompilations
 after capture, CUDA-reported host synchronisations per epoch, CUDA-graph skips and graph breaks,
-and the self-check's relative difference between the compiled and the eager step (steps.prepare;
+and the self-check's relative difference between the compiled and the eager step (capture.prepare;
 a fallback to eager is printed under its row). Then the study's critical
 path from the measured epoch times at k runs sharing the device: side by side (d), and fused (e).
 The measurements run in bench_workers.py; the table and the critical path are drawn by bench_report.py.

@@ -3,7 +3,7 @@
 The fused launcher groups a sweep's jobs by network shape, at most `max_fused` to a group
 (hydra_plugins/hw_hparams_fused); `train_sized` then trains a group in parts:
 - the first part is the whole group (nothing measured yet); each capture measures the CUDA memory
-  one run of its part needs (steps.prepare: peak allocated during capture / k, the memory of a
+  one run of its part needs (capture.prepare: peak allocated during capture / k, the memory of a
   training step), and every later part of the same kind holds as many runs as fit in the device's
   free memory with 10% headroom (`fit`), never more than the group;
 - a CUDA out-of-memory while a part trains (capture or any epoch) retries that part with half the

@@ -6,7 +6,7 @@ Settings (each resolved per device from `trainer.*`, see `resolve_settings`):
   batch forward (augmentation, mixup, model, loss, metrics; its backward is compiled with it), over
   the optimizer step (optim.sgd_update, its state passed as arguments) and over the evaluation
   batch, so on CUDA each runs as a CUDA graph. Compilation and capture happen once per group in
-  `prepare` (timed, logged, checked against the eager step, and undone: weights, momentum and loss
+  `capture.prepare` (timed, logged, checked against the eager step, and undone: weights, momentum and loss
   scales are restored; no run's generator is touched), never inside an epoch. Building a compiled
   group resets Dynamo, so every group of a long sweep compiles afresh (one compiled group at a time
   per process) instead of running eagerly once Dynamo's recompile limit is reached.
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -41,11 +40,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from .compile_guard import TOLERANCE, CompiledStepError, CompileRecord, Snapshot, one_line, self_check
+from .capture import prepare
+from .compile_guard import CompiledStepError, CompileRecord, Snapshot, one_line
 from .config import flag
 from .data import Normalize, Split
-from .draws import RunRandom, init_weights, neutral_plan, stack_plans
-from .engine import EVAL_BATCH, EpochMetrics, batch_inputs, eval_batch, run_train_epoch, sgd_step, train_forward
+from .draws import RunRandom, init_weights, stack_plans
+from .engine import EpochMetrics, eval_batch, run_train_epoch, sgd_step, train_forward
 from .engine import evaluate as evaluate_eager
 from .fusion import fuse
 from .models import build_model
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 # torch.compile backend; tests swap in "aot_eager" (same graphs, no code generation) to stay fast.
 COMPILE_BACKEND: Union[str, Callable] = "inductor"
 COMPILE_MODE = "reduce-overhead"  # CUDA graphs on CUDA; plain Inductor on the CPU
-WARMUP_CALLS = 3  # cudagraph trees: 1st call compiles and warms up, 2nd records, 3rd replays
 # (device type, model) -> channels_last (else NCHW). CPU, fp32 training at batch 128: mobilenetv2
 # 1.3-1.8x faster in every measurement; mobilenetv1 anywhere from 0.2x to 1.25x, tiny 0.88x, so NCHW.
 # On the H100 NCHW was faster for mobilenetv2 in bf16 with CUDA graphs (the reference H100 figures in BENCHMARKS.md).
@@ -286,80 +285,3 @@ def evaluate(group: Group, split: Split) -> list[EpochMetrics]:
         log.warning("%s; evaluating eagerly", reason)
         group.fast_eval, group.record.fallback = None, reason + "; evaluated eagerly"
         return evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last)
-
-
-def prepare(group: Group, train: Split, val: Optional[Split] = None) -> float:
-    """Compile and capture the steps now (once per group; a no-op when eager or already done) by
-    running them on real images with neutral draws, check them against the eager steps, then undo
-    every effect. Returns (and logs) the seconds it took (0 when it fell back to eager)."""
-    if group.fast_step is None or group.prepared:
-        return 0.0
-    device = train.images.device
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    group.record.started()
-    start = time.perf_counter()
-    try:
-        diff = _capture(group, train, val)
-    except Exception as err:  # noqa: BLE001 - any compiler failure; out of memory is the sizer's
-        if isinstance(err, torch.cuda.OutOfMemoryError):
-            raise
-        group.fall_back(f"could not compile the training step ({one_line(err)})", err)
-        return 0.0
-    seconds = time.perf_counter() - start
-    group.prepared = True
-    group.record.captured(seconds)
-    if cuda:
-        group.record.per_run_bytes = (torch.cuda.max_memory_allocated(device) - base) // group.k
-    tolerance = TOLERANCE[group.settings.precision]
-    group.record.self_check = {"max_rel_diff": diff, "tolerance": tolerance}
-    if not diff <= tolerance:
-        group.fall_back(
-            f"the compiled step disagrees with the eager one (relative difference {diff:.2e} > {tolerance:g} "
-            f"allowed in {group.settings.precision})"
-        )
-        return 0.0
-    log.info(
-        "compiled and captured the training step in %.1f s (once per run); it agrees with the eager step to %.1e",
-        seconds,
-        diff,
-    )
-    return seconds
-
-
-def _capture(group: Group, train: Split, val: Optional[Split]) -> float:
-    """Run the compiled steps WARMUP_CALLS times on real batches laid out as an epoch's (no crop, no
-    mixup, dropout keeping everything), then compare one step and one evaluation batch with the eager
-    ones; restore every state they touched. Returns the largest relative difference."""
-    device, k, b, model = train.images.device, group.k, group.batch_size, group.model
-    state, diffs = Snapshot(group.state_tensors(), []), [0.0]
-    params = list(model.parameters())
-    try:
-        if len(train) >= b:
-            model.train()
-            plan = stack_plans([neutral_plan(b, b)] * k, device)
-            masks = torch.ones(k, b, model.width, device=device) if model.dropout > 0 else None
-            batch = (*batch_inputs(train, plan, 0), masks)
-            for _ in range(WARMUP_CALLS):
-                group.fast_step(*batch)
-            state.restore()
-            diffs.append(self_check([group.eager_step, group.fast_step], params, state, batch))
-        if val is not None and len(val) >= EVAL_BATCH:
-            model.eval()
-            images, labels = val.images[:EVAL_BATCH], val.labels[:EVAL_BATCH]
-            s = group.settings
-            with torch.no_grad():
-                for _ in range(WARMUP_CALLS):
-                    fast = group.fast_eval(images, labels)[:, 0].clone()
-                eager = eval_batch(model, group.normalize, s.precision, s.channels_last, images, labels)[:, 0]
-            diffs.append(((fast - eager).norm() / eager.norm().clamp_min(1e-30)).item())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    finally:
-        state.restore()
-        group.optimizer.zero_grad()
-        model.train()
-    return max(diffs)
