@@ -2,9 +2,10 @@
 
 A run's keys are its flattened config (dotted names, as in its .hydra/config.yaml or summary.json).
 A key varies when the runs hold more than one value of it (a missing key counts as a value). Keys
-that never change what a run computes (NOT_SETTINGS: where the data lies, the device, progress bars,
-the sweep's name, the objective a job returns to a search) never count. Seeds are pooled: `seed` is
-never a default grouping key, so a setting's runs over seeds give mean ± std (n).
+that never change what a run computes (hw_hparams/roles.py's `run_invariant`, the keys that never name
+a run folder: where the data lies, the device, trackers, the sweep's name, the objective a job returns
+to a search) never count. Seeds are pooled: `seed` is never a default grouping key, so a setting's runs
+over seeds give mean ± std (n).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hw_hparams.roles import run_invariant  # standard library only: no training code
+
 from .labels import fmt_num, hashable, is_missing
 from .runs import AnalysisError
 
-NOT_SETTINGS = frozenset({"experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums"})
-NOT_SETTING_PREFIXES = ("trainer.", "objective.", "hydra.")
 #: --metric choices: runs.csv's final-epoch columns, and history columns read at the last epoch.
 RUN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "best_val_acc", "test_acc", "test_loss")
 LAST_ROW_METRICS = ("lr", "epoch_time_s")
@@ -49,7 +50,8 @@ class Selection:
 
 
 def is_setting(key: str) -> bool:
-    return key not in NOT_SETTINGS and not key.startswith(NOT_SETTING_PREFIXES)
+    """Whether `key` changes what a run computes (a key no longer in the schema does)."""
+    return not run_invariant(key)
 
 
 def _scalar(v: Any) -> Any:
