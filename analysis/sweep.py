@@ -38,7 +38,8 @@ class Selection:
     """The runs analysed (after --where), the keys to group them by, and the metric.
 
     `runs` has one column per config key in `varying`, `by` and `pivot` (dotted names), a `group`
-    column naming each run's group in words, and `trial` when a search's trials.csv names the run.
+    column naming each run's group in words, and `trial` when a search's trials.csv names the run;
+    `config` has every config key of the same runs (config_frame), row by row.
     """
 
     runs: pd.DataFrame
@@ -47,6 +48,7 @@ class Selection:
     by: list[str]
     metric: str
     pivot: tuple[str, str] | None
+    config: pd.DataFrame
 
 
 def is_setting(key: str) -> bool:
@@ -95,6 +97,12 @@ def matches(value: Any, wanted: Any) -> bool:
     if isinstance(wanted, (int, float)) and isinstance(value, (int, float, np.number)):
         return math.isclose(float(value), float(wanted), rel_tol=1e-12, abs_tol=0.0)
     return str(value) == str(wanted)
+
+
+def kept(cfg: pd.DataFrame, key: str, text: str) -> np.ndarray:
+    """Which rows of `cfg` (config_frame) `--where key=text` keeps (bool per row)."""
+    wanted = parse_value(text.strip())
+    return cfg[key].map(lambda v: matches(v, wanted)).to_numpy(dtype=bool)
 
 
 def value_text(v: Any) -> str:
@@ -181,8 +189,7 @@ def select(
         key = key.strip()
         if key not in known:
             raise _unknown("--where", key, known, varying_keys(cfg))
-        wanted = parse_value(text.strip())
-        hit = cfg[key].map(lambda v, w=wanted: matches(v, w)).to_numpy(dtype=bool)
+        hit = kept(cfg, key, text)
         if not (mask & hit).any():
             values = sorted({hashable(v) for v in cfg[key][mask]}, key=sort_key)
             raise AnalysisError(f"--where {item}: no run matches; {key} takes {', '.join(map(value_text, values))}")
@@ -212,7 +219,7 @@ def select(
     trials = trial_numbers(runs["run_dir"].tolist())
     if trials.notna().any():
         runs["trial"] = trials.to_numpy()
-    return Selection(runs, hist, varying, keys, metric, tuple(pair) if pair else None)
+    return Selection(runs, hist, varying, keys, metric, tuple(pair) if pair else None, cfg)
 
 
 def _whole(col: pd.Series) -> pd.Series:
