@@ -44,8 +44,8 @@ def sweep(root, accs: dict[float, float], rng, data_stats=True, **config) -> Non
 
 @pytest.fixture
 def outputs(tmp_path):
-    """outputs/ with three sweeps of three data sets: 1,000 validation images on data/, 10,000 on data/,
-    and 10,000 on other/ (another copy: other images, the same sizes)."""
+    """outputs/ with three sweeps of three data sets: 1,000 validation images of data/, 10,000 of data/,
+    and 10,000 of other/ (other images, the same split sizes)."""
     rng = np.random.default_rng(0)
     root = tmp_path / "outputs" / "multirun"
     sweep(root / "small_val", {0.1: 0.50, 0.01: 0.49}, rng, val_size=1000)
