@@ -1,4 +1,5 @@
-"""Tables and figures from hw_hparams run folders (reads run folders only; never imports hw_hparams).
+"""Tables and figures from hw_hparams run folders (reads run folders only; never imports the training
+code: of hw_hparams only roles.py, a standard-library-only declaration of which keys change a run).
 
     runs, history = analysis.collect(["outputs/multirun/lr_sweep"])
     files = analysis.write_all(["outputs/multirun"], "report")   # {'csv': [...], 'tables': [...], 'figures': [...]}

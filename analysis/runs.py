@@ -296,24 +296,43 @@ def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> 
     return runs, long
 
 
-_STAT_KEYS = ("sizes", "split_seed", "mean", "std", "class_proportions")
+#: Decimals of the channel statistics and class proportions that data_identity compares (float sums of the
+#: same images may differ in their last bits from machine to machine).
+DATA_DECIMALS = 9
+
+
+def read_data_stats(run_dir: str | os.PathLike) -> dict | None:
+    """The run's data_stats.json (split sizes, split seed, channel statistics, class counts), else None."""
+    return _read_json(Path(run_dir) / "data_stats.json")
+
+
+def data_identity(stats: dict | None) -> tuple | None:
+    """What makes two runs' data the same, from their data_stats.json (None without one): the split sizes
+    (train, val, test), the split seed, and the training split's class proportions and channel mean and std
+    (to DATA_DECIMALS). Not `dataset_fingerprint`: it holds the files' times, so copies of one dataset differ."""
+    if not isinstance(stats, dict):
+        return None
+    sizes = stats.get("sizes") if isinstance(stats.get("sizes"), dict) else {}
+
+    def rounded(v: Any) -> Any:
+        if isinstance(v, list):
+            return tuple(rounded(x) for x in v)
+        return round(v, DATA_DECIMALS) if isinstance(v, float) else v
+
+    split = (sizes.get("train"), sizes.get("val"), sizes.get("test"), stats.get("split_seed"))
+    return split + tuple(rounded(stats.get(k)) for k in ("class_proportions", "mean", "std"))
 
 
 def load_data_stats(run_dirs: Iterable[str | os.PathLike]) -> dict | None:
-    """The first data_stats.json among `run_dirs`; warns when another run's split differs."""
+    """The first data_stats.json among `run_dirs`; warns when another run's data differ (data_identity)."""
     first, first_dir, differs = None, None, []
     for d in run_dirs:
-        p = Path(d) / "data_stats.json"
-        if not p.is_file():
-            continue
-        try:
-            stats = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            warnings.warn(f"unreadable {p}: {e}", stacklevel=2)
+        stats = read_data_stats(d)
+        if stats is None:
             continue
         if first is None:
             first, first_dir = stats, d
-        elif any(stats.get(k) != first.get(k) for k in _STAT_KEYS):
+        elif data_identity(stats) != data_identity(first):
             differs.append(str(d))
     if differs:
         warnings.warn(

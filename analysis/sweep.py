@@ -2,9 +2,10 @@
 
 A run's keys are its flattened config (dotted names, as in its .hydra/config.yaml or summary.json).
 A key varies when the runs hold more than one value of it (a missing key counts as a value). Keys
-that never change what a run computes (NOT_SETTINGS: where the data lies, the device, progress bars,
-the sweep's name, the objective a job returns to a search) never count. Seeds are pooled: `seed` is
-never a default grouping key, so a setting's runs over seeds give mean ± std (n).
+that never change what a run computes (hw_hparams/roles.py's `run_invariant`, the keys that never name
+a run folder: where the data lies, the device, trackers, the sweep's name, the objective a job returns
+to a search) never count. Seeds are pooled: `seed` is never a default grouping key, so a setting's runs
+over seeds give mean ± std (n).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hw_hparams.roles import run_invariant  # standard library only: no training code
+
 from .labels import fmt_num, hashable, is_missing
 from .runs import AnalysisError
 
-NOT_SETTINGS = frozenset({"experiment_name", "eval_test", "data.root", "data.download", "data.verify_checksums"})
-NOT_SETTING_PREFIXES = ("trainer.", "objective.", "hydra.")
 #: --metric choices: runs.csv's final-epoch columns, and history columns read at the last epoch.
 RUN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "best_val_acc", "test_acc", "test_loss")
 LAST_ROW_METRICS = ("lr", "epoch_time_s")
@@ -37,7 +38,8 @@ class Selection:
     """The runs analysed (after --where), the keys to group them by, and the metric.
 
     `runs` has one column per config key in `varying`, `by` and `pivot` (dotted names), a `group`
-    column naming each run's group in words, and `trial` when a search's trials.csv names the run.
+    column naming each run's group in words, and `trial` when a search's trials.csv names the run;
+    `config` has every config key of the same runs (config_frame), row by row.
     """
 
     runs: pd.DataFrame
@@ -46,10 +48,12 @@ class Selection:
     by: list[str]
     metric: str
     pivot: tuple[str, str] | None
+    config: pd.DataFrame
 
 
 def is_setting(key: str) -> bool:
-    return key not in NOT_SETTINGS and not key.startswith(NOT_SETTING_PREFIXES)
+    """Whether `key` changes what a run computes (a key no longer in the schema does)."""
+    return not run_invariant(key)
 
 
 def _scalar(v: Any) -> Any:
@@ -93,6 +97,12 @@ def matches(value: Any, wanted: Any) -> bool:
     if isinstance(wanted, (int, float)) and isinstance(value, (int, float, np.number)):
         return math.isclose(float(value), float(wanted), rel_tol=1e-12, abs_tol=0.0)
     return str(value) == str(wanted)
+
+
+def kept(cfg: pd.DataFrame, key: str, text: str) -> np.ndarray:
+    """Which rows of `cfg` (config_frame) `--where key=text` keeps (bool per row)."""
+    wanted = parse_value(text.strip())
+    return cfg[key].map(lambda v: matches(v, wanted)).to_numpy(dtype=bool)
 
 
 def value_text(v: Any) -> str:
@@ -179,8 +189,7 @@ def select(
         key = key.strip()
         if key not in known:
             raise _unknown("--where", key, known, varying_keys(cfg))
-        wanted = parse_value(text.strip())
-        hit = cfg[key].map(lambda v, w=wanted: matches(v, w)).to_numpy(dtype=bool)
+        hit = kept(cfg, key, text)
         if not (mask & hit).any():
             values = sorted({hashable(v) for v in cfg[key][mask]}, key=sort_key)
             raise AnalysisError(f"--where {item}: no run matches; {key} takes {', '.join(map(value_text, values))}")
@@ -210,7 +219,7 @@ def select(
     trials = trial_numbers(runs["run_dir"].tolist())
     if trials.notna().any():
         runs["trial"] = trials.to_numpy()
-    return Selection(runs, hist, varying, keys, metric, tuple(pair) if pair else None)
+    return Selection(runs, hist, varying, keys, metric, tuple(pair) if pair else None, cfg)
 
 
 def _whole(col: pd.Series) -> pd.Series:

@@ -1,11 +1,12 @@
 """`python -m analysis DIR... --out OUT [--by K,...] [--metric M] [--pivot R,C] [--where K=V ...]`.
 
 Every option is checked against the runs found before anything is written (AnalysisError, one
-line). Then the generic document (report.generic_document) of the selected runs, with the sweep's
-tables (grid.py: ranking, --pivot grid, each also as tables/<file>.csv) and figures
-(sweep_figures.py) added to it; runs.csv has one column per config key that varies (dotted names;
-`trial` for a search's runs). A section with more than MAX_COLORED settings gets no curves figure of
-its own: curves_by draws them legibly instead.
+line), and so is whether the runs can be ranked together (comparable.py: one data set, one
+definition of the metric, a finite value somewhere). Then the generic document
+(report.generic_document) of the selected runs, with the sweep's tables (grid.py: ranking, --pivot
+grid, each also as tables/<file>.csv) and figures (sweep_figures.py) added to it; runs.csv has one
+column per config key that varies (dotted names; `trial` for a search's runs). A section with more
+than MAX_COLORED settings gets no curves figure of its own: curves_by draws them legibly instead.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from . import grid, sweep_figures
+from . import comparable, grid, sweep_figures
 from .document import Figure
 from .report import generic_document, write_csvs, write_document
-from .runs import collect, load_data_stats
+from .runs import collect
 from .sweep import select
 from .tables import safe_name
 
@@ -38,7 +39,7 @@ def write(
     configs: list[dict] = []
     runs, hist = collect(paths, configs=configs)
     sel = select(runs, hist, configs, by=by, metric=metric, pivot=pivot, where=where)
-    stats = load_data_stats(sel.runs["run_dir"])
+    stats = comparable.check(sel)
     runs = sel.runs.drop(columns=["group"])
     doc = generic_document(runs, sel.hist, stats)
     settings = runs.groupby("section")["setting"].nunique()

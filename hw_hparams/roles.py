@@ -11,14 +11,14 @@ Two questions per key of the schema (config.py):
 Derived: `SHARED_KEYS` (the fused launcher's and the study plan's grouping, `fused_groups`, checked again
 by `check_one_group` where a group trains), `RUN_FIELDS` (steps.run_spec), `run_invariant` (folder
 names, the resume check). tests/test_roles.py fails when a schema key has no role or two.
-No torch and no Hydra at import.
+Standard library only (no torch, Hydra or OmegaConf): analysis/ reads `run_invariant` from here too
+(tests/test_imports.py), so the keys that never count are the same for a folder's name and for the
+analysis' grouping.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
-
-from omegaconf import OmegaConf
 
 SHARED, RUN, JOB = "shared", "run", "job"
 
@@ -94,9 +94,17 @@ SHARED_KEYS = tuple(k for k, r in ROLES.items() if r.fused == SHARED)
 RUN_FIELDS = {k: r.field for k, r in ROLES.items() if r.fused == RUN}  # config key -> steps.RunSpec field
 
 
+def config_value(cfg: Any, key: str) -> Any:
+    """The value of dotted `key` in a config (a DictConfig or a dict; interpolations resolved), None where
+    it has none."""
+    for part in key.split("."):
+        cfg = None if cfg is None else cfg.get(part)
+    return cfg
+
+
 def shared_values(cfg: Any) -> tuple:
     """A config's values of SHARED_KEYS: runs with equal ones can train as one network."""
-    return tuple(OmegaConf.select(cfg, k) for k in SHARED_KEYS)
+    return tuple(config_value(cfg, k) for k in SHARED_KEYS)
 
 
 def fused_groups(configs: list, max_fused: Optional[int]) -> list[list[int]]:

@@ -11,10 +11,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import run_cli
 
 from hw_hparams.data.fake import write_fake_cifar100
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
+from analysis_synth import make_config, make_history, write_run  # noqa: E402
 
 FAKE = ["data.root={root}", "data.download=false", "data.verify_checksums=false", "data.val_size=100"]
 LR_OPTIONS = "choose one of lr0.01, lr0.05, lr0.5"
@@ -268,6 +272,25 @@ MISTAKES = [
     # analysis, data, bench
     ("analysis", [], "the following arguments are required: RUN_OR_SWEEP_DIR, --out (see python -m analysis --help)"),
     ("analysis", ["nowhere", "--out", "report"], "path does not exist: nowhere"),
+    (
+        "analysis",
+        ["{runs}/two_data", "--out", "report"],
+        "these runs were trained on 2 different data sets, which cannot be ranked together (validation images: "
+        "1000, 10000); choose one: --where data.val_size=1000 (2 runs); --where data.val_size=10000 (2 runs)",
+    ),
+    (
+        "analysis",
+        ["{runs}/mixup", "--out", "report", "--metric", "train_acc"],
+        "--metric train_acc is lambda-weighted over two labels under mixup, plain without it, and these runs hold "
+        "both (1 with mixup, 1 without); choose: --where augmentation.mixup_alpha=null (1 run); "
+        "--where augmentation.mixup_alpha=0.2 (1 run); or rank by --metric val_acc",
+    ),
+    (
+        "analysis",
+        ["{runs}/mixup", "--out", "report", "--metric", "test_acc"],
+        "--metric test_acc: none of these 2 runs has a finite value (the test split is evaluated only by runs "
+        "trained with eval_test=true); rank by another metric, e.g. --metric val_acc",
+    ),
     ("data", ["fake"], "the following arguments are required: --root (see python -m hw_hparams.data fake --help)"),
     ("data", ["fake", "--root", "x", "--train", "0"], "--train and --test must be >= 1 (got 0, 1000)"),
     ("bench", ["--device", "cuda"], "--device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
@@ -311,7 +334,15 @@ def places(tmp_path_factory):
     conf = tmp_path_factory.mktemp("conf")  # a user's own config, found through hydra.searchpath
     (conf / "mine").mkdir()
     (conf / "mine" / "typo.yaml").write_text("# @package _global_\noptim:\n  lr: ${optim.lrr}\n")
-    return {"root": str(root), "file": str(file), "conf": str(conf)}
+    runs = tmp_path_factory.mktemp("runs")  # run folders for `python -m analysis`
+    rng = np.random.default_rng(0)
+    for folder, configs in {
+        "two_data": [make_config(lr=lr, val_size=v) for v in (1000, 10000) for lr in (0.1, 0.01)],
+        "mixup": [make_config(mixup=None), make_config(mixup=0.2)],
+    }.items():
+        for i, cfg in enumerate(configs):
+            write_run(runs / folder / f"run{i}", cfg, make_history(cfg, rng))
+    return {"root": str(root), "file": str(file), "conf": str(conf), "runs": str(runs)}
 
 
 def _files(folder: Path) -> list[Path]:

@@ -27,6 +27,8 @@ def make_config(
     model="mobilenetv2",
     eval_test=False,
     batch_size=128,
+    val_size=10000,
+    data_root="data",
 ):
     return {
         "epochs": epochs,
@@ -37,8 +39,21 @@ def make_config(
         "schedule": {"name": schedule},
         "augmentation": {"crop_flip": crop_flip, "mixup_alpha": mixup},
         "model": {"name": model},
-        "data": {"val_size": 10000, "split_seed": 0, "root": "data"},
+        "data": {"val_size": val_size, "split_seed": 0, "root": data_root},
     }
+
+
+def make_data_stats(val=10000, train=40000, test=10000, split_seed=0, mean=(0.5071, 0.4865, 0.4409), fingerprint=None):
+    """data_stats.json as a run writes it (sizes, split seed, channel statistics, class proportions)."""
+    stats = {
+        "sizes": {"train": train, "val": val, "test": test},
+        "split_seed": split_seed,
+        "mean": list(mean),
+        "std": [0.2673, 0.2564, 0.2762],
+        "class_names": CLASS_NAMES,
+        "class_proportions": np.full(100, 0.01).tolist(),
+    }
+    return stats if fingerprint is None else {**stats, "dataset_fingerprint": fingerprint}
 
 
 def make_history(cfg, rng, n_epochs=None, diverge_at=None):
@@ -60,6 +75,7 @@ def make_history(cfg, rng, n_epochs=None, diverge_at=None):
 
 
 def write_run(run_dir: Path, cfg, rows, status="completed", test=None, summary=True, data_stats=True, overrides=()):
+    """A run folder; `data_stats`: True (make_data_stats() of the config's val_size), a dict to write, or False."""
     run_dir.mkdir(parents=True, exist_ok=True)
     hydra = run_dir / ".hydra"
     hydra.mkdir(exist_ok=True)
@@ -93,15 +109,8 @@ def write_run(run_dir: Path, cfg, rows, status="completed", test=None, summary=T
         }
         (run_dir / "summary.json").write_text(json.dumps(s))
     if data_stats:
-        props = np.full(100, 0.01)
-        ds = {
-            "sizes": {"train": 40000, "val": 10000, "test": 10000},
-            "split_seed": 0,
-            "mean": [0.5071, 0.4865, 0.4409],
-            "std": [0.2673, 0.2564, 0.2762],
-            "class_names": CLASS_NAMES,
-            "class_proportions": props.tolist(),
-        }
+        val = cfg.get("data", {}).get("val_size", 10000)
+        ds = data_stats if isinstance(data_stats, dict) else make_data_stats(val=val, train=50000 - val)
         (run_dir / "data_stats.json").write_text(json.dumps(ds))
     (run_dir / "checkpoint.pt").write_bytes(b"\0")
 
