@@ -122,6 +122,12 @@ def test_report_holds_every_part_in_the_assignments_order(demo):
     positions = [report.find(h) for h in heads]
     assert -1 not in positions and positions == sorted(positions), dict(zip(heads, positions))
     assert report.count("> **TODO(author):**") >= 6
+    tex = (out / "paper.tex").read_text()
+    blocks = re.findall(r"^```python\n(.*?)\n```$", report, re.M | re.S)
+    blocks += re.findall(r"\\begin\{lstlisting\}\n(.*?)\n\\end\{lstlisting\}", tex, re.S)
+    assert len(blocks) == 6
+    for block in blocks:
+        compile(block, "<excerpt>", "exec")  # whole statements of the code that ran, never half of one
     for name in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup", "beta_pdf", "lr_schedule", "class_proportions"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 0 and (
             out / "figures" / f"{name}.pdf"
