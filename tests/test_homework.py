@@ -110,8 +110,8 @@ def test_report_holds_every_part_in_the_assignments_order(demo):
         "Table 1.** Channel statistics",
         "def crop_flip",
         "## Learning Rate",
-        "Training loss: lowest for",
-        "Validation accuracy: highest for",
+        "- Training loss: ",  # "lowest for ..." or, on the tiny demo's few images, "a tie between ..."
+        "- Validation accuracy: ",
         "## Learning Rate Schedule",
         r"\cos\frac{\pi e}{T}",
         "## Weight Decay",
