@@ -2,7 +2,8 @@
 
 Introduction, data preprocessing, the four experiment sections (content_sections.py) and the
 test accuracy. Numbers come from the study's runs table; what needs the author's judgement is a
-Todo block (report.md: '> **TODO(author):**', paper: a red box).
+Todo block (report.md: '> **TODO(author):**', paper: a red box) until the author writes its part
+of report/author.md (authored.py).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def head(s: StudyData) -> list:
             " (run beside the study folder) rebuilds this report from them without training.",
         ),
         *([Para(*plan_text(s.contract))] if s.contract.plan else []),
-        Todo("introduction: optimisation versus regularisation, and what this study varies."),
+        Todo("introduction", "introduction: optimisation versus regularisation, and what this study varies."),
     ]
     return blocks
 
@@ -202,7 +203,7 @@ def test_section(s: StudyData) -> list:
                 "once, after every choice above had been made on the validation split.",
             )
         )
-    blocks.append(Todo("what this accuracy means for similar images in the future."))
+    blocks.append(Todo("test-accuracy", "what this accuracy means for similar images in the future."))
     return blocks
 
 

@@ -100,8 +100,9 @@ def lr_section(s: StudyData) -> list:
         *_experiment(s, "lr_sweep", intro, runs, hist, ("train_loss", "train_acc", "val_loss", "val_acc")),
         Para(*_choice_text(s, "lr", "lr")),
         Todo(
+            "learning-rate",
             "describe the curves; which learning rate is best for training and for validation, "
-            "and why each behaves as it does."
+            "and why each behaves as it does.",
         ),
     ]
 
@@ -138,7 +139,7 @@ def schedule_section(s: StudyData) -> list:
             " shows the rates the runs used.",
         ),
         rates,
-        Todo("the intuition behind cosine annealing in your own words."),
+        Todo("cosine-intuition", "the intuition behind cosine annealing in your own words."),
     ]
     intro = (f"Both schedules start from lr {eta0}; everything else is unchanged.",)
     blocks += _experiment(s, "schedule_sweep", intro, runs, hist)
@@ -152,7 +153,7 @@ def schedule_section(s: StudyData) -> list:
         else:
             text += f", although {ests[0].setting} reached the clearly higher validation accuracy here."
     blocks.append(Para(text + ("" if text.endswith(".") else ".")))
-    blocks.append(Todo("describe the findings; discuss why the two schedules differ."))
+    blocks.append(Todo("schedule", "describe the findings; discuss why the two schedules differ."))
     return blocks
 
 
@@ -178,7 +179,7 @@ def wd_section(s: StudyData) -> list:
     blocks += [
         Para(f"Final validation loss minus training loss (the generalisation gap): {'; '.join(gaps)}."),
         Para(*_choice_text(s, "weight_decay", "weight_decay")),
-        Todo("illustrate the regularisation effect from the curves and discuss it."),
+        Todo("weight-decay", "illustrate the regularisation effect from the curves and discuss it."),
     ]
     return blocks
 
@@ -226,5 +227,5 @@ def mixup_section(s: StudyData) -> list:
     blocks += _experiment(s, final, intro, runs, hist)
     if alphas:
         blocks.append(Para(f"{MIXED}, so they are not comparable with the runs without mixup."))
-    blocks.append(Todo("describe the effects shown in the figure; discuss why mixup acts this way."))
+    blocks.append(Todo("mixup", "describe the effects shown in the figure; discuss why mixup acts this way."))
     return blocks

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 from analysis import contract as C
-from analysis.paper import Result, build
+from analysis.paper import Result, build, edits
 from analysis.runs import AnalysisError
 
 from .data import augment, crop_flip, split_indices
@@ -95,6 +95,15 @@ def contract(study, outcome, command: str) -> C.Contract:
         plan=outcome.plan.summary() if outcome.plan else [],
         speculative=speculative,
     )
+
+
+def check_report(root: Path) -> None:
+    """ConfigError (one line) when the study's report.md or paper.tex holds edits a rebuild would
+    lose (analysis.paper.edits): checked before anything runs."""
+    try:
+        edits(root)
+    except AnalysisError as err:
+        raise ConfigError(str(err)) from None
 
 
 def hand_over(study, outcome, command: str) -> Result:

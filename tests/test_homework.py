@@ -188,6 +188,22 @@ def test_user_errors_are_one_line_and_exit_2(args, message, capsys, tmp_path, mo
     assert not (tmp_path / "outputs").exists()
 
 
+def test_an_edited_paper_stops_the_study_before_anything_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "outputs" / "homework-demo"
+    tex = study / "report" / "paper.tex"
+    tex.parent.mkdir(parents=True)
+    tex.write_text("\\documentclass{article}\n% the author's own edits\n")
+    with pytest.raises(SystemExit) as exit_:
+        homework.main(["demo=true"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert f"{Path('outputs/homework-demo/report/paper.tex')} differs from what the last build wrote" in err
+    assert "python -m analysis.paper outputs/homework-demo --force" in err
+    assert [p.name for p in study.iterdir()] == ["report"] and [p.name for p in tex.parent.iterdir()] == ["paper.tex"]
+    assert tex.read_text() == "\\documentclass{article}\n% the author's own edits\n"
+
+
 def test_a_demo_never_lands_in_the_real_studys_folders():
     from hw_hparams.homework import parse_args
 
