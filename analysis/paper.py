@@ -113,8 +113,8 @@ def build(
     write_csvs(s.runs, s.hist, out)
     drawn = write_document(doc, out, figures=figures, demo=s.demo)["figures"]
     md = "\n".join(f"<!-- {line} -->" for line in _header("").splitlines()) + "\n\n" + to_markdown(doc)
-    res.report_md.write_text(stamp.stamped(res.report_md, md), encoding="utf-8")
-    res.tex.write_text(stamp.stamped(res.tex, _header("% ") + to_latex(doc, style_path)), encoding="utf-8")
+    stamp.write(res.report_md, md)
+    stamp.write(res.tex, _header("% ") + to_latex(doc, style_path))
     res.lines.append(f"report: {res.report_md}")
     res.lines += [f"warning: {content.PARTIAL.format(name=k)}" for k, c in s.contract.code.items() if not c.whole]
     res.lines.append(

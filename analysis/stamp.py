@@ -9,6 +9,7 @@ such file is first renamed beside itself (paper.edited-<time>.tex), never delete
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from pathlib import Path
@@ -22,10 +23,14 @@ def _digest(body: str) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def stamped(path: Path, body: str) -> str:
-    """`body` with its stamp line first, in the comment syntax of `path`'s type."""
+def write(path: Path, body: str) -> None:
+    """Write `body` to `path` with its stamp line first (in the comment syntax of `path`'s type),
+    atomically: an interrupted build leaves the old file or the new one, never a torn one that
+    would read as edited."""
     start, end = COMMENTS[path.suffix]
-    return f"{start}generated sha256={_digest(body)}{end}\n{body}"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{start}generated sha256={_digest(body)}{end}\n{body}", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def edited(path: Path) -> bool:
