@@ -2,7 +2,8 @@
 
 Introduction, data preprocessing, the four experiment sections (content_sections.py) and the
 test accuracy. Numbers come from the study's runs table; what needs the author's judgement is a
-Todo block (report.md: '> **TODO(author):**', paper: a red box).
+Todo block (report.md: '> **TODO(author):**', paper: a red box) until the author writes its part
+of report/author.md (authored.py).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def head(s: StudyData) -> list:
             " (run beside the study folder) rebuilds this report from them without training.",
         ),
         *([Para(*plan_text(s.contract))] if s.contract.plan else []),
-        Todo("introduction: optimisation versus regularisation, and what this study varies."),
+        Todo("introduction", "introduction: optimisation versus regularisation, and what this study varies."),
     ]
     return blocks
 
@@ -105,17 +106,17 @@ def data_section(s: StudyData) -> list:
     st = s.stats or {}
     sizes = s.sizes
     blocks: list = [Heading("Data Preprocessing")]
-    split, aug = s.contract.code.get("split"), s.contract.code.get("augmentation")
+    code = s.contract.code
     if sizes:
         total = int(sizes.get("train", 0)) + int(sizes.get("val", 0))
         text = (
             f"The {total} training images are split at random into {sizes.get('train')} for training and "
             f"{sizes.get('val')} for validation with seed {st.get('split_seed')}; the {sizes.get('test', '?')} test "
-            "images are used once, at the end. The split is this line:"
+            "images are used once, at the end."
+            + (" The split is this statement:" if "split" in code and code["split"].whole else "")
         )
         blocks.append(Para(text))
-    if split:
-        blocks.append(Listing(split.source, split.origin))
+    blocks += excerpt(code, "split")
     props = np.asarray(st.get("class_proportions") or [], dtype=float)
     if props.size:
         names = list(st.get("class_names") or [str(i) for i in range(props.size)])
@@ -148,17 +149,34 @@ def data_section(s: StudyData) -> list:
         Para(
             "Training images are augmented: a random 32×32 crop of the image padded by 4 "
             "pixels on every side, and a horizontal flip with probability 0.5, then normalised; "
-            "validation and test images are only normalised. The code (batch-wise on the "
-            "device, like torchvision's ",
+            "validation and test images are only normalised. The run's own generator draws the crop "
+            "offsets and flips of every image, each epoch; the crop, flip and normalisation then run "
+            "batch-wise on the device, like torchvision's ",
             Code("RandomCrop(32, padding=4)"),
             " and ",
             Code("RandomHorizontalFlip(0.5)"),
-            "):",
+            "." + (" The code:" if {"draws", "augmentation"} & set(code) else ""),
         )
     )
-    if aug:
-        blocks.append(Listing(aug.source, aug.origin))
-    return blocks
+    return blocks + excerpt(code, "draws") + excerpt(code, "augmentation")
+
+
+def excerpt(code: dict, name: str) -> list:
+    """The Listing of code[name] when it is whole statements (contract.Code.whole), else a line
+    saying that choices.json holds a partial excerpt; nothing when choices.json has none."""
+    c = code.get(name)
+    if c is None:
+        return []
+    if c.whole:
+        return [Listing(c.source, c.origin)]
+    return [Para(f"({PARTIAL.format(name=name)})")]
+
+
+#: Said in the report, and by python -m analysis.paper, of an excerpt that is not whole statements.
+PARTIAL = (
+    "choices.json holds a partial {name} excerpt, from an older study; re-running the study's command "
+    "rewrites it without training"
+)
 
 
 def test_section(s: StudyData) -> list:
@@ -185,7 +203,7 @@ def test_section(s: StudyData) -> list:
                 "once, after every choice above had been made on the validation split.",
             )
         )
-    blocks.append(Todo("what this accuracy means for similar images in the future."))
+    blocks.append(Todo("test-accuracy", "what this accuracy means for similar images in the future."))
     return blocks
 
 

@@ -11,9 +11,9 @@ import pandas as pd
 
 from .curves import MIXED, section_figure, setting_words
 from .document import Bold, Bullets, Cite, Code, Equation, Heading, Math, Para, Ref, Table, Todo
-from .figures import MIXUP_ALPHA, beta_figure, lr_schedule_figure, mixup_alphas
+from .figures import beta_figure, lr_schedule_figure, mixup_alphas
 from .labels import fmt_loss, fmt_num, hparam_word, section_title, words_list
-from .noise import WORDS, estimates, gap, ranking_sentence
+from .noise import WORDS, estimates, gap, ranking_sentence, shown, ties
 from .study import StudyData
 from .tables import MISSING, REPORT_METRICS, metrics_table
 
@@ -63,8 +63,22 @@ def _choice_text(s: StudyData, name: str, col: str) -> tuple:
     if c is None:
         return ()
     ests = _ranked(s.part(c.section)[0], c.metric)
-    word = hparam_word(col, c.value)
-    text = ["The study continues with ", Bold(word), f", the best final {WORDS.get(c.metric, c.metric)}."]
+    word, metric = hparam_word(col, c.value), WORDS.get(c.metric, c.metric)
+    top = ties(ests, c.metric)[0] if ests else []
+    if len(top) > 1 and word in {e.setting for e in top}:
+        others = words_list([e.setting for e in top if e.setting != word])
+        breaker = "higher validation accuracy" if c.metric == "val_loss" else "lower validation loss"
+        how = (
+            f"the study breaks a tie by the {breaker}"
+            if len({e.mean for e in top}) == 1
+            else "the study compares the unrounded values"
+        )
+        return (
+            "The study continues with ",
+            Bold(word),
+            f", which ties with {others} on the final {metric} ({shown(c.metric, top[0].mean)} each): {how}.",
+        )
+    text = ["The study continues with ", Bold(word), f", the best final {metric}."]
     if len(ests) > 1 and ests[1].k:
         g = gap(ests[0], ests[1], c.metric, s.sizes)
         if ests[0].setting != word and word in {e.setting for e in ests}:
@@ -86,8 +100,9 @@ def lr_section(s: StudyData) -> list:
         *_experiment(s, "lr_sweep", intro, runs, hist, ("train_loss", "train_acc", "val_loss", "val_acc")),
         Para(*_choice_text(s, "lr", "lr")),
         Todo(
+            "learning-rate",
             "describe the curves; which learning rate is best for training and for validation, "
-            "and why each behaves as it does."
+            "and why each behaves as it does.",
         ),
     ]
 
@@ -124,21 +139,21 @@ def schedule_section(s: StudyData) -> list:
             " shows the rates the runs used.",
         ),
         rates,
-        Todo("the intuition behind cosine annealing in your own words."),
+        Todo("cosine-intuition", "the intuition behind cosine annealing in your own words."),
     ]
     intro = (f"Both schedules start from lr {eta0}; everything else is unchanged.",)
     blocks += _experiment(s, "schedule_sweep", intro, runs, hist)
     ests = _ranked(runs, "val_acc")
     text = "The weight-decay and mixup runs use cosine annealing, as the assignment prescribes"
     if len(ests) > 1 and ests[0].k and ests[1].k and ests[0].setting != "cosine":
-        within = gap(ests[0], ests[1], "val_acc", s.sizes).within_noise
-        text += (
-            f"; {ests[0].setting} reached a validation accuracy within noise of it here."
-            if within
-            else f", although {ests[0].setting} reached the clearly higher validation accuracy here."
-        )
+        if any(e.setting == "cosine" for e in ties(ests, "val_acc")[0]):
+            text += f"; {ests[0].setting} reached the same validation accuracy here."
+        elif gap(ests[0], ests[1], "val_acc", s.sizes).within_noise:
+            text += f"; {ests[0].setting} reached a validation accuracy within noise of it here."
+        else:
+            text += f", although {ests[0].setting} reached the clearly higher validation accuracy here."
     blocks.append(Para(text + ("" if text.endswith(".") else ".")))
-    blocks.append(Todo("describe the findings; discuss why the two schedules differ."))
+    blocks.append(Todo("schedule", "describe the findings; discuss why the two schedules differ."))
     return blocks
 
 
@@ -164,40 +179,53 @@ def wd_section(s: StudyData) -> list:
     blocks += [
         Para(f"Final validation loss minus training loss (the generalisation gap): {'; '.join(gaps)}."),
         Para(*_choice_text(s, "weight_decay", "weight_decay")),
-        Todo("illustrate the regularisation effect from the curves and discuss it."),
+        Todo("weight-decay", "illustrate the regularisation effect from the curves and discuss it."),
     ]
     return blocks
+
+
+def _beta_words(alpha: float) -> str:
+    """What the density of Beta(alpha, alpha) does to a batch, in words."""
+    if alpha < 1:
+        return "puts most of the mass near 0 and 1, so most batches are mixed only mildly"
+    if alpha == 1:
+        return "is uniform on [0, 1], so every mixing weight is as likely"
+    return "concentrates around 0.5, so most batches are mixed strongly"
 
 
 def mixup_section(s: StudyData) -> list:
     final = s.contract.final_section
     runs, hist = s.final_part()
-    alpha = fmt_num((mixup_alphas(runs, always=()) or [MIXUP_ALPHA])[0])  # the alpha the final runs used
-    density = beta_figure(s.runs)
-    blocks = [
-        Heading("Data Augmentation"),
-        Para(
-            "Mixup ",
-            Cite("zhang2018mixup"),
-            " trains on convex combinations of two examples, ",
-            Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"),
-            ", with the loss ",
-            Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"),
-            "; one ",
-            Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"),
-            " is drawn per batch. For ",
-            Math(rf"\alpha = {alpha}"),
-            " its density (",
-            Ref(density.label),
-            ") puts most of the mass near 0 and 1, so most batches are mixed only mildly.",
-        ),
-        density,
-    ]
-    intro = (
-        f"The final configuration adds mixup (α = {alpha}) to the best setting so far; it is compared "
-        "with the same setting without mixup (from the weight-decay runs).",
-    )
+    alphas = mixup_alphas(runs)  # the alphas the final runs used
+    blocks: list = [Heading("Data Augmentation")]
+    if alphas:
+        alpha, density = fmt_num(alphas[0]), beta_figure(runs)
+        blocks += [
+            Para(
+                "Mixup ",
+                Cite("zhang2018mixup"),
+                " trains on convex combinations of two examples, ",
+                Math(r"\tilde x = \lambda x_i + (1-\lambda) x_j"),
+                ", with the loss ",
+                Math(r"\lambda\,\ell(\tilde x, y_i) + (1-\lambda)\,\ell(\tilde x, y_j)"),
+                "; one ",
+                Math(r"\lambda \sim \mathrm{Beta}(\alpha, \alpha)"),
+                " is drawn per batch. For ",
+                Math(rf"\alpha = {alpha}"),
+                " its density (",
+                Ref(density.label),
+                f") {_beta_words(alphas[0])}.",
+            ),
+            density,
+        ]
+        intro = (
+            f"The final configuration adds mixup (α = {alpha}) to the best setting so far; it is compared "
+            "with the same setting without mixup (from the weight-decay runs).",
+        )
+    else:
+        intro = ("No run of the final configuration trained with mixup.",)
     blocks += _experiment(s, final, intro, runs, hist)
-    blocks.append(Para(f"{MIXED}, so they are not comparable with the runs without mixup."))
-    blocks.append(Todo("describe the effects shown in the figure; discuss why mixup acts this way."))
+    if alphas:
+        blocks.append(Para(f"{MIXED}, so they are not comparable with the runs without mixup."))
+    blocks.append(Todo("mixup", "describe the effects shown in the figure; discuss why mixup acts this way."))
     return blocks

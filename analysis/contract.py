@@ -3,9 +3,9 @@
 It holds what run folders cannot tell: each section's run folders (relative to the study folder, so
 a copied outputs/ still works), the choices the study made and the metric behind each, the plan
 that ran (its stages) and the runs trained speculatively on a choice not made yet, the command,
-whether it was a demo (and its scale), and the source text of the data split line and of the
-augmentation code (analysis never imports the training code). Everything else (metrics, configs,
-data statistics) is read from the run folders.
+whether it was a demo (and its scale), and the source text of the data split statement and of the
+augmentation code, each whole statements (analysis never imports the training code). Everything
+else (metrics, configs, data statistics) is read from the run folders.
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ class Code:
     source: str
     origin: str
 
+    @property
+    def whole(self) -> bool:
+        """Whether `source` is whole statements (it compiles): a choices.json of an older study may
+        hold the first line of a statement only."""
+        try:
+            compile(self.source, self.origin or "<excerpt>", "exec")
+        except (SyntaxError, ValueError):
+            return False
+        return True
+
 
 @dataclass
 class Contract:
@@ -48,7 +58,7 @@ class Contract:
     sections: dict[str, list[str]]
     choices: dict[str, Choice]
     final_section: str
-    code: dict[str, Code] = field(default_factory=dict)  # 'split', 'augmentation'
+    code: dict[str, Code] = field(default_factory=dict)  # 'split', 'draws' (crop offsets, flips), 'augmentation'
     demo: dict[str, Any] | None = None  # e.g. {'epoch_scale': 0.04, 'train': 2000, ...}; None: real data
     schema: int = SCHEMA
     # The plan that ran, stage by stage: {'parts': [...], 'runs': 6, 'epochs': 300, 'test': False, 'launcher': 'fused'}

@@ -1,9 +1,11 @@
 """Learning curves: one figure per section, loss (top) and accuracy (bottom) per epoch.
 
 Loss in nats per example, accuracy in % (100 x fraction), x axis in epochs (from 1). Colours are
-settings (the legend names only what differs between them); line style is the split (training
-solid, validation dashed, said once in a legend of the accuracy panel). Curves of few epochs
-carry markers, so a one-epoch run is a visible point. Several seeds: mean, band = min-max.
+settings (named only by what differs between them); the split is the line style and marker fill
+(training solid and filled, validation dashed and hollow). One legend above the panels, so it never
+hides a curve, shows both as drawn: curves of few epochs carry markers, so a one-epoch run is a
+visible point, and a figure of such points has a legend of points, not of lines. Several seeds:
+mean, band = min-max.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from .labels import differing_words, has_mixup, section_title
 from .runs import GROUP_COLS
 from .tables import safe_name
 
-COLUMN_SIZE = (3.3, 4.2)  # inches: one AAAI column, two panels
+PANELS_SIZE = (3.3, 3.9)  # inches: one AAAI column, two panels, without the legend above them
+KEY_ROW_IN = 0.15  # inches per row of that legend
 LAMBDA_NOTE = "training (λ-weighted under mixup)"
 MIXED = (
     "Under mixup the training loss and accuracy are measured on the mixed batches, and the training "
@@ -53,18 +56,49 @@ def _note(n: int, status: str) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
+SPLITS = (("train", "-"), ("val", "--"))  # (split, line style); training markers filled, validation hollow
+
+
+def _look(n_epochs: int) -> tuple[bool, str | None]:
+    """(draw lines, marker) of a curve of `n_epochs` points: one point has no line to draw."""
+    return n_epochs > 1, "o" if n_epochs <= MARKER_MAX_EPOCHS else None
+
+
+def _handle(color, style: str, look: tuple[bool, str | None], label: str, fill=None) -> Line2D:
+    """A legend entry drawn as the curves are: a line only where they have lines, a marker where they have."""
+    lines, marker = look
+    return Line2D(
+        [],
+        [],
+        color=color,
+        ls=style if lines else "none",
+        lw=1.2,
+        marker=marker,
+        ms=3.5,
+        mfc=fill or color,
+        label=label,
+    )
+
+
 def _panel(ax, stats, settings, cols, n_seeds, kind: str) -> np.ndarray:
     scale = 100.0 if kind == "acc" else 1.0
     shown = []
     for color, setting in zip(cols, settings):
         s = stats[stats["setting"] == setting]
         ep = s["epoch"].to_numpy(dtype=float)
-        marker = "o" if len(ep) <= MARKER_MAX_EPOCHS else None
-        for split, style in (("train", "-"), ("val", "--")):
+        lines, marker = _look(len(ep))
+        for split, style in SPLITS:
             c = f"{split}_{kind}"
             mean = s[f"{c}_mean"].to_numpy(dtype=float) * scale
             ax.plot(
-                ep, mean, style, color=color, lw=1.2, marker=marker, ms=3.5, mfc=color if split == "train" else "white"
+                ep,
+                mean,
+                ls=style if lines else "none",
+                color=color,
+                lw=1.2,
+                marker=marker,
+                ms=3.5,
+                mfc=color if split == "train" else "white",
             )
             shown.append(mean[np.isfinite(mean)])
             if n_seeds.get(setting, 1) > 1:
@@ -84,8 +118,15 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
     n_seeds = runs.groupby("setting").size().to_dict()
     statuses = runs.groupby("setting")["status"].agg(lambda s: "/".join(sorted(set(s.fillna("unknown").astype(str)))))
     mixup = has_mixup(runs)
-    fig, (top, bottom) = new_figure(COLUMN_SIZE, nrows=2, sharex=True)
     cols = colors(len(settings))
+    notes = {s: _note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings}
+    look = _look(int(stats.groupby("setting")["epoch"].count().max()) if len(stats) else 0)
+    named = len(settings) > 1 or any(notes.values())
+    colours = [_handle(c, "-", look, words[s] + notes[s]) for c, s in zip(cols, settings)] if named else []
+    train = _handle("k", "-", look, LAMBDA_NOTE if mixup else "training")
+    handles, ncols = _key(colours, [train, _handle("k", "--", look, "validation", fill="white")])
+    rows = -(-len(handles) // ncols)
+    fig, (top, bottom) = new_figure((PANELS_SIZE[0], PANELS_SIZE[1] + KEY_ROW_IN * rows), nrows=2, sharex=True)
     loss = _panel(top, stats, settings, cols, n_seeds, "loss")
     _panel(bottom, stats, settings, cols, n_seeds, "acc")
     clip_diverging(top, loss)
@@ -95,14 +136,25 @@ def draw_section(hist: pd.DataFrame, runs: pd.DataFrame, title: str):
         bottom.set_xlim(0.5, last + 0.5)
     top.set(title=f"{title}: loss per epoch", ylabel="cross-entropy loss")
     bottom.set(title=f"{title}: accuracy per epoch", ylabel="accuracy (%)", xlabel="epoch")
-    notes = {s: _note(n_seeds.get(s, 1), statuses.get(s, "")) for s in settings}
-    if len(settings) > 1 or any(notes.values()):
-        handles = [Line2D([], [], color=c, lw=2, label=words[s] + notes[s]) for c, s in zip(cols, settings)]
-        top.legend(handles=handles, loc="best", framealpha=0.85)
-    train = Line2D([], [], color="k", ls="-", label=LAMBDA_NOTE if mixup else "training")
-    val = Line2D([], [], color="k", ls="--", label="validation")
-    bottom.legend(handles=[train, val], loc="best", framealpha=0.85)
+    # above the panels: it never covers a curve
+    fig.legend(handles=handles, loc="outside upper center", ncols=ncols, frameon=False, handlelength=2.2)
     return fig
+
+
+def _key(colours: list, splits: list) -> tuple[list, int]:
+    """The legend's entries and its number of columns: the settings' colours in rows, then the
+    splits' styles in a row of their own; as many columns as one AAAI column's width holds."""
+    width = 58  # characters at 7 pt across one AAAI column, each entry counting its handle as 6
+
+    def fits(n: int) -> bool:
+        rows = [colours[i : i + n] for i in range(0, len(colours), n)] + [splits]
+        return sum(max((len(r[i].get_label()) + 6 for r in rows if i < len(r)), default=0) for i in range(n)) <= width
+
+    ncols = next((n for n in range(max(len(colours), len(splits)), 1, -1) if fits(n)), 1)
+    blank = Line2D([], [], ls="none", label="")
+    grid = [colours[i : i + ncols] for i in range(0, len(colours), ncols)] + [splits]
+    grid = [row + [blank] * (ncols - len(row)) for row in grid] if ncols > 1 else [[h] for row in grid for h in row]
+    return [row[c] for c in range(ncols) for row in grid], ncols  # matplotlib fills a legend column by column
 
 
 def curves_caption(runs: pd.DataFrame, title: str) -> tuple:

@@ -101,6 +101,7 @@ class Table:
 
 @dataclass
 class Todo:
+    key: str  # its part of author.md ('## <key>'), where the author writes it (authored.py)
     text: str  # what the author still has to write
 
 
@@ -120,6 +121,7 @@ class Document:
     title: str
     author: str
     blocks: list = field(default_factory=list)
+    affiliation: str = ""
     references: dict = field(default_factory=dict)  # key -> (authors, year, full entry)
 
     def numbers(self) -> dict[str, int]:
@@ -201,6 +203,8 @@ def to_markdown(doc: Document) -> str:
     num = doc.numbers()
     inl = lambda parts: md_inline(parts, doc, num)  # noqa: E731
     out = [f"# {md_escape(doc.title)}", ""]
+    if doc.author:
+        out += [" · ".join(md_escape(x) for x in (doc.author, doc.affiliation) if x), ""]
     for b in doc.blocks:
         if isinstance(b, Heading):
             out += ["#" * (b.level + 1) + " " + md_escape(b.text), ""]

@@ -1,8 +1,8 @@
 """Figures (PNG for Markdown, PDF for the paper), sized to read at one AAAI column (3.3 in).
 
 Besides the learning curves (curves.py): the logged learning-rate schedules, the Beta(alpha, alpha)
-density of mixup's weight, and the class proportions of the training split. A demo's figures carry
-a "demo: generated data" mark, so a copied figure still says what it is.
+density of mixup's weight (for the alphas the runs used), and the class proportions of the training
+split. A demo's figures carry a "demo: generated data" mark, so a copied figure still says what it is.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from .document import Figure  # noqa: E402
 from .labels import differing_words, fmt_num, words_list  # noqa: E402
 
 FORMATS = ("png", "pdf")
-MIXUP_ALPHA = 0.2  # the assignment's mixup alpha, always drawn in beta_pdf
 BETA_YMAX = 4.0  # the Beta(0.2, 0.2) density is infinite at 0 and 1: the y axis is cut here
 DEMO_MARK = "demo: generated data"
 MARKER_MAX_EPOCHS = 20  # curves with at most this many epochs get a marker per epoch
@@ -153,8 +152,8 @@ def beta_pdf(x, a: float, b: float | None = None) -> np.ndarray:
     return np.where(inside, np.exp(logp), 0.0)
 
 
-def mixup_alphas(runs: pd.DataFrame | None, always: Iterable[float] = (MIXUP_ALPHA,)) -> list[float]:
-    """Sorted distinct positive mixup alphas of the runs and `always` (the assignment's 0.2)."""
+def mixup_alphas(runs: pd.DataFrame | None, always: Iterable[float] = ()) -> list[float]:
+    """Sorted distinct positive mixup alphas of the runs (and of `always`): [] when no run used mixup."""
     found = set(always)
     if runs is not None and "mixup_alpha" in runs:
         vals = pd.to_numeric(runs["mixup_alpha"], errors="coerce").dropna()
@@ -182,7 +181,8 @@ def draw_beta_pdf(alphas: Iterable[float]):
 
 
 def beta_figure(runs: pd.DataFrame | None) -> Figure:
-    """figures/beta_pdf: the density for every alpha of mixup_alphas(runs)."""
+    """figures/beta_pdf: the density for every alpha of mixup_alphas(runs); only for runs with mixup
+    (labels.has_mixup), as a figure of a sweep without mixup would show a distribution nothing drew from."""
     alphas = mixup_alphas(runs)
     one = fmt_num(alphas[0]) if len(alphas) == 1 else "α"
     which = "" if len(alphas) == 1 else f" for α = {words_list([fmt_num(a) for a in alphas])}"

@@ -22,13 +22,10 @@ from .document import Table
 from .labels import hashable
 from .sweep import Selection, group_label, sort_key, value_text
 from .tables import METRICS as TABLE_METRICS
-from .tables import MISSING, cell, safe_name
+from .tables import MISSING, cell, safe_name, spread_note
 
 HEADERS = {m: h for m, h, _ in TABLE_METRICS} | {"lr": "Final lr", "epoch_time_s": "Epoch time (s)"}
-NOTE = (
-    "Mean ± sample standard deviation (ddof=1) over the n completed runs with a finite value "
-    "(seeds pooled); accuracies in %."
-)
+NOTE = "Completed runs with a finite value only, seeds pooled; accuracies in %."  # then tables.spread_note
 
 
 def kind(metric: str) -> str:
@@ -97,11 +94,13 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _verdict(r, metric: str) -> str:
+def _verdict(r, best, metric: str) -> str:
     if r["rank"] == 1 and r["n"]:
         return "best"
     if not r["n"]:
         return r["status"] if r["status"] != "completed" else "no finite value"
+    if best["n"] and noise.equal_as_shown(metric, r["mean"], best["mean"]):
+        return "tied with the best"
     if r["beyond_noise"] is None:
         return "untested (one run each)"
     z = abs(r["behind"]) / r["se"] if r["se"] else math.inf
@@ -116,7 +115,13 @@ def ranking_cells(table: pd.DataFrame, sel: Selection) -> tuple[list[str], list[
         if behind and r["behind"] < 0:
             behind = "-" + behind
         rows.append(
-            [str(r["rank"]), *[value_text(r[k]) for k in sel.by], _cell(r, sel.metric), behind, _verdict(r, sel.metric)]
+            [
+                str(r["rank"]),
+                *[value_text(r[k]) for k in sel.by],
+                _cell(r, sel.metric),
+                behind,
+                _verdict(r, table.iloc[0], sel.metric),
+            ]
         )
     return header, rows
 
@@ -168,9 +173,9 @@ def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, p
     table = ranking(sel, sizes)
     header, rows = ranking_cells(table, sel)
     note = (
-        f"{NOTE} Behind best: the best group's lead over this one ({'points' if kind(m) == 'pct' else 'units'}); "
-        f"beyond noise when it exceeds {noise.Z:g} standard errors (spread over seeds when both groups have 2+ runs, "
-        "else binomial on the split's images)."
+        f"{spread_note(table['n'], 'group')} {NOTE} Behind best: the best group's lead over this one "
+        f"({'points' if kind(m) == 'pct' else 'units'}); beyond noise when it exceeds {noise.Z:g} standard errors "
+        "(spread over seeds when both groups have 2+ runs, else binomial on the split's images); tied: equal as shown."
     )
     title = f"Ranking by {HEADERS[m]}, grouped by {', '.join(sel.by) or 'nothing (all runs)'}"
     blocks = [Table(header, rows, (note,), f"ranking-{m}", n_text=0, title=title, file=f"ranking_{m}")]
@@ -179,7 +184,8 @@ def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, p
         values = grid_values(sel)
         for i, (words, header, rows) in enumerate(grid_cells(values, sel)):
             title = f"{HEADERS[m]}: {sel.pivot[0]} (rows) x {sel.pivot[1]} (columns)" + (f", {words}" if words else "")
-            blocks.append(Table(header, rows, (NOTE,), f"grid-{m}-{i}", n_text=1, title=title, file=f"grid_{m}"))
+            note = f"{spread_note(values['n'], 'cell')} {NOTE}"
+            blocks.append(Table(header, rows, (note,), f"grid-{m}-{i}", n_text=1, title=title, file=f"grid_{m}"))
         frames[f"grid_{m}"] = values
     return blocks, frames
 

@@ -147,12 +147,12 @@ def _bibliography(doc: Document) -> list[str]:
 def to_latex(doc: Document, style: Path | None = None) -> str:
     """paper.tex: the official preamble of `style` (an aaai*.sty beside paper.tex) or the look-alike."""
     pre = preamble("official") % {"style": style.stem} if style else preamble("lookalike")
-    author = latex_escape(doc.author)
+    author, affiliation = latex_escape(doc.author), latex_escape(doc.affiliation)
     head = [pre + preamble("shared"), rf"\title{{{latex_escape(doc.title)}}}"]
     if style:
-        head += [rf"\author{{{author}}}", r"\affiliations{Affiliation (TODO)}"]
+        head += [rf"\author{{{author}}}", rf"\affiliations{{{affiliation}}}"]
     else:
-        head += [rf"\author{{{author}\\ \normalsize\mdseries Affiliation (TODO)}}", r"\date{}"]
+        head += [rf"\author{{{author}\\ \normalsize\mdseries {affiliation}}}", r"\date{}"]
     body = [r"\begin{document}", r"\maketitle", ""]
     for b in doc.blocks:
         body += _block(b)

@@ -5,7 +5,11 @@ difference of two means is the spread over seeds (sqrt(s1^2/k1 + s2^2/k2), sampl
 settings have two or more runs; otherwise, for an accuracy, the binomial standard error of a
 proportion measured on n images (sqrt(p(1-p)/n) per setting); a loss from single runs has none.
 A difference counts as beyond noise when it exceeds Z = 2 standard errors (about 95%).
-Accuracies are fractions here; words show them in % and differences in percentage points.
+The best validation accuracy over epochs is an accuracy on the validation split like the final one
+(its binomial error ignores that the best of several epochs is picked, which favours it slightly).
+Two settings tie when their values are equal as shown (accuracies in % to 2 decimals, losses to 4):
+a tie is called a tie, never a lead. Accuracies are fractions here; words show them in % and
+differences in percentage points.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .labels import fmt_loss, fmt_pct
+from .labels import fmt_loss, fmt_pct, words_list
 
 Z = 2.0
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
@@ -25,9 +29,9 @@ WORDS = {
     f"{s}_{m}": f"{words} {noun}"
     for s, words in SPLIT_WORDS.items()
     for m, noun in (("acc", "accuracy"), ("loss", "loss"))
-}
+} | {"best_val_acc": "best validation accuracy"}
 #: Which split's size n a binomial standard error uses, by metric.
-SPLIT = {f"{s}_acc": s for s in SPLIT_WORDS}
+SPLIT = {f"{s}_acc": s for s in SPLIT_WORDS} | {"best_val_acc": "val"}
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,44 @@ def gap(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> Gap
     return Gap(diff, math.nan, "")
 
 
+def shown(metric: str, value: float) -> str:
+    """A metric's value as the report shows it: '45.10%' for an accuracy, '1.2345' for a loss."""
+    return f"{fmt_pct(value)}%" if higher_is_better(metric) else fmt_loss(value)
+
+
+def equal_as_shown(metric: str, a: float, b: float) -> bool:
+    """Whether two values of `metric` read the same in the report (the definition of a tie)."""
+    return shown(metric, a) == shown(metric, b)
+
+
+def tied(a: Estimate, b: Estimate, metric: str) -> bool:
+    """Whether `a` and `b` both have a value and those values tie (equal_as_shown)."""
+    return bool(a.k and b.k) and equal_as_shown(metric, a.mean, b.mean)
+
+
 def diff_text(metric: str, diff: float) -> str:
     """'1.10 points' for an accuracy difference, '0.1234' for a loss difference."""
     return f"{fmt_pct(abs(diff))} points" if metric.endswith("_acc") else fmt_loss(abs(diff))
 
 
-def _entry(metric: str, e: Estimate) -> str:
-    """'lr 0.05 (45.10%)' for an accuracy, 'lr 0.05 (1.2345)' for a loss, 'lr 0.5 (diverged)' without a value."""
-    value = e.status if e.k == 0 else f"{fmt_pct(e.mean)}%" if higher_is_better(metric) else fmt_loss(e.mean)
-    return f"{e.setting} ({value})"
+def ties(ests: Sequence[Estimate], metric: str) -> list[list[Estimate]]:
+    """`ests` (best first) cut into runs of settings tied with each other (noise.tied)."""
+    out: list[list[Estimate]] = []
+    for e in ests:
+        if out and tied(out[-1][0], e, metric):
+            out[-1].append(e)
+        else:
+            out.append([e])
+    return out
+
+
+def _entry(metric: str, group: Sequence[Estimate]) -> str:
+    """'lr 0.05 (45.10%)', 'lr 0.05 (1.2345)' for a loss, 'lr 0.5 (diverged)' without a value, and
+    tied settings together: 'wd 1e-4 and wd 5e-4 (99.75% each)'."""
+    e = group[0]
+    if len(group) > 1:
+        return f"{words_list([g.setting for g in group])} ({shown(metric, e.mean)} each)"
+    return f"{e.setting} ({e.status if e.k == 0 else shown(metric, e.mean)})"
 
 
 def noise_clause(best: Estimate, other: Estimate, metric: str, sizes: dict | None) -> str:
@@ -131,11 +164,13 @@ def ranking_sentence(ests: Sequence[Estimate], metric: str, sizes: dict | None) 
     (diverged). The lead over lr 0.01 (0.20 points) is within noise (...): ...'"""
     if not ests or ests[0].k == 0:
         return f"{WORDS[metric].capitalize()}: no run completed with a finite value."
+    first, *rest = ties(ests, metric)
     word = "highest" if higher_is_better(metric) else "lowest"
-    text = f"{WORDS[metric].capitalize()}: {word} for {_entry(metric, ests[0])}"
-    if len(ests) > 1:
-        text += ", then " + ", ".join(_entry(metric, e) for e in ests[1:])
+    lead = f"a tie between {_entry(metric, first)}" if len(first) > 1 else f"{word} for {_entry(metric, first)}"
+    text = f"{WORDS[metric].capitalize()}: {lead}"
+    if rest:
+        text += ", then " + ", ".join(_entry(metric, g) for g in rest)
     text += "."
-    if len(ests) > 1:
-        text += " " + noise_clause(ests[0], ests[1], metric, sizes)
+    if rest:
+        text += " " + noise_clause(ests[0], rest[0][0], metric, sizes)
     return text

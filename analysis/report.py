@@ -12,7 +12,7 @@ import pandas as pd
 from .curves import section_figure
 from .document import Document, Heading, Table, md_table_file
 from .figures import beta_figure, class_figure, lr_schedule_figure, save
-from .labels import section_title
+from .labels import has_mixup, section_title
 from .latex import table_float
 from .runs import collect, load_data_stats
 from .tables import NOTE, channel_table, metrics_table, safe_name, sections, split_table
@@ -20,7 +20,8 @@ from .tables import NOTE, channel_table, metrics_table, safe_name, sections, spl
 
 def generic_document(runs: pd.DataFrame, hist: pd.DataFrame, stats: dict | None) -> Document:
     """Per section (the assignment's order first) its final-metrics table and curves; every run in
-    one table; the logged lr schedules, the Beta density of mixup's weight; the data statistics."""
+    one table; the logged lr schedules, the Beta density of mixup's weight (when a run used mixup);
+    the data statistics."""
     blocks: list = []
     for section in sections(runs):
         part = runs[runs["section"] == section]
@@ -34,7 +35,7 @@ def generic_document(runs: pd.DataFrame, hist: pd.DataFrame, stats: dict | None)
             runs, "all", (NOTE,), with_section=True, title="All sections: final metrics per setting", file="all"
         ),
         lr_schedule_figure(hist, runs),
-        beta_figure(runs),
+        *([beta_figure(runs)] if has_mixup(runs) else []),
     ]
     if stats is not None:
         blocks += [
@@ -87,7 +88,7 @@ def write_all(
     paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, *, figures: bool = True, demo: bool = False
 ) -> dict[str, list[Path]]:
     """Collect the runs under `paths` and write runs.csv, history.csv and the generic document's
-    tables/ and figures/ (figures/<section>, lr_schedule, beta_pdf, class_proportions).
+    tables/ and figures/ (figures/<section>, lr_schedule, beta_pdf with mixup, class_proportions).
 
     Returns the written files by kind: {'csv': [...], 'tables': [...], 'figures': [...]}.
     Raises runs.AnalysisError for a missing path or when no run folder is found.

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, save
 from .grid import HEADERS, grid_slices, grid_values, group_values, kind, levels, other_keys, ranking
 from .labels import hashable
 from .sweep import Selection, group_label, sort_key, value_text
-from .tables import MISSING
+from .tables import MISSING, spread_kind
 
 MAX_COLORED = 8  # groups drawn each in its own colour; beyond this only the TOP_N best are
 TOP_N = 5
@@ -38,6 +39,8 @@ MAX_PANELS = 6
 TICK_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7}  # a parallel axis's value labels
 MAX_LEVELS = 12  # a parallel-coordinates axis with at most this many values spaces them evenly
 CURVES = (("val_loss", "validation loss", 1.0), ("val_acc", "validation accuracy (%)", 100.0))
+#: What a group's line and band are, by tables.spread_kind of the groups' run counts (no band for one run).
+BAND = {"several": "line: mean over runs; band: ±1 std", "mixed": "line: mean over runs; band (2+ runs): ±1 std"}
 
 
 def _scale(metric: str) -> float:
@@ -62,9 +65,19 @@ def draw_curves_by(sel: Selection, order: list[str]):
     groups = [g for g in order if g in set(stats["group"])]
     many = len(groups) > MAX_COLORED
     shown = groups[:TOP_N] if many else groups
-    fig, axes = new_figure((3.3, 4.2 + 0.12 * (len(shown) + many)), nrows=2, sharex=True)
     palette = dict(zip(shown, colors(len(shown))))
     n_runs = sel.runs.groupby("group").size()
+    by = ", ".join(short_key(k, sel.by) for k in sel.by) or "all runs"
+    title = f"Validation curves by {by}" + (f" (the {TOP_N} best of {len(groups)} groups in colour)" if many else "")
+    wrap = lambda text, width: textwrap.fill(text, width, subsequent_indent="  ")  # noqa: E731  (the column's width)
+    handles = [
+        Line2D([], [], color=palette[g], lw=2, label=wrap(f"{_short(g, sel)} (n={n_runs.get(g, 0)})", 62))
+        for g in shown
+    ]
+    if many:
+        handles.append(Line2D([], [], color="0.6", lw=1, label=f"{len(groups) - len(shown)} other groups"))
+    lines = sum(h.get_label().count("\n") + 1 for h in handles) + wrap(title, 52).count("\n") + 1
+    fig, axes = new_figure((3.3, 3.6 + 0.12 * lines), nrows=2, sharex=True)
     for ax, (col, ylabel, scale) in zip(axes, CURVES):
         for g in reversed(groups):  # the best drawn last, on top
             s = stats[stats["group"] == g]
@@ -81,17 +94,20 @@ def draw_curves_by(sel: Selection, order: list[str]):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     clip_diverging(axes[0], stats["val_loss_mean"])
     axes[1].set_xlabel("epoch")
-    by = ", ".join(short_key(k, sel.by) for k in sel.by) or "all runs"
-    axes[0].set_title(
-        f"Validation curves by {by}" + (f"\n(the {TOP_N} best of {len(groups)} groups in colour)" if many else "")
+    # above the panels, as the curves of a section (curves.py): never over a curve, clear of the demo mark below
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncols=1,
+        fontsize=6,
+        frameon=False,
+        title=wrap(title, 52),
+        title_fontsize=8.5,
+        alignment="left",
     )
-    handles = [Line2D([], [], color=palette[g], lw=2, label=f"{_short(g, sel)} (n={n_runs.get(g, 0)})") for g in shown]
-    if many:
-        handles.append(Line2D([], [], color="0.6", lw=1, label=f"{len(groups) - len(shown)} other groups"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize=6, frameon=False)
-    axes[0].text(
-        0.99, 0.97, "line: mean over runs; band: ±1 std", transform=axes[0].transAxes, ha="right", va="top", fontsize=6
-    )
+    band = BAND.get(spread_kind(n_runs))
+    if band:
+        axes[0].text(0.99, 0.97, band, transform=axes[0].transAxes, ha="right", va="top", fontsize=6)
     return fig
 
 
@@ -153,7 +169,8 @@ def draw_grid(sel: Selection, values: pd.DataFrame):
         if words:
             ax.set_title(words, fontsize=7)
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), label=HEADERS[sel.metric], shrink=0.9)
-    fig.suptitle(f"{HEADERS[sel.metric]}: mean ± std (n) over seeds", fontsize=8.5)
+    spread = {"one": "one run per cell", "several": "mean ± std (n) over seeds", "mixed": "mean ± std (n) of 2+ runs"}
+    fig.suptitle(f"{HEADERS[sel.metric]}: {spread[spread_kind(values['n'])]}", fontsize=8.5)
     return fig
 
 
@@ -260,7 +277,8 @@ def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
     by = ", ".join(sel.by) or "nothing"
     out = []
     if len(sel.hist):
-        caption = f"Validation loss and accuracy per epoch, grouped by {by}: mean over runs, band ±1 sample std."
+        band = BAND.get(spread_kind(sel.runs.groupby("group").size()), "one run per group")
+        caption = f"Validation loss and accuracy per epoch, grouped by {by}: {band.replace('std', 'sample std')}."
         out.append(Figure("curves_by", (caption,), lambda: draw_curves_by(sel, labels)))
     if sel.pivot:
         cells = grid_values(sel)

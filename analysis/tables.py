@@ -3,7 +3,7 @@
 Accuracies are shown in percent (100 x fraction, 2 decimals), losses with 4 decimals; sections
 follow the assignment's order (lr_sweep, schedule_sweep, wd_sweep, mixup, then any others).
 Settings with several seeds show `mean ± std (n=k)`: sample std (ddof=1) over the k runs whose
-value is finite.
+value is finite; a setting of one run shows its value, and the caption says which (spread_note).
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ REPORT_METRICS = [(c, h.removesuffix(" (%)"), k) for c, h, k in METRICS if c in 
 MISSING = "—"
 NOTE = (
     "Metrics of the last completed epoch; accuracies in %, losses are cross-entropy. "
-    "Best val acc is the maximum over epochs; the test set is evaluated once, at the end. "
-    "Where several seeds share a setting: mean ± sample standard deviation (ddof=1) "
-    "over the n runs with a finite value."
-)
+    "Best val acc is the maximum over epochs; the test set is evaluated once, at the end."
+)  # metrics_table adds what its cells hold (spread_note)
 SORT_COLS = ["section", "lr", "schedule", "weight_decay", "mixup_alpha", "epochs", "seed"]
 
 
@@ -91,6 +89,24 @@ def cell(mean: Any, std: Any, n: int, kind: str, with_n: bool = True) -> str:
     return f"{fmt(mean)} ± {fmt(std)}" + (f" (n={n})" if with_n else "")
 
 
+def spread_kind(counts: Sequence[int]) -> str:
+    """'one' (every cell of one run, or none), 'several' (every cell of 2+) or 'mixed', over the
+    cells of `counts` runs that have a value (0: none)."""
+    ns = [int(n) for n in counts if n > 0]
+    return "one" if not ns or max(ns) == 1 else "several" if min(ns) > 1 else "mixed"
+
+
+def spread_note(counts: Sequence[int], noun: str = "setting") -> str:
+    """What cells of `counts` runs each hold (`cell`'s rule), in one sentence: a cell of one run
+    shows its value and no standard deviation, so no caption may promise one."""
+    spread = "mean ± sample standard deviation (ddof=1) over the n runs with a finite value"
+    return {
+        "one": f"One run per {noun}: no standard deviation.",
+        "several": f"Per {noun}: {spread}.",
+        "mixed": f"A {noun} of several runs: {spread}; of one run: its value.",
+    }[spread_kind(counts)]
+
+
 def _epochs_cell(r: pd.Series) -> str:
     lo, hi, planned = r["epochs_done_min"], r["epochs_done_max"], r["epochs"]
     done = fmt_num(lo) if lo == hi else f"{fmt_num(lo)}–{fmt_num(hi)}"
@@ -130,6 +146,8 @@ def metrics_table(
         row += [r["status"]] * status + ([_epochs_cell(r)] if counts == "epochs" else [str(r["n_runs"])] * seeds)
         row += [cell(r[f"{c}_mean"], r[f"{c}_std"], int(r[f"{c}_n"]), k, with_n) for c, _, k in metrics]
         rows.append(row)
+    counts = summ[[f"{c}_n" for c, _, _ in metrics]].to_numpy().ravel()
+    caption = (*caption, (" " if caption else "") + spread_note(counts))
     return Table(header, rows, caption, name, n_text=with_section + 1 + status, title=title, file=file)
 
 

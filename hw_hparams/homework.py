@@ -264,12 +264,13 @@ def main(argv: list[str] | None = None) -> None:
         if settings.plan:
             print_plan(prepare(settings, train_overrides, plan_only=True), settings.bench)
             return
+        from .study_contract import check_report, hand_over  # matplotlib and pandas only past the plan
+
+        check_report(Path(settings.out) / settings.study)  # before anything trains: an edited paper stops it
         study = prepare(settings, train_overrides)
         log_to_file(study.root)
         log.info("study %s: %s", study.root, study.progress.status())
         outcome = run_study(study)
-        from .study_contract import hand_over  # matplotlib and pandas only when it gets that far
-
         report = hand_over(study, outcome, "python -m hw_hparams.homework " + shlex.join(argv))
     except ConfigError as err:
         fail(str(err))

@@ -21,7 +21,7 @@ def test_only_empty_history(tmp_path):
     written = analysis.write_all([tmp_path], tmp_path / "out")
     assert len(read_csv_dicts(tmp_path / "out" / "runs.csv")) == 1
     assert read_csv_dicts(tmp_path / "out" / "history.csv") == []
-    assert (tmp_path / "out" / "figures" / "beta_pdf.png").is_file()
+    assert not (tmp_path / "out" / "figures" / "beta_pdf.png").exists()  # no run used mixup
     assert all(p.exists() for ps in written.values() for p in ps)
 
 

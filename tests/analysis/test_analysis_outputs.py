@@ -176,7 +176,7 @@ def test_beta_pdf_matches_scipy():
         np.testing.assert_allclose(analysis.beta_pdf(x, a), stats.beta.pdf(x, a, a), rtol=1e-10)
     np.testing.assert_allclose(analysis.beta_pdf(x, 0.3, 2.5), stats.beta.pdf(x, 0.3, 2.5), rtol=1e-10)
     assert analysis.beta_pdf(np.array([0.0, 1.0, -1.0, 2.0]), 0.2).tolist() == [0, 0, 0, 0]
-    assert analysis.mixup_alphas(None) == [0.2]
+    assert analysis.mixup_alphas(None) == [] and analysis.mixup_alphas(None, always=(0.2,)) == [0.2]
 
 
 def test_setting_labels_and_numbers():

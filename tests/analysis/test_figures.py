@@ -25,14 +25,22 @@ def _legend_texts(ax):
     return [t.get_text() for t in leg.get_texts()] if leg else []
 
 
+def _key(fig) -> tuple[list[str], list[str]]:
+    """(settings, splits): the labels of a curves figure's one legend, coloured entries and black ones."""
+    (legend,) = fig.legends
+    pairs = [(t.get_text(), h.get_color()) for t, h in zip(legend.get_texts(), legend.legend_handles) if t.get_text()]
+    return sorted(t for t, c in pairs if c != "k"), sorted(t for t, c in pairs if c == "k")
+
+
 def test_one_epoch_runs_are_visible_points_and_legends_name_only_the_lr(tmp_path):
     runs, hist = _runs(tmp_path, [make_config(lr=v, epochs=1) for v in (0.5, 0.05, 0.01)])
     fig = curves.draw_section(hist, runs, "Learning rate")
     top, bottom = fig.axes
     assert top.get_title() == "Learning rate: loss per epoch"
     assert bottom.get_title() == "Learning rate: accuracy per epoch"
-    assert sorted(_legend_texts(top)) == ["lr 0.01", "lr 0.05", "lr 0.5"]  # nothing they share
-    assert _legend_texts(bottom) == ["training", "validation"]  # the line styles, said once
+    settings, splits = _key(fig)
+    assert settings == ["lr 0.01", "lr 0.05", "lr 0.5"]  # nothing they share
+    assert splits == ["training", "validation"]  # the styles, said once
     data_lines = [l for l in top.get_lines() + bottom.get_lines() if len(l.get_xdata()) == 1]
     assert len(data_lines) == 12  # 3 runs x 2 splits x 2 panels, one point each
     assert all(l.get_marker() not in (None, "", "None") for l in data_lines)
@@ -43,10 +51,12 @@ def test_one_epoch_runs_are_visible_points_and_legends_name_only_the_lr(tmp_path
         for r in read_csv_dicts(p / "history.csv")
     )
     got = sorted(
-        float(l.get_ydata()[0]) for l in bottom.get_lines() if l.get_linestyle() == "--" and len(l.get_xdata()) == 1
+        float(l.get_ydata()[0])
+        for l in bottom.get_lines()
+        if l.get_markerfacecolor() == "white" and len(l.get_xdata()) == 1  # validation: hollow
     )
     np.testing.assert_allclose(got, want)
-    assert {l.get_linestyle() for l in bottom.get_lines() if len(l.get_xdata()) == 1} == {"-", "--"}
+    assert {l.get_markerfacecolor() == "white" for l in bottom.get_lines() if len(l.get_xdata()) == 1} == {True, False}
     assert bottom.get_ylabel() == "accuracy (%)"
     assert fig.get_size_inches()[0] <= COLUMN_IN
 
@@ -56,7 +66,7 @@ def test_long_curves_have_no_markers(tmp_path):
     fig = curves.draw_section(hist, runs, "Learning-rate schedule")
     lines = [l for l in fig.axes[0].get_lines() if len(l.get_xdata()) == 30]
     assert len(lines) == 4 and all(l.get_marker() in (None, "", "None") for l in lines)
-    assert sorted(_legend_texts(fig.axes[0])) == ["constant", "cosine"]
+    assert _key(fig)[0] == ["constant", "cosine"]
 
 
 def test_mixup_training_accuracy_is_labelled_lambda_weighted(tmp_path):
@@ -64,20 +74,19 @@ def test_mixup_training_accuracy_is_labelled_lambda_weighted(tmp_path):
     mix = make_config(schedule="cosine", wd=5e-4, mixup=0.2)
     runs, hist = _runs(tmp_path, [base, mix])
     fig = curves.draw_section(hist, runs, "Mixup")
-    assert sorted(_legend_texts(fig.axes[0])) == ["mixup α=0.2", "no mixup"]
-    style = _legend_texts(fig.axes[1])
-    assert len(style) == 2 and "λ-weighted" in style[0] and style[1] == "validation"
+    settings, style = _key(fig)
+    assert settings == ["mixup α=0.2", "no mixup"]
+    assert style == ["training (λ-weighted under mixup)", "validation"]
     no_mix, _ = _runs(tmp_path / "plain", [base, make_config(schedule="cosine", wd=1e-4)])
     # without mixup the training line is plain "training"
-    assert "λ" not in " ".join(
-        _legend_texts(curves.draw_section(analysis.collect([tmp_path / "plain"])[1], no_mix, "Weight decay").axes[1])
-    )
+    plain = curves.draw_section(analysis.collect([tmp_path / "plain"])[1], no_mix, "Weight decay")
+    assert _key(plain)[1] == ["training", "validation"]
 
 
 def test_seeds_are_named_in_the_legend(tmp_path):
     cfgs = [make_config(lr=0.05, seed=s) for s in (0, 1, 2)] + [make_config(lr=0.01)]
     runs, hist = _runs(tmp_path, cfgs)
-    assert sorted(_legend_texts(curves.draw_section(hist, runs, "x").axes[0])) == ["lr 0.01", "lr 0.05 (3 seeds)"]
+    assert _key(curves.draw_section(hist, runs, "x"))[0] == ["lr 0.01", "lr 0.05 (3 seeds)"]
 
 
 def test_demo_mark_only_on_demo_figures(tmp_path):
