@@ -1,4 +1,5 @@
-"""Tables and figures from hw_hparams run folders (reads run folders only; never imports hw_hparams).
+"""Tables and figures from hw_hparams run folders (reads run folders only; of hw_hparams it imports only
+the dependency-free hw_hparams.suggest, never the training code).
 
     runs, history = analysis.collect(["outputs/multirun/lr_sweep"])
     files = analysis.write_all(["outputs/multirun"], "report")   # {'csv': [...], 'tables': [...], 'figures': [...]}
