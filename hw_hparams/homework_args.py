@@ -200,10 +200,10 @@ def _check_train_overrides(overrides: list[str]) -> None:
         raise ConfigError(str(err).splitlines()[0]) from None
     for o in parsed:
         key = o.key_or_group
-        if key in RESERVED:
+        if key in RESERVED or key.replace(".", "/") in RESERVED:  # hydra.launcher=joblib meant hydra/launcher
             hint = (
                 "use launcher=..."
-                if key == "hydra/launcher"
+                if key.replace(".", "/") == "hydra/launcher"
                 else "run your own sweep with `python -m hw_hparams.train -m experiment=...`"
             )
             raise ConfigError(f"{key} is set by the study itself, section by section: {hint}")

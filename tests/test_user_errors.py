@@ -281,6 +281,11 @@ HYDRA_SAYS = [
     ("homework", ["out="], "out= has no value: give one, e.g. out=outputs"),
     (
         "homework",
+        ["demo=true", "hydra.launcher=joblib"],
+        "hydra.launcher is set by the study itself, section by section: use launcher=...",
+    ),
+    (
+        "homework",
         ["out=/proc/hw_hparams"],
         "cannot create the study folder /proc/hw_hparams/homework: /proc is not a writable folder; choose another place with out=...",
     ),
