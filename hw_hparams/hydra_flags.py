@@ -141,21 +141,27 @@ def _shown(cfg: DictConfig, args: Any) -> Any:
 
 def print_configs(configs: list[DictConfig], args: Any) -> None:
     """Print `--cfg` of the command line's one config, or with -m of each job's, as a YAML document
-    headed by the job's overrides and run folder (a search's jobs: the ends of its ranges)."""
+    headed by the job's overrides and run folder (a search's jobs: the ends of its ranges); a reader
+    that stops early (`| head`) ends it quietly."""
     shown = [_shown(cfg, args) for cfg in configs]  # every ConfigError before anything is printed
     sweeper = OmegaConf.select(configs[0], "hydra.runtime.choices", default={}).get("hydra/sweeper")
+    lines = []
     if args.multirun and sweeper not in (None, "basic", "stage"):
-        print(f"# hydra/sweeper={sweeper} picks its trials as it runs; these jobs are the ends of its ranges")
+        lines.append(f"# hydra/sweeper={sweeper} picks its trials as it runs; these jobs are the ends of its ranges\n")
     for number, (cfg, node) in enumerate(zip(configs, shown), 1):
         if args.multirun:
             overrides = " ".join(cfg.hydra.overrides.task) or "(no overrides)"
-            if number > 1:
-                print("---")
-            print(f"# job {number} of {len(configs)}: {overrides}")
-            print(f"# run folder: {naming.job_folder(cfg, multirun=True)}")
+            lines.append("---\n" if number > 1 else "")
+            lines.append(f"# job {number} of {len(configs)}: {overrides}\n")
+            lines.append(f"# run folder: {naming.job_folder(cfg, multirun=True)}\n")
         if not OmegaConf.is_config(node):
-            print(node)
-        else:
-            if args.package not in (None, "_global_"):
-                print(f"# @package {args.package}")
-            sys.stdout.write(OmegaConf.to_yaml(node))
+            lines.append(f"{node}\n")
+            continue
+        if args.package not in (None, "_global_"):
+            lines.append(f"# @package {args.package}\n")
+        lines.append(OmegaConf.to_yaml(node))
+    try:
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader has all it wanted; Python would complain again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
