@@ -1,5 +1,6 @@
 """Tables and figures from hw_hparams run folders (reads run folders only; never imports the training
-code: of hw_hparams only roles.py, a standard-library-only declaration of which keys change a run).
+code: of hw_hparams only the standard-library-only hw_hparams.roles (which keys change a run) and
+hw_hparams.suggest (the one "did you mean" rule of every command).
 
     runs, history = analysis.collect(["outputs/multirun/lr_sweep"])
     files = analysis.write_all(["outputs/multirun"], "report")   # {'csv': [...], 'tables': [...], 'figures': [...]}

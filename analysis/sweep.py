@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hw_hparams.roles import run_invariant  # standard library only: no training code
+from hw_hparams.suggest import did_you_mean  # dependency-free: the one "did you mean" rule of every command
 
 from .labels import fmt_num, hashable, is_missing
 from .runs import AnalysisError
@@ -140,8 +141,7 @@ def split_keys(text: str | None, option: str) -> list[str] | None:
 
 
 def _unknown(option: str, key: str, known: Iterable[str], varying: Sequence[str]) -> AnalysisError:
-    near = [k for k in sorted(known) if k.endswith("." + key) or k.split(".")[-1] == key.split(".")[-1]][:3]
-    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    hint = did_you_mean(key, known)
     return AnalysisError(
         f"{option} {key}: not a config key of these runs{hint}; keys that vary: {', '.join(varying) or 'none'}"
     )
@@ -178,7 +178,9 @@ def select(
     """The Selection for the CLI's options (text as typed); AnalysisError (one line) for an unknown
     key or metric, a malformed option, or a --where that leaves no run."""
     if metric not in METRICS:
-        raise AnalysisError(f"--metric {metric}: not a metric; one of {', '.join(METRICS)}")
+        raise AnalysisError(
+            f"--metric {metric}: not a metric; one of {', '.join(METRICS)}{did_you_mean(metric, METRICS)}"
+        )
     cfg = config_frame(configs)
     known = set(cfg.columns)
     mask = np.ones(len(runs), dtype=bool)

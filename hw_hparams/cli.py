@@ -1,10 +1,12 @@
 """Command-line guard rails: a command is checked whole before Hydra writes anything.
 
-`preflight` reads the command line with Hydra's own argument parser, composes the config of every
-job it would run (the overrides and the job list: overrides.py), validates each (config_checks.py),
-and checks each job's run folder without writing to it (writable, no run of another configuration,
-no live process holding it); then it moves folders made by the previous naming to their canonical
-names. Every user error is one line on stderr and exit status 2.
+`preflight` reads the command line with Hydra's own argument parser and its flags (hydra_flags.py),
+composes the config of every job it would run (the overrides and the job list: overrides.py), validates
+each (config_checks.py), and checks each job's run folder without writing to it (writable, no run of
+another configuration, no live process holding it); then it moves folders made by the previous naming
+to their canonical names. With a flag that prints instead of running (--cfg, --help, --info) the
+configs are checked the same way, nothing else; `-m ... --cfg job` prints every job's config (Hydra
+itself takes no -m with --cfg). Every user error is one line on stderr and exit status 2.
 `exit_on_user_error` does the same for errors only a job can find (missing data, a val_size
 larger than the dataset) and removes the empty folder Hydra made for a run that never started.
 """
@@ -14,22 +16,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from . import naming
+from .compose_errors import below_null, describe
 from .config_checks import check_resolvable, raw_leaves, validate
 from .data import check_dataset
 from .device import check_available
 from .errors import ConfigError, fail
+from .hydra_flags import check_config_flags, check_flags, print_configs
 from .lock import check_free
 from .objective import SEARCH_EXTRA_MISSING, optuna_missing
-from .overrides import check_deletes, check_group_overrides, command_jobs, describe, parse_command_line
+from .overrides import check_deletes, check_group_overrides, check_values, command_jobs, parse_command_line
 from .roles import max_fused_problem
 from .run_folder import check_usable, read_summary
 from .trackers import check_installed
@@ -42,22 +46,26 @@ MAX_CHECKED_JOBS = 256
 _NEW_FOLDERS: dict[Path, Path] = {}
 # Hydra's keys every job resolves to find its folder (checked for interpolations that do not resolve).
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
-# Hydra's flags that print something instead of running (left to Hydra, unchecked).
-_NO_RUN_FLAGS = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
+# Hydra's flags that print something instead of running (the overrides checked, nothing else).
+_SHOW_FLAGS = ("help", "hydra_help", "cfg", "info")
 
 
 def check_overrides(
-    overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS
+    overrides: list[str], multirun: bool = False, limit: int | None = MAX_CHECKED_JOBS, here: bool = True
 ) -> list[DictConfig]:
     """Compose and validate every job of the command line (the first `limit`; None: all), Hydra's own
-    config included; returns the composed configs, or raises ConfigError for the first bad job."""
+    config included, and with `here` what this machine must have for them (a device, a tracker's or a
+    sweeper's package); returns the composed configs, or raises ConfigError for the first bad job."""
     with naming.hydra_context():
         try:
             check_deletes(overrides)
+            check_values(overrides)
             check_group_overrides(overrides)
             jobs = command_jobs(overrides, multirun)
         except (HydraException, OmegaConfBaseException) as err:
             raise ConfigError(describe(err, overrides)) from None
+        except (AssertionError, AttributeError):  # OmegaConf, setting a key below a null one
+            raise below_null(overrides) from None
         configs = []
         for job in jobs[:limit]:
             try:
@@ -65,32 +73,21 @@ def check_overrides(
                 cfg = naming.compose_train(job, hydra=True)
             except (HydraException, OmegaConfBaseException) as err:
                 raise ConfigError(describe(err, job)) from None
-            with _as_hydra_config(cfg):  # `${hydra:runtime.cwd}` resolves as it will in the job
+            except (AssertionError, AttributeError):
+                raise below_null(job) from None
+            with naming.as_hydra_config(cfg):  # `${hydra:runtime.cwd}` resolves as it will in the job
                 validate(cfg)
                 check_resolvable(cfg, [*RUN_DIR_KEYS, *(o.split("=", 1)[0] for o in job if o.startswith("hydra."))])
                 pinned = _hydra_resolved(cfg)
             with read_write(cfg):
                 for key, value in pinned.items():
                     OmegaConf.update(cfg, key, value, merge=False)
-            check_installed(cfg)  # logger=...: its package (an extra)
-            check_available(cfg.trainer.device)
-            _check_launcher(cfg)
+            _check_launcher(cfg, here)
+            if here:
+                check_installed(cfg)  # logger=...: its package (an extra)
+                check_available(cfg.trainer.device)
             configs.append(cfg)
         return configs
-
-
-@contextlib.contextmanager
-def _as_hydra_config(cfg: DictConfig):
-    """Hydra's config of the running job is `cfg`'s for the block (what the `${hydra:...}` resolver
-    reads), then as it was."""
-    instance, readonly = HydraConfig.instance(), True if OmegaConf.is_readonly(cfg.hydra) else None
-    before = instance.cfg
-    instance.set_config(cfg)  # makes cfg.hydra read-only
-    try:
-        yield
-    finally:
-        instance.cfg = before
-        OmegaConf.set_readonly(cfg.hydra, readonly)
 
 
 def _hydra_resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -103,21 +100,16 @@ def _hydra_resolved(cfg: DictConfig) -> dict[str, Any]:
     return {k: OmegaConf.select(cfg, k) for k in [*keys, *RUN_DIR_KEYS]}
 
 
-def _check_launcher(cfg: DictConfig) -> None:
-    """The launcher (and sweeper) settings Hydra would only see once it instantiates them."""
-    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".SearchSweeper") and optuna_missing():
+def _check_launcher(cfg: DictConfig, here: bool) -> None:
+    """The launcher (and sweeper) settings Hydra would only see once it instantiates them (with `here`:
+    the sweeper's package too)."""
+    search = str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".SearchSweeper")
+    if here and search and optuna_missing():
         raise ConfigError(SEARCH_EXTRA_MISSING)
     if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher"):
         problem = max_fused_problem(OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None))
         if problem:
             raise ConfigError(problem)
-
-
-def job_folder(cfg: DictConfig, multirun: bool) -> Path:
-    """The run folder Hydra will use for the job composed as `cfg`."""
-    if multirun:
-        return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
-    return Path(cfg.hydra.run.dir)
 
 
 def _legacy_move(run_dir: Path, cfg: DictConfig, multirun: bool, config: dict) -> tuple[Path, Path] | None:
@@ -148,7 +140,7 @@ def check_folders(configs: list[DictConfig], multirun: bool) -> list[tuple[Path,
     """Check every job's run folder without writing (ConfigError); the legacy folders to move."""
     moves = []
     for cfg in configs:
-        run_dir, config = job_folder(cfg, multirun), naming.task_dict(cfg)
+        run_dir, config = naming.job_folder(cfg, multirun), naming.task_dict(cfg)
         missing = [p for p in [run_dir.absolute(), *run_dir.absolute().parents] if not p.exists()]
         if missing:
             _NEW_FOLDERS[run_dir.absolute()] = missing[-1]
@@ -161,28 +153,39 @@ def check_folders(configs: list[DictConfig], multirun: bool) -> list[tuple[Path,
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
-    """Two forgiving readings of a command line, as Hydra takes it: `+experiment=X` (Hydra's append
-    syntax, common in docs) means `experiment=X` (train.yaml lists `experiment: null`, so Hydra
-    would reject the `+` form), and `-m`/`--multirun` may stand anywhere (Hydra wants it before the
-    overrides)."""
+    """Forgiving readings of a command line, as Hydra takes it: `+experiment=X` (Hydra's append syntax,
+    common in docs) means `experiment=X` (train.yaml lists `experiment: null`, so Hydra would reject
+    the `+` form), `-m`/`--multirun` may stand anywhere, and so may the overrides around Hydra's other
+    flags (Hydra's parser takes them in one run, and `--info key=value` as --info's argument)."""
     argv = [a[1:] if a.startswith("+experiment=") else a for a in argv]
     multirun = [a for a in argv if a in ("-m", "--multirun")]
-    return multirun[:1] + [a for a in argv if a not in ("-m", "--multirun")]
+    rest = [a for a in argv if a not in ("-m", "--multirun")]
+    overrides = [a for a in rest if not a.startswith("-") and ("=" in a or a.startswith("~"))]
+    return multirun[:1] + overrides + [a for a in rest if a not in overrides]
 
 
 def preflight(argv: list[str]) -> None:
     """Check a command line before Hydra runs it (every job's config and run folder); on a user
-    error print one line and exit 2. Then move any run folder of the previous naming into place."""
+    error print one line and exit 2. Then move any run folder of the previous naming into place.
+    `--cfg` is answered here (exit 0): each job's config with -m, which Hydra refuses."""
     try:
         args = parse_command_line(argv)
-        if (
-            any(getattr(args, flag, None) for flag in _NO_RUN_FLAGS)
-            or args.config_path
-            or args.config_dir
-            or args.config_name
-        ):
+        if args.config_path or args.config_dir or args.config_name or args.experimental_rerun:
+            check_config_flags(args)
+            return  # a config of one's own: Hydra's to compose
+        check_flags(args, argv)
+        if args.shell_completion:
             return
-        configs = check_overrides(args.overrides, args.multirun)
+        shows = any(getattr(args, flag) for flag in _SHOW_FLAGS)
+        # --cfg is printed here, not by Hydra (a sweep's jobs; --resolve of the run folders), unless a help comes first
+        prints = args.cfg is not None and not (args.help or args.hydra_help)
+        limit = None if prints else 1 if shows else MAX_CHECKED_JOBS
+        configs = check_overrides(args.overrides, args.multirun, limit, here=not shows)
+        if prints:
+            print_configs(configs, args)
+            sys.exit(0)
+        if shows:
+            return
         moves = check_folders(configs, args.multirun)
         check_data(configs)
     except ConfigError as err:

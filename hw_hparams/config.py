@@ -21,6 +21,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from .suggest import did_you_mean
+
 
 class ScheduleName(str, Enum):
     constant = "constant"
@@ -207,24 +209,49 @@ def schema_keys(node: Any = TrainConfig, prefix: str = "") -> tuple[str, ...]:
     return tuple(keys)
 
 
-def allowed(dotted: str, schema: Any = TrainConfig) -> str:
-    """What a schema (a dataclass) allows for a key, in words ('must be a number', 'one of constant, cosine', ...)."""
+@functools.cache
+def schema_names(node: Any = TrainConfig) -> tuple[str, ...]:
+    """Every key of the schema, dotted: its leaves and the groups of keys above them (optim, optim.lr, ...)."""
+    return tuple(sorted({k.rsplit(".", n)[0] for k in schema_keys(node) for n in range(k.count(".") + 1)}))
+
+
+def not_a_key(key: str, known: Any) -> str:
+    """One line for a key no config has: the close names among `known` (suggest.py), else where to see them."""
+    where = "hydra" if key.startswith("hydra") else "job"
+    return f"{key} is not a config key" + (
+        did_you_mean(key, known) or f" (see `python -m hw_hparams.train --cfg {where}` for the keys)"
+    )
+
+
+def no_value(key: str, example: str | None) -> str:
+    """One line for `key=` with nothing after the =: a value to give (`example`, as one is typed)."""
+    if example is None:
+        return f"{key}= has no value: give one, {key}=VALUE, or leave {key} out"
+    return f"{key}= has no value: give one, e.g. {key}={example}"
+
+
+def allowed(dotted: str, schema: Any = TrainConfig, given: Any = None) -> str:
+    """What a schema (a dataclass) allows for a key, in words ('must be a number', 'one of constant, cosine', ...);
+    for a `given` text that is not one of a key's choices, the close ones (suggest.py)."""
     t = _field_type(dotted, schema)
     optional = typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t)
     if optional:
         t = next(a for a in typing.get_args(t) if a is not type(None))
     if dataclasses.is_dataclass(t):
         return "it is a group of keys: set one of " + ", ".join(schema_keys(t, f"{dotted}."))
-    if isinstance(t, type) and issubclass(t, Enum):
-        words = "one of " + ", ".join(m.value for m in t)
-    else:
-        words = {
+    choices = [m.value for m in t] if isinstance(t, type) and issubclass(t, Enum) else []
+    words = (
+        "one of " + ", ".join(choices)
+        if choices
+        else {
             bool: "must be true or false",
             int: "must be an integer",
             float: "must be a number",
             str: "must be text",
         }.get(t, "see --cfg job")
-    return words + (", or null" if optional else "")
+    )
+    hint = did_you_mean(given, choices) if isinstance(given, str) else ""
+    return words + (", or null" if optional else "") + hint
 
 
 def flag(value: str, default: bool) -> bool:

@@ -17,8 +17,9 @@ from omegaconf.errors import (
 )
 
 from . import objective
-from .config import allowed, schema_keys
+from .config import allowed, not_a_key, schema_keys, schema_names
 from .errors import ConfigError
+from .suggest import did_you_mean
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|cuda:job(/[1-9]\d*)?)$")
 # One GPU per sweep job: cuda:job = GPU (job number mod GPU count); cuda:job/K: K consecutive jobs share a GPU.
@@ -67,7 +68,8 @@ def validate(cfg: DictConfig) -> None:
         "one of auto, cpu, cuda, cuda:N, cuda:job, cuda:job/K (K jobs per GPU)",
     )
     for key, choices in _CHOICES.items():
-        need(str(OmegaConf.select(cfg, key)).lower() in choices, key, "one of " + ", ".join(choices))
+        value = str(OmegaConf.select(cfg, key)).lower()
+        need(value in choices, key, "one of " + ", ".join(choices) + did_you_mean(value, choices))
     need(cfg.trainer.num_workers >= 0, "trainer.num_workers", "must be >= 0")
     bad = objective.problem(cfg.objective.metric.value, cfg.objective.at.value, cfg.eval_test)
     if bad:
@@ -106,7 +108,8 @@ def unresolvable(key: str, written: str, err: Exception) -> str:
     resolver = named.group(1) if named else "?"
     if isinstance(err, InterpolationKeyError):
         missing = re.search(r"'(.*)'", message)
-        why = f"{missing.group(1) if missing else 'the key it names'} is not a config key"
+        name = missing.group(1) if missing else "the key it names"
+        why = f"{name} is not a config key{did_you_mean(name, schema_names())}"
     elif isinstance(err, UnsupportedInterpolationType):
         why = f"there is no resolver {message.rsplit(' ', 1)[-1]} (OmegaConf's are oc.env, oc.select, oc.decode, ...)"
     elif isinstance(err, InterpolationValidationError):
@@ -127,7 +130,7 @@ def check_known_keys(cfg: DictConfig) -> None:
     known = set(schema_keys())
     for key in _leaf_keys(cfg):
         if key not in known:
-            raise ConfigError(f"{key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)")
+            raise ConfigError(not_a_key(key, schema_names()))
 
 
 def _leaf_keys(cfg: Any, prefix: str = "") -> list[str]:

@@ -13,9 +13,12 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import allowed
+from .config import allowed, no_value
 from .errors import ConfigError
+from .overrides import training_names
+from .run_folder import check_creatable
 from .selection import Metric
+from .suggest import did_you_mean
 
 # Keys the study sets itself (per section, or from an earlier section's choice).
 RESERVED = {
@@ -89,7 +92,9 @@ _FIELDS = {f.name: f for f in fields(Settings)}
 
 
 def _default(f) -> str:
-    return str(getattr(f.default, "value", f.default))
+    """A setting's default as one types it: true/false, an enum's name, a number as written."""
+    value = f.default
+    return str(value).lower() if isinstance(value, bool) else str(getattr(value, "value", value))
 
 
 SETTINGS_HELP = (
@@ -124,23 +129,30 @@ def parse_args(argv: list[str]) -> tuple[Settings, list[str]]:
     mine, train = [], []
     for arg in argv:
         key = arg.split("=", 1)[0]
-        if arg.startswith("~") and key[1:] in names:
-            default = _FIELDS[key[1:]].default
-            example = (
-                ""
-                if default is None
-                else f", e.g. {key[1:]}="
-                f"{str(default).lower() if isinstance(default, bool) else _default(_FIELDS[key[1:]])}"
+        if arg in ("-m", "--multirun"):
+            raise ConfigError(
+                f"{arg}: the study runs its sweeps itself; drop {arg} (seed=0,1,2 runs every section per seed)"
             )
-            raise ConfigError(f"{arg}: {key[1:]} cannot be removed; set it instead{example}")
+        if arg.startswith("-"):
+            raise ConfigError(
+                f"{arg}: the study takes key=value settings only; plan=true shows what it would run (see --help)"
+            )
+        if arg.startswith("~") and key[1:] in names:
+            f = _FIELDS[key[1:]]
+            example = "" if f.default is None else f", e.g. {f.name}={_default(f)}"
+            raise ConfigError(f"{arg}: {f.name} cannot be removed; set it instead{example}")
         if "=" not in arg and not arg.startswith("~"):  # `~key` (Hydra's delete) goes to the runs, which refuse it
             raise ConfigError(f"{arg!r} is not a key=value setting (see --help)")
+        if key in names and arg == f"{key}=":
+            raise ConfigError(no_value(key, None if _FIELDS[key].default is None else _default(_FIELDS[key])))
         (mine if key in names else train).append(arg)
     try:
         settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), OmegaConf.from_dotlist(mine)))
     except OmegaConfBaseException as err:
         value = dict(a.split("=", 1) for a in mine).get(err.full_key)
-        raise ConfigError(f"{err.full_key}={value!r} is not allowed: {allowed(err.full_key, Settings)}") from None
+        raise ConfigError(
+            f"{err.full_key}={value!r} is not allowed: {allowed(err.full_key, Settings, given=value)}"
+        ) from None
     if settings.study is None:  # a demo never lands in the folders of the real study
         settings.study = "homework-demo" if settings.demo else "homework"
     _check_settings(settings)
@@ -169,6 +181,7 @@ def _check_settings(s: Settings) -> None:
     need(s.demo_val >= 1, "demo_val", "must be >= 1")
     need(s.demo_train > s.demo_val, "demo_train", f"must be > demo_val ({s.demo_val})")
     need(s.demo_test >= 1, "demo_test", "must be >= 1")
+    check_creatable(Path(s.out) / s.study, "the study folder", "out")
     need(
         s.paper_style is None
         or (
@@ -187,12 +200,16 @@ def _check_train_overrides(overrides: list[str]) -> None:
         raise ConfigError(str(err).splitlines()[0]) from None
     for o in parsed:
         key = o.key_or_group
-        if key in RESERVED:
+        if key in RESERVED or key.replace(".", "/") in RESERVED:  # hydra.launcher=joblib meant hydra/launcher
             hint = (
                 "use launcher=..."
-                if key == "hydra/launcher"
+                if key.replace(".", "/") == "hydra/launcher"
                 else "run your own sweep with `python -m hw_hparams.train -m experiment=...`"
             )
             raise ConfigError(f"{key} is set by the study itself, section by section: {hint}")
+        if not o.is_add() and not o.is_force_add() and not key.startswith("hydra") and key not in training_names():
+            near = did_you_mean(key, {*_FIELDS, *training_names()}) or " (see --help)"
+            removed = f"~{key}: nothing to remove, " if o.is_delete() else ""
+            raise ConfigError(f"{removed}{key} is not a setting of the study or a training key{near}")
         if o.is_sweep_override() and key not in SWEEPABLE:
             raise ConfigError(f"{o.input_line}: only {', '.join(sorted(SWEEPABLE))} may be swept across the study")

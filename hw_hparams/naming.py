@@ -29,6 +29,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
@@ -36,6 +37,7 @@ import numpy as np
 from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its split_arguments: the jobs of a sweep
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,6 +45,7 @@ from .run_folder import run_settings
 
 CONFIG_MODULE = "hw_hparams.conf"
 CONFIG_NAME = "train"
+JOB_NAME = "train"  # hydra.job.name, as Hydra names a job of `python -m hw_hparams.train` (after train.py)
 DEFAULT_NAME = "default"  # only if ALWAYS_SHOWN were empty
 ALWAYS_SHOWN = ("optim.lr",)  # every run of the study has one, and the study always varies it
 MAX_NAME_BYTES = 200  # file systems allow 255; a longer name keeps its start and gets a hash
@@ -85,7 +88,28 @@ def hydra_context():
     points also register them by name: plugins.py)."""
     if GlobalHydra.instance().is_initialized():
         return contextlib.nullcontext()
-    return initialize_config_module(CONFIG_MODULE, version_base="1.3")
+    return initialize_config_module(CONFIG_MODULE, job_name=JOB_NAME, version_base="1.3")
+
+
+@contextlib.contextmanager
+def as_hydra_config(cfg: DictConfig):
+    """Hydra's config of the running job is `cfg`'s for the block (what the `${hydra:...}` resolver
+    reads), then as it was."""
+    instance, readonly = HydraConfig.instance(), True if OmegaConf.is_readonly(cfg.hydra) else None
+    before = instance.cfg
+    instance.set_config(cfg)  # makes cfg.hydra read-only
+    try:
+        yield
+    finally:
+        instance.cfg = before
+        OmegaConf.set_readonly(cfg.hydra, readonly)
+
+
+def job_folder(cfg: DictConfig, multirun: bool) -> Path:
+    """The run folder Hydra will use for the job composed (with its `hydra` node) as `cfg`."""
+    if multirun:
+        return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+    return Path(cfg.hydra.run.dir)
 
 
 def compose_train(overrides: list[str], hydra: bool = False) -> DictConfig:

@@ -1,24 +1,32 @@
 """The command line read before anything is composed: Hydra's own parser, each override checked against
-the config groups and the schema, Hydra's composition errors in one line, and the list of jobs a
-command would run (sweeps expanded, the experiment's own `hydra.sweeper.params` and the stage
-sweeper's jobs included). Every refusal is a `ConfigError`: one line naming the key and what is allowed."""
+the config groups and the schema (what Hydra would misread or fail on late), the names a command line
+may use, and the list of jobs a command would run (sweeps expanded, the experiment's own
+`hydra.sweeper.params` and the stage sweeper's jobs included). Every refusal is a `ConfigError`: one
+line naming the key and what is allowed; compose_errors.py words the errors of composition itself."""
 
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from hydra._internal.utils import get_args_parser  # Hydra's own command-line parser (pinned by a test)
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ConfigTypeError, OmegaConfBaseException
 
 from . import naming
-from .config import allowed, schema_keys
+from .config import allowed, no_value, schema_keys, schema_names
 from .errors import ConfigError
 from .run_folder import run_settings
+from .suggest import did_you_mean
+
+SWEEP_PARAMS = "hydra.sweeper.params"  # the sweeper's {key: sweep}, keys holding dots
+NOT_AN_OVERRIDE = (
+    "is not a valid override: write key=value, a sweep as key=a,b,c, and quote a value that holds , = [ ] ( ) "
+    "or spaces: key='...'"
+)
 
 
 def parse_command_line(argv: list[str]) -> Any:
@@ -26,7 +34,10 @@ def parse_command_line(argv: list[str]) -> Any:
     parser = get_args_parser()
 
     def error(message: str) -> None:
-        raise ConfigError(f"{message} (see --help)")
+        missing = re.fullmatch(r"argument (\S+): expected one argument", message)
+        flag = missing and parser._option_string_actions.get(missing[1].split("/")[0])
+        choices = f": {', '.join(flag.choices)}" if flag and flag.choices else ""  # --cfg: job, hydra, all
+        raise ConfigError(f"{message}{choices} (see --help)")
 
     parser.error = error  # argparse would print its usage text and exit
     return parser.parse_args(argv)
@@ -57,10 +68,29 @@ def _value_key(group: str) -> str | None:
 
 
 def _option_error(group: str, value: Any, given: str, options: tuple[str, ...]) -> ConfigError:
+    """`group=value` names no option: the options, and the close ones, or for a number the key it may have meant."""
     key = _value_key(group) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    hint = f" (or give a value: {key}={given})" if key and allowed(key).startswith("must be a number") else ""
+    if key and allowed(key).startswith("must be a number"):
+        hint = f" (or give a value: {key}={given})"
+    else:
+        hint = did_you_mean(value, options) if isinstance(value, str) else ""
     shown = naming.spell(value) if not isinstance(value, str) else value
     return ConfigError(f"{group}={shown} is not an option: choose one of {', '.join(options)}{hint}")
+
+
+@functools.cache
+def config_groups(parent: str = "") -> tuple[str, ...]:
+    """Every config group below `parent`, as a path: lr, experiment, hydra/launcher, ..."""
+    paths = [f"{parent}/{g}" if parent else g for g in _config_loader().list_groups(parent)]
+    return tuple(p for path in paths for p in (path, *config_groups(path)))
+
+
+@functools.cache
+def training_names() -> frozenset[str]:
+    """What a training command line may name besides Hydra's keys: every schema key and group of keys
+    (optim, optim.lr), every config group (lr, hydra/launcher)."""
+    with naming.hydra_context():
+        return frozenset(schema_names()) | frozenset(config_groups())
 
 
 def check_group_overrides(overrides: list[str]) -> None:
@@ -78,18 +108,33 @@ def check_group_overrides(overrides: list[str]) -> None:
                 raise _option_error(o.key_or_group, v, o.input_line.split("=", 1)[1], options)
 
 
-def cannot_remove(key: str) -> ConfigError:
-    """`~key` of a key every run has: it cannot be removed; what to set instead (its value in the composed config)."""
+def _default(key: str) -> Any:
+    """`key`'s value (a plain container for a group of keys) as the command line without overrides composes it."""
     node: Any = OmegaConf.to_container(naming.compose_train([], hydra=True), resolve=False)
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _typed_default(key: str) -> str | None:
+    """`key`'s value without overrides, as one types it (None when it has none)."""
+    node = _default(key)
+    return None if node is None else node if isinstance(node, str) else naming.spell(node)
+
+
+def cannot_remove(key: str) -> ConfigError:
+    """`~key` of a key every run has: it cannot be removed; what to set instead (its value in the composed config)."""
+    node = _default(key)
     if isinstance(node, dict):
         return ConfigError(
             f"~{key}: {key} cannot be removed, every run needs it; set its keys instead: "
             + ", ".join(f"{key}.{k}" for k in node)
         )
-    example = f", e.g. {key}={node if isinstance(node, str) else naming.spell(node)}" if node is not None else ""
-    return ConfigError(f"~{key}: {key} cannot be removed, every run needs it; set it instead{example}")
+    example = _typed_default(key)
+    return ConfigError(
+        f"~{key}: {key} cannot be removed, every run needs it; set it instead"
+        + (f", e.g. {key}={example}" if example is not None else "")
+    )
 
 
 def check_deletes(overrides: list[str]) -> None:
@@ -104,37 +149,37 @@ def check_deletes(overrides: list[str]) -> None:
             raise cannot_remove(key)
 
 
-def describe(err: Exception, overrides: list[str]) -> str:
-    """One line for a composition error: the key, and what is allowed (from the schema)."""
-    if isinstance(err, MissingConfigException) and err.options:
-        group, _, name = (err.missing_cfg_file or "").rpartition("/")
-        return f"{group}={name} is not an option: choose one of {', '.join(sorted(err.options))}"
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
-            key = cause.full_key
-            if isinstance(cause, ConfigTypeError) and "does not support deletion" in str(cause):
-                return str(cannot_remove(key))  # Hydra's own keys (structured configs): `~hydra.run.dir`
-            given = next(
-                (o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == key), None
+def check_values(overrides: list[str]) -> None:
+    """What Hydra would take and fail on later, or silently misread: an empty value (`key=`), a config
+    group's option given with a dot (`hydra.launcher=joblib`: it would replace the launcher's keys), a
+    key of the sweeper's params (they are keys with dots: a sweep is given on the command line)."""
+    for o in parse(overrides):
+        key = o.key_or_group
+        if o.is_delete() or _group_options(key) is not None:
+            continue
+        if not key:
+            raise ConfigError(f"{o.input_line!r} {NOT_AN_OVERRIDE}")
+        value = o.value()
+        if key.startswith(f"{SWEEP_PARAMS}."):  # hydra.sweeper.params.optim.lr: it has a key `optim.lr`, not `optim`
+            swept = f"{key.removeprefix(f'{SWEEP_PARAMS}.')}={o.input_line.split('=', 1)[1]}"
+            raise ConfigError(
+                f"{o.input_line}: a sweeper's params are not set one by one; "
+                f"sweep on the command line instead: -m {swept}"
             )
-            if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
-                return (
-                    f"{key} is not a config key (see `python -m hw_hparams.train "
-                    f"--cfg {'hydra' if key.startswith('hydra.') else 'job'}` for the keys)"
+        if value == "":
+            raise ConfigError(no_value(key, _typed_default(key)))
+        group = key.replace(".", "/")
+        options = _group_options(group)
+        if options is not None and not isinstance(value, dict):
+            given = o.input_line.split("=", 1)[1]
+            if value in options:
+                raise ConfigError(
+                    f"{o.input_line} is not allowed: a config group's option is chosen with /: {group}={given}"
                 )
-            if key.startswith("hydra."):  # Hydra's and its plugins' own keys: their schema, their words
-                reason = str(getattr(cause, "msg", cause)).splitlines()[0]
-                return f"{key}={given} is not allowed: {reason}"
-            if not any(k == key or k.startswith(f"{key}.") for k in schema_keys()):
-                return f"{key} is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"
-            return (
-                f"{key}={given} is not allowed: {allowed(key)}"
-                if given is not None
-                else f"{key} is not allowed: {allowed(key)}"
+            raise ConfigError(
+                f"{o.input_line} is not allowed: {group} is a config group: choose one of {', '.join(options)}"
+                f" with {group}=OPTION{did_you_mean(given, options)}"
             )
-        cause = cause.__cause__ or cause.__context__
-    return str(err).strip().splitlines()[0]
 
 
 def parse(overrides: list[str]) -> list:
@@ -144,10 +189,7 @@ def parse(overrides: list[str]) -> list:
         try:
             parser.parse_overrides([line])
         except OverrideParseException:
-            raise ConfigError(
-                f"{line!r} is not a valid override: write key=value, a sweep as key=a,b,c, and quote a value "
-                "that holds , = [ ] ( ) or spaces: key='...'"
-            ) from None
+            raise ConfigError(f"{line!r} {NOT_AN_OVERRIDE}") from None
     return parser.parse_overrides(overrides)
 
 

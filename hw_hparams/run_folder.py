@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -174,19 +175,31 @@ def check_same_run(run_dir: Path, stored: dict, config: dict) -> None:
         )
 
 
+def check_creatable(folder: Path, what: str, place_key: str) -> None:
+    """ConfigError unless `folder` is a writable folder or can be made (its nearest existing folder takes
+    a new folder: tried, and removed again, as file modes do not say so for root or /proc)."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    writable = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+    if writable and existing != folder.absolute():
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".hw-probe-", dir=existing))
+        except OSError:
+            writable = False
+    if not writable:
+        raise ConfigError(
+            f"cannot create {what} {folder}: {existing} is not a writable folder; "
+            f"choose another place with {place_key}=..."
+        )
+
+
 def check_usable(run_dir: Path, config: dict, place_key: str = "hydra.run.dir") -> None:
     """The checks that need no data: the folder can be written and holds no run of another config.
 
-    Reads only; raises ConfigError with one line. (A live process holding it: `lock.check_free`.)
+    Writes nothing that stays; raises ConfigError with one line. (A live process holding it: `lock.check_free`.)
     """
-    existing = run_dir.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"cannot create the run folder {run_dir}: {existing} is not a writable folder; "
-            f"choose another place with {place_key}=..."
-        )
+    check_creatable(run_dir, "the run folder", place_key)
     summary = read_summary(run_dir, warn=False)
     if summary is not None:
         check_same_run(run_dir, summary["config"], config)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import naming
-from .cli import check_overrides, job_folder
+from .cli import check_overrides
 from .overrides import command_jobs
 
 log = logging.getLogger("hw_hparams.sweeps")
@@ -24,7 +24,8 @@ log = logging.getLogger("hw_hparams.sweeps")
 def run_dirs(overrides: list[str], sweep_dir: Path) -> list[Path]:
     """The run folder of every job of `python -m hw_hparams.train -m *overrides` in `sweep_dir`, in job order."""
     return [
-        sweep_dir / job_folder(cfg, multirun=True).name for cfg in check_overrides(overrides, multirun=True, limit=None)
+        sweep_dir / naming.job_folder(cfg, multirun=True).name
+        for cfg in check_overrides(overrides, multirun=True, limit=None)
     ]
 
 

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from support import PATIENCE_S, TINY_RUN, fake_data_overrides, run_cli
 
 from hw_hparams import naming
-from hw_hparams.cli import check_overrides, job_folder
+from hw_hparams.cli import check_overrides
 from hw_hparams.data.fake import write_fake_cifar100
 from hw_hparams.errors import ConfigError
+from hw_hparams.naming import job_folder
 from hw_hparams.roles import run_invariant
 from hw_hparams.run_folder import check_same_run, flat
 

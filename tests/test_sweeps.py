@@ -90,7 +90,7 @@ def test_both_spellings_of_an_experiment_and_one_line_errors_for_swept_values():
     with pytest.raises(
         ConfigError,
         match=r"^experiment=lr_swep is not an option: "
-        r"choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep$",
+        r"choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep \(did you mean lr_sweep\?\)$",
     ):
         check_overrides(["experiment=lr_swep"], multirun=True)
 

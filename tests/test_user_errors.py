@@ -17,11 +17,12 @@ from support import run_cli
 
 from hw_hparams.data.fake import write_fake_cifar100
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
+sys.path.insert(0, str(Path(__file__).parent / "analysis"))  # run folders as analysis reads them
 from analysis_synth import make_config, make_history, write_run  # noqa: E402
 
 FAKE = ["data.root={root}", "data.download=false", "data.verify_checksums=false", "data.val_size=100"]
 LR_OPTIONS = "choose one of lr0.01, lr0.05, lr0.5"
+LAUNCHERS = "basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm"
 NOT_OVERRIDE = "is not a valid override: write key=value, a sweep as key=a,b,c, and quote a value that holds , = [ ] ( ) or spaces: key='...'"
 
 # non-finite values of float keys (1e400 reads as inf)
@@ -72,7 +73,7 @@ UNRESOLVED = [
     (
         "train",
         ["hydra.searchpath=[file://{conf}]", "+mine=typo"],
-        "optim.lr=${{optim.lrr}} cannot be resolved: optim.lrr is not a config key",
+        "optim.lr=${{optim.lrr}} cannot be resolved: optim.lrr is not a config key (did you mean optim.lr?)",
     ),
 ]
 # Hydra's delete syntax on keys every run needs
@@ -92,6 +93,206 @@ REMOVED = [
         "train",
         ["~hydra.run.dir"],
         "~hydra.run.dir: hydra.run.dir cannot be removed, every run needs it; set it instead, e.g. hydra.run.dir=outputs/run/${{hw_run_path:}}",
+    ),
+]
+
+# a misspelt name: the close ones, by the one rule of every command (hw_hparams/suggest.py)
+DID_YOU_MEAN = [
+    ("train", ["scheduler=cosine"], "scheduler is not a config key (did you mean schedule?)"),
+    (
+        "train",
+        ["schedule=cosin"],
+        "schedule=cosin is not an option: choose one of constant, cosine (did you mean cosine?)",
+    ),
+    (
+        "train",
+        ["model=mobilenet_v2"],
+        "model=mobilenet_v2 is not an option: choose one of mobilenetv1, mobilenetv2, tiny (did you mean mobilenetv2?)",
+    ),
+    (
+        "train",
+        ["schedule.name=cosin"],
+        "schedule.name=cosin is not allowed: one of constant, cosine (did you mean cosine?)",
+    ),
+    ("train", ["++optim.lrr=1"], "optim.lrr is not a config key (did you mean optim.lr?)"),
+    ("train", ["hydra.run.dri=runs"], "hydra.run.dri is not a config key (did you mean hydra.run.dir?)"),
+    ("train", ["hydra/launchr=joblib"], "hydra/launchr is not a config group (did you mean hydra/launcher?)"),
+    (
+        "train",
+        ["trainer.precision=bf61"],
+        "trainer.precision='bf61' is not allowed: one of auto, fp32, bf16, fp16 (did you mean bf16?)",
+    ),
+    (
+        "homework",
+        ["selct_by=val_loss"],
+        "selct_by is not a setting of the study or a training key (did you mean select_by?)",
+    ),
+    (
+        "homework",
+        ["demo=true", "optim.lrr=0.1"],
+        "optim.lrr is not a setting of the study or a training key (did you mean optim.lr?)",
+    ),
+    (
+        "homework",
+        ["lanucher=basic"],
+        "lanucher is not a setting of the study or a training key (did you mean launcher?)",
+    ),
+    (
+        "homework",
+        ["select_by=val_ac"],
+        "select_by='val_ac' is not allowed: one of val_acc, val_loss, train_loss, train_acc (did you mean val_acc?)",
+    ),
+    (
+        "analysis",
+        ["{runs}/sweep", "--out", "report", "--by", "optim.lrr"],
+        "--by optim.lrr: not a config key of these runs (did you mean optim.lr?); keys that vary: optim.lr",
+    ),
+    (
+        "analysis",
+        ["{runs}/sweep", "--out", "report", "--where", "sed=0"],
+        "--where sed: not a config key of these runs (did you mean seed?); keys that vary: optim.lr",
+    ),
+    (
+        "analysis",
+        ["{runs}/sweep", "--out", "report", "--metric", "val_ac"],
+        "--metric val_ac: not a metric; one of val_acc, val_loss, train_acc, train_loss, best_val_acc, test_acc, "
+        "test_loss, lr, epoch_time_s (did you mean val_acc?)",
+    ),
+]
+# Hydra's own syntax and flags: Hydra's tracebacks and messages of several lines, each one line saying what to type
+HYDRA_SAYS = [
+    (
+        "train",
+        ["optim.lr=0.1,0.2"],
+        "optim.lr=0.1,0.2 is a sweep, one run per value: add -m (python -m hw_hparams.train -m optim.lr=0.1,0.2)",
+    ),
+    (
+        "train",
+        ["optim.lr=0.1,0.2", "--cfg", "job"],
+        "optim.lr=0.1,0.2 is a sweep, one run per value: add -m (python -m hw_hparams.train -m optim.lr=0.1,0.2 --cfg job)",
+    ),
+    (
+        "train",
+        ["epochs=1", "optim.lr=range(1,3)"],
+        "optim.lr=range(1,3) is a sweep, one run per value: add -m (python -m hw_hparams.train -m epochs=1 'optim.lr=range(1,3)')",
+    ),
+    ("train", ["optim.lr="], "optim.lr= has no value: give one, e.g. optim.lr=0.05"),
+    (
+        "train",
+        ["hydra.run.dir="],
+        "hydra.run.dir= has no value: give one, e.g. hydra.run.dir=outputs/run/${{hw_run_path:}}",
+    ),
+    ("train", ["logger.dir="], "logger.dir= has no value: give one, logger.dir=VALUE, or leave logger.dir out"),
+    ("train", ["+optim.lr=1"], "+optim.lr=1: optim.lr is already in the config: set it without +, optim.lr=1"),
+    (
+        "train",
+        ["+hydra/launcher=joblib"],
+        "+hydra/launcher=joblib: hydra/launcher already has an option: choose another without +, hydra/launcher=joblib",
+    ),
+    ("train", ["~optim.lrr"], "~optim.lrr: nothing to remove, optim.lrr is not a config key (did you mean optim.lr?)"),
+    (
+        "train",
+        ["~nope"],
+        "~nope: nothing to remove, nope is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)",
+    ),
+    ("train", ["~lr=lr0.5"], "~lr=lr0.5: lr is not lr0.5 here; remove whichever option it has with ~lr"),
+    (
+        "train",
+        ["hydra=1"],
+        "hydra=1 is not allowed: it is a group of keys: set one of them, e.g. hydra.run.dir=... (see `python -m hw_hparams.train --cfg hydra` for the keys)",
+    ),
+    ("train", ["lr@x=lr0.5"], "lr@x=lr0.5: a config group's package (@...) cannot be changed here; write lr=lr0.5"),
+    ("train", ["@x=1"], f"'@x=1' {NOT_OVERRIDE}"),
+    (
+        "train",
+        ["hydra.launcher=joblib"],
+        "hydra.launcher=joblib is not allowed: a config group's option is chosen with /: hydra/launcher=joblib",
+    ),
+    (
+        "train",
+        ["hydra.run.dir=/proc/hw_hparams/run"],
+        "cannot create the run folder /proc/hw_hparams/run: /proc is not a writable folder; choose another place with hydra.run.dir=...",
+    ),
+    ("train", ["--cfg", "job", "optim.lrr=1"], "optim.lrr is not a config key (did you mean optim.lr?)"),
+    ("train", ["lr=0.1", "--cfg", "job"], f"lr=0.1 is not an option: {LR_OPTIONS} (or give a value: optim.lr=0.1)"),
+    ("train", ["--help", "optim.lrr=1"], "optim.lrr is not a config key (did you mean optim.lr?)"),
+    ("train", ["--info", "optim.lrr=1"], "optim.lrr is not a config key (did you mean optim.lr?)"),
+    ("train", ["--cfg", "job", "--package", "optm"], "--package optm: optm is not a config key (did you mean optim?)"),
+    (
+        "train",
+        ["-m", "optim.lr=0.1,0.2", "--info"],
+        "-m and --info do not go together: drop -m for --info, or preview the sweep with -m --cfg job",
+    ),
+    ("train", ["--run", "--cfg", "job"], "--run and --cfg do not go together: give one of them"),
+    ("train", ["--resolve"], "--resolve goes with --cfg: write --cfg job --resolve (or --cfg hydra, --cfg all)"),
+    (
+        "train",
+        ["--shell-completion"],
+        "--shell-completion: give install=SHELL or uninstall=SHELL (SHELL: bash, fish, zsh), e.g. --shell-completion install=bash",
+    ),
+    (
+        "train",
+        ["--shell-completion", "install=bsh"],
+        "--shell-completion install=bsh: give install=SHELL or uninstall=SHELL (SHELL: bash, fish, zsh) (did you mean bash?)",
+    ),
+    ("train", ["-c"], "argument --cfg/-c: expected one argument: job, hydra, all (see --help)"),
+    (
+        "train",
+        ["--shell-completion", "query=bash"],
+        "--shell-completion query=bash is what the installed completion runs, with the line being typed in "
+        "COMP_LINE: install it with --shell-completion install=bash",
+    ),
+    (
+        "train",
+        ["-m", "hydra.sweeper.params={{optim.lr:'0.1,0.2'}}"],
+        "hydra.sweeper.params={{optim.lr:'0.1,0.2'}}: hydra.sweeper.params is null here, so it has no keys to set; "
+        "sweep on the command line instead: -m optim.lr=0.1,0.2",
+    ),
+    (
+        "train",
+        ["-m", "experiment=lr_sweep", "hydra.sweeper.params.optim.lr=0.1,0.2"],
+        "hydra.sweeper.params.optim.lr=0.1,0.2: a sweeper's params are not set one by one; "
+        "sweep on the command line instead: -m optim.lr=0.1,0.2",
+    ),
+    ("train", ["--config-dir", "nowhere"], "--config-dir nowhere: no such folder"),
+    ("train", ["--config-name", "trian"], "--config-name trian: there is no trian.yaml (did you mean train?)"),
+    (
+        "train",
+        ["--config-path", "conf", "--config-name", "train"],
+        "--config-path conf: give an absolute path (Hydra takes a relative one from the hw_hparams package), "
+        "or add the folder with --config-dir conf",
+    ),
+    (
+        "train",
+        ["--experimental-rerun", "config.pickle"],
+        "--experimental-rerun config.pickle: no such file (runs here keep none: re-run the same command instead; "
+        "a finished run is not trained again, an unfinished one resumes)",
+    ),
+    (
+        "homework",
+        ["--multirun", "demo=true"],
+        "--multirun: the study runs its sweeps itself; drop --multirun (seed=0,1,2 runs every section per seed)",
+    ),
+    (
+        "homework",
+        ["demo=true", "--cfg", "job"],
+        "--cfg: the study takes key=value settings only; plan=true shows what it would run (see --help)",
+    ),
+    ("homework", ["out="], "out= has no value: give one, e.g. out=outputs"),
+    (
+        "homework",
+        ["demo=true", "hydra.launcher=joblib"],
+        "hydra.launcher is set by the study itself, section by section: use launcher=...",
+    ),
+    (
+        "homework",
+        ["out=/proc/hw_hparams"],
+        "cannot create the study folder /proc/hw_hparams/homework: /proc is not a writable folder; choose another place with out=...",
+    ),
+    (
+        "homework",
+        ["demo=true", "~selct_by"],
+        "~selct_by: nothing to remove, selct_by is not a setting of the study or a training key (did you mean select_by?)",
     ),
 ]
 
@@ -124,18 +325,15 @@ MISTAKES = [
     (
         "train",
         ["-m", "experiment=lr_swep"],
-        "experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep",
+        "experiment=lr_swep is not an option: choose one of lr_sweep, lr_wd_search, mixup, schedule_sweep, wd_sweep"
+        " (did you mean lr_sweep?)",
     ),
-    (
-        "train",
-        ["optim.lrr=0.1"],
-        "optim.lrr is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)",
-    ),
+    ("train", ["optim.lrr=0.1"], "optim.lrr is not a config key (did you mean optim.lr?)"),
     ("train", ["+foo=1"], "foo is not a config key (see `python -m hw_hparams.train --cfg job` for the keys)"),
     (
         "train",
         ["hydra/launcher=jobl1b"],
-        "hydra/launcher=jobl1b is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm",
+        f"hydra/launcher=jobl1b is not an option: choose one of {LAUNCHERS} (did you mean joblib?)",
     ),
     # wrong types
     ("train", ["optim.lr=fast"], "optim.lr=fast is not allowed: must be a number"),
@@ -183,11 +381,13 @@ MISTAKES = [
     (
         "train",
         ["-m", "hydra/launcher=joblib", "hydra.launcher.njobs=3"],
-        "hydra.launcher.njobs is not a config key (see `python -m hw_hparams.train --cfg hydra` for the keys)",
+        "hydra.launcher.njobs is not a config key (did you mean hydra.launcher.n_jobs?)",
     ),
     *NON_FINITE,
     *UNRESOLVED,
     *REMOVED,
+    *DID_YOU_MEAN,
+    *HYDRA_SAYS,
     # impossible combinations: what this machine and this dataset allow
     ("train", ["trainer.device=cuda"], "trainer.device='cuda' is not allowed here: no CUDA device; use auto or cpu"),
     (
@@ -242,11 +442,7 @@ MISTAKES = [
         ["optim.lr=0.1"],
         "optim.lr is set by the study itself, section by section: run your own sweep with `python -m hw_hparams.train -m experiment=...`",
     ),
-    (
-        "homework",
-        ["demo=true", "launcher=nope"],
-        "hydra/launcher=nope is not an option: choose one of basic, fused, joblib, slurm, slurm_cpu, submitit_local, submitit_slurm",
-    ),
+    ("homework", ["demo=true", "launcher=nope"], f"hydra/launcher=nope is not an option: choose one of {LAUNCHERS}"),
     ("homework", ["demo=true", "optim.momentum=inf"], "optim.momentum=inf is not allowed: must be in [0, 1)"),
     (
         "homework",
@@ -342,6 +538,9 @@ def places(tmp_path_factory):
     }.items():
         for i, cfg in enumerate(configs):
             write_run(runs / folder / f"run{i}", cfg, make_history(cfg, rng))
+    for lr in (0.1, 0.01):  # two finished runs of a sweep over optim.lr
+        cfg = make_config(lr=lr, wd=0.0, seed=0, epochs=2)
+        write_run(runs / "sweep" / f"optim.lr={lr}", cfg, make_history(cfg, np.random.default_rng(0)))
     return {"root": str(root), "file": str(file), "conf": str(conf), "runs": str(runs)}
 
 
