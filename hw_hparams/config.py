@@ -92,8 +92,10 @@ class TrainerConfig:
     # auto (bf16 on GPUs with native bf16, fp16 + loss scaling on older ones, fp32 on CPU), fp32, bf16, fp16
     precision: str = "auto"
     tf32: bool = True  # CUDA: fp32 matmuls and convolutions in TF32 (false: full fp32)
-    # true: a run with trained epochs but no usable checkpoint starts again at epoch 1 instead of refusing
-    restart: bool = False
+    # false: resume (a finished run is not trained again); true: a run with trained epochs but no usable
+    # checkpoint starts again at epoch 1 instead of refusing; force: every run starts again at epoch 1.
+    # Restarted runs' earlier files go to <run>/old-N/ (run_folder.move_aside).
+    restart: str = "false"
 
 
 @dataclass

@@ -194,5 +194,10 @@ def _check_train_overrides(overrides: list[str]) -> None:
                 else "run your own sweep with `python -m hw_hparams.train -m experiment=...`"
             )
             raise ConfigError(f"{key} is set by the study itself, section by section: {hint}")
+        if key == "trainer.restart" and str(o.value()).lower() == "force":
+            raise ConfigError(
+                "trainer.restart=force cannot apply to a study (its finished stages are not run again): to "
+                "train the whole study again, give it another folder with study=NAME, or move the old one away"
+            )
         if o.is_sweep_override() and key not in SWEEPABLE:
             raise ConfigError(f"{o.input_line}: only {', '.join(sorted(SWEEPABLE))} may be swept across the study")
