@@ -7,12 +7,13 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import sys
 
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, fake_data_overrides, run_in_terminal
+from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, fake_data_overrides, run_cli, run_in_terminal
 
 import hw_hparams.steps as steps
 from hw_hparams import progress
@@ -143,3 +144,18 @@ def test_the_quickstart_demo_at_a_terminal_completes_with_its_bars(tmp_path):
     assert {n for _, n in _bars(screen)} == {1, 2}  # the lr sweep's 1-epoch runs and the others' 2 epochs
     assert "sections 4/4, runs 8/8" in screen and "Traceback" not in screen
     assert not _lines_over_a_bar(screen)  # the study's lines come from another process than the bars
+
+
+def test_the_help_examples_run_offline_as_written(tmp_path):
+    """`--help`'s offline examples, joined at their line continuations, run as printed: data generated,
+    then trained from it (data.download=false), never fetched."""
+    text = run_cli(["--help"], tmp_path).stdout
+    block = text.split("Examples (offline", 1)[1].split("On CIFAR-100", 1)[0].replace("\\\n", " ")
+    commands = [shlex.split(line)[2:] for line in block.splitlines() if line.strip().startswith("python -m ")]
+    assert [c[0] for c in commands] == ["hw_hparams.data", "hw_hparams.train", "hw_hparams.train"]
+    for module, *args in commands:
+        assert module == "hw_hparams.data" or "data.download=false" in args
+        result = run_cli(args, tmp_path, module=module)
+        assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "outputs").rglob("summary.json")]
+    assert len(summaries) == 3 and all(s["status"] == "completed" for s in summaries)
