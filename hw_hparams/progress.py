@@ -37,7 +37,7 @@ def figures(sums: torch.Tensor, images: int) -> str:
     """The running training figures of k runs from `sums`, float64 [k, 2] (per run: loss sum, correct
     count) over `images` images each (engine.run_train_epoch): one run `loss 4.6012 acc 1.23%`; a fused
     group the lowest..highest over its runs with a finite loss, to 3 significant digits,
-    `3 runs: loss 4.58..4.61 acc 0.9..1.5%`, and how many have none (diverged), `, 1 diverged`."""
+    `3 runs: loss 4.58..4.61 acc 0.9..1.5%`, and how many have none (diverged: NaN or inf), `, 1 nan`."""
     rows = sums.tolist()
     if len(rows) == 1:
         ((loss, correct),) = rows
@@ -49,7 +49,7 @@ def figures(sums: torch.Tensor, images: int) -> str:
         losses, accs = zip(*finite)
         parts.append(f"loss {min(losses):.3g}..{max(losses):.3g} acc {min(accs):.1f}..{max(accs):.1f}%")
     if len(finite) < len(rows):
-        parts.append(f"{len(rows) - len(finite)} diverged")
+        parts.append(f"{len(rows) - len(finite)} nan")
     return f"{len(rows)} runs: " + ", ".join(parts)
 
 

@@ -74,9 +74,9 @@ def test_the_bar_shows_the_running_figures_of_the_pass_the_engine_trains(k, monk
 def test_a_group_whose_runs_diverge_counts_them_apart():
     nan, inf = float("nan"), float("inf")
     sums = torch.tensor([[4.5 * 50, 10.0], [nan, 3.0], [4.7 * 50, 20.0], [inf, 0.0]], dtype=torch.float64)
-    assert progress.figures(sums, 50) == "4 runs: loss 4.5..4.7 acc 20.0..40.0%, 2 diverged"
+    assert progress.figures(sums, 50) == "4 runs: loss 4.5..4.7 acc 20.0..40.0%, 2 nan"
     assert progress.figures(sums[1:2], 50) == "loss nan acc 6.00%"
-    assert progress.figures(sums[[1, 3]], 50) == "2 runs: 2 diverged"
+    assert progress.figures(sums[[1, 3]], 50) == "2 runs: 2 nan"
     assert progress.figures(torch.tensor([[1.7e15 * 50, 1.0]], dtype=torch.float64), 50) == "loss 1.7e+15 acc 2.00%"
 
 
