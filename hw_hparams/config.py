@@ -88,14 +88,16 @@ class TrainerConfig:
     """How a run executes (conf/trainer/default.yaml); none of these change what it computes (up to float rounding)."""
 
     device: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda, cuda:N
-    progress: str = "auto"  # progress bar over batches: auto (on a terminal), true, false
+    progress: str = "auto"  # a bar over each epoch's batches: auto (on a terminal, not in a pool's worker), true, false
     num_workers: int = 0  # unused by the on-device pipeline; kept for the classic benchmark
     compile: str = "auto"  # CUDA graphs via torch.compile(mode="reduce-overhead"): auto (on for CUDA), true, false
     # auto (bf16 on GPUs with native bf16, fp16 + loss scaling on older ones, fp32 on CPU), fp32, bf16, fp16
     precision: str = "auto"
     tf32: bool = True  # CUDA: fp32 matmuls and convolutions in TF32 (false: full fp32)
-    # true: a run with trained epochs but no usable checkpoint starts again at epoch 1 instead of refusing
-    restart: bool = False
+    # false: resume (a finished run is not trained again); true: a run with trained epochs but no usable
+    # checkpoint starts again at epoch 1 instead of refusing; force: every run starts again at epoch 1.
+    # Restarted runs' earlier files go to <run>/old-N/ (run_folder.move_aside).
+    restart: str = "false"
 
 
 @dataclass

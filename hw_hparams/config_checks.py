@@ -28,6 +28,7 @@ _CHOICES = {
     "trainer.progress": ("auto", "true", "false"),
     "trainer.compile": ("auto", "true", "false"),
     "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
+    "trainer.restart": ("false", "true", "force"),
     "logger.wandb.mode": ("offline", "online"),
 }
 

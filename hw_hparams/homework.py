@@ -36,7 +36,7 @@ from .homework_args import SETTINGS_HELP, Settings, parse_args
 from .homework_plan import StudyPlan, chosen_overrides, label, make_plan, needs_test, print_plan
 from .naming import compose_train
 from .plugins import register_plugins
-from .progress import StudyProgress, final_line
+from .progress import OverBars, StudyProgress, final_line
 from .run_folder import is_finished, read_json, read_summary, write_json
 from .selection import Choice, Metric, choose
 from .study_plan import DECISIONS, FINAL, SECTIONS, SPECULATED, Part, Stage
@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help") for a in argv):
         print(HELP)
         return
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
+    console = logging.StreamHandler()  # stderr, which a stage's sweep draws its epoch bars on
+    console.setFormatter((OverBars if sys.stderr.isatty() else logging.Formatter)(LOG_FORMAT, datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[console])
     register_plugins()  # hydra/launcher=fused, =slurm and the sweepers by name, however the project was installed
     try:
         settings, train_overrides = parse_args(argv)

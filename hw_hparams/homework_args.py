@@ -207,6 +207,11 @@ def _check_train_overrides(overrides: list[str]) -> None:
                 else "run your own sweep with `python -m hw_hparams.train -m experiment=...`"
             )
             raise ConfigError(f"{key} is set by the study itself, section by section: {hint}")
+        if key == "trainer.restart" and str(o.value()).lower() == "force":
+            raise ConfigError(
+                "trainer.restart=force cannot apply to a study (its finished stages are not run again): to "
+                "train the whole study again, give it another folder with study=NAME, or move the old one away"
+            )
         if not o.is_add() and not o.is_force_add() and not key.startswith("hydra") and key not in training_names():
             near = did_you_mean(key, {*_FIELDS, *training_names()}) or " (see --help)"
             removed = f"~{key}: nothing to remove, " if o.is_delete() else ""

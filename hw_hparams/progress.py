@@ -1,15 +1,20 @@
 """What a person watching sees: a bar over an epoch's batches, a run's last line, a study's progress.
 
-`epoch_bar` (a terminal only, or `trainer.progress=true`): `epoch 12/300` with the running training
-loss and accuracy, read from the device at most every REFRESH_S seconds (one host synchronisation
-each time, none between), cleared once the epoch's training pass ends, before its log line. Where
-output is not a terminal nothing is drawn: logs get one line per epoch.
+`epoch_bar` (`trainer.progress=auto`: when stderr is a terminal and this is the process the command
+started, not a worker of a pool such as joblib's; `true`: always): `epoch 12/300`, the time left in
+the epoch and the running training figures of the k runs trained together (`figures`), read from
+the device at most every REFRESH_S seconds (one host synchronisation each time, none between),
+cleared once the epoch's training pass ends, before its log lines. While a bar is drawn, console
+log lines (another thread's included) are written above it, never into it. Where no bar is drawn,
+logs get one line per epoch and run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import multiprocessing
 import os
 import sys
 import threading
@@ -24,43 +29,97 @@ from .config import flag
 from .run_folder import is_finished, read_summary
 
 REFRESH_S = 0.5
+# tqdm's layout without the batch count and rate, so that a group's figures fit in 80 columns.
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {remaining} left{postfix}"
+
+
+def figures(sums: torch.Tensor, images: int) -> str:
+    """The running training figures of k runs from `sums`, float64 [k, 2] (per run: loss sum, correct
+    count) over `images` images each (engine.run_train_epoch): one run `loss 4.6012 acc 1.23%`; a fused
+    group the lowest..highest over its runs with a finite loss, to 3 significant digits,
+    `3 runs: loss 4.58..4.61 acc 0.9..1.5%`, and how many have none (diverged: NaN or inf), `, 1 nan`."""
+    rows = sums.tolist()
+    if len(rows) == 1:
+        ((loss, correct),) = rows
+        loss = loss / images
+        return f"loss {loss:{'.4f' if abs(loss) < 1e4 else '.4g'}} acc {100 * correct / images:.2f}%"
+    finite = [(loss / images, 100 * correct / images) for loss, correct in rows if math.isfinite(loss)]
+    parts = []
+    if finite:
+        losses, accs = zip(*finite)
+        parts.append(f"loss {min(losses):.3g}..{max(losses):.3g} acc {min(accs):.1f}..{max(accs):.1f}%")
+    if len(finite) < len(rows):
+        parts.append(f"{len(rows) - len(finite)} nan")
+    return f"{len(rows)} runs: " + ", ".join(parts)
 
 
 class EpochBar:
-    """A tqdm bar over one training pass of `batches` batches; `update` after each batch."""
+    """A tqdm bar on stderr over one training pass of `batches` batches; `update` after each batch."""
 
     def __init__(self, epoch: int, epochs: int, batches: int):
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
+        known = _width_known()
         self.bar = tqdm(
             total=batches,
             desc=f"epoch {epoch}/{epochs}",
-            unit="batch",
+            bar_format=BAR_FORMAT,
             leave=False,
-            dynamic_ncols=True,
+            dynamic_ncols=known,  # follows the terminal's width as it is resized
+            # a terminal that reports no size (0 x 0: tqdm would hide the bar) is taken as 80 x 24
+            **({} if known else {"ncols": 80, "nrows": 24}),
             file=sys.stderr,
         )
+        self.redirect = contextlib.ExitStack()
+        if _console_handler():
+            self.redirect.enter_context(logging_redirect_tqdm())
         self.last = 0.0
 
     def update(self, sums: torch.Tensor, images: int) -> None:
-        """`sums`: the pass's device-side float64 [2] (loss sum, correct count) so far, over `images` images."""
-        self.bar.update(1)
+        """`sums`: the pass's device-side float64 [k, 2] so far, over `images` images per run (`figures`)."""
         now = time.monotonic()
         if now - self.last >= REFRESH_S:
             self.last = now
-            loss, correct = sums.tolist()
-            self.bar.set_postfix_str(f"loss {loss / images:.4f}  acc {100 * correct / images:.2f}%", refresh=False)
+            self.bar.set_postfix_str(figures(sums, images), refresh=False)
+        self.bar.update(1)  # draws (at most every 0.1 s) with the figures up to this batch
 
     def close(self) -> None:
+        self.redirect.close()
         self.bar.close()
+
+
+def _width_known() -> bool:
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError):  # not a terminal, or a stream without a file descriptor
+        return False
+
+
+def _console_handler() -> bool:
+    """Whether the root logger writes to the console (Hydra's job logging does), i.e. has lines to redirect."""
+    return any(
+        isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr) for h in logging.root.handlers
+    )
+
+
+class OverBars(logging.Formatter):
+    """Console lines of a process that shares its terminal with another one drawing epoch bars (the study,
+    while a stage's sweep trains in a subprocess): each line first wipes the terminal's current line, so it
+    never lands in the middle of a bar, which redraws itself below at its next update."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\r\x1b[K" + super().format(record)
 
 
 BarFactory = Callable[[int, int, int], EpochBar]
 
 
 def epoch_bar(setting: str) -> Optional[BarFactory]:
-    """(epoch, epochs, batches) -> EpochBar when `trainer.progress` asks for one (auto: on a terminal)."""
-    return EpochBar if flag(setting, sys.stderr.isatty()) else None
+    """(epoch, epochs, batches) -> EpochBar when `trainer.progress` asks for one (auto: on a terminal, in
+    the command's own process: a pool's workers share its terminal, and their bars would overwrite each other)."""
+    auto = sys.stderr.isatty() and multiprocessing.parent_process() is None
+    return EpochBar if flag(setting, auto) else None
 
 
 def shown(path) -> str:

@@ -64,7 +64,7 @@ ROLES: dict[str, Role] = {
     # each job's own: never changes what a run computes
     "experiment_name": Role(JOB, False),  # the folder the run is filed under
     "eval_test": Role(JOB, False),  # the test split after the last epoch; the training is the same
-    "trainer.restart": Role(JOB, False),  # train a run again whose checkpoint is gone
+    "trainer.restart": Role(JOB, False),  # train a run again from epoch 1 (its earlier files kept aside)
     "trainer.num_workers": Role(JOB, False),  # loader processes; the data path is on-device (data/)
     "objective": Role(JOB, False),  # what the job returns to a search sweeper (objective.py)
     "logger": Role(JOB, False),  # the trackers a run logs to (trackers/)

@@ -8,6 +8,8 @@
     <run>/.hydra/, train.log  the command's record and log, written only once the run trains (jobs.py)
     <run>/.run.lock           held by the one process training the run (lock.py)
     <run>/trackers.json       the run's ids in its trackers (MLflow run id, W&B run id), so a resumed run continues them
+    <run>/old-N/              the files of an earlier history (N = 1, 2, ...), moved there whole when trainer.restart
+                              trains the run again from epoch 1 (`move_aside`); nothing reads them
 
 Rules owned here: which config keys make a run this run (roles.py: all but the run-invariant ones), whether a
 folder holds this run ("same run?"), whether it is finished, whether it can resume. Every file is
@@ -46,6 +48,7 @@ HYDRA_RECORD = ".hydra"
 LOG = "train.log"
 LOCK = ".run.lock"
 TRACKERS = "trackers.json"
+OLD = "old-"  # + N: an earlier history's files
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 STATUSES = (
@@ -230,27 +233,35 @@ def trained_epochs(run_dir: Path, summary: dict | None) -> int:
     return max(n, 1) if has_checkpoint else n
 
 
-def restart_or_refuse(run_dir: Path, summary: dict | None, restart: bool) -> None:
-    """Called when no checkpoint is usable: refuse (ConfigError) if epochs would be lost, unless `restart`.
-
-    With `restart`, the run's checkpoints, history and summary are removed and it starts at epoch 1.
-    """
+def restart_or_refuse(run_dir: Path, summary: dict | None, restart: str) -> bool:
+    """Called when no checkpoint is usable: whether the run must start again at epoch 1 over trained epochs
+    (then with `trainer.restart=true` or `force`: the caller moves its files aside); ConfigError when it
+    would lose trained epochs without one."""
     n = trained_epochs(run_dir, summary)
     if n == 0:
-        return
-    if not restart:
+        return False
+    if restart == "false":
         raise ConfigError(
             f"{run_dir} has {n} trained epoch(s) but no usable checkpoint to resume from; re-run with "
-            "trainer.restart=true to train it again from epoch 1 (its history is replaced), or move the folder away"
+            f"trainer.restart=true to train it again from epoch 1 (its files are then kept in {OLD}N/ inside it), "
+            "or move the folder away"
         )
-    log.warning(
-        "trainer.restart=true: no usable checkpoint in %s; training it again from epoch 1 "
-        "(%d epoch(s) of history replaced)",
-        run_dir,
-        n,
-    )
-    for name in (CHECKPOINT, CHECKPOINT_PREV, HISTORY, SUMMARY, TRACKERS):  # trackers: new tracker runs
-        (run_dir / name).unlink(missing_ok=True)
+    return True
+
+
+def move_aside(run_dir: Path) -> Path | None:
+    """Move every file of the run folder but its lock (and earlier old-N folders) into a new `<run>/old-N/`,
+    so a history trained again from epoch 1 never mixes with the earlier one; that folder, or None when there
+    was nothing to move. Call it only while holding the folder (`lock.run_lock`)."""
+    taken = [int(p.name[len(OLD) :]) for p in run_dir.glob(OLD + "*") if p.name[len(OLD) :].isdigit()]
+    moving = [p for p in run_dir.iterdir() if p.name != LOCK and not (p.name.startswith(OLD) and p.is_dir())]
+    if not moving:
+        return None
+    old = run_dir / f"{OLD}{max(taken, default=0) + 1}"
+    old.mkdir()
+    for p in moving:
+        os.replace(p, old / p.name)
+    return old
 
 
 # --- summary.json --------------------------------------------------------------------------------

@@ -37,14 +37,16 @@ from .interrupt import handle_signals
 from .jobs import exit_interrupted, job_outcome, record
 from .lock import run_lock
 from .plugins import register_plugins
-from .progress import final_line
+from .progress import final_line, shown
 from .roles import check_one_group
 from .run_folder import (
     DATA_STATS,
+    OLD,
     check_same_data,
     check_same_run,
     check_usable,
     is_finished,
+    move_aside,
     read_summary,
     remove_temp_files,
     restart_or_refuse,
@@ -52,6 +54,7 @@ from .run_folder import (
     write_history,
     write_json,
 )
+from .slurm.requeue import job as slurm_job
 from .trackers import tracking
 from .training import Member, train_members
 
@@ -97,13 +100,15 @@ def _accept(m: Member, held: contextlib.ExitStack) -> bool:
         m.previous = read_summary(m.run_dir)
         if m.previous:
             check_same_run(m.run_dir, m.previous["config"], m.config)
-            if is_finished(m.previous, need_test=bool(m.cfg.eval_test)):
+            if is_finished(m.previous, need_test=bool(m.cfg.eval_test)) and not _forced(m):
                 s = m.previous
                 log.info(
-                    "%s: run already %s after %d epochs; nothing to train",
+                    "%s: run already %s after %d epochs; nothing to train (add trainer.restart=force to train "
+                    "it again from epoch 1: its files are then kept in %sN/ inside it)",
                     m.run_dir,
                     s["status"],
                     s["epochs_completed"],
+                    OLD,
                 )
                 m.result = s
                 return False
@@ -130,15 +135,20 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
     ready = []
     for m in members:
         try:
-            check_same_data(m.run_dir, data.stats, cfg.data.root)
+            again = _forced(m)
+            if not again:
+                check_same_data(m.run_dir, data.stats, cfg.data.root)
+                m.state = checkpoint.load(
+                    m.run_dir, device, check=lambda saved, m=m: check_same_run(m.run_dir, saved, m.config)
+                )
+                # never silently over trained epochs: refused unless trainer.restart says to start again
+                again = m.state is None and restart_or_refuse(m.run_dir, m.previous, _restart(m))
+            moved = _start_again(m, now) if again else None
             held.enter_context(record(m.run_dir, m.cfg, m.hydra_cfg))  # accepted: from here on it writes
+            if moved:
+                log.warning("%s", moved, extra={"run": m.run_dir})
             write_json(m.run_dir / DATA_STATS, data.stats)
-            m.state = checkpoint.load(
-                m.run_dir, device, check=lambda saved, m=m: check_same_run(m.run_dir, saved, m.config)
-            )
-            if m.state is None:
-                restart_or_refuse(m.run_dir, m.previous, m.cfg.trainer.restart)  # never silently over trained epochs
-            else:
+            if m.state is not None:
                 m.rows, m.wall = checkpoint.progress(m.state)
                 # The checkpoint is the record: a kill after its save can leave history.csv an epoch short,
                 # and with no epoch left to train nothing else would write that row.
@@ -152,6 +162,31 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             m.result = err
     for _, together in groupby(sorted(ready, key=_group_key), key=_group_key):
         train_sized(list(together), lambda part: train_members(part, data, device), device)
+
+
+def _restart(m: Member) -> str:
+    return str(m.cfg.trainer.restart).lower()  # false, true or force (Hydra reads true and false as bools)
+
+
+def _forced(m: Member) -> bool:
+    """`trainer.restart=force`, unless this is a later attempt of the SLURM job that restarted the run
+    (a requeue runs the same command again: it resumes, never restarts twice)."""
+    job, restarted_by = slurm_job(), ((m.previous or {}).get("slurm") or {}).get("job_id")
+    return _restart(m) == "force" and not (job is not None and restarted_by == job["job_id"])
+
+
+def _start_again(m: Member, now: str) -> str | None:
+    """Make `m` train from epoch 1: its folder's files go to a new old-N/ inside it; the line that says
+    where (None when the folder held nothing)."""
+    old = move_aside(m.run_dir)
+    was = f" ({m.previous['status']} after {m.previous['epochs_completed']} epochs)" if m.previous else ""
+    m.previous, m.state, m.started_at, m.finished_at = None, None, now, None
+    if old is None:
+        return None
+    return (
+        f"{shown(m.run_dir)}: trainer.restart={_restart(m)}: training it again from epoch 1; "
+        f"its earlier files{was} are in {shown(old)}"
+    )
 
 
 def _group_key(m: Member) -> tuple[int, str]:

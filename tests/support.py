@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
+import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -108,6 +112,54 @@ def run_cli(
         env=env,
     )
     return finish(proc, f"`python -m {module} {' '.join(args)}`", timeout)
+
+
+def run_in_terminal(
+    args: list[str],
+    cwd: Path,
+    module: str = "hw_hparams.train",
+    timeout: float = PATIENCE_S,
+    env: dict | None = None,
+    size: tuple[int, int] = (24, 80),
+) -> tuple[int, str]:
+    """`python -m module args` in `cwd` on a pseudo-terminal of `size` (rows, columns), as a person's
+    shell runs it: stdin, stdout and stderr are the terminal (isatty() is true). Returns (exit status,
+    everything written to the terminal, decoded; the terminal turns each \\n into \\r\\n). Fails after
+    `timeout` seconds saying which command did not end, with its last output."""
+    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "TERM": "xterm", **(env or {})}
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,  # its own session, as a shell's job: no signal of ours reaches it
+    )
+    os.close(slave)
+    out, deadline = bytearray(), time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                raise AssertionError(
+                    f"`python -m {module} {' '.join(args)}` on a terminal did not end within {timeout:.0f} s; "
+                    f"killed it:\n{out[-3000:].decode(errors='replace')}"
+                )
+            if select.select([master], [], [], min(left, 1.0))[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every process holding the terminal has closed it
+                    chunk = b""
+                if not chunk:
+                    break
+                out += chunk
+    finally:
+        os.close(master)
+    return proc.wait(timeout=PATIENCE_S), out.decode(errors="replace")
 
 
 def without_timing(history: list[dict]) -> list[dict]:

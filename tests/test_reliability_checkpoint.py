@@ -1,5 +1,6 @@
 """A damaged checkpoint: said in one line, the previous one used (history rewritten from it), or a
-clean start on request (trainer.restart=true); never a pickle traceback, never a silent fresh start."""
+clean start on request (trainer.restart=true, the earlier files kept in old-1/); never a pickle
+traceback, never a silent fresh start."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def test_no_usable_checkpoint_refuses_in_one_line_and_restart_trains_again(tmp_p
     summary = train_module.run(cfg([*overrides, "trainer.restart=true"]), run_dir)
     assert summary["status"] == "completed"
     assert without_timing(rows(run_dir / "history.csv")) == without_timing(rows(straight / "history.csv"))
+    assert file_states(run_dir / "old-1", mtimes=False) == before  # the earlier history kept aside, whole
 
 
 def test_history_without_any_checkpoint_is_refused(tmp_path, runs):

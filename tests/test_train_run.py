@@ -155,23 +155,3 @@ def test_a_single_run_of_an_experiment_gets_its_own_folder(tmp_path, fake_root):
     (exp,) = (tmp_path / "outputs" / "run" / "lr_sweep").iterdir()
     assert exp.name == plain.name
     assert json.loads((exp / "summary.json").read_text())["config"]["experiment_name"] == "lr_sweep"
-
-
-def test_the_epoch_bar_names_the_epoch_shows_running_figures_and_is_cleared(monkeypatch):
-    import io
-    import sys
-
-    import torch
-
-    from hw_hparams import progress
-
-    out = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", out)
-    monkeypatch.setattr(progress, "REFRESH_S", 0.0)
-    bar = progress.EpochBar(12, 300, batches=2)
-    bar.update(torch.tensor([2.5 * 50, 20.0], dtype=torch.float64), images=50)  # loss sum, correct count
-    assert bar.bar.desc == "epoch 12/300" and bar.bar.postfix == "loss 2.5000  acc 40.00%"
-    bar.update(torch.tensor([4.0 * 100, 30.0], dtype=torch.float64), images=100)
-    assert bar.bar.postfix == "loss 4.0000  acc 30.00%" and bar.bar.n == 2
-    bar.close()
-    assert out.getvalue().endswith("\r")  # the line is wiped (leave=False), ready for the epoch's log line
