@@ -1,6 +1,7 @@
 """Tables and figures from hw_hparams run folders (reads run folders only; never imports the training
-code: of hw_hparams only the standard-library-only hw_hparams.roles (which keys change a run) and
-hw_hparams.suggest (the one "did you mean" rule of every command).
+code: of hw_hparams only modules that need the standard library alone: the run folder's format
+(hw_hparams.runs.format), which keys change a run (hw_hparams.config.roles), the one error printer
+and "did you mean" rule of every command (hw_hparams.config.errors, hw_hparams.config.suggest)).
 
     runs, history = analysis.collect(["outputs/multirun/lr_sweep"])
     files = analysis.write_all(["outputs/multirun"], "report")   # {'csv': [...], 'tables': [...], 'figures': [...]}
@@ -18,7 +19,7 @@ from .labels import fmt_num, setting_label
 from .report import generic_document, write_all, write_document
 from .runs import (
     GROUP_COLS,
-    HIST_COLS,
+    HISTORY_COLUMNS,
     HPARAMS,
     RUN_COLS,
     AnalysisError,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from hw_hparams.config.errors import OneLineParser
+
 from . import sweep_report
-from .cli import OneLineParser, run_cli
+from .cli import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

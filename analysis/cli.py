@@ -1,22 +1,16 @@
-"""What the analysis CLIs share: usage mistakes, user errors and warnings as one line each (exit 2)."""
+"""What the analysis CLIs share: user errors and warnings as one line each (exit 2); usage mistakes are
+hw_hparams.config.errors.OneLineParser's, as in every command."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+from hw_hparams.config.errors import say
+
 from .runs import AnalysisError
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """A usage mistake as one line (`error: ...`, exit 2), not the usage text."""
-
-    def error(self, message: str) -> None:
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def run_cli(task: Callable[[], Any]) -> Any:
@@ -26,5 +20,5 @@ def run_cli(task: Callable[[], Any]) -> Any:
     try:
         return task()
     except AnalysisError as e:
-        print(f"error: {e}", file=sys.stderr)
+        say(str(e))
         return None

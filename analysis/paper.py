@@ -18,8 +18,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw_hparams.config.errors import OneLineParser
+
 from . import authored, content, stamp, texbuild
-from .cli import OneLineParser, run_cli
+from .cli import run_cli
 from .document import to_markdown
 from .latex import to_latex
 from .report import write_csvs, write_document

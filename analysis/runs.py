@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hw_hparams.runs.format import DATA_STATS, HISTORY, HISTORY_COLUMNS, SUMMARY
+
 from .labels import is_missing, setting_label
 
 #: Columns of history.csv that are kept (unknown extra columns are ignored).
-HIST_COLS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 #: Final-epoch metrics taken from the last history row.
 FINAL_COLS = ["train_loss", "train_acc", "val_loss", "val_acc"]
 #: Hyperparameter column -> dotted config key.
@@ -44,7 +45,7 @@ META_COLS = ["run_dir", "section", "setting"] + HPARAMS
 #: Per run, after its META_COLS: how it ended, its final and best metrics, its test result, and how it ran.
 RESULT_COLS = ["status", "epochs_completed", *FINAL_COLS, "best_val_acc", "best_epoch", "test_loss", "test_acc"]
 RUN_COLS = META_COLS + RESULT_COLS + ["wall_time_s", "images_per_s", "device", "compile", "message"]
-RUN_MARKERS = ("history.csv", "summary.json")
+RUN_MARKERS = (HISTORY, SUMMARY)
 #: A folder holding this file is analysis output (runs.csv beside an aggregated history.csv), never a run.
 REPORT_MARKER = "runs.csv"
 #: Columns only an aggregated history.csv has; a run's own history.csv never does.
@@ -60,10 +61,10 @@ class AnalysisError(Exception):
 def is_run_dir(path: Path) -> bool:
     """A run folder holds summary.json or its own history.csv; a report folder (runs.csv, or a
     history.csv whose header names run_dir/section/setting: an aggregated table) never counts."""
-    path, hist = Path(path), Path(path) / "history.csv"
+    path, hist = Path(path), Path(path) / HISTORY
     if (path / REPORT_MARKER).is_file():
         return False
-    if (path / "summary.json").is_file():
+    if (path / SUMMARY).is_file():
         return True
     if not hist.is_file():
         return False
@@ -151,8 +152,8 @@ def load_config(run_dir: Path, summary: dict | None = None) -> dict[str, Any]:
 
 
 def read_history(run_dir: Path) -> pd.DataFrame:
-    """history.csv restricted to HIST_COLS (missing columns NaN); empty frame if absent/empty."""
-    path = Path(run_dir) / "history.csv"
+    """history.csv restricted to HISTORY_COLUMNS (missing columns NaN); empty frame if absent/empty."""
+    path = Path(run_dir) / HISTORY
     try:
         df = pd.read_csv(path, **_READ_KW)
     except (FileNotFoundError, pd.errors.EmptyDataError):
@@ -160,8 +161,8 @@ def read_history(run_dir: Path) -> pd.DataFrame:
     except (OSError, ValueError, pd.errors.ParserError) as e:
         warnings.warn(f"unreadable {path}: {e}", stacklevel=2)
         df = pd.DataFrame()
-    df = df.reindex(columns=HIST_COLS)
-    for c in HIST_COLS:
+    df = df.reindex(columns=list(HISTORY_COLUMNS))
+    for c in HISTORY_COLUMNS:
         if not pd.api.types.is_numeric_dtype(df[c]):
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
@@ -244,14 +245,14 @@ def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> 
     last history.csv row, else summary.json's `final`, else NaN; epochs_completed = number of
     history rows (summary's value when there is no history); best_* from summary.json, else from
     history; test_* NaN where the test set was not evaluated; status 'unknown' without summary);
-    `history` has one row per run per logged epoch (META_COLS + HIST_COLS).
+    `history` has one row per run per logged epoch (META_COLS + HISTORY_COLUMNS).
     `configs`, when given, is filled with each run's flattened config (load_config), in row order.
     Raises AnalysisError for a missing path or when no run folder is found.
     """
     dirs = find_run_dirs(paths)
     records, frames = [], []
     for d in dirs:
-        summary = _read_json(d / "summary.json")
+        summary = _read_json(d / SUMMARY)
         hist = read_history(d)
         cfg = load_config(d, summary)
         if configs is not None:
@@ -261,7 +262,9 @@ def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> 
     runs = pd.DataFrame.from_records(records)
     lengths = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
     nonempty = [f for f in frames if len(f)]
-    hist = pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame(columns=HIST_COLS, dtype=float)
+    hist = (
+        pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame(columns=list(HISTORY_COLUMNS), dtype=float)
+    )
     run_idx = np.repeat(np.arange(len(runs)), lengths)
 
     if len(hist):  # final metrics = last history row; best from history where summary lacks it
@@ -291,7 +294,7 @@ def collect(paths: Iterable[str | os.PathLike], configs: list | None = None) -> 
         runs[c] = _as_int(runs[c])
     meta = runs[META_COLS]
     long = pd.DataFrame({c: meta[c].to_numpy()[run_idx] for c in META_COLS})
-    for c in HIST_COLS:
+    for c in HISTORY_COLUMNS:
         long[c] = hist[c].to_numpy() if len(hist) else np.array([], dtype=float)
     return runs, long
 
@@ -303,7 +306,7 @@ DATA_DECIMALS = 9
 
 def read_data_stats(run_dir: str | os.PathLike) -> dict | None:
     """The run's data_stats.json (split sizes, split seed, channel statistics, class counts), else None."""
-    return _read_json(Path(run_dir) / "data_stats.json")
+    return _read_json(Path(run_dir) / DATA_STATS)
 
 
 def data_identity(stats: dict | None) -> tuple | None:

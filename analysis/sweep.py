@@ -2,7 +2,7 @@
 
 A run's keys are its flattened config (dotted names, as in its .hydra/config.yaml or summary.json).
 A key varies when the runs hold more than one value of it (a missing key counts as a value). Keys
-that never change what a run computes (hw_hparams/roles.py's `run_invariant`, the keys that never name
+that never change what a run computes (hw_hparams/config/roles.py's `run_invariant`, the keys that never name
 a run folder: where the data lies, the device, trackers, the sweep's name, the objective a job returns
 to a search) never count. Seeds are pooled: `seed` is never a default grouping key, so a setting's runs
 over seeds give mean ± std (n).
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hw_hparams.roles import run_invariant  # standard library only: no training code
-from hw_hparams.suggest import did_you_mean  # dependency-free: the one "did you mean" rule of every command
+from hw_hparams.config.roles import run_invariant  # standard library only: no training code
+from hw_hparams.config.suggest import did_you_mean  # dependency-free: the one "did you mean" rule of every command
 
 from .labels import fmt_num, hashable, is_missing
 from .runs import AnalysisError

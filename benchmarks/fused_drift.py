@@ -36,13 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from hw_hparams.config import TrainerConfig  # noqa: E402
+from hw_hparams.config.schema import TrainerConfig  # noqa: E402
 from hw_hparams.data import Normalize, Split  # noqa: E402
-from hw_hparams.draws import stack_plans  # noqa: E402
-from hw_hparams.engine import batch_inputs  # noqa: E402
-from hw_hparams.fusion import copy_state  # noqa: E402
-from hw_hparams.models import build_model  # noqa: E402
-from hw_hparams.steps import RunSpec, build_group, resolve_settings  # noqa: E402
+from hw_hparams.engine.draws import stack_plans  # noqa: E402
+from hw_hparams.engine.fusion import copy_state  # noqa: E402
+from hw_hparams.engine.group import RunSpec, build_group, resolve_settings  # noqa: E402
+from hw_hparams.engine.models import build_model  # noqa: E402
+from hw_hparams.engine.step import batch_inputs  # noqa: E402
 
 CPU = torch.device("cpu")
 LR = 0.05

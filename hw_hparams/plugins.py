@@ -7,7 +7,7 @@ uses editable_mode=strict, which does not). Registering them here, with Hydra's 
 `Plugins.register`, makes `hydra/launcher=fused`, `hydra/launcher=slurm`, `hydra/sweeper=search` and
 `hydra/sweeper=stage` work in our own commands however the project was installed; importing them registers
 their configs (ConfigStore) too.
-Registering twice is harmless. The entry points (train.main, homework.main) call it; nothing
+Registering twice is harmless. The entry points (train/__main__.py, homework.py) call it; nothing
 imports this module at import time, so hydra_plugins (which import hw_hparams) never import back.
 """
 

@@ -104,7 +104,7 @@ def install(spec: str | None) -> None:
 def main(argv: list[str]) -> int:
     """Run the training CLI with `argv` under HW_FAULT; returns its exit status."""
     install(os.environ.get("HW_FAULT") or None)
-    import hw_hparams.train
+    import hw_hparams.train.lifecycle
 
     sys.argv = ["hw-train", *argv]
     code = 0

@@ -82,8 +82,6 @@ class Runner:
         if not spawn:
             import torch  # noqa: F401
 
-            import hw_hparams.train  # noqa: F401 - imported once here, inherited by every fork
-
     def run(
         self, argv: list[str], fault: str | None = None, kill_after: float | None = None, counts: Path | None = None
     ) -> tuple[int, float]:

@@ -75,7 +75,7 @@ def one_thread():
 def straight_history(tmp_path_factory, overrides: list[str]) -> list[dict]:
     """The history (without timings) of an uninterrupted in-process run of `overrides`."""
     run_dir = tmp_path_factory.mktemp("straight")
-    from hw_hparams.train import run
+    from hw_hparams.train.lifecycle import run
 
     run(cfg(overrides), run_dir)
     return without_timing(rows(run_dir / "history.csv"))

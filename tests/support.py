@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
+
+from hw_hparams.config.naming import CONFIG_DIR
 
 # Epochs: ceil(15 x 0.004) = 1 for the lr sweep, ceil(300 x 0.004) = 2 for the others; 100 training images.
 DEMO = [
@@ -87,7 +89,7 @@ def fake_data_overrides(root: Path, val_size: int = 100) -> list[str]:
 
 def compose_train(overrides: list[str]):
     """The training config for `overrides`, as `python -m hw_hparams.train` composes it."""
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 
 

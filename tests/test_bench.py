@@ -10,7 +10,8 @@ import sys
 import pytest
 from support import PATIENCE_S
 
-from hw_hparams import bench, bench_report
+from hw_hparams.bench import __main__ as bench
+from hw_hparams.bench import report as bench_report
 
 
 def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
@@ -47,11 +48,11 @@ def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
 def test_critical_path_uses_the_epoch_time_at_the_number_of_runs_sharing_the_device():
     stages = (("lr_sweep", 15, 3), ("schedule_sweep + wd_sweep", 300, 4), ("mixup", 300, 1))
     # measured at 1, 2 and 4 runs; the 3-run stage takes the 4-run time (an upper bound)
-    path = bench_report.critical_path({1: 1.0, 2: 1.5, 4: 2.5}, 60.0, stages)
+    path = bench_report.critical_path_seconds({1: 1.0, 2: 1.5, 4: 2.5}, 60.0, stages)
     assert [s["runs_at_once"] for s in path["stages"]] == [3, 4, 1]
     assert path["total_s"] == pytest.approx(15 * 2.5 + 300 * 2.5 + 300 * 1.0 + 3 * 60.0)
     # nothing measured at >= 3 runs: the largest k scaled, as if the device were saturated
-    path = bench_report.critical_path({1: 1.0, 2: 1.6}, 0.0, stages)
+    path = bench_report.critical_path_seconds({1: 1.0, 2: 1.6}, 0.0, stages)
     assert path["total_s"] == pytest.approx(15 * 1.6 * 3 / 2 + 300 * 1.6 * 4 / 2 + 300 * 1.0)
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pytest
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from support import run_cli
 
-from hw_hparams.cli import check_overrides
-from hw_hparams.errors import ConfigError
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.config.naming import CONFIG_DIR
+from hw_hparams.train.preflight import check_overrides
 
 GROUP_VALUES = {
     ("lr", "lr0.5"): {"optim.lr": 0.5},
@@ -32,7 +31,7 @@ GROUP_VALUES = {
 
 
 def _compose(overrides=()):
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 
@@ -67,7 +66,7 @@ def test_defaults_are_the_assignments_section_3_setting():
 
 
 def test_every_shipped_option_is_covered_here():
-    conf = resources.files("hw_hparams.conf")
+    conf = CONFIG_DIR
     shipped = {
         (group, f.name[:-5])
         for group in ("lr", "schedule", "regularization", "augmentation", "model", "data", "trainer")
@@ -154,16 +153,28 @@ def test_val_size_not_smaller_than_training_set_is_one_line(tmp_path, fake_root)
     assert not (tmp_path / "outputs" / "run").exists() or not any((tmp_path / "outputs" / "run").iterdir())
 
 
-def test_every_config_folder_ships_with_the_package():
-    """A group folder missing from pyproject's packages would vanish from a non-editable install."""
-    import tomllib
+def test_a_built_wheel_carries_every_config_file_and_every_package(tmp_path):
+    """What a non-editable install gets: conf/ (at the top of the checkout) as hw_hparams.conf, every
+    package of the tree and analysis' data files, found by setup.py, never listed by hand."""
+    import subprocess
+    import sys
+    import zipfile
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    folders = {
-        ".".join(("hw_hparams", *p.relative_to(root).parts))
-        for p in (root / "conf").rglob("*")
-        if p.is_dir() and not p.name.startswith("__")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    conf = {f"hw_hparams/conf/{p.relative_to(root / 'conf')}" for p in (root / "conf").rglob("*.yaml")}
+    sources = {
+        str(p.relative_to(root))
+        for package in ("hw_hparams", "analysis", "hydra_plugins")
+        for p in (root / package).rglob("*")
+        if p.suffix in (".py", ".tex", ".json") and "__pycache__" not in p.parts
     }
-    assert folders <= listed
+    assert len(conf) > 20 and conf <= shipped, sorted(conf - shipped)
+    assert sources <= shipped, sorted(sources - shipped)

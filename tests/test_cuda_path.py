@@ -22,18 +22,18 @@ from test_fused import assert_same_run
 from torch._dynamo.backends.registry import lookup_backend
 from torch._dynamo.utils import counters
 
-import hw_hparams.fused_sizing as fused_sizing
-import hw_hparams.steps as fastpath
-import hw_hparams.training as training_module
-from hw_hparams import checkpoint
-from hw_hparams.compile_guard import TOLERANCE, CompiledStepError
+import hw_hparams.engine.group as fastpath
+import hw_hparams.train.loop as training_module
+import hw_hparams.train.sizing as fused_sizing
 from hw_hparams.data import Normalize, Split, crop_flip
-from hw_hparams.draws import RunRandom, init_weights, stack_plans
-from hw_hparams.models import build_model
-from hw_hparams.optim import LossScale, lr_at
-from hw_hparams.precision import precision_for
-from hw_hparams.train import run, run_group
-from hw_hparams.training import Member
+from hw_hparams.engine.compile_guard import TOLERANCE, CompiledStepError
+from hw_hparams.engine.draws import RunRandom, init_weights, stack_plans
+from hw_hparams.engine.models import build_model
+from hw_hparams.engine.optim import LossScale, lr_at
+from hw_hparams.engine.precision import precision_for
+from hw_hparams.runs import checkpoint
+from hw_hparams.train.lifecycle import run, run_group
+from hw_hparams.train.loop import Member
 
 CPU = torch.device("cpu")
 BATCH = 16

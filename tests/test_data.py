@@ -11,9 +11,9 @@ import torch
 from omegaconf import OmegaConf
 from torchvision import transforms
 
-from hw_hparams.data import Normalize, crop_flip, load_study_data, split_indices
+from hw_hparams.data import Normalize, crop_flip, load_splits, split_indices
 from hw_hparams.data.cifar import DataError
-from hw_hparams.draws import RunRandom
+from hw_hparams.engine.draws import RunRandom
 
 
 def _data_cfg(root, val_size=100, seed=0):
@@ -37,11 +37,11 @@ def test_generated_dataset_has_the_official_on_disk_format(fake_root):
 
 def test_official_checksums_reject_a_generated_dataset(fake_root):
     with pytest.raises(DataError, match="data.root"):
-        load_study_data(OmegaConf.merge(_data_cfg(fake_root), {"verify_checksums": True}), torch.device("cpu"))
+        load_splits(OmegaConf.merge(_data_cfg(fake_root), {"verify_checksums": True}), torch.device("cpu"))
 
 
 def test_split_is_torch_random_split_of_the_training_set(fake_root):
-    data = load_study_data(_data_cfg(fake_root, val_size=100, seed=0), torch.device("cpu"))
+    data = load_splits(_data_cfg(fake_root, val_size=100, seed=0), torch.device("cpu"))
     ds = _torchvision_train(fake_root)  # torchvision's own parser, as the public solutions used it
     train, val = torch.utils.data.random_split(ds, [500, 100], generator=torch.Generator().manual_seed(0))
     expect_train = np.stack([np.asarray(ds.data[i]).transpose(2, 0, 1) for i in train.indices])
@@ -68,7 +68,7 @@ def _torchvision_train(root):
 
 
 def test_channel_stats_are_pixel_level_over_the_training_split_only(fake_root):
-    data = load_study_data(_data_cfg(fake_root), torch.device("cpu"))
+    data = load_splits(_data_cfg(fake_root), torch.device("cpu"))
     ds = _torchvision_train(fake_root)
     train, _ = torch.utils.data.random_split(range(600), [500, 100], generator=torch.Generator().manual_seed(0))
     pixels = ds.data[np.asarray(train.indices)].astype(np.float64) / 255.0  # N, H, W, C
@@ -81,11 +81,11 @@ def test_channel_stats_are_pixel_level_over_the_training_split_only(fake_root):
 
 
 def test_channel_stats_are_cached_and_reused(fake_root, monkeypatch):
-    load_study_data(_data_cfg(fake_root, seed=5), torch.device("cpu"))
+    load_splits(_data_cfg(fake_root, seed=5), torch.device("cpu"))
     import hw_hparams.data.cifar as cifar
 
     monkeypatch.setattr(cifar, "channel_stats", lambda images: pytest.fail("recomputed despite the cache"))
-    load_study_data(_data_cfg(fake_root, seed=5), torch.device("cpu"))
+    load_splits(_data_cfg(fake_root, seed=5), torch.device("cpu"))
 
 
 def _padded(img):
@@ -163,10 +163,10 @@ def test_normalize_equals_torchvision_totensor_normalize():
 
 def test_validation_and_test_images_are_never_augmented(fake_root, monkeypatch):
     """evaluate() must see the stored images, only normalised."""
-    import hw_hparams.engine as engine
+    import hw_hparams.engine.step as engine
 
     monkeypatch.setattr(engine, "crop_flip", lambda *a: pytest.fail("augmentation in evaluation"))
-    data = load_study_data(_data_cfg(fake_root), torch.device("cpu"))
+    data = load_splits(_data_cfg(fake_root), torch.device("cpu"))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 100))
     model.k = 1  # one run, as engine.evaluate expects of a fused network
     norm = Normalize(data.stats["mean"], data.stats["std"], torch.device("cpu"))
@@ -180,7 +180,7 @@ def test_validation_and_test_images_are_never_augmented(fake_root, monkeypatch):
 
 def test_missing_dataset_without_download_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="data.download=true"):
-        load_study_data(
+        load_splits(
             OmegaConf.create(
                 {"root": str(tmp_path), "download": False, "verify_checksums": True, "val_size": 10, "split_seed": 0}
             ),

@@ -26,10 +26,10 @@ import torch
 from fault_inject import run_cli as run_faulty
 from support import ONE_THREAD, PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli, without_timing
 
-import hw_hparams.training as training_module
+import hw_hparams.train.loop as training_module
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.train import run, run_group
-from hw_hparams.training import Member
+from hw_hparams.train.lifecycle import run, run_group
+from hw_hparams.train.loop import Member
 
 # Runs that differ in everything a group allows: lr, schedule, weight decay, momentum, mixup on/off, crop/flip, seed.
 SETTINGS = [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from support import stamps as _stamps
 
-from hw_hparams import homework
-from hw_hparams.selection import Metric, choose
+from hw_hparams.study import run as homework
+from hw_hparams.study.selection import Metric, choose
 
 SECTIONS = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
 
@@ -205,7 +205,7 @@ def test_an_edited_paper_stops_the_study_before_anything_runs(capsys, tmp_path, 
 
 
 def test_a_demo_never_lands_in_the_real_studys_folders():
-    from hw_hparams.homework import parse_args
+    from hw_hparams.study.run import parse_args
 
     assert parse_args(["demo=true"])[0].study == "homework-demo"
     assert parse_args([])[0].study == "homework"

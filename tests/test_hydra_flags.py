@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from support import run_cli
 
-from hw_hparams.cli import normalize_argv
-from hw_hparams.naming import task_dict
-from hw_hparams.sweeps import run_dirs
-from hw_hparams.train import _hydra_main, main
+from hw_hparams.config.naming import CONFIG_DIR, task_dict
+from hw_hparams.study.sweeps import run_dirs
+from hw_hparams.train.__main__ import _hydra_main, main
+from hw_hparams.train.preflight import normalize_argv
 
 
 def _train(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
@@ -38,7 +38,7 @@ def _hydra_prints(argv: list[str], monkeypatch, capsys) -> str:
 
 
 def _job(overrides: list[str]) -> dict:
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return task_dict(compose("train", overrides=overrides))
 
 

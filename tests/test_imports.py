@@ -14,7 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hw_hparams", "hydra_plugins", "analysis")
 # The modules outside analysis/ it may import: each (and every package above it, which Python runs
 # first) imports the standard library only, so no training code comes with them.
-ANALYSIS_MAY_IMPORT = {"hw_hparams.roles", "hw_hparams.suggest"}
+ANALYSIS_MAY_IMPORT = {
+    "hw_hparams.config.errors",
+    "hw_hparams.config.roles",
+    "hw_hparams.config.suggest",
+    "hw_hparams.runs.format",
+}
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -104,9 +109,47 @@ def describe(component: list[str], edges: dict[str, list[tuple[str, int, bool]]]
 def test_the_project_has_no_import_cycle():
     edges = graph(ROOT)
     assert len(edges) > 70  # the walk found the project's modules
-    assert "hw_hparams.training" in {b for b, _, _ in edges["hw_hparams.train"]}  # relative imports resolved
+    assert "hw_hparams.train.loop" in {b for b, _, _ in edges["hw_hparams.train.lifecycle"]}
+    assert "analysis.labels" in {b for b, _, _ in edges["analysis.runs"]}  # relative imports resolved
     found = cycles(edges)
     assert not found, "import cycles: " + " | ".join(describe(c, edges) for c in found)
+
+
+# hw_hparams' packages from the ground up, in the order of the pipeline: a package imports only those
+# below it (lazy imports inside functions count). The commands' entry modules stand above them all
+# (hw_hparams.homework, each package's __main__), with hw_hparams.plugins, which registers hydra_plugins.
+LAYERS = (
+    "hw_hparams.config",
+    "hw_hparams.slurm",
+    "hw_hparams.data",
+    "hw_hparams.engine",
+    "hw_hparams.runs",
+    "hw_hparams.trackers",
+    "hw_hparams.train",
+    "hw_hparams.study",
+    "hw_hparams.bench",
+)
+
+
+def layer(module: str) -> int | None:
+    """The layer of a module of hw_hparams' packages; None for the entry modules and anything else."""
+    if module.endswith(".__main__"):
+        return None
+    return next((i for i, p in enumerate(LAYERS) if module == p or module.startswith(p + ".")), None)
+
+
+def test_every_package_imports_only_the_packages_below_it():
+    found = modules(ROOT)
+    entries = {m for m in found if m.startswith("hw_hparams.") and layer(m) is None and not m.endswith(".__main__")}
+    assert entries == {"hw_hparams.homework", "hw_hparams.plugins"}, "a module outside the layers"
+    upward = [
+        f"{a} -> {b} (line {line})"
+        for a, targets in graph(ROOT).items()
+        for b, line, _ in targets
+        if layer(a) is not None
+        and (layer(b) is None and b.startswith(("hw_hparams", "hydra_plugins")) or layer(a) < (layer(b) or 0))
+    ]
+    assert not upward, "imports that run up the layers: " + "; ".join(upward)
 
 
 def test_the_walk_finds_a_cycle_that_a_lazy_import_hides(tmp_path):
@@ -168,5 +211,5 @@ def test_errors_are_printed_in_one_place():
     printing = re.compile(r"""print\(\s*f?["']error:""")
     for package in ("hw_hparams", "hydra_plugins"):
         for path in (ROOT / package).rglob("*.py"):
-            if path != ROOT / "hw_hparams" / "errors.py":
-                assert not printing.search(path.read_text()), f"{path}: use hw_hparams.errors.say / fail"
+            if path != ROOT / "hw_hparams" / "config" / "errors.py":
+                assert not printing.search(path.read_text()), f"{path}: use hw_hparams.config.errors.say / fail"

@@ -10,21 +10,22 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 from support import TINY_RUN, fake_data_overrides, run_cli
 
-from hw_hparams import train
-from hw_hparams.errors import ConfigError
-from hw_hparams.jobs import JobFailed
-from hw_hparams.objective import NoObjective
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.config.naming import CONFIG_DIR
+from hw_hparams.runs.objective import NoObjective
+from hw_hparams.train import lifecycle as train
+from hw_hparams.train.job import JobFailed
 
 
 def job(overrides: list[str], run_dir: Path, multirun: bool = False):
     """train.train_job(cfg) as Hydra calls it for one job whose folder is `run_dir`."""
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     with read_write(cfg), open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
@@ -97,7 +98,7 @@ def test_a_failed_run_raises_so_hydra_records_a_failed_job(fake_root, tmp_path, 
 def test_objective_keys_are_checked(tmp_path):
     from support import compose_train
 
-    from hw_hparams.config_checks import validate
+    from hw_hparams.config.checks import validate
 
     with pytest.raises(ConfigError, match="eval_test=true"):
         validate(compose_train(["objective.metric=test_acc"]))
@@ -112,7 +113,7 @@ def test_objective_keys_are_checked(tmp_path):
 def test_objective_is_not_part_of_the_run_folder_name():
     from support import compose_train
 
-    from hw_hparams.naming import run_name, task_dict
+    from hw_hparams.config.naming import run_name, task_dict
 
     names = {
         run_name(task_dict(compose_train([f"objective.metric={m}", "objective.at=best"])), None)

@@ -23,8 +23,8 @@ from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
 )
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import hw_hparams.train as train_module
-from hw_hparams.errors import ConfigError
+import hw_hparams.train.lifecycle as train_module
+from hw_hparams.config.errors import ConfigError
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50

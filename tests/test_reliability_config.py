@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_util import cfg, one_thread, run_many  # noqa: F401 - one_thread: autouse fixture
 
-import hw_hparams.train as train_module
-from hw_hparams.cli import check_overrides, exit_on_user_error
+import hw_hparams.train.lifecycle as train_module
+from hw_hparams.config.errors import ConfigError
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.errors import ConfigError
+from hw_hparams.train.preflight import check_overrides, exit_on_user_error
 
 TRAIN_IMAGES = 100  # the tiny dataset: val_size 1..99 leaves something to train on
 

@@ -12,7 +12,7 @@ import torch
 from fault_inject import run_cli
 from reliability_util import TINY_RUN, assert_one_error_line, cfg, fake_data_overrides, one_thread, rows, without_timing  # noqa: F401 - autouse
 
-import hw_hparams.train as train_module
+import hw_hparams.train.lifecycle as train_module
 
 EPOCHS = 4
 

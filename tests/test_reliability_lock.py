@@ -13,12 +13,12 @@ import pytest
 from reliability_util import TINY_RUN, assert_one_error_line, fake_data_overrides, rows, run_many, start_cli
 from support import finish, wait_until
 
-from hw_hparams.lock import RunLocked, run_lock
-from hw_hparams.run_folder import LOCK as LOCK_NAME
+from hw_hparams.runs.format import LOCK as LOCK_NAME
+from hw_hparams.runs.lock import RunLocked, run_lock
 
 # Holds the lock until the test kills it (or closes its stdin): no sleep that a slow test could outlast.
 HOLD = (
-    "import sys; from pathlib import Path; from hw_hparams.lock import run_lock\n"
+    "import sys; from pathlib import Path; from hw_hparams.runs.lock import run_lock\n"
     "with run_lock(Path(sys.argv[1])):\n    print('locked', flush=True); sys.stdin.read()"
 )
 

@@ -21,8 +21,8 @@ from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
 )
 from support import finish, wait_until
 
-import hw_hparams.train as train_module
-from hw_hparams.interrupt import Interrupted
+import hw_hparams.train.lifecycle as train_module
+from hw_hparams.runs.interrupt import Interrupted
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50

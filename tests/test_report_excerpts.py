@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 from analysis_synth import write_study  # noqa: E402
 
 from analysis import paper  # noqa: E402
-from hw_hparams import study_contract  # noqa: E402
 from hw_hparams.data import cifar  # noqa: E402
-from hw_hparams.draws import RunRandom  # noqa: E402
+from hw_hparams.engine.draws import RunRandom  # noqa: E402
+from hw_hparams.study import contract as study_contract  # noqa: E402
 
 
 def excerpts(md: str, tex: str) -> tuple[list[str], list[str]]:

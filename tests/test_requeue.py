@@ -27,18 +27,20 @@ from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
     without_timing,
 )
 
-import hw_hparams.train as train_module
+import hw_hparams.train.lifecycle as train_module
 from analysis.runs import collect
-from hw_hparams.interrupt import Interrupted
-from hw_hparams.jobs import job_outcome
+from hw_hparams.runs.interrupt import Interrupted
+from hw_hparams.train.job import job_outcome
 
 
 def _slurm_launcher():
     """The launcher `hydra/launcher=slurm` names, as submitit pickles it into each job."""
-    from hydra import compose, initialize_config_module
+    from hydra import compose, initialize_config_dir
     from hydra.utils import get_class
 
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    from hw_hparams.config.naming import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         launcher = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
     return get_class(launcher._target_)(**{k: v for k, v in launcher.items() if k != "_target_"})
 

@@ -12,9 +12,9 @@ from support import ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cl
 from support import compose_train as cfg
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import hw_hparams.train as train_module
-from hw_hparams.errors import ConfigError
-from hw_hparams.homework_args import parse_args
+import hw_hparams.train.lifecycle as train_module
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.study.args import parse_args
 
 RUN = [*TINY_RUN, "epochs=2"]
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50

@@ -1,4 +1,4 @@
-"""Every schema key has one role (hw_hparams/roles.py), and what the roles decide holds: runs that
+"""Every schema key has one role (hw_hparams/config/roles.py), and what the roles decide holds: runs that
 differ in a shared key never train as one network, runs that differ only in their own settings do.
 
 The reference is written out here by hand: which keys a fused group must share, and why; and the
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from support import compose_train, fake_data_overrides, run_cli
 
-from hw_hparams import roles
-from hw_hparams.config import schema_keys
+from hw_hparams.config import roles
+from hw_hparams.config.schema import schema_keys
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.steps import RunSpec, run_spec
-from hw_hparams.train import run_group
-from hw_hparams.training import Member
+from hw_hparams.engine.group import RunSpec, run_spec
+from hw_hparams.train.lifecycle import run_group
+from hw_hparams.train.loop import Member
 
 # The keys one fused network cannot hold two values of, with another value each.
 SHARED = {
@@ -56,7 +56,9 @@ OWN = {
 def test_every_schema_key_has_exactly_one_role_and_every_role_a_key():
     keys = schema_keys()
     for key in keys:
-        assert len(roles.entries(key)) == 1, f"{key}: declared {roles.entries(key) or 'nowhere'} in hw_hparams/roles.py"
+        assert len(roles.entries(key)) == 1, (
+            f"{key}: declared {roles.entries(key) or 'nowhere'} in hw_hparams/config/roles.py"
+        )
     for entry in roles.ROLES:
         assert any(k == entry or k.startswith(entry + ".") for k in keys), (
             f"roles.py declares {entry}, not a schema key"
@@ -70,11 +72,23 @@ def test_the_shared_keys_are_those_one_network_cannot_hold_two_values_of():
 
 
 def test_a_run_spec_holds_each_run_s_own_training_settings_from_its_config():
-    assert {f.name for f in dataclasses.fields(RunSpec)} == set(roles.RUN_FIELDS.values())
-    cfg = compose_train([f"{k}={v}" for k, v in OWN.items() if k in roles.RUN_FIELDS])
+    cfg = compose_train([f"{k}={v}" for k, v in OWN.items() if k in roles.RUN_KEYS])
     assert run_spec(cfg) == RunSpec(
         seed=4, lr=0.3, schedule="cosine", momentum=0.8, weight_decay=1e-3, crop_flip=False, mixup_alpha=0.4
     )
+
+
+def test_a_run_spec_s_fields_are_exactly_the_per_run_keys_one_each():
+    """Each RUN key changes exactly one field of the spec, a field no other key changes, and every field is
+    changed by one: the spec holds the per-run keys, no more and no fewer."""
+    base = run_spec(compose_train([]))
+    changed = {}
+    for key in roles.RUN_KEYS:
+        spec = run_spec(compose_train([f"{key}={OWN[key]}"]))
+        changed[key] = [f.name for f in dataclasses.fields(RunSpec) if getattr(spec, f.name) != getattr(base, f.name)]
+        assert len(changed[key]) == 1, f"{key} changes {changed[key] or 'no field'} of RunSpec"
+    fields = sorted(f for names in changed.values() for f in names)
+    assert fields == sorted(f.name for f in dataclasses.fields(RunSpec)), "a RunSpec field no RUN key sets"
 
 
 @pytest.mark.parametrize("key", sorted(SHARED))

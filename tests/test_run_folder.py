@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import PATIENCE_S, TINY_RUN, fake_data_overrides, run_cli
 
-from hw_hparams import naming
-from hw_hparams.cli import check_overrides
+from hw_hparams.config import naming
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.config.naming import job_folder
+from hw_hparams.config.roles import flat, run_invariant
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.errors import ConfigError
-from hw_hparams.naming import job_folder
-from hw_hparams.roles import run_invariant
-from hw_hparams.run_folder import check_same_run, flat
+from hw_hparams.runs.folder import check_same_run
+from hw_hparams.train.preflight import check_overrides
 
 
 def folders(overrides: list[str], multirun: bool = False) -> list[str]:
@@ -148,7 +148,6 @@ OTHER_VALUE = {
     "model.name": "tiny",
     "trainer.device": "cpu",
     "trainer.progress": "true",
-    "trainer.num_workers": "2",
     "trainer.compile": "false",
     "trainer.precision": "bf16",
     "trainer.restart": "true",
@@ -171,7 +170,7 @@ OTHER_VALUE = {
 def test_one_list_of_run_invariant_keys_serves_the_name_and_the_resume_check(tmp_path):
     (base,) = check_overrides([])
     config = naming.task_dict(base)
-    assert set(flat(config)) == set(OTHER_VALUE), "classify every config key here and in hw_hparams/roles.py"
+    assert set(flat(config)) == set(OTHER_VALUE), "classify every config key here and in hw_hparams/config/roles.py"
     name = job_folder(base, multirun=False)
     for key, value in OTHER_VALUE.items():
         (changed,) = check_overrides([f"{key}={value}"])
@@ -305,49 +304,3 @@ def test_refused_commands_leave_every_file_of_a_run_byte_for_byte(finished_and_u
     (stopped / ".run.lock").unlink()
     assert {run: _digest(run) for run in (done, stopped)} == before
     assert sorted(p for p in (cwd / "outputs").rglob("*")) == everything  # and no new folder anywhere
-
-
-def test_the_previous_folder_names_are_found_and_moved(tmp_path):
-    """Folders named by Hydra's override_dirname (as typed, or as the sweeper wrote bools) are moved to
-    their canonical names and resumed there, not trained again."""
-    data = tmp_path / "data"
-    write_fake_cifar100(data, train=200, test=20, seed=0)
-    base = [
-        f"data.root={data}",
-        "data.verify_checksums=false",
-        "data.download=false",
-        "data.val_size=50",
-        "model=tiny",
-        "batch_size=50",
-        "trainer.progress=false",
-        "epochs=1",
-    ]
-    assert run_cli([*base, "lr=lr0.5"], tmp_path).returncode == 0
-    (run,) = (tmp_path / "outputs" / "run").iterdir()
-    states = _digest(run)
-    legacy = (
-        tmp_path
-        / "outputs"
-        / "run"
-        / "batch_size=50,data.val_size=50,data.verify_checksums=false,epochs=1,lr=lr0.5,model=tiny"
-    )
-    run.rename(legacy)
-    again = run_cli([*base, "lr=lr0.5"], tmp_path)
-    assert (
-        again.returncode == 0
-        and "nothing to train" in again.stdout
-        and f"moved outputs/run/{legacy.name} to outputs/run/{run.name}" in again.stderr
-    ), again.stderr
-    assert not legacy.exists() and _digest(run) == states
-
-    sweep = tmp_path / "outputs" / "multirun" / "adhoc"
-    assert run_cli(["-m", *base, "optim.lr=0.5,0.01"], tmp_path).returncode == 0
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    for job in jobs:  # the sweeper wrote bools as Python does
-        lr = json.loads((job / "summary.json").read_text())["config"]["optim"]["lr"]
-        job.rename(
-            sweep / f"batch_size=50,data.val_size=50,data.verify_checksums=False,epochs=1,model=tiny,optim.lr={lr}"
-        )
-    again = run_cli(["-m", *base, "optim.lr=0.5,0.01"], tmp_path)
-    assert again.returncode == 0 and again.stdout.count("nothing to train") == 2, again.stderr
-    assert sorted(p for p in sweep.iterdir() if p.is_dir()) == jobs

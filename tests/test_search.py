@@ -162,7 +162,7 @@ def test_too_many_failed_trials_end_the_search(fake_root, tmp_path):
 
 
 def test_a_missing_extra_is_one_line(monkeypatch, tmp_path, capsys):
-    from hw_hparams import cli
+    from hw_hparams.train import preflight as cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "optuna_missing", lambda: True)

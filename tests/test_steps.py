@@ -13,18 +13,19 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch._dynamo.backends.registry import lookup_backend
 
-import hw_hparams.steps as fastpath
-import hw_hparams.train as train_module
-import hw_hparams.training as training_module
+import hw_hparams.engine.group as fastpath
+import hw_hparams.train.lifecycle as train_module
+import hw_hparams.train.loop as training_module
+from hw_hparams.config.naming import CONFIG_DIR
 from hw_hparams.data import Normalize, Split, crop_flip
-from hw_hparams.draws import RunRandom, init_weights
-from hw_hparams.fusion import copy_state
-from hw_hparams.models import build_model
-from hw_hparams.optim import lr_at
+from hw_hparams.engine.draws import RunRandom, init_weights
+from hw_hparams.engine.fusion import copy_state
+from hw_hparams.engine.models import build_model
+from hw_hparams.engine.optim import lr_at
 
 CPU = torch.device("cpu")
 BATCH = 32
@@ -59,7 +60,7 @@ def backend(monkeypatch):
 
 
 def _compose(overrides=()):
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 

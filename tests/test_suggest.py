@@ -1,10 +1,10 @@
-"""The one "did you mean" rule (hw_hparams/suggest.py) that the training, study and analysis commands use."""
+"""The one "did you mean" rule (hw_hparams/config/suggest.py) that the training, study and analysis commands use."""
 
 from __future__ import annotations
 
 import pytest
 
-from hw_hparams.suggest import close_names, did_you_mean
+from hw_hparams.config.suggest import close_names, did_you_mean
 
 KEYS = ["optim.lr", "optim.momentum", "optim.weight_decay", "schedule", "schedule.name", "model.name", "seed", "epochs"]
 

@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 from support import fake_data_overrides, run_cli
 
-from hw_hparams import device
-from hw_hparams.cli import check_overrides, normalize_argv
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.config.naming import CONFIG_DIR
+from hw_hparams.config.overrides import command_jobs
 from hw_hparams.data.fake import write_fake_cifar100
-from hw_hparams.errors import ConfigError
-from hw_hparams.overrides import command_jobs
-from hw_hparams.sweeps import run_dirs
+from hw_hparams.engine import device
+from hw_hparams.study.sweeps import run_dirs
+from hw_hparams.train.preflight import check_overrides, normalize_argv
 
 # The assignment's settings, section by section (batch 128 and SGD momentum 0.9 everywhere).
 SECTIONS = {
@@ -36,12 +37,12 @@ CPU = ["model=tiny", "trainer.progress=false", "trainer.device=cpu"]
 
 
 def _compose(overrides, hydra=False):
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def _job_configs(overrides):
-    with initialize_config_module("hw_hparams.conf", version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return [compose("train", overrides=job) for job in command_jobs(list(overrides), multirun=True)]
 
 

@@ -15,9 +15,9 @@ import torch
 from omegaconf import OmegaConf
 from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, fake_data_overrides, run_cli, run_in_terminal
 
-import hw_hparams.steps as steps
-from hw_hparams import progress
+import hw_hparams.engine.group as steps
 from hw_hparams.data import Normalize, Split
+from hw_hparams.runs import progress
 
 CPU = torch.device("cpu")
 BATCH = 16

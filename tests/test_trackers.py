@@ -25,12 +25,12 @@ from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
 )
 
 import hw_hparams.trackers as trackers
-from hw_hparams.cli import check_overrides
-from hw_hparams.config import as_dict
-from hw_hparams.errors import ConfigError
-from hw_hparams.interrupt import Interrupted
-from hw_hparams.run_folder import run_settings
-from hw_hparams.train import run
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.config.schema import as_dict
+from hw_hparams.runs.folder import run_settings
+from hw_hparams.runs.interrupt import Interrupted
+from hw_hparams.train.lifecycle import run
+from hw_hparams.train.preflight import check_overrides
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
@@ -80,7 +80,7 @@ def test_a_chosen_tracker_without_its_package_is_one_line_exit_2_and_writes_noth
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["hw-train", *tiny(fake_root, "logger=[tensorboard,mlflow]")])
-    from hw_hparams.train import main
+    from hw_hparams.train.__main__ import main
 
     with pytest.raises(SystemExit) as exit_:
         main()

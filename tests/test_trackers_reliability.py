@@ -14,7 +14,7 @@ import pytest
 import tracker_readers as tr
 from reliability_util import HERE, TINY_RUN, fake_data_overrides, run_cli
 
-from hw_hparams.run_folder import run_settings
+from hw_hparams.runs.folder import run_settings
 
 ALL = "logger=[tensorboard,mlflow,wandb]"
 pytestmark = [pytest.mark.tensorboard, pytest.mark.mlflow, pytest.mark.wandb]

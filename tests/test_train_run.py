@@ -10,8 +10,8 @@ from support import TINY_RUN, fake_data_overrides, run_cli, without_timing
 from support import compose_train as _cfg
 from support import read_rows as _rows
 
-import hw_hparams.train as train_module
-import hw_hparams.training as training_module
+import hw_hparams.train.lifecycle as train_module
+import hw_hparams.train.loop as training_module
 
 HISTORY = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s"]
 
@@ -121,7 +121,7 @@ def test_a_folder_of_another_run_is_not_overwritten(tmp_path, fake_root):
     run_dir = tmp_path / "run"
     train_module.run(_cfg([*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1"]), run_dir)
     before = (run_dir / "history.csv").read_bytes()
-    from hw_hparams.errors import ConfigError
+    from hw_hparams.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match="optim.lr"):
         train_module.run(_cfg([*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1", "optim.lr=0.01"]), run_dir)

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from hw_hparams.draws import RunRandom
-from hw_hparams.fusion import copy_state, fuse, part_of
-from hw_hparams.mixup import mix_with, mixup_correct, mixup_loss
-from hw_hparams.models import build_model
-from hw_hparams.optim import FusedSGD, lr_at
+from hw_hparams.engine.draws import RunRandom
+from hw_hparams.engine.fusion import copy_state, fuse, part_of
+from hw_hparams.engine.mixup import mix_with, mixup_correct, mixup_loss
+from hw_hparams.engine.models import build_model
+from hw_hparams.engine.optim import FusedSGD, lr_at
 
 
 def test_mixup_loss_equals_the_formula():

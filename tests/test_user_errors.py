@@ -96,7 +96,7 @@ REMOVED = [
     ),
 ]
 
-# a misspelt name: the close ones, by the one rule of every command (hw_hparams/suggest.py)
+# a misspelt name: the close ones, by the one rule of every command (hw_hparams/config/suggest.py)
 DID_YOU_MEAN = [
     ("train", ["scheduler=cosine"], "scheduler is not a config key (did you mean schedule?)"),
     (
@@ -501,7 +501,7 @@ MISTAKES = [
 
 def _main(program: str):
     if program == "train":
-        from hw_hparams.train import main
+        from hw_hparams.train.__main__ import main
 
         return lambda argv: (setattr(sys, "argv", ["hw-train", *argv]), main())
     if program == "homework":
@@ -516,7 +516,7 @@ def _main(program: str):
         from hw_hparams.data.__main__ import main
 
         return main
-    from hw_hparams.bench import main
+    from hw_hparams.bench.__main__ import main
 
     return main
 
@@ -570,7 +570,7 @@ def finished_run(places, tmp_path_factory):
     """A finished 1-epoch run (trained in-process) and a digest of every file it holds."""
     from support import compose_train
 
-    from hw_hparams.train import run
+    from hw_hparams.train.lifecycle import run
 
     run_dir = tmp_path_factory.mktemp("finished") / "run"
     overrides = [a.format(**places) for a in FAKE] + [

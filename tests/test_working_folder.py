@@ -10,7 +10,7 @@ from pathlib import Path
 
 from support import TINY_RUN, compose_train, run_cli
 
-from hw_hparams.config import as_dict, path_keys, paths_from
+from hw_hparams.config.schema import as_dict, path_keys, paths_from
 from hw_hparams.data.fake import write_fake_cifar100
 
 RELATIVE_DATA = ["data.root=fd", "data.download=false", "data.verify_checksums=false", "data.val_size=100"]

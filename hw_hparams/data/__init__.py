@@ -7,18 +7,25 @@ from pathlib import Path
 
 import torch
 
-from .augment import Normalize, crop_flip
-from .cifar import DataError, cached_channel_stats, channel_stats, check_dataset, load_cifar100, split_indices
+from hw_hparams.data.augment import Normalize, crop_flip
+from hw_hparams.data.cifar import (
+    DataError,
+    cached_channel_stats,
+    channel_stats,
+    check_dataset,
+    load_cifar100,
+    split_indices,
+)
 
 __all__ = [
     "DataError",
     "Normalize",
     "Split",
-    "StudyData",
+    "Splits",
     "channel_stats",
     "check_dataset",
     "crop_flip",
-    "load_study_data",
+    "load_splits",
     "split_indices",
 ]
 
@@ -35,14 +42,14 @@ class Split:
 
 
 @dataclass
-class StudyData:
+class Splits:
     train: Split
     val: Split
     test: Split
     stats: dict  # what data_stats.json holds
 
 
-def load_study_data(data_cfg, device: torch.device) -> StudyData:
+def load_splits(data_cfg, device: torch.device) -> Splits:
     """Load CIFAR-100 per `data_cfg` (the `data` config node) and move the three splits to `device`."""
     arrays = load_cifar100(data_cfg.root, data_cfg.download, data_cfg.verify_checksums)
     train_idx, val_idx = split_indices(len(arrays.train_labels), data_cfg.val_size, data_cfg.split_seed)
@@ -66,7 +73,7 @@ def load_study_data(data_cfg, device: torch.device) -> StudyData:
     def split(images: torch.Tensor, labels: torch.Tensor) -> Split:
         return Split(images.to(device), labels.to(device))
 
-    return StudyData(
+    return Splits(
         train=split(train_images, train_labels),
         val=split(arrays.train_images[val_idx], arrays.train_labels[val_idx]),
         test=split(arrays.test_images, arrays.test_labels),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import OneLineParser, say
-from .fake import write_fake_cifar100
+from hw_hparams.config.errors import OneLineParser, say
+from hw_hparams.data.fake import write_fake_cifar100
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR100
 
-from ..errors import ConfigError
+from hw_hparams.config.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 
-from ..errors import ConfigError
+from hw_hparams.config.errors import ConfigError
 
 _PREFIXES = ("sbatch: error: ", "Batch job submission failed: ", "allocation failure: ")
 

@@ -33,8 +33,10 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import ConfigError
-from ..run_folder import FINISHED, TRACKERS, read_json, run_settings, write_json
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.config.roles import run_settings
+from hw_hparams.runs.folder import read_json, write_json
+from hw_hparams.runs.format import FINISHED, HISTORY_COLUMNS, HISTORY_METRICS, TRACKERS
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -44,15 +46,9 @@ KINDS = {
     "mlflow": ("mlflow", "mlflow_runs:MlflowTracker"),
     "wandb": ("wandb", "wandb_runs:WandbTracker"),
 }
-# history.csv column -> the metric's name in every tracker (accuracies stay fractions).
-METRICS = {
-    "train_loss": "train/loss",
-    "train_acc": "train/acc",
-    "val_loss": "val/loss",
-    "val_acc": "val/acc",
-    "lr": "lr",
-    "epoch_time_s": "epoch_time_s",
-}
+# history.csv column -> the metric's name in every tracker (accuracies stay fractions): train_loss is
+# train/loss, val_acc val/acc; lr and epoch_time_s as they are.
+METRICS = {c: c.replace("_", "/", 1) if c in HISTORY_METRICS else c for c in HISTORY_COLUMNS if c != "epoch"}
 
 
 def chosen(cfg: DictConfig) -> list[str]:

@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from . import TrackedRun, final_figures, metrics_of, read_ids, write_ids  # noqa: E402
+from hw_hparams.trackers import TrackedRun, final_figures, metrics_of, read_ids, write_ids  # noqa: E402
 
 KEY_TAG = "hw_hparams.run_key"
 STATUS = {

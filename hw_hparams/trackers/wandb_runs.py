@@ -25,7 +25,7 @@ os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # W&B's crash reports t
 import wandb  # noqa: E402
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
-from . import TrackedRun, final_figures, metrics_of, read_ids, write_ids  # noqa: E402
+from hw_hparams.trackers import TrackedRun, final_figures, metrics_of, read_ids, write_ids  # noqa: E402
 
 _HEADER = b":W&B\xe1\xbe\x00"  # a transaction log's first 7 bytes: ident, magic 0xBEE1, version 0
 _BLOCK = 32768  # LevelDB's log format: 32 KiB blocks of chunks (crc32, length, type)

@@ -1,10 +1,10 @@
 """`hydra/launcher=fused`: the runs of a sweep that can share one network train as one, in this process.
 
 For hw_hparams' training entrypoint (a task function with a `run_group` attribute), the jobs are put
-into groups that agree on every key hw_hparams.roles declares shared (model, epochs, batch size,
+into groups that agree on every key hw_hparams.config.roles declares shared (model, epochs, batch size,
 data, device, numerics), in sweep order, at most `max_fused` to a group (null: all), and each
-group trains as one fused network (hw_hparams.training), in parts that fit the GPU's memory
-(hw_hparams.fused_sizing). Under trainer.device=cuda:job a group trains on the GPU of its first job.
+group trains as one fused network (hw_hparams.train.loop), in parts that fit the GPU's memory
+(hw_hparams.train.sizing). Under trainer.device=cuda:job a group trains on the GPU of its first job.
 Every job keeps exactly the run folder, files, lock and status it would have under the basic
 launcher. For any other task function this launcher is Hydra's basic launcher, unchanged (same
 jobs, folders, returns), so installing it breaks no other app.
@@ -31,7 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, open_dict, read_write
 
-from hw_hparams.roles import fused_groups, max_fused_problem  # no torch: cheap for Hydra's plugin scan
+from hw_hparams.config.roles import fused_groups, max_fused_problem  # no torch: cheap for Hydra's plugin scan
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ class FusedLauncher(BasicLauncher):
         self.max_fused = max_fused
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        run_group = getattr(self.task_function, "run_group", None)
-        if run_group is None:  # not hw_hparams' training: exactly Hydra's basic launcher
-            return super().launch(job_overrides, initial_job_idx)
-        from hw_hparams.training import Member  # only for our own task function
+        lifecycle = sys.modules.get("hw_hparams.train.lifecycle")  # imported where the task is ours
+        if lifecycle is None or not isinstance(self.task_function, lifecycle.TrainJob):
+            return super().launch(job_overrides, initial_job_idx)  # another app: exactly Hydra's basic launcher
+        from hw_hparams.train.loop import Member  # only for our own task function
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -72,7 +72,7 @@ class FusedLauncher(BasicLauncher):
         for group in groups:
             HydraConfig.instance().set_config(jobs[group[0]][1])  # its first job's: trainer.device=cuda:job picks by it
             members = [Member(jobs[i][0], jobs[i][2], hydra_cfg=jobs[i][1].hydra) for i in group]
-            for i, result in zip(group, run_group(members)):
+            for i, result in zip(group, lifecycle.TrainJob.run_group(members)):
                 results[i] = result
         returns = [self._return(list(o), *job, result) for o, job, result in zip(job_overrides, jobs, results)]
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -99,9 +99,9 @@ class FusedLauncher(BasicLauncher):
     def _return(
         overrides: list[str], task_cfg: DictConfig, sweep_config: DictConfig, run_dir: Path, result: Any
     ) -> JobReturn:
-        from hw_hparams.jobs import JobFailed, failure_line
-        from hw_hparams.objective import of_job
-        from hw_hparams.progress import final_line
+        from hw_hparams.runs.objective import of_job
+        from hw_hparams.runs.progress import final_line
+        from hw_hparams.train.job import JobFailed, failure_line
 
         ret = JobReturn(
             overrides=overrides,
@@ -120,7 +120,7 @@ class FusedLauncher(BasicLauncher):
     @staticmethod
     def _exit_on_user_errors(results: list[Any]) -> None:
         """Each refused job in one line, then exit 2 (as the basic launcher does at the first one)."""
-        from hw_hparams.errors import ConfigError, say
+        from hw_hparams.config.errors import ConfigError, say
 
         refused = [r for r in results if isinstance(r, ConfigError)]
         for err in refused:

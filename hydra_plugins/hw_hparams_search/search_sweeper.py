@@ -92,7 +92,7 @@ def _finite(value: Any) -> bool:
 
 class SearchSweeper(Sweeper):
     def __init__(self, **kwargs: Any) -> None:
-        from hw_hparams.objective import SEARCH_EXTRA_MISSING, optuna_missing
+        from hw_hparams.runs.objective import SEARCH_EXTRA_MISSING, optuna_missing
 
         if optuna_missing():
             raise ImportError(SEARCH_EXTRA_MISSING)

@@ -44,7 +44,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """The plugin's SlurmLauncher (same settings, same requeue), see the module docstring."""
 
     def setup(self, **kwargs: Any) -> None:
-        from hw_hparams.errors import ConfigError, fail
+        from hw_hparams.config.errors import ConfigError, fail
         from hw_hparams.slurm import sbatch
 
         super().setup(**kwargs)
@@ -69,7 +69,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from submitit.core.utils import FailedJobError
 
-        from hw_hparams.errors import fail
+        from hw_hparams.config.errors import fail
         from hw_hparams.slurm import sbatch
         from hw_hparams.slurm.watch import fold_sacct_warnings, watch_without_accounting
 
@@ -98,7 +98,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         """The job's JobReturn; one that ended without a result becomes a failed job, said in one line."""
         from submitit.core.utils import UncompletedJobError
 
-        from hw_hparams.jobs import JobFailed
+        from hw_hparams.train.job import JobFailed
 
         try:
             return job.results()[0]
@@ -109,7 +109,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
 
     def _what_happened(self, job, overrides: Sequence[str]) -> str:
         """What its run folder's summary.json says, else the last line of its log."""
-        from hw_hparams.run_folder import read_summary
+        from hw_hparams.runs.folder import read_summary
 
         try:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
@@ -122,7 +122,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         """Inside the job: run it; a run stopped by a signal exits 128 + its number, without a traceback."""
-        from hw_hparams.jobs import exit_interrupted
+        from hw_hparams.train.job import exit_interrupted
 
         try:
             return super().__call__(*args, **kwargs)

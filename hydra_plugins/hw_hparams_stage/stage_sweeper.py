@@ -36,7 +36,7 @@ class StageSweeper(BasicSweeper):
 
     def split_arguments(self, overrides: list[Any], max_batch_size: Optional[int]) -> list[list[list[str]]]:
         """The listed jobs under the command line's expansion, cut into batches as the basic sweeper cuts them."""
-        from hw_hparams.naming import stage_jobs  # the one rule, also for the preflight's job list (cli.py)
+        from hw_hparams.config.naming import stage_jobs  # the one rule, also for the preflight's job list (cli.py)
 
         expanded = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
         return list(self.split_overrides_to_chunks(stage_jobs(expanded, self.jobs), max_batch_size))

@@ -1,5 +1,5 @@
 """`python -m analysis` never ranks runs that cannot be compared: other data, another definition of the metric,
-no value at all; and it never groups by a key that does not change what a run computes (hw_hparams/roles.py).
+no value at all; and it never groups by a key that does not change what a run computes (hw_hparams/config/roles.py).
 
 Each refusal is one line, exit 2, nothing written, and names the --where that chooses comparable runs; running
 what it suggests works. Run folders are synthetic (analysis_synth); expected values are written out here."""
@@ -16,7 +16,7 @@ import pytest
 from analysis_synth import make_config, make_data_stats, make_history, read_csv_dicts, write_run
 
 from analysis.__main__ import main
-from hw_hparams import roles
+from hw_hparams.config import roles
 
 
 def run(args) -> int:
