@@ -104,12 +104,12 @@ def install(spec: str | None) -> None:
 def main(argv: list[str]) -> int:
     """Run the training CLI with `argv` under HW_FAULT; returns its exit status."""
     install(os.environ.get("HW_FAULT") or None)
-    import hw_hparams.train.lifecycle
+    from hw_hparams.train.__main__ import main as train_main
 
     sys.argv = ["hw-train", *argv]
     code = 0
     try:
-        hw_hparams.train.main()
+        train_main()
     except SystemExit as err:
         code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     finally:

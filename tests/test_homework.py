@@ -163,7 +163,7 @@ def test_selection_averages_seeds_skips_unfinished_runs_and_breaks_ties_by_val_l
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["select_by=best"], "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc"),
+        (["select_by=best"], "select_by='best' is not allowed: one of train_loss, train_acc, val_loss, val_acc"),
         (["optim.lr=0.1"], "optim.lr is set by the study itself"),
         (["hydra/launcher=joblib"], "use launcher=..."),
         (["model=tiny,mobilenetv2"], "only seed may be swept"),

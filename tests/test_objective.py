@@ -24,7 +24,7 @@ from hw_hparams.train.job import JobFailed
 
 
 def job(overrides: list[str], run_dir: Path, multirun: bool = False):
-    """train.train_job(cfg) as Hydra calls it for one job whose folder is `run_dir`."""
+    """The training task (TrainJob) as Hydra calls it for one job whose folder is `run_dir`."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     with read_write(cfg), open_dict(cfg):
@@ -34,7 +34,7 @@ def job(overrides: list[str], run_dir: Path, multirun: bool = False):
     task = copy.deepcopy(cfg)
     with read_write(task), open_dict(task):
         del task["hydra"]
-    return train.train_job(task)
+    return train.TrainJob()(task)
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +98,12 @@ def test_a_failed_run_raises_so_hydra_records_a_failed_job(fake_root, tmp_path, 
 def test_objective_keys_are_checked(tmp_path):
     from support import compose_train
 
-    from hw_hparams.config.checks import validate
+    from hw_hparams.runs.objective import check
 
     with pytest.raises(ConfigError, match="eval_test=true"):
-        validate(compose_train(["objective.metric=test_acc"]))
+        check(compose_train(["objective.metric=test_acc"]))
     with pytest.raises(ConfigError, match="objective.at=best"):
-        validate(compose_train(["objective.metric=test_loss", "objective.at=best", "eval_test=true"]))
+        check(compose_train(["objective.metric=test_loss", "objective.at=best", "eval_test=true"]))
     res = run_cli(["objective.metric=val_f1"], tmp_path)
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
     assert "objective.metric" in res.stderr and "val_acc" in res.stderr, res.stderr

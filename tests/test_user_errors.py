@@ -140,7 +140,7 @@ DID_YOU_MEAN = [
     (
         "homework",
         ["select_by=val_ac"],
-        "select_by='val_ac' is not allowed: one of val_acc, val_loss, train_loss, train_acc (did you mean val_acc?)",
+        "select_by='val_ac' is not allowed: one of train_loss, train_acc, val_loss, val_acc (did you mean val_acc?)",
     ),
     (
         "analysis",
@@ -435,7 +435,7 @@ MISTAKES = [
     (
         "homework",
         ["select_by=best"],
-        "select_by='best' is not allowed: one of val_acc, val_loss, train_loss, train_acc",
+        "select_by='best' is not allowed: one of train_loss, train_acc, val_loss, val_acc",
     ),
     (
         "homework",
