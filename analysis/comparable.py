@@ -144,12 +144,13 @@ def _all(masks, n: int) -> np.ndarray:
 
 def distinct(sel: Selection) -> Selection:
     """`sel` with each run counted once: of runs with equal values of every key that changes what a run
-    computes (sweep.is_setting; the seed among them), the most complete copy is kept (completed, then the
+    computes (sweep.is_setting; the seed among them) and of every --by key (`--by trainer.compile` compares
+    the same run compiled and eager), the most complete copy is kept (completed, then the
     most epochs, then one that evaluated the test split, then the first folder in sorted order). One warning
     line names the folders of the copies left out and of those kept. Run after `check`: copies on other
     data were refused there."""
     cfg, runs = sel.config, sel.runs
-    keys = [k for k in cfg.columns if is_setting(k)]
+    keys = [k for k in cfg.columns if is_setting(k) or k in sel.by]  # copies in two groups are never pooled
     identity = [tuple(hashable(v) for v in row) for row in cfg[keys].itertuples(index=False)]
     test = pd.to_numeric(runs["test_acc"], errors="coerce").notna()
     done = pd.to_numeric(runs["epochs_completed"], errors="coerce").fillna(0)

@@ -252,3 +252,19 @@ def test_copies_of_one_run_count_once_from_the_most_complete_copy(tmp_path, caps
     assert run(["outputs", "--out", "res_other", "--where", "experiment_name=other", "--no-figures"]) == 0
     assert "warning" not in capsys.readouterr().err
     assert len(read_csv_dicts(Path("res_other/runs.csv"))) == 4
+
+
+def test_copies_that_differ_in_a_key_grouped_by_on_purpose_are_both_kept(tmp_path, capsys):
+    """`--by trainer.compile --metric epoch_time_s` compares the same runs compiled and eager (README)."""
+    rng = np.random.default_rng(9)
+    for compiled in (True, False):
+        for seed in (0, 1):
+            cfg = {**make_config(seed=seed, epochs=3), "trainer": {"compile": compiled}}
+            write_run(tmp_path / f"compile={compiled}" / f"seed={seed}", cfg, make_history(cfg, rng))
+    out = tmp_path / "res"
+    assert run([tmp_path, "--out", out, "--by", "trainer.compile", "--metric", "epoch_time_s", "--no-figures"]) == 0
+    assert capsys.readouterr().err == ""
+    assert [r["n"] for r in read_csv_dicts(out / "tables" / "ranking_epoch_time_s.csv")] == ["2", "2"]
+    assert run([tmp_path, "--out", tmp_path / "res2", "--no-figures"]) == 0  # by default: one run per seed
+    assert f"2 runs in {tmp_path / 'compile=True'} left out for their copies in " in capsys.readouterr().err
+    assert [r["n"] for r in read_csv_dicts(tmp_path / "res2" / "tables" / "ranking_val_acc.csv")] == ["2"]
