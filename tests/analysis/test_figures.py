@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from analysis_synth import make_config, make_history, read_csv_dicts, write_run
@@ -206,9 +207,11 @@ def test_curves_by_five_keys_and_long_values_fit_their_column(tmp_path):
     assert not _outside(parallel)
     ticks = [t.get_window_extent(parallel.canvas.get_renderer()) for t in parallel.axes[0].get_xticklabels()]
     assert not any(a.overlaps(b) for a, b in itertools.pairwise(ticks)), "axis names over each other"
+    plt.close("all")
 
 
 def test_curves_by_never_calls_a_tied_group_left_grey_worse(tmp_path):
     """All 32 settings reach the same accuracy: the 5 in colour are not 'the 5 best'."""
     title = " ".join(_sweep_figures(tmp_path, accs=0.01)["curves_by"].legends[0].get_title().get_text().split())
     assert "(in colour: the first 5 of 32 groups; 27 others tie with the 5th)" in title and "best" not in title
+    plt.close("all")
