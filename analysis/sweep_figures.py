@@ -140,6 +140,11 @@ def short_key(key: str, keys: list[str]) -> str:
     return short(key) if [short(k) for k in keys].count(short(key)) == 1 else key
 
 
+def key_lines(key: str, width_in: float, fontsize: float) -> str:
+    """A dotted key broken after its dots into lines at most `width_in` inches wide (figures.fill)."""
+    return fill(key.replace(".", ". "), width_in, fontsize).replace(". ", ".")
+
+
 def _short(group: str, sel: Selection) -> str:
     """A group's words with short key names ('optim.lr=0.1, schedule.name=cosine' -> 'lr=0.1, schedule=cosine')."""
     for k in sorted(sel.by, key=len, reverse=True):
@@ -160,15 +165,19 @@ def _cell_text(r, metric: str) -> str:
 def draw_grid(sel: Selection, values: pd.DataFrame):
     """The --pivot grid as heatmap panels (rows: pivot[0] values, columns: pivot[1] values)."""
     row, col = sel.pivot
-    slices = grid_slices(values, sel)[:MAX_PANELS]
+    every = grid_slices(values, sel)
+    slices = every[:MAX_PANELS]
     rows_v, cols_v = levels(values[row]), levels(values[col])
     scale, cmap = _scale(sel.metric), _cmap(sel.metric)
     finite = values["mean"].to_numpy(float) * scale
     finite = finite[np.isfinite(finite)]
     norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
     w = min(6.8, max(3.3, 1.0 + 0.75 * len(cols_v) * len(slices)))
-    fig, axes = new_figure((w, 0.9 + 0.42 * len(rows_v)), ncols=len(slices), squeeze=False)
-    for ax, (words, part) in zip(axes[0], slices):
+    panel = (w - 0.8) / len(slices)  # inches per panel: the width less the colorbar and the row labels
+    others = other_keys(sel)
+    h = 0.9 + 0.42 * len(rows_v) + 0.1 * len(others)  # a line of panel title per other key
+    fig, axes = new_figure((w, h), ncols=len(slices), squeeze=False)
+    for ax, (_, part) in zip(axes[0], slices):
         grid = np.full((len(rows_v), len(cols_v)), np.nan)
         for _, r in part.iterrows():
             i, j = rows_v.index(hashable(r[row])), cols_v.index(hashable(r[col]))
@@ -182,13 +191,18 @@ def draw_grid(sel: Selection, values: pd.DataFrame):
         ax.set_facecolor("0.55")
         ax.set_xticks(range(len(cols_v)), [value_text(v) for v in cols_v])
         ax.set_yticks(range(len(rows_v)), [value_text(v) for v in rows_v])
-        ax.set_xlabel(col)
-        ax.set_ylabel(row)
-        if words:
-            ax.set_title(words, fontsize=7)
+        if others:  # the other --by keys' values, one a line, a long one cut to the panel's width
+            first = part.iloc[0]
+            items = [f"{short_key(k, sel.by)}={value_text(first[k])}" for k in others]
+            ax.set_title("\n".join(shorten(item, 0.85 * panel, 6) for item in items), fontsize=6)
+    axes[0][0].set_ylabel(key_lines(row, h - 0.8, 8))  # the same rows in every panel; along the panel's height
+    fig.supxlabel(col, fontsize=8)
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), label=HEADERS[sel.metric], shrink=0.9)
     spread = {"one": "one run per cell", "several": "mean ± std (n) over seeds", "mixed": "mean ± std (n) of 2+ runs"}
-    fig.suptitle(f"{HEADERS[sel.metric]}: {spread[spread_kind(values['n'])]}", fontsize=8.5)
+    title = f"{HEADERS[sel.metric]}: {spread[spread_kind(values['n'])]}"
+    if len(every) > len(slices):
+        title += f"; the first {len(slices)} of {len(every)} panels (all in tables/grid_{sel.metric})"
+    fig.suptitle(fill(title, w - 0.2, 8.5), fontsize=8.5)
     return fig
 
 
@@ -265,7 +279,7 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     axes_data.append((mpos, [(t - lo) / span for t in mticks], [_number(t, sel.metric) for t in mticks]))
     slot = (PARALLEL_IN[0] - 1.1) / (len(sel.by) + 0.5)  # inches between two axes: the width less colorbar, margins
     # short names, broken at dots, and values cut to fit: a long one never overlaps the next axis or squeezes the panel
-    keys = [fill(short_key(k, sel.by).replace(".", ". "), 0.95 * slot, 7).replace(". ", ".") for k in sel.by]
+    keys = [key_lines(short_key(k, sel.by), 0.95 * slot, 7) for k in sel.by]
     names = [*keys, HEADERS[sel.metric]]
     fig, ax = new_figure(PARALLEL_IN)
     cmap = _cmap(sel.metric)

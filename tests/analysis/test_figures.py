@@ -152,7 +152,7 @@ def test_every_figure_fits_a_column(draw, tmp_path):
     assert min(sizes) >= 6.5  # readable at print size
 
 
-def _sweep_figures(tmp_path, accs=None):
+def _sweep_figures(tmp_path, accs=None, pivot=None):
     """The sweep's figures of 32 runs varying 5 keys, two of them with long values; `accs`: every run's final
     val_acc (else the synthetic ones). Returns {stem: figure}."""
     rng = np.random.default_rng(3)
@@ -164,7 +164,7 @@ def _sweep_figures(tmp_path, accs=None):
         write_run(tmp_path / "sweep" / f"run{i}", cfg, rows)
     configs: list[dict] = []
     runs, hist = analysis.collect([tmp_path / "sweep"], configs=configs)
-    sel = select(runs, hist, configs)
+    sel = select(runs, hist, configs, pivot=pivot)
     assert len(sel.by) == 5
     return {f.stem: f.draw() for f in sweep_figures.figures(sel, {"val": 10000})}
 
@@ -206,7 +206,7 @@ def test_curves_by_five_keys_and_long_values_fit_their_column(tmp_path):
     parallel = figs["parallel_val_acc"]
     assert not _outside(parallel)
     ticks = [t.get_window_extent(parallel.canvas.get_renderer()) for t in parallel.axes[0].get_xticklabels()]
-    assert not any(a.overlaps(b) for a, b in itertools.pairwise(ticks)), "axis names over each other"
+    assert all(a.x1 + 2 < b.x0 for a, b in itertools.pairwise(ticks)), "axis names touch"
     plt.close("all")
 
 
@@ -214,4 +214,14 @@ def test_curves_by_never_calls_a_tied_group_left_grey_worse(tmp_path):
     """All 32 settings reach the same accuracy: the 5 in colour are not 'the 5 best'."""
     title = " ".join(_sweep_figures(tmp_path, accs=0.01)["curves_by"].legends[0].get_title().get_text().split())
     assert "(in colour: the first 5 of 32 groups; 27 others tie with the 5th)" in title and "best" not in title
+    plt.close("all")
+
+
+def test_a_grid_of_more_panels_than_drawn_says_so_and_its_panel_titles_fit(tmp_path):
+    fig = _sweep_figures(tmp_path, pivot="augmentation.crop_flip,optim.weight_decay")["grid_val_acc"]
+    assert "the first 6 of 8 panels (all in tables/grid_val_acc)" in " ".join(fig.get_suptitle().split())
+    assert not _outside(fig)
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 6 and all(a.x1 + 2 < b.x0 for a, b in itertools.pairwise(titles)), "titles touch"
     plt.close("all")
