@@ -9,20 +9,27 @@ Refused, each with the --where options (or the folder) that choose runs that can
   lambda-weighted over two labels (README, "What a run does"), so `train_loss` and `train_acc` of runs
   with and without mixup are different quantities (validation and test metrics are the same for all);
 - a metric with no finite value in any run (e.g. `test_acc` where no run evaluated the test split).
+
+Copies of one run (the same setting and seed in two folders, which only keys that never change a run tell
+apart: experiment_name, logger.*, paths; hw_hparams/roles.py) compute the same thing: one sample, not two
+seeds. `distinct` counts each once, from its most complete copy, and says so in one warning line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
+import warnings
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .labels import is_missing
+from .labels import hashable, is_missing
 from .runs import AnalysisError, data_identity, read_data_stats
-from .sweep import Selection, kept, sort_key, value_text
+from .sweep import Selection, is_setting, kept, sort_key, value_text
 
 #: Keys tried first when naming the --where that chooses a group of runs (then every other key, sorted).
 PREFERRED = ("data.val_size", "data.split_seed", "data.root", "augmentation.mixup_alpha", "experiment_name")
@@ -121,8 +128,7 @@ def choose(sel: Selection, group: np.ndarray, others: np.ndarray) -> str:
         folder = os.path.commonpath([d for d, g in zip(dirs, group) if g])
         if any(d.startswith(folder + os.sep) for d, o in zip(dirs, others) if o):
             folder = os.path.dirname(dirs[first])
-        shown = os.path.relpath(folder)
-        return f"point at {folder if shown.startswith('..') else shown}"
+        return f"point at {folder_text(folder)}"
     for item in list(items):  # drop an option the others make redundant
         if not (_all([h for i, h in items.items() if i != item], len(cfg)) & others).any():
             del items[item]
@@ -134,3 +140,53 @@ def choose(sel: Selection, group: np.ndarray, others: np.ndarray) -> str:
 def _all(masks, n: int) -> np.ndarray:
     """The rows that every one of `masks` keeps (all n rows without masks)."""
     return np.logical_and.reduce([np.ones(n, dtype=bool), *masks])
+
+
+def distinct(sel: Selection) -> Selection:
+    """`sel` with each run counted once: of runs with equal values of every key that changes what a run
+    computes (sweep.is_setting; the seed among them) and of every --by key (`--by trainer.compile` compares
+    the same run compiled and eager), the most complete copy is kept (completed, then the
+    most epochs, then one that evaluated the test split, then the first folder in sorted order). One warning
+    line names the folders of the copies left out and of those kept. Run after `check`: copies on other
+    data were refused there."""
+    cfg, runs = sel.config, sel.runs
+    keys = [k for k in cfg.columns if is_setting(k) or k in sel.by]  # copies in two groups are never pooled
+    identity = [tuple(hashable(v) for v in row) for row in cfg[keys].itertuples(index=False)]
+    test = pd.to_numeric(runs["test_acc"], errors="coerce").notna()
+    done = pd.to_numeric(runs["epochs_completed"], errors="coerce").fillna(0)
+    order = sorted(
+        range(len(runs)),
+        key=lambda i: (runs.at[i, "status"] != "completed", -done[i], not test[i], str(runs.at[i, "run_dir"])),
+    )
+    first: dict[tuple, int] = {}
+    copies = Counter()  # (folder of the copy left out, folder of the copy kept) -> runs
+    for i in order:
+        j = first.setdefault(identity[i], i)
+        if j != i:
+            copies[(_folder(runs.at[i, "run_dir"]), _folder(runs.at[j, "run_dir"]))] += 1
+    if not copies:
+        return sel
+    pairs = "; ".join(
+        f"{n} run{'s' if n > 1 else ''} in {a} left out for {'their copies' if n > 1 else 'its copy'} in {b}"
+        for (a, b), n in copies.items()
+    )
+    warnings.warn(
+        "the same run trained twice counts once (equal in every key that changes a run, seed included; "
+        f"the most complete copy kept): {pairs}",
+        stacklevel=2,
+    )
+    keep = np.zeros(len(runs), dtype=bool)
+    keep[list(first.values())] = True
+    runs = runs[keep].reset_index(drop=True)
+    hist = sel.hist[sel.hist["run_dir"].isin(set(runs["run_dir"]))].reset_index(drop=True)
+    return dataclasses.replace(sel, runs=runs, hist=hist, config=cfg[keep].reset_index(drop=True))
+
+
+def _folder(run_dir: str) -> str:
+    return folder_text(os.path.dirname(os.path.abspath(run_dir)))
+
+
+def folder_text(folder: str) -> str:
+    """A folder as a user names it: relative to the working directory, absolute when outside it."""
+    shown = os.path.relpath(folder)
+    return folder if shown.startswith("..") else shown

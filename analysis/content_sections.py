@@ -148,10 +148,12 @@ def schedule_section(s: StudyData) -> list:
     if len(ests) > 1 and ests[0].k and ests[1].k and ests[0].setting != "cosine":
         if any(e.setting == "cosine" for e in ties(ests, "val_acc")[0]):
             text += f"; {ests[0].setting} reached the same validation accuracy here."
-        elif gap(ests[0], ests[1], "val_acc", s.sizes).within_noise:
+        elif (g := gap(ests[0], ests[1], "val_acc", s.sizes)).within_noise:
             text += f"; {ests[0].setting} reached a validation accuracy within noise of it here."
-        else:
+        elif g.beyond_noise:
             text += f", although {ests[0].setting} reached the clearly higher validation accuracy here."
+        else:
+            text += f", although {ests[0].setting} reached a higher validation accuracy here (untested against noise)."
     blocks.append(Para(text + ("" if text.endswith(".") else ".")))
     blocks.append(Todo("schedule", "describe the findings; discuss why the two schedules differ."))
     return blocks

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +23,8 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.textpath import TextToPath  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .document import Figure  # noqa: E402
@@ -57,6 +60,30 @@ def styled(draw):
 def new_figure(size: tuple[float, float], **kw):
     """plt.subplots at `size` inches with a constrained layout (call inside a @styled function)."""
     return plt.subplots(figsize=size, layout="constrained", **kw)
+
+
+def text_width(text: str, fontsize: float) -> float:
+    """Width in inches of one line of `text` in the figures' font at `fontsize` pt (the letters differ in width)."""
+    return TextToPath().get_text_width_height_descent(text, FontProperties(size=fontsize), ismath=False)[0] / 72
+
+
+def fill(text: str, width_in: float, fontsize: float) -> str:
+    """`text` broken at spaces (a longer word cut) into lines at most `width_in` inches wide at `fontsize` pt,
+    each line after the first indented."""
+    for width in range(len(text), 1, -1):
+        lines = textwrap.wrap(text, width, subsequent_indent="  ")
+        if all(text_width(line, fontsize) <= width_in for line in lines):
+            return "\n".join(lines)
+    return text
+
+
+def shorten(text: str, width_in: float, fontsize: float) -> str:
+    """`text`, or its longest start that fits `width_in` inches at `fontsize` pt, followed by '…'."""
+    if text_width(text, fontsize) <= width_in:
+        return text
+    return next(
+        (text[:n] + "…" for n in range(len(text) - 1, 0, -1) if text_width(text[:n] + "…", fontsize) <= width_in), "…"
+    )
 
 
 def mark_demo(fig) -> None:

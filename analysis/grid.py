@@ -67,7 +67,8 @@ def _cell(r, metric: str) -> str:
 
 def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
     """The groups best first (noise.estimates' order) with, per group: mean, std, n, behind (best -
-    group, signed so that positive is worse), se, basis, beyond_noise (bool, None when untested)."""
+    group, signed so that positive is worse), se, basis, beyond_noise (bool, None when untested: the best
+    itself, a group of one run without a binomial error, a standard error of 0)."""
     runs = sel.runs.assign(setting=sel.runs["group"])
     ests = noise.estimates(runs, sel.metric)
     values = group_values(sel.runs, sel.by, sel.metric)
@@ -88,27 +89,42 @@ def ranking(sel: Selection, sizes: dict | None) -> pd.DataFrame:
             "behind": g.diff,
             "se": g.se,
             "basis": g.basis,
-            "beyond_noise": None if not math.isfinite(g.se) else not g.within_noise,
+            "beyond_noise": _beyond(g, rank > 1 and noise.tied(ests[0], e, sel.metric)),
         }
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _verdict(r, best, metric: str) -> str:
-    if r["rank"] == 1 and r["n"]:
-        return "best"
+def _beyond(g: noise.Gap, tie: bool) -> bool | None:
+    """The ranking's beyond_noise: True, False (within noise, or tied with the best), None (untested)."""
+    if g.beyond_noise:
+        return True
+    return False if g.within_noise or tie else None
+
+
+def _verdict(r, top: int, metric: str) -> str:
+    """The 'vs best' cell of ranking row `r`; `top`: how many groups tie for best (1: no tie)."""
     if not r["n"]:
         return r["status"] if r["status"] != "completed" else "no finite value"
-    if best["n"] and noise.equal_as_shown(metric, r["mean"], best["mean"]):
-        return "tied with the best"
-    if r["beyond_noise"] is None:
-        return "untested (one run each)"
-    z = abs(r["behind"]) / r["se"] if r["se"] else math.inf
-    return f"{'beyond' if r['beyond_noise'] else 'within'} noise ({z:.1f} SE, {r['basis']})"
+    if r["rank"] <= top:
+        return "best" if top == 1 else "tied for best"
+    g = noise.Gap(r["behind"], r["se"], r["basis"])
+    if not math.isfinite(g.se):
+        return "untested (a group of one run)"
+    if not g.tested:
+        return f"untested: no measurable noise (standard error 0, {g.basis})"
+    z = g.z_text().replace("standard errors", "SE")
+    return f"{'beyond' if g.beyond_noise else 'within'} noise ({z}, {g.basis})"
 
 
 def ranking_cells(table: pd.DataFrame, sel: Selection) -> tuple[list[str], list[list[str]]]:
     header = ["Rank", *sel.by, HEADERS[sel.metric], "Behind best", "vs best"]
+    best = table.iloc[0]
+    top = sum(
+        1
+        for _, r in table.iterrows()
+        if best["n"] and r["n"] and noise.equal_as_shown(sel.metric, r["mean"], best["mean"])
+    )
     rows = []
     for _, r in table.iterrows():
         behind = "" if not math.isfinite(r["behind"]) else noise.diff_text(sel.metric, r["behind"])
@@ -120,7 +136,7 @@ def ranking_cells(table: pd.DataFrame, sel: Selection) -> tuple[list[str], list[
                 *[value_text(r[k]) for k in sel.by],
                 _cell(r, sel.metric),
                 behind,
-                _verdict(r, table.iloc[0], sel.metric),
+                _verdict(r, top, sel.metric),
             ]
         )
     return header, rows
@@ -175,7 +191,8 @@ def tables(sel: Selection, sizes: dict | None) -> tuple[list[Table], dict[str, p
     note = (
         f"{spread_note(table['n'], 'group')} {NOTE} Behind best: the best group's lead over this one "
         f"({'points' if kind(m) == 'pct' else 'units'}); beyond noise when it exceeds {noise.Z:g} standard errors "
-        "(spread over seeds when both groups have 2+ runs, else binomial on the split's images); tied: equal as shown."
+        "(spread over seeds when both groups have 2+ runs, else binomial on the split's images; a standard error of 0 "
+        "tests nothing); tied: equal as shown."
     )
     title = f"Ranking by {HEADERS[m]}, grouped by {', '.join(sel.by) or 'nothing (all runs)'}"
     blocks = [Table(header, rows, (note,), f"ranking-{m}", n_text=0, title=title, file=f"ranking_{m}")]

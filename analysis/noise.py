@@ -4,7 +4,9 @@ A setting's final metric is the mean over its completed runs (seeds). The standa
 difference of two means is the spread over seeds (sqrt(s1^2/k1 + s2^2/k2), sample std) when both
 settings have two or more runs; otherwise, for an accuracy, the binomial standard error of a
 proportion measured on n images (sqrt(p(1-p)/n) per setting); a loss from single runs has none.
-A difference counts as beyond noise when it exceeds Z = 2 standard errors (about 95%).
+A difference counts as beyond noise when it exceeds Z = 2 standard errors (about 95%). A standard
+error of 0 (every seed gave the same value; a binomial error at 0% or 100%) measures no noise, so such a
+difference is untested, never "infinitely many standard errors".
 The best validation accuracy over epochs is an accuracy on the validation split like the final one
 (its binomial error ignores that the best of several epochs is picked, which favours it slightly).
 Two settings tie when their values are equal as shown (accuracies in % to 2 decimals, losses to 4):
@@ -23,6 +25,8 @@ import pandas as pd
 from .labels import fmt_loss, fmt_pct, words_list
 
 Z = 2.0
+#: A standard error of 0: every run of both settings gave one value (or accuracies of 0% or 100% on one run each).
+NO_NOISE = "no measurable noise, a standard error of 0"
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 #: Metric names in words: 'val_acc' -> 'validation accuracy'.
 WORDS = {
@@ -47,15 +51,30 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Gap:
-    """best - other in the metric's units (positive: best is better); se nan when unknown."""
+    """best - other in the metric's units (positive: best is better); se nan when unknown, 0 when the runs
+    show no noise at all (every seed the same value, or a binomial error at 0% or 100%): then the gap is
+    untested, neither within nor beyond noise."""
 
     diff: float
     se: float
     basis: str
 
     @property
+    def tested(self) -> bool:
+        return math.isfinite(self.se) and self.se > 0
+
+    @property
     def within_noise(self) -> bool:
-        return math.isfinite(self.se) and abs(self.diff) <= Z * self.se
+        return self.tested and abs(self.diff) <= Z * self.se
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.tested and abs(self.diff) > Z * self.se
+
+    def z_text(self) -> str:
+        """'2.3 standard errors', '<0.1 standard errors' (never 0.0 for a difference), for a tested gap."""
+        z = abs(self.diff) / self.se
+        return "<0.1 standard errors" if 0 < z < 0.05 else f"{z:.1f} standard errors"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -153,10 +172,12 @@ def noise_clause(best: Estimate, other: Estimate, metric: str, sizes: dict | Non
     lead = f"The lead over {other.setting} ({diff_text(metric, g.diff)})"
     if not math.isfinite(g.se):
         return f"{lead} is untested: one run per setting gives no noise estimate for a {WORDS[metric]}."
+    if not g.tested:
+        return f"{lead} is untested: {NO_NOISE} ({g.basis}), so there is no noise to measure it against."
     se = diff_text(metric, g.se)
     if g.within_noise:
         return f"{lead} is within noise (standard error {se}, {g.basis}): these runs do not tell the two apart."
-    return f"{lead} is {abs(g.diff) / g.se:.1f} standard errors ({se}, {g.basis}), beyond noise."
+    return f"{lead} is {g.z_text()} ({se}, {g.basis}), beyond noise."
 
 
 def ranking_sentence(ests: Sequence[Estimate], metric: str, sizes: dict | None) -> str:

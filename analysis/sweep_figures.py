@@ -2,19 +2,21 @@
 
 - curves_by: validation loss and accuracy per epoch (epochs from 1; loss in nats, accuracy in %),
   one mean line per group with a ±1 sample-std band over its runs; beyond MAX_COLORED groups the
-  TOP_N best (by the ranking) are coloured and named, the rest drawn thin and grey.
+  TOP_N first of the ranking are coloured and named, the rest drawn thin and grey (the title says
+  how many of those tie with the last coloured one). Legend lines and titles are broken at their
+  measured width (figures.fill), so none runs past the column.
 - grid_<metric>: the --pivot grid as a heatmap, each cell's mean ± std (n) written in it; one panel
-  per combination of the other --by keys (at most MAX_PANELS). A search's pivot (numeric keys whose
+  per combination of the other --by keys (at most MAX_PANELS; the title says when some are left out). A search's pivot (numeric keys whose
   grid would be mostly empty) is a scatter of its settings instead, coloured by the metric.
 - parallel_<metric>: with 3+ --by keys, one line per group across an axis per key (a grid's few
   values evenly spaced in order; a search's many numbers to scale, log-spaced when positive and
-  spanning 10x or more) and a last axis for the metric, coloured by the metric.
+  spanning 10x or more) and a last axis for the metric, coloured by the metric; axes named by short
+  keys, a value too long for the space between two axes cut with an ellipsis.
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +29,10 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .curves import curve_stats
 from .document import Figure
-from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, save, styled
+from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, fill, new_figure, save, shorten, styled
 from .grid import HEADERS, grid_slices, grid_values, group_values, kind, levels, other_keys, ranking
 from .labels import hashable
+from .noise import equal_as_shown
 from .sweep import Selection, group_label, sort_key, value_text
 from .tables import MISSING, spread_kind
 
@@ -37,9 +40,12 @@ MAX_COLORED = 8  # groups drawn each in its own colour; beyond this only the TOP
 TOP_N = 5
 MAX_PANELS = 6
 TICK_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7}  # a parallel axis's value labels
+PARALLEL_IN = (6.8, 2.6)  # a figure across both columns
 MAX_LEVELS = 12  # a parallel-coordinates axis with at most this many values spaces them evenly
 CURVES = (("val_loss", "validation loss", 1.0), ("val_acc", "validation accuracy (%)", 100.0))
 #: What a group's line and band are, by tables.spread_kind of the groups' run counts (no band for one run).
+#: Widths (in) a legend line and the legend's title may take in a figure one column (3.3 in) wide.
+LABEL_IN, TITLE_IN = 2.7, 3.05
 BAND = {"several": "line: mean over runs; band: ±1 std", "mixed": "line: mean over runs; band (2+ runs): ±1 std"}
 
 
@@ -58,25 +64,37 @@ def _number(x: float, metric: str) -> str:
 
 
 @styled
-def draw_curves_by(sel: Selection, order: list[str]):
-    """Validation loss (top) and accuracy (bottom) per epoch, one line per group (see the module doc)."""
+def draw_curves_by(sel: Selection, order: pd.DataFrame):
+    """Validation loss (top) and accuracy (bottom) per epoch, one line per group (see the module doc);
+    `order`: the ranking (grid.ranking), best first."""
     hist = sel.hist.assign(group=sel.hist["run_dir"].map(sel.runs.set_index("run_dir")["group"]))
     stats = curve_stats(hist, ["val_loss", "val_acc"], "group", ("mean", "std"))
-    groups = [g for g in order if g in set(stats["group"])]
+    drawn = set(stats["group"])
+    labels = [group_label(sel.by, r[sel.by]) for _, r in order.iterrows()]  # the `group` of sel.runs
+    mean = {g: m for g, m in zip(labels, order["mean"]) if g in drawn}
+    groups = list(mean)
     many = len(groups) > MAX_COLORED
     shown = groups[:TOP_N] if many else groups
     palette = dict(zip(shown, colors(len(shown))))
     n_runs = sel.runs.groupby("group").size()
     by = ", ".join(short_key(k, sel.by) for k in sel.by) or "all runs"
-    title = f"Validation curves by {by}" + (f" (the {TOP_N} best of {len(groups)} groups in colour)" if many else "")
-    wrap = lambda text, width: textwrap.fill(text, width, subsequent_indent="  ")  # noqa: E731  (the column's width)
+    title = f"Validation curves by {by}"
+    if many:  # the coloured ones are the best only where no grey one ties with them
+        last = mean[shown[-1]]
+        tie = sum(1 for g in groups[TOP_N:] if np.isfinite(last) and equal_as_shown(sel.metric, mean[g], last))
+        title += (
+            f" (in colour: the first {TOP_N} of {len(groups)} groups; {tie} others tie with the {TOP_N}th)"
+            if tie
+            else f" (the {TOP_N} best of {len(groups)} groups in colour)"
+        )
     handles = [
-        Line2D([], [], color=palette[g], lw=2, label=wrap(f"{_short(g, sel)} (n={n_runs.get(g, 0)})", 62))
+        Line2D([], [], color=palette[g], lw=2, label=fill(f"{_short(g, sel)} (n={n_runs.get(g, 0)})", LABEL_IN, 6))
         for g in shown
     ]
     if many:
         handles.append(Line2D([], [], color="0.6", lw=1, label=f"{len(groups) - len(shown)} other groups"))
-    lines = sum(h.get_label().count("\n") + 1 for h in handles) + wrap(title, 52).count("\n") + 1
+    title = fill(title, TITLE_IN, 8.5)
+    lines = sum(h.get_label().count("\n") + 1 for h in handles) + title.count("\n") + 1
     fig, axes = new_figure((3.3, 3.6 + 0.12 * lines), nrows=2, sharex=True)
     for ax, (col, ylabel, scale) in zip(axes, CURVES):
         for g in reversed(groups):  # the best drawn last, on top
@@ -101,7 +119,7 @@ def draw_curves_by(sel: Selection, order: list[str]):
         ncols=1,
         fontsize=6,
         frameon=False,
-        title=wrap(title, 52),
+        title=title,
         title_fontsize=8.5,
         alignment="left",
     )
@@ -120,6 +138,11 @@ def short_key(key: str, keys: list[str]) -> str:
         return parts[-2] if len(parts) > 1 and parts[-1] == "name" else parts[-1]
 
     return short(key) if [short(k) for k in keys].count(short(key)) == 1 else key
+
+
+def key_lines(key: str, width_in: float, fontsize: float) -> str:
+    """A dotted key broken after its dots into lines at most `width_in` inches wide (figures.fill)."""
+    return fill(key.replace(".", ". "), width_in, fontsize).replace(". ", ".")
 
 
 def _short(group: str, sel: Selection) -> str:
@@ -142,15 +165,19 @@ def _cell_text(r, metric: str) -> str:
 def draw_grid(sel: Selection, values: pd.DataFrame):
     """The --pivot grid as heatmap panels (rows: pivot[0] values, columns: pivot[1] values)."""
     row, col = sel.pivot
-    slices = grid_slices(values, sel)[:MAX_PANELS]
+    every = grid_slices(values, sel)
+    slices = every[:MAX_PANELS]
     rows_v, cols_v = levels(values[row]), levels(values[col])
     scale, cmap = _scale(sel.metric), _cmap(sel.metric)
     finite = values["mean"].to_numpy(float) * scale
     finite = finite[np.isfinite(finite)]
     norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
     w = min(6.8, max(3.3, 1.0 + 0.75 * len(cols_v) * len(slices)))
-    fig, axes = new_figure((w, 0.9 + 0.42 * len(rows_v)), ncols=len(slices), squeeze=False)
-    for ax, (words, part) in zip(axes[0], slices):
+    panel = (w - 0.8) / len(slices)  # inches per panel: the width less the colorbar and the row labels
+    others = other_keys(sel)
+    h = 0.9 + 0.42 * len(rows_v) + 0.1 * len(others)  # a line of panel title per other key
+    fig, axes = new_figure((w, h), ncols=len(slices), squeeze=False)
+    for ax, (_, part) in zip(axes[0], slices):
         grid = np.full((len(rows_v), len(cols_v)), np.nan)
         for _, r in part.iterrows():
             i, j = rows_v.index(hashable(r[row])), cols_v.index(hashable(r[col]))
@@ -164,13 +191,18 @@ def draw_grid(sel: Selection, values: pd.DataFrame):
         ax.set_facecolor("0.55")
         ax.set_xticks(range(len(cols_v)), [value_text(v) for v in cols_v])
         ax.set_yticks(range(len(rows_v)), [value_text(v) for v in rows_v])
-        ax.set_xlabel(col)
-        ax.set_ylabel(row)
-        if words:
-            ax.set_title(words, fontsize=7)
+        if others:  # the other --by keys' values, one a line, a long one cut to the panel's width
+            first = part.iloc[0]
+            items = [f"{short_key(k, sel.by)}={value_text(first[k])}" for k in others]
+            ax.set_title("\n".join(shorten(item, 0.85 * panel, 6) for item in items), fontsize=6)
+    axes[0][0].set_ylabel(key_lines(row, h - 0.8, 8))  # the same rows in every panel; along the panel's height
+    fig.supxlabel(col, fontsize=8)
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), label=HEADERS[sel.metric], shrink=0.9)
     spread = {"one": "one run per cell", "several": "mean ± std (n) over seeds", "mixed": "mean ± std (n) of 2+ runs"}
-    fig.suptitle(f"{HEADERS[sel.metric]}: {spread[spread_kind(values['n'])]}", fontsize=8.5)
+    title = f"{HEADERS[sel.metric]}: {spread[spread_kind(values['n'])]}"
+    if len(every) > len(slices):
+        title += f"; the first {len(slices)} of {len(every)} panels (all in tables/grid_{sel.metric})"
+    fig.suptitle(fill(title, w - 0.2, 8.5), fontsize=8.5)
     return fig
 
 
@@ -245,8 +277,11 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     mpos = (metric - lo) / span
     mticks = list(np.linspace(lo, hi, 5)) if hi > lo else [lo]
     axes_data.append((mpos, [(t - lo) / span for t in mticks], [_number(t, sel.metric) for t in mticks]))
-    names = [*sel.by, HEADERS[sel.metric]]
-    fig, ax = new_figure((6.8, 2.6))
+    slot = (PARALLEL_IN[0] - 1.1) / (len(sel.by) + 0.5)  # inches between two axes: the width less colorbar, margins
+    # short names, broken at dots, and values cut to fit: a long one never overlaps the next axis or squeezes the panel
+    keys = [key_lines(short_key(k, sel.by), 0.95 * slot, 7) for k in sel.by]
+    names = [*keys, HEADERS[sel.metric]]
+    fig, ax = new_figure(PARALLEL_IN)
     cmap = _cmap(sel.metric)
     norm = Normalize(lo, hi if hi > lo else lo + 1)
     xs = np.arange(len(names))
@@ -257,7 +292,7 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
     for x, (_, ticks, labels) in zip(xs, axes_data):
         ax.axvline(x, color="k", lw=0.8)
         for t, lab in zip(ticks, labels):
-            ax.text(x + 0.03, t, lab, fontsize=6, va="center", ha="left", bbox=TICK_BOX)
+            ax.text(x + 0.03, t, shorten(lab, 0.85 * slot, 6), fontsize=6, va="center", ha="left", bbox=TICK_BOX)
     ax.set_xticks(xs, names)
     ax.set_yticks([])
     ax.set_xlim(-0.1, len(names) - 0.6)
@@ -266,20 +301,20 @@ def draw_parallel(sel: Selection, values: pd.DataFrame):
         ax.spines[side].set_visible(False)
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=HEADERS[sel.metric], pad=0.01)
     header = HEADERS[sel.metric]
-    ax.set_title(f"Parallel coordinates: {len(values)} settings (mean over seeds), coloured by {header.lower()}")
+    over = "one run each" if spread_kind(values["n"]) == "one" else "mean over seeds"
+    ax.set_title(f"Parallel coordinates: {len(values)} settings ({over}), coloured by {header.lower()}")
     return fig
 
 
 def figures(sel: Selection, sizes: dict | None) -> list[Figure]:
     """Figure blocks: curves_by; with --pivot grid_<metric>; with 3+ --by keys parallel_<metric>."""
     order = ranking(sel, sizes)
-    labels = [group_label(sel.by, r[sel.by]) for _, r in order.iterrows()]
     by = ", ".join(sel.by) or "nothing"
     out = []
     if len(sel.hist):
         band = BAND.get(spread_kind(sel.runs.groupby("group").size()), "one run per group")
         caption = f"Validation loss and accuracy per epoch, grouped by {by}: {band.replace('std', 'sample std')}."
-        out.append(Figure("curves_by", (caption,), lambda: draw_curves_by(sel, labels)))
+        out.append(Figure("curves_by", (caption,), lambda: draw_curves_by(sel, order)))
     if sel.pivot:
         cells = grid_values(sel)
         draw = draw_scatter if not other_keys(sel) and is_sparse(cells, *sel.pivot) else draw_grid

@@ -2,7 +2,8 @@
 
 Every option is checked against the runs found before anything is written (AnalysisError, one
 line), and so is whether the runs can be ranked together (comparable.py: one data set, one
-definition of the metric, a finite value somewhere). Then the generic document
+definition of the metric, a finite value somewhere); copies of one run count once (comparable.distinct).
+Then the generic document
 (report.generic_document) of the selected runs, with the sweep's tables (grid.py: ranking, --pivot
 grid, each also as tables/<file>.csv) and figures (sweep_figures.py) added to it; runs.csv has one
 column per config key that varies (dotted names; `trial` for a search's runs). A section with more
@@ -40,6 +41,7 @@ def write(
     runs, hist = collect(paths, configs=configs)
     sel = select(runs, hist, configs, by=by, metric=metric, pivot=pivot, where=where)
     stats = comparable.check(sel)
+    sel = comparable.distinct(sel)
     runs = sel.runs.drop(columns=["group"])
     doc = generic_document(runs, sel.hist, stats)
     settings = runs.groupby("section")["setting"].nunique()

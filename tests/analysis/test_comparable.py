@@ -10,6 +10,7 @@ import copy
 import math
 import shlex
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +196,75 @@ def test_the_outputs_folder_of_a_parent_of_sweeps_never_groups_by_trackers_or_pa
     out = tmp_path / "res"
     assert run([tmp_path / "outputs", "--out", out, "--no-figures"]) == 0
     rows = read_csv_dicts(out / "tables" / "ranking_val_acc.csv")
-    assert [float(r["optim.lr"]) for r in rows] == [0.1, 0.01] and [r["n"] for r in rows] == ["4", "4"]
-    assert math.isclose(float(rows[0]["mean"]), statistics.mean([0.6, 0.61, 0.6, 0.61]))
+    assert [float(r["optim.lr"]) for r in rows] == [0.1, 0.01] and [r["n"] for r in rows] == ["2", "2"]
+    assert math.isclose(float(rows[0]["mean"]), statistics.mean([0.6, 0.61]))  # each run once: the tb copies repeat
     assert not [c for c in rows[0] if c.startswith(("logger.", "data."))]
+
+
+def test_copies_of_one_run_count_once_from_the_most_complete_copy(tmp_path, capsys, monkeypatch):
+    """The same setting and seed trained by two sweeps that differ only in experiment_name, the trackers and
+    data.root: one sample, not two seeds, in every table, ranking and figure; the warning names the folders."""
+    rng = np.random.default_rng(8)
+    monkeypatch.chdir(tmp_path)
+    accs = {(0.1, 0): 0.60, (0.1, 1): 0.62, (0.01, 0): 0.50, (0.01, 1): 0.46, (0.05, 0): 0.55}
+
+    def train(sweep_dir, lr, seed, epochs_done=3, status="completed", **extra):
+        cfg = {**make_config(lr=lr, seed=seed, epochs=3), "experiment_name": sweep_dir.name, **extra}
+        rows = make_history(cfg, rng)[:epochs_done]
+        rows[-1][5] = accs[(lr, seed)]
+        write_run(sweep_dir / f"lr={lr},seed={seed}", cfg, rows, status=status)
+
+    adhoc, other = Path("outputs/adhoc"), Path("outputs/other")
+    for lr, seed in [(0.1, 0), (0.1, 1), (0.01, 0)]:
+        train(adhoc, lr, seed)
+    train(adhoc, 0.01, 1, epochs_done=1, status="interrupted")  # completed by the second sweep
+    tb = {"logger": {"dir": "/tb", "tensorboard": {"enabled": True}}, "data": {**make_config()["data"], "root": "/x"}}
+    for lr, seed in [(0.1, 0), (0.1, 1), (0.01, 1), (0.05, 0)]:
+        train(other, lr, seed, **tb)
+    assert run(["outputs", "--out", "res"]) == 0
+    assert capsys.readouterr().err == (
+        "warning: the same run trained twice counts once (equal in every key that changes a run, seed included; the "
+        "most complete copy kept): 2 runs in outputs/other left out for their copies in outputs/adhoc; "
+        "1 run in outputs/adhoc left out for its copy in outputs/other\n"
+    )
+    kept = {
+        "adhoc": ["lr=0.01,seed=0", "lr=0.1,seed=0", "lr=0.1,seed=1"],
+        "other": ["lr=0.01,seed=1", "lr=0.05,seed=0"],
+    }
+    runs = read_csv_dicts(Path("res/runs.csv"))
+    assert sorted(r["run_dir"] for r in runs) == sorted(f"outputs/{s}/{d}" for s, ds in kept.items() for d in ds)
+    hist = read_csv_dicts(Path("res/history.csv"))
+    assert {r["run_dir"] for r in hist} == {r["run_dir"] for r in runs} and len(hist) == 3 * len(runs)
+    ranking = read_csv_dicts(Path("res/tables/ranking_val_acc.csv"))
+    assert [(r["optim.lr"], r["n"], r["runs"]) for r in ranking] == [
+        ("0.1", "2", "2"),
+        ("0.05", "1", "1"),
+        ("0.01", "2", "2"),
+    ]
+    assert [float(r["mean"]) for r in ranking] == [statistics.mean([0.60, 0.62]), 0.55, statistics.mean([0.50, 0.46])]
+    assert math.isclose(float(ranking[0]["std"]), statistics.stdev([0.60, 0.62]))
+    md = Path("res/tables/ranking_val_acc.md").read_text()
+    assert "(n=2)" in md and "(n=3)" not in md and "(n=4)" not in md
+    table = Path("res/tables/all.md").read_text()  # per section: each run in one section only
+    assert table.count("| adhoc |") == 2 and table.count("| other |") == 2 and "(n=2)" in table
+    assert "(n=2)" not in table.split("| other |")[1]  # lr 0.1 and lr 0.01 of `other`: one run each
+    # a sweep chosen on its own keeps its copies
+    assert run(["outputs", "--out", "res_other", "--where", "experiment_name=other", "--no-figures"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert len(read_csv_dicts(Path("res_other/runs.csv"))) == 4
+
+
+def test_copies_that_differ_in_a_key_grouped_by_on_purpose_are_both_kept(tmp_path, capsys):
+    """`--by trainer.compile --metric epoch_time_s` compares the same runs compiled and eager (README)."""
+    rng = np.random.default_rng(9)
+    for compiled in (True, False):
+        for seed in (0, 1):
+            cfg = {**make_config(seed=seed, epochs=3), "trainer": {"compile": compiled}}
+            write_run(tmp_path / f"compile={compiled}" / f"seed={seed}", cfg, make_history(cfg, rng))
+    out = tmp_path / "res"
+    assert run([tmp_path, "--out", out, "--by", "trainer.compile", "--metric", "epoch_time_s", "--no-figures"]) == 0
+    assert capsys.readouterr().err == ""
+    assert [r["n"] for r in read_csv_dicts(out / "tables" / "ranking_epoch_time_s.csv")] == ["2", "2"]
+    assert run([tmp_path, "--out", tmp_path / "res2", "--no-figures"]) == 0  # by default: one run per seed
+    assert f"2 runs in {tmp_path / 'compile=True'} left out for their copies in " in capsys.readouterr().err
+    assert [r["n"] for r in read_csv_dicts(tmp_path / "res2" / "tables" / "ranking_val_acc.csv")] == ["2"]

@@ -3,12 +3,16 @@ markers on short curves, accuracy in %, the λ-weighted label, the demo mark, co
 
 from __future__ import annotations
 
+import itertools
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 import analysis
-from analysis import curves, figures
+from analysis import curves, figures, sweep_figures
+from analysis.sweep import select
 
 COLUMN_IN = 3.4  # widest figure that prints at its own size in one AAAI column (3.31 in)
 
@@ -146,3 +150,78 @@ def test_every_figure_fits_a_column(draw, tmp_path):
     assert fig.get_size_inches()[0] <= COLUMN_IN
     sizes = [t.get_fontsize() for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
     assert min(sizes) >= 6.5  # readable at print size
+
+
+def _sweep_figures(tmp_path, accs=None, pivot=None):
+    """The sweep's figures of 32 runs varying 5 keys, two of them with long values; `accs`: every run's final
+    val_acc (else the synthetic ones). Returns {stem: figure}."""
+    rng = np.random.default_rng(3)
+    values = itertools.product((True, False), (None, 0.2), (0.0, 5e-4), ("constant", LONG), ("mobilenetv2", WIDE))
+    for i, (flip, mixup, wd, schedule, model) in enumerate(values):
+        cfg = make_config(crop_flip=flip, mixup=mixup, wd=wd, schedule=schedule, model=model, epochs=3)
+        rows = make_history(cfg, rng)
+        rows[-1][5] = rows[-1][5] if accs is None else accs
+        write_run(tmp_path / "sweep" / f"run{i}", cfg, rows)
+    configs: list[dict] = []
+    runs, hist = analysis.collect([tmp_path / "sweep"], configs=configs)
+    sel = select(runs, hist, configs, pivot=pivot)
+    assert len(sel.by) == 5
+    return {f.stem: f.draw() for f in sweep_figures.figures(sel, {"val": 10000})}
+
+
+LONG, WIDE = "COSINE_WARM_RESTARTS_" + "M" * 30, "WideResNet_28_10_with_dropout"
+
+
+def _outside(fig) -> list[str]:
+    """The texts of `fig` (legends, titles, labels, ticks) that reach past its edges: clipped when saved."""
+    fig.canvas.draw()
+    renderer, box = fig.canvas.get_renderer(), fig.bbox
+    texts = [t for leg in fig.legends for t in (*leg.get_texts(), leg.get_title())]
+    texts += [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    texts += [
+        t
+        for ax in fig.axes
+        for t in ax.get_xticklabels()
+        if min(ax.get_xlim()) <= t.get_position()[0] <= max(ax.get_xlim())
+    ]
+    out = []
+    for t in texts:
+        b = t.get_window_extent(renderer)
+        if (
+            t.get_visible()
+            and t.get_text()
+            and (b.x0 < box.x0 - 0.5 or b.x1 > box.x1 + 0.5 or b.y0 < box.y0 - 0.5 or b.y1 > box.y1 + 0.5)
+        ):
+            out.append(t.get_text())
+    return out
+
+
+def test_curves_by_five_keys_and_long_values_fit_their_column(tmp_path):
+    figs = _sweep_figures(tmp_path)
+    curves = figs["curves_by"]
+    assert curves.get_size_inches()[0] <= COLUMN_IN and not _outside(curves)
+    (legend,) = curves.legends
+    assert "(the 5 best of 32 groups in colour)" in " ".join(legend.get_title().get_text().split())
+    assert any(LONG[-10:] in t.get_text() for t in legend.get_texts())  # a long value is wrapped, not cut off
+    parallel = figs["parallel_val_acc"]
+    assert not _outside(parallel)
+    ticks = [t.get_window_extent(parallel.canvas.get_renderer()) for t in parallel.axes[0].get_xticklabels()]
+    assert all(a.x1 + 2 < b.x0 for a, b in itertools.pairwise(ticks)), "axis names touch"
+    plt.close("all")
+
+
+def test_curves_by_never_calls_a_tied_group_left_grey_worse(tmp_path):
+    """All 32 settings reach the same accuracy: the 5 in colour are not 'the 5 best'."""
+    title = " ".join(_sweep_figures(tmp_path, accs=0.01)["curves_by"].legends[0].get_title().get_text().split())
+    assert "(in colour: the first 5 of 32 groups; 27 others tie with the 5th)" in title and "best" not in title
+    plt.close("all")
+
+
+def test_a_grid_of_more_panels_than_drawn_says_so_and_its_panel_titles_fit(tmp_path):
+    fig = _sweep_figures(tmp_path, pivot="augmentation.crop_flip,optim.weight_decay")["grid_val_acc"]
+    assert "the first 6 of 8 panels (all in tables/grid_val_acc)" in " ".join(fig.get_suptitle().split())
+    assert not _outside(fig)
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 6 and all(a.x1 + 2 < b.x0 for a, b in itertools.pairwise(titles)), "titles touch"
+    plt.close("all")

@@ -69,3 +69,28 @@ def test_diverged_runs_rank_last_and_are_named():
     )
     text = noise.ranking_sentence(noise.estimates(runs, "val_loss"), "val_loss", None)
     assert text.startswith("Validation loss: lowest for lr 0.05 (2.0000), then lr 0.5 (diverged).")
+
+
+def test_a_standard_error_of_zero_is_no_measurable_noise_never_infinitely_many():
+    """Every seed of each setting gave one value (a spread of 0), or one run each at 100% and 0% (a binomial
+    error of 0): the lead is untested, neither within nor beyond noise, and no division by zero."""
+    same = _runs([("wd 5e-4", "completed", 0.5, 1.0, 0.1)] * 2 + [("wd 1e-4", "completed", 0.4, 1.2, 0.1)] * 2)
+    extreme = _runs([("lr 0.05", "completed", 1.0, 0.1, 0.1), ("lr 0.5", "completed", 0.0, 4.6, 4.6)])
+    for runs, lead in [
+        (
+            same,
+            "The lead over wd 1e-4 (10.00 points) is untested: no measurable noise, a standard error of 0 "
+            "(spread over 2 seeds each)",
+        ),
+        (
+            extreme,
+            "The lead over lr 0.5 (100.00 points) is untested: no measurable noise, a standard error of 0 "
+            "(binomial, 60 validation images)",
+        ),
+    ]:
+        ests = noise.estimates(runs, "val_acc")
+        g = noise.gap(ests[0], ests[1], "val_acc", {"val": 60})
+        assert g.se == 0 and not g.tested and not g.within_noise and not g.beyond_noise
+        text = noise.ranking_sentence(ests, "val_acc", {"val": 60})
+        assert text.endswith(f"{lead}, so there is no noise to measure it against.")
+        assert "inf" not in text and "beyond" not in text
