@@ -9,15 +9,13 @@ and "did you mean" rule of every command (hw_hparams.config.errors, hw_hparams.c
     result = analysis.paper.build("outputs/homework")   # a study's report.md, paper.tex, paper.pdf
 
 The study report (analysis.paper, `python -m analysis.paper STUDY_DIR`) reads the study's
-choices.json (analysis.contract) and its run folders, nothing else.
+choices.json (analysis.read.contract) and its run folders, nothing else.
 
 Accuracies are fractions in the CSVs and percent in tables and figures.
 """
 
-from .figures import beta_pdf, mixup_alphas
-from .labels import fmt_num, setting_label
-from .report import generic_document, write_all, write_document
-from .runs import (
+from analysis.read.labels import fmt_num, setting_label
+from analysis.read.runs import (
     GROUP_COLS,
     HISTORY_COLUMNS,
     HPARAMS,
@@ -29,4 +27,6 @@ from .runs import (
     load_data_stats,
     read_history,
 )
-from .tables import latex_escape, metrics_table, summarize
+from analysis.render.figures import beta_pdf, mixup_alphas
+from analysis.render.tables import latex_escape, metrics_table, summarize
+from analysis.report import generic_document, write_all, write_document

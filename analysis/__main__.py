@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from analysis import sweep_report
+from analysis.cli import run_cli
 from hw_hparams.config.errors import OneLineParser
-
-from . import sweep_report
-from .cli import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,8 @@ import difflib
 import re
 from pathlib import Path
 
-from .document import TODO_MARK, Bold, Cite, Code, Document, Math, Para, Todo
-from .runs import AnalysisError
+from analysis.read.runs import AnalysisError
+from analysis.render.document import TODO_MARK, Bold, Cite, Code, Document, Math, Para, Todo
 
 FILE = "author.md"
 #: The title page's parts: (key, what the TODO asks, the placeholder shown until it is written).

@@ -8,9 +8,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from analysis.read.runs import AnalysisError
 from hw_hparams.config.errors import say
-
-from .runs import AnalysisError
 
 
 def run_cli(task: Callable[[], Any]) -> Any:

@@ -13,13 +13,13 @@ from importlib.resources import files
 
 import numpy as np
 
-from .content_sections import lr_section, mixup_section, schedule_section, wd_section
-from .document import Bold, Cite, Code, Document, Heading, Listing, Note, Para, Ref, Todo
-from .figures import class_figure
-from .labels import fmt_loss, fmt_num, fmt_pct, setting_label
-from .noise import binomial_se
-from .study import StudyData
-from .tables import channel_table
+from analysis.content_sections import lr_section, mixup_section, schedule_section, wd_section
+from analysis.noise import binomial_se
+from analysis.read.labels import fmt_loss, fmt_num, fmt_pct, setting_label
+from analysis.read.study import StudyData
+from analysis.render.document import Bold, Cite, Code, Document, Heading, Listing, Note, Para, Ref, Todo
+from analysis.render.figures import class_figure
+from analysis.render.tables import channel_table
 
 #: Every work the report can cite: key -> [authors, year, full entry] (package data).
 REFERENCES = json.loads(files(__package__).joinpath("references.json").read_text(encoding="utf-8"))

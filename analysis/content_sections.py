@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .curves import MIXED, section_figure, setting_words
-from .document import Bold, Bullets, Cite, Code, Equation, Heading, Math, Para, Ref, Table, Todo
-from .figures import beta_figure, lr_schedule_figure, mixup_alphas
-from .labels import fmt_loss, fmt_num, hparam_word, section_title, words_list
-from .noise import WORDS, estimates, gap, ranking_sentence, shown, ties
-from .study import StudyData
-from .tables import MISSING, REPORT_METRICS, metrics_table
+from analysis.noise import WORDS, estimates, gap, ranking_sentence, shown, ties
+from analysis.read.labels import fmt_loss, fmt_num, hparam_word, section_title, words_list
+from analysis.read.study import StudyData
+from analysis.render.curves import MIXED, section_figure, setting_words
+from analysis.render.document import Bold, Bullets, Cite, Code, Equation, Heading, Math, Para, Ref, Table, Todo
+from analysis.render.figures import beta_figure, lr_schedule_figure, mixup_alphas
+from analysis.render.tables import MISSING, REPORT_METRICS, metrics_table
 
 COSINE = r"\eta_e = \frac{\eta_0}{2}\left(1 + \cos\frac{\pi e}{T}\right), \qquad e = 0, 1, \dots, T-1"
 RANKED = ("val_acc", "val_loss", "train_loss")  # the metrics a section ranks its settings on

@@ -1,4 +1,4 @@
-"""Tables of a sweep by the keys it swept (analysis/sweep.py's Selection): a ranking and a pivot grid.
+"""Tables of a sweep by the keys it swept (analysis/read/sweep.py's Selection): a ranking and a pivot grid.
 
 A group (one value of each --by key) is summarized over its completed runs with a finite metric:
 mean, sample standard deviation (ddof=1) and their number n, seeds pooled. The ranking sorts the
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import noise
-from .document import Table
-from .labels import hashable
-from .sweep import Selection, group_label, sort_key, value_text
-from .tables import METRICS as TABLE_METRICS
-from .tables import MISSING, cell, safe_name, spread_note
+from analysis import noise
+from analysis.read.labels import hashable
+from analysis.read.sweep import Selection, group_label, sort_key, value_text
+from analysis.render.document import Table
+from analysis.render.tables import METRICS as TABLE_METRICS
+from analysis.render.tables import MISSING, cell, safe_name, spread_note
 
 HEADERS = {m: h for m, h, _ in TABLE_METRICS} | {"lr": "Final lr", "epoch_time_s": "Epoch time (s)"}
 NOTE = "Completed runs with a finite value only, seeds pooled; accuracies in %."  # then tables.spread_note

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .labels import fmt_loss, fmt_pct, words_list
+from analysis.read.labels import fmt_loss, fmt_pct, words_list
 
 Z = 2.0
 #: A standard error of 0: every run of both settings gave one value (or accuracies of 0% or 100% on one run each).

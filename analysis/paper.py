@@ -18,15 +18,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analysis import authored, content, stamp
+from analysis.cli import run_cli
+from analysis.read.runs import AnalysisError
+from analysis.read.study import load
+from analysis.render import texbuild
+from analysis.render.document import to_markdown
+from analysis.render.latex import to_latex
+from analysis.report import write_csvs, write_document
 from hw_hparams.config.errors import OneLineParser
-
-from . import authored, content, stamp, texbuild
-from .cli import run_cli
-from .document import to_markdown
-from .latex import to_latex
-from .report import write_csvs, write_document
-from .runs import AnalysisError
-from .study import load
 
 STYLE_NAME = re.compile(r"aaai[A-Za-z0-9_-]*\.sty")
 REPORT_DIR = "report"

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .curves import section_figure
-from .document import Document, Heading, Table, md_table_file
-from .figures import beta_figure, class_figure, lr_schedule_figure, save
-from .labels import has_mixup, section_title
-from .latex import table_float
-from .runs import collect, load_data_stats
-from .tables import NOTE, channel_table, metrics_table, safe_name, sections, split_table
+from analysis.read.labels import has_mixup, section_title
+from analysis.read.runs import collect, load_data_stats
+from analysis.render.curves import section_figure
+from analysis.render.document import Document, Heading, Table, md_table_file
+from analysis.render.figures import beta_figure, class_figure, lr_schedule_figure, save
+from analysis.render.latex import table_float
+from analysis.render.tables import NOTE, channel_table, metrics_table, safe_name, sections, split_table
 
 
 def generic_document(runs: pd.DataFrame, hist: pd.DataFrame, stats: dict | None) -> Document:

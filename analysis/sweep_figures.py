@@ -6,8 +6,9 @@
   how many of those tie with the last coloured one). Legend lines and titles are broken at their
   measured width (figures.fill), so none runs past the column.
 - grid_<metric>: the --pivot grid as a heatmap, each cell's mean ± std (n) written in it; one panel
-  per combination of the other --by keys (at most MAX_PANELS; the title says when some are left out). A search's pivot (numeric keys whose
-  grid would be mostly empty) is a scatter of its settings instead, coloured by the metric.
+  per combination of the other --by keys (at most MAX_PANELS; the title says when some are left
+  out). A search's pivot (numeric keys whose grid would be mostly empty) is a scatter of its
+  settings instead, coloured by the metric.
 - parallel_<metric>: with 3+ --by keys, one line per group across an axis per key (a grid's few
   values evenly spaced in order; a search's many numbers to scale, log-spaced when positive and
   spanning 10x or more) and a last axis for the metric, coloured by the metric; axes named by short
@@ -27,14 +28,14 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from .curves import curve_stats
-from .document import Figure
-from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, fill, new_figure, save, shorten, styled
-from .grid import HEADERS, grid_slices, grid_values, group_values, kind, levels, other_keys, ranking
-from .labels import hashable
-from .noise import equal_as_shown
-from .sweep import Selection, group_label, sort_key, value_text
-from .tables import MISSING, spread_kind
+from analysis.grid import HEADERS, grid_slices, grid_values, group_values, kind, levels, other_keys, ranking
+from analysis.noise import equal_as_shown
+from analysis.read.labels import hashable
+from analysis.read.sweep import Selection, group_label, sort_key, value_text
+from analysis.render.curves import curve_stats
+from analysis.render.document import Figure
+from analysis.render.figures import MARKER_MAX_EPOCHS, clip_diverging, colors, fill, new_figure, save, shorten, styled
+from analysis.render.tables import MISSING, spread_kind
 
 MAX_COLORED = 8  # groups drawn each in its own colour; beyond this only the TOP_N best are
 TOP_N = 5

@@ -16,12 +16,13 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from . import comparable, grid, sweep_figures
-from .document import Figure
-from .report import generic_document, write_csvs, write_document
-from .runs import collect
-from .sweep import select
-from .tables import safe_name
+from analysis import grid, sweep_figures
+from analysis.read import comparable
+from analysis.read.runs import collect
+from analysis.read.sweep import select
+from analysis.render.document import Figure
+from analysis.render.tables import safe_name
+from analysis.report import generic_document, write_csvs, write_document
 
 
 def write(

@@ -110,7 +110,7 @@ def test_the_project_has_no_import_cycle():
     edges = graph(ROOT)
     assert len(edges) > 70  # the walk found the project's modules
     assert "hw_hparams.train.loop" in {b for b, _, _ in edges["hw_hparams.train.lifecycle"]}
-    assert "analysis.labels" in {b for b, _, _ in edges["analysis.runs"]}  # relative imports resolved
+    assert "analysis.read.labels" in {b for b, _, _ in edges["analysis.read.runs"]}  # relative imports resolved
     found = cycles(edges)
     assert not found, "import cycles: " + " | ".join(describe(c, edges) for c in found)
 
@@ -150,6 +150,24 @@ def test_every_package_imports_only_the_packages_below_it():
         and (layer(b) is None and b.startswith(("hw_hparams", "hydra_plugins")) or layer(a) < (layer(b) or 0))
     ]
     assert not upward, "imports that run up the layers: " + "; ".join(upward)
+
+
+def test_analysis_reads_then_renders_then_says():
+    """analysis/read/ (run folders in, never a figure or a word of a report) imports neither rendering
+    nor the report's content; analysis/render/ (document, LaTeX, figures, tables) never the content."""
+    order = ("analysis.read", "analysis.render", "analysis")
+    level = {
+        m: next(i for i, p in enumerate(order) if m == p or m.startswith(p + "."))
+        for m in modules(ROOT)
+        if m.startswith("analysis")
+    }
+    upward = [
+        f"{a} -> {b} (line {line})"
+        for a, targets in graph(ROOT).items()
+        for b, line, _ in targets
+        if a in level and b in level and level[b] > level[a]
+    ]
+    assert not upward, "imports that run up analysis' layers: " + "; ".join(upward)
 
 
 def test_the_walk_finds_a_cycle_that_a_lazy_import_hides(tmp_path):

@@ -15,9 +15,9 @@ import os
 import textwrap
 from pathlib import Path
 
-from analysis import contract as C
 from analysis.paper import Result, build, edits
-from analysis.runs import AnalysisError
+from analysis.read import contract as C
+from analysis.read.runs import AnalysisError
 from hw_hparams.config.errors import ConfigError
 from hw_hparams.data import augment, crop_flip, split_indices
 from hw_hparams.data.augment import Normalize

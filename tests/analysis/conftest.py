@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-HERE = Path(__file__).resolve().parent
-for p in (HERE.parents[1], HERE):  # `import analysis` and `import analysis_synth`, however started
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from analysis_synth import make_config, make_history, write_run  # noqa: E402
+from analysis_synth import make_config, make_history, write_run
 
 
 def pytest_configure(config):

@@ -75,7 +75,8 @@ def test_collect_1000_runs_is_fast(big_study):
 
 @pytest.mark.timing
 def test_by_and_pivot_on_1000_runs_are_fast(big_study, tmp_path):
-    from analysis import grid, sweep, sweep_figures
+    from analysis import grid, sweep_figures
+    from analysis.read import sweep
 
     configs: list[dict] = []
     runs, hist = analysis.collect([big_study], configs=configs)

@@ -11,8 +11,9 @@ import pytest
 from analysis_synth import make_config, make_history, read_csv_dicts, write_run
 
 import analysis
-from analysis import curves, figures, sweep_figures
-from analysis.sweep import select
+from analysis import sweep_figures
+from analysis.read.sweep import select
+from analysis.render import curves, figures
 
 COLUMN_IN = 3.4  # widest figure that prints at its own size in one AAAI column (3.31 in)
 

@@ -13,7 +13,8 @@ import pytest
 from analysis_synth import HOSTILE, ROOT, read_csv_dicts, write_study
 from support import PATIENCE_S
 
-from analysis import paper, texbuild
+from analysis import paper
+from analysis.render import texbuild
 
 HEADINGS = [
     "Introduction",

@@ -12,9 +12,10 @@ import pandas as pd
 from analysis_synth import make_config, make_history, read_csv_dicts, write_run, write_study
 
 import analysis
-from analysis import curves, grid, noise, paper, sweep_figures
+from analysis import grid, noise, paper, sweep_figures
 from analysis.__main__ import main
-from analysis.sweep import select
+from analysis.read.sweep import select
+from analysis.render import curves
 
 
 def _write(root, configs, accs=None, n_epochs=None):

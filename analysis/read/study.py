@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import contract as C
-from .runs import AnalysisError, collect, load_data_stats
+from analysis.read import contract as C
+from analysis.read.runs import AnalysisError, collect, load_data_stats
 
 
 @dataclass

@@ -27,8 +27,8 @@ from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.textpath import TextToPath  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .document import Figure  # noqa: E402
-from .labels import differing_words, fmt_num, words_list  # noqa: E402
+from analysis.read.labels import differing_words, fmt_num, words_list  # noqa: E402
+from analysis.render.document import Figure  # noqa: E402
 
 FORMATS = ("png", "pdf")
 BETA_YMAX = 4.0  # the Beta(0.2, 0.2) density is infinite at 0 and 1: the y axis is cut here

@@ -15,7 +15,6 @@ weights after 6, against 4e-11 in float64 (benchmarks/fused_drift.py, BENCHMARKS
 from __future__ import annotations
 
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 from fault_inject import run_cli as run_faulty
+from run_compare import assert_same_run, parameters
 from support import ONE_THREAD, PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli, without_timing
 
 import hw_hparams.train.loop as training_module
@@ -37,7 +37,6 @@ SETTINGS = [
     ["optim.lr=0.005", "schedule=cosine", "augmentation=mixup", "optim.weight_decay=5e-4"],
     ["optim.lr=0.002", "optim.momentum=0.5", "augmentation=none", "seed=3"],
 ]
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 @pytest.fixture(scope="module")
@@ -55,43 +54,6 @@ def _base(data: Path, model: str = "tiny", epochs: int = 2, batch_size: int = 10
         f"batch_size={batch_size}",
         "trainer.progress=false",
     ]
-
-
-def _parameters(run_dir: Path, running: bool) -> torch.Tensor:
-    """Every trained parameter (or every BatchNorm running statistic) of a run's final network, as one vector."""
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
-    return torch.cat(
-        [t.flatten().double() for n, t in state.items() if t.is_floating_point() and ("running" in n) == running]
-    )
-
-
-def assert_same_run(alone: Path, fused: Path, loss_rtol: float, images: int, param_rtol: float) -> None:
-    """Histories agree (losses to `loss_rtol`, accuracies within `images` images, epochs and lrs exactly),
-    and so do the final parameters (relative norm of the difference) and BatchNorm statistics (10x looser)."""
-    a, b = without_timing(read_rows(alone / "history.csv")), without_timing(read_rows(fused / "history.csv"))
-    assert len(a) == len(b) and [(r["epoch"], r["lr"]) for r in a] == [(r["epoch"], r["lr"]) for r in b]
-    n_train = json.loads((alone / "data_stats.json").read_text())["sizes"]
-    for ra, rb in zip(a, b):
-        for key in METRICS:
-            x, y = float(ra[key]), float(rb[key])
-            if key.endswith("loss"):
-                assert math.isclose(x, y, rel_tol=loss_rtol), (key, ra, rb)
-            else:
-                assert abs(x - y) <= images / n_train["train" if key.startswith("train") else "val"] + 1e-12, (
-                    key,
-                    ra,
-                    rb,
-                )
-    for running, rtol in ((False, param_rtol), (True, 10 * param_rtol)):
-        pa, pb = _parameters(alone, running), _parameters(fused, running)
-        assert (pa - pb).norm() <= rtol * pa.norm(), (
-            "running statistics" if running else "parameters",
-            ((pa - pb).norm() / pa.norm()).item(),
-        )
-    assert (
-        json.loads((fused / "summary.json").read_text())["status"]
-        == json.loads((alone / "summary.json").read_text())["status"]
-    )
 
 
 @pytest.mark.parametrize(
@@ -217,7 +179,7 @@ def test_sigkill_inside_a_fused_epoch_then_the_same_command_ends_as_uninterrupte
             read_rows(straight[name] / "history.csv")
         )
         assert torch.equal(
-            _parameters(folder, False), _parameters(straight[name], False)
+            parameters(folder, False), parameters(straight[name], False)
         )  # the same group again: bit for bit
 
 

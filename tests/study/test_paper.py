@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 from analysis_synth import HOSTILE, write_study  # noqa: E402
 from support import PATIENCE_S  # noqa: E402
 
-from analysis import paper, texbuild  # noqa: E402
-from analysis.document import Document, Heading, Para  # noqa: E402
-from analysis.latex import to_latex  # noqa: E402
+from analysis import paper
+from analysis.render import texbuild  # noqa: E402
+from analysis.render.document import Document, Heading, Para  # noqa: E402
+from analysis.render.latex import to_latex  # noqa: E402
 
 pytestmark = pytest.mark.tex
 HEADINGS = [

@@ -230,7 +230,7 @@ def finished_and_unfinished(tmp_path_factory):
     assert run_cli([*base, "epochs=1"], cwd).returncode == 0
     env = {**os.environ, "HW_FAULT": "step:6:term"}  # stopped inside epoch 2 (4 steps per epoch)
     stopped = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "fault_inject.py"), *base, "epochs=3"],
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "fault_inject.py"), *base, "epochs=3"],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .labels import hashable, is_missing
-from .runs import AnalysisError, data_identity, read_data_stats
-from .sweep import Selection, is_setting, kept, sort_key, value_text
+from analysis.read.labels import hashable, is_missing
+from analysis.read.runs import AnalysisError, data_identity, read_data_stats
+from analysis.read.sweep import Selection, is_setting, kept, sort_key, value_text
 
 #: Keys tried first when naming the --where that chooses a group of runs (then every other key, sorted).
 PREFERRED = ("data.val_size", "data.split_seed", "data.root", "augmentation.mixup_alpha", "experiment_name")

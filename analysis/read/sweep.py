@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.read.labels import fmt_num, hashable, is_missing
+from analysis.read.runs import AnalysisError
 from hw_hparams.config.roles import run_invariant  # standard library only: no training code
 from hw_hparams.config.suggest import did_you_mean  # dependency-free: the one "did you mean" rule of every command
-
-from .labels import fmt_num, hashable, is_missing
-from .runs import AnalysisError
 
 #: --metric choices: runs.csv's final-epoch columns, and history columns read at the last epoch.
 RUN_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "best_val_acc", "test_acc", "test_loss")

@@ -28,7 +28,7 @@ from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
 )
 
 import hw_hparams.train.lifecycle as train_module
-from analysis.runs import collect
+from analysis.read.runs import collect
 from hw_hparams.runs.interrupt import Interrupted
 from hw_hparams.train.job import job_outcome
 

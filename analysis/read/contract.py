@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .runs import AnalysisError
+from analysis.read.runs import AnalysisError
 
 FILE = "choices.json"
 SCHEMA = 1

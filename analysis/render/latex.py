@@ -12,7 +12,7 @@ import re
 from importlib.resources import files
 from pathlib import Path
 
-from .document import (
+from analysis.render.document import (
     Bold,
     Bullets,
     Cite,
@@ -32,7 +32,7 @@ from .document import (
     ref_word,
     render_inline,
 )
-from .tables import ascii_only, latex_escape, safe_label
+from analysis.render.tables import ascii_only, latex_escape, safe_label
 
 END_MARK = "end-of-content"  # \hwmark before the references
 FLOAT_MARK = r"\hwmark{float}"  # in every figure and table: the page it lands on is content too

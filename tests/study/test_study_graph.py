@@ -30,7 +30,7 @@ MEET = {"_target_": "rendezvous.Meet", "waits": "schedule_sweep", "for": "wd_swe
 JOBLIB = ["launcher=joblib", "hydra.launcher.n_jobs=2", "figures=false"] + [
     f"+hydra.callbacks.meet.{k}={v}" for k, v in MEET.items()
 ]
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where rendezvous.py lies
 
 
 def _meet_env(cwd: Path) -> dict[str, str]:

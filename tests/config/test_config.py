@@ -161,7 +161,7 @@ def test_a_built_wheel_carries_every_config_file_and_every_package(tmp_path):
     import zipfile
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
         check=True,

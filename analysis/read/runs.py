@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.read.labels import is_missing, setting_label
 from hw_hparams.runs.format import DATA_STATS, HISTORY, HISTORY_COLUMNS, SUMMARY
-
-from .labels import is_missing, setting_label
 
 #: Columns of history.csv that are kept (unknown extra columns are ignored).
 #: Final-epoch metrics taken from the last history row.

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from analysis_synth import make_config, make_history, write_run  # noqa: E402
 from support import run_cli
 
 from hw_hparams.data.fake import write_fake_cifar100
-
-sys.path.insert(0, str(Path(__file__).parent / "analysis"))  # run folders as analysis reads them
-from analysis_synth import make_config, make_history, write_run  # noqa: E402
 
 FAKE = ["data.root={root}", "data.download=false", "data.verify_checksums=false", "data.val_size=100"]
 LR_OPTIONS = "choose one of lr0.01, lr0.05, lr0.5"

@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
+from run_compare import assert_same_run
 from support import compose_train, fake_data_overrides, read_rows, without_timing
-from test_fused import assert_same_run
 from torch._dynamo.backends.registry import lookup_backend
 from torch._dynamo.utils import counters
 

@@ -17,11 +17,11 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .document import Figure
-from .figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, styled
-from .labels import differing_words, has_mixup, section_title
-from .runs import GROUP_COLS
-from .tables import safe_name
+from analysis.read.labels import differing_words, has_mixup, section_title
+from analysis.read.runs import GROUP_COLS
+from analysis.render.document import Figure
+from analysis.render.figures import MARKER_MAX_EPOCHS, clip_diverging, colors, new_figure, styled
+from analysis.render.tables import safe_name
 
 PANELS_SIZE = (3.3, 3.9)  # inches: one AAAI column, two panels, without the legend above them
 KEY_ROW_IN = 0.15  # inches per row of that legend

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from .document import Table
-from .labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
-from .runs import FINAL_COLS, GROUP_COLS
+from analysis.read.labels import fmt_loss, fmt_num, fmt_pct, is_missing, section_rank
+from analysis.read.runs import FINAL_COLS, GROUP_COLS
+from analysis.render.document import Table
 
 #: (runs column, header, kind) of the metric columns; kind 'pct' or 'loss'.
 METRICS = [

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .latex import END_MARK
+from analysis.render.latex import END_MARK
 
 PAGE_LIMIT = 6  # pages before the references (the assignment's limit)
 TIMEOUT_S = 240

@@ -29,7 +29,7 @@ from support import (
     without_timing,
 )
 
-from analysis.runs import collect
+from analysis.read.runs import collect
 from hw_hparams.data.fake import write_fake_cifar100
 
 pytestmark = pytest.mark.slurm

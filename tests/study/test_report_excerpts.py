@@ -6,11 +6,8 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 from analysis_synth import write_study  # noqa: E402
 
 from analysis import paper  # noqa: E402
