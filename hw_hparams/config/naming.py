@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
 from enum import Enum
@@ -34,10 +35,10 @@ from urllib.parse import quote
 
 import numpy as np
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its split_arguments: the jobs of a sweep
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from hw_hparams.config.roles import run_settings
@@ -127,8 +128,14 @@ def expand(overrides: list[str]) -> list[list[str]]:
     product of the overrides' values in order, a later override of a key replacing an earlier one in
     its place), so that each job composes exactly as Hydra will compose it. An interval (a search
     sweeper's space, `interval(a, b)`) stands for its two ends: the jobs that bound the search."""
-    parsed = OverridesParser.create().parse_overrides([_interval_ends(o) for o in overrides])
-    return BasicSweeper.split_arguments(parsed, None)[0]
+    choices: dict[str, list[str]] = {}  # key -> its jobs' spellings; a later override replaces an earlier in place
+    for o in OverridesParser.create().parse_overrides([_interval_ends(o) for o in overrides]):
+        key = o.get_key_element()
+        if o.is_sweep_override() and not o.is_discrete_sweep():
+            raise HydraException(f"a sweep of {key} ({o.input_line}) can only be a list of values here")
+        values = o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices[key] = [f"{key}={v}" for v in values]
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 def stage_jobs(expanded: Sequence[Sequence[str]], jobs: Sequence[Sequence[str]]) -> list[list[str]]:

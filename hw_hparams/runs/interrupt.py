@@ -30,6 +30,7 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
         self.requeued = requeued
         self.not_requeued = not_requeued
+        self.reported = False  # each stopped run said so in its own line (train/loop.py)
 
 
 _state = {"depth": 0, "pending": None, "requeue": {}, "requeued": False}

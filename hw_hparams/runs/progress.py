@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
@@ -112,14 +112,19 @@ class OverBars(logging.Formatter):
         return "\r\x1b[K" + super().format(record)
 
 
-BarFactory = Callable[[int, int, int], EpochBar]
-
-
-def epoch_bar(setting: str) -> Optional[BarFactory]:
-    """(epoch, epochs, batches) -> EpochBar when `trainer.progress` asks for one (auto: on a terminal, in
-    the command's own process: a pool's workers share its terminal, and their bars would overwrite each other)."""
-    auto = sys.stderr.isatty() and multiprocessing.parent_process() is None
-    return EpochBar if flag(setting, auto) else None
+@contextlib.contextmanager
+def epoch_bar(setting: str, epoch: int, epochs: int, batches: int) -> Iterator[Optional[EpochBar]]:
+    """An EpochBar over one training pass for the block, when `trainer.progress` asks for one (auto: on a
+    terminal, in the command's own process: a pool's workers share its terminal, and their bars would
+    overwrite each other); else None. The bar is wiped when the block ends."""
+    if not flag(setting, sys.stderr.isatty() and multiprocessing.parent_process() is None):
+        yield None
+        return
+    bar = EpochBar(epoch, epochs, batches)
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def shown(path) -> str:

@@ -123,6 +123,6 @@ def failure_line(run_dir: Path, err: BaseException) -> str:
 
 def exit_interrupted(err: KeyboardInterrupt) -> None:
     """Exit 128 + signal number; one line on stderr unless the run already logged its own."""
-    if not getattr(err, "reported", False):
+    if not (isinstance(err, Interrupted) and err.reported):
         say(f"interrupted by {signal_name(err)}; re-run the same command to resume")
     sys.exit(exit_code(err))

@@ -50,7 +50,7 @@ from hw_hparams.runs.progress import final_line, shown
 from hw_hparams.slurm.requeue import job as slurm_job
 from hw_hparams.trackers import tracking
 from hw_hparams.train.job import job_outcome, record
-from hw_hparams.train.loop import Member, train_members
+from hw_hparams.train.loop import Member, Outcome, train_members
 from hw_hparams.train.preflight import check_config
 from hw_hparams.train.sizing import train_sized
 
@@ -64,15 +64,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     config, no live process holds it (RunLocked otherwise), and the data is readable and the same.
     SIGINT/SIGTERM raise `Interrupted` (a KeyboardInterrupt) after summary.json says `interrupted`.
     """
-    (result,) = run_group([Member(cfg, run_dir)])
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    (outcome,) = run_group([Member(cfg, run_dir)])
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.summary
 
 
-def run_group(members: list[Member]) -> list:
-    """Train the runs of `members` (equal in every shared key: roles.py, checked here) as one
-    fused network; each one's result is its summary, or the exception that refused or ended it
+def run_group(members: list[Member]) -> list[Outcome]:
+    """Train the runs of `members` (equal in every shared key: config/roles.py, checked here) as one
+    fused network; each one's outcome is its summary, or the exception that refused or ended it
     (a user error, a lock held elsewhere, a crash). Runs at different epochs train one epoch
     group after another; Ctrl-C / SIGTERM mark every unfinished run `interrupted` and propagate."""
     check_one_group([m.cfg for m in members])  # before anything is written: never run 0's value for every run
@@ -81,11 +81,11 @@ def run_group(members: list[Member]) -> list:
         accepted = [m for m in members if _accept(m, held)]
         if accepted:
             _train(accepted, held)
-    return [m.result for m in members]
+    return [m.outcome for m in members]
 
 
 def _accept(m: Member, held: contextlib.ExitStack) -> bool:
-    """Lock the run's folder and read what it holds; False (with `m.result` set) when it needs no training."""
+    """Lock the run's folder and read what it holds; False (with `m.outcome` set) when it needs no training."""
     try:
         check_config(m.cfg)
         m.config = as_dict(m.cfg)
@@ -106,10 +106,10 @@ def _accept(m: Member, held: contextlib.ExitStack) -> bool:
                     s["epochs_completed"],
                     OLD,
                 )
-                m.result = s
+                m.outcome = Outcome(summary=s)
                 return False
     except ConfigError as err:
-        m.result = err
+        m.outcome = Outcome(error=err)
         return False
     return True
 
@@ -126,7 +126,7 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
         data = load_splits(cfg.data, device)
     except ConfigError as err:
         for m in members:
-            m.result = err
+            m.outcome = Outcome(error=err)
         return
     ready = []
     for m in members:
@@ -155,7 +155,7 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             m.tracker = held.enter_context(tracking(m.cfg, m.run_dir, m.config, m.hydra_cfg, len(m.rows)))
             ready.append(m)
         except ConfigError as err:
-            m.result = err
+            m.outcome = Outcome(error=err)
     for _, together in groupby(sorted(ready, key=_group_key), key=_group_key):
         train_sized(list(together), lambda part: train_members(part, data, device), device)
 

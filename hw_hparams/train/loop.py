@@ -1,10 +1,12 @@
 """The epoch loop of a group of runs trained as one fused network (a single run is a group of one).
 
-resume each run from its own checkpoint -> fuse -> for each epoch: every run's learning rate, one
-training pass and one validation pass for all -> for each run: its history row, checkpoint, summary
-and log line -> the test split for the runs that ask for it. Each run's files are exactly those it
-would have alone (run_folder.py). A run that diverges is stopped and marked `diverged` while the
-others go on (its copy in the network cannot touch theirs: fusion.py).
+build the group, each run resumed from its own checkpoint -> for each epoch: every run's learning
+rate, one training pass for all, runs whose loss is not finite stopped as `diverged`, one validation
+pass, then each run's history row, checkpoint, summary and log line -> the test split for the runs
+that ask for it. Each run's files are exactly those it would have alone (runs/folder.py); a diverged
+run's copy in the network cannot touch the others' (engine/fusion.py), so they go on. Ctrl-C,
+SIGTERM or SLURM's requeue signal abandon the epoch in flight and mark every unfinished run
+interrupted (or requeued); an error marks them failed.
 """
 
 from __future__ import annotations
@@ -20,22 +22,32 @@ import torch
 from omegaconf import DictConfig
 
 from hw_hparams.data import Normalize, Splits
+from hw_hparams.engine.compile_guard import CompileRecord
 from hw_hparams.engine.group import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
 from hw_hparams.engine.optim import lr_at
 from hw_hparams.engine.step import EpochMetrics
 from hw_hparams.runs import checkpoint
 from hw_hparams.runs.folder import summary, utc_now, write_history, write_summary
-from hw_hparams.runs.format import FINISHED, HISTORY_COLUMNS
-from hw_hparams.runs.interrupt import deferred, stop_reason
+from hw_hparams.runs.format import COMPLETED, DIVERGED, FAILED, FINISHED, HISTORY_COLUMNS, RUNNING
+from hw_hparams.runs.interrupt import Interrupted, deferred, stop_reason
 from hw_hparams.runs.progress import epoch_bar
 from hw_hparams.trackers import NONE, Trackers
 
 log = logging.getLogger("hw_hparams.train")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a run's job ended: its summary.json (trained now, or found finished), or the error that refused
+    or ended it (a user error, a lock held elsewhere, a crash)."""
+
+    summary: Optional[dict] = None
+    error: Optional[BaseException] = None
+
+
 @dataclass
 class Member:
-    """One run of a group: its config and folder, and what it has trained so far."""
+    """One run of a group: its config and folder, what it has trained so far, and how it ended."""
 
     cfg: DictConfig
     run_dir: Path
@@ -43,25 +55,26 @@ class Member:
     config: dict = field(default_factory=dict)  # the resolved config
     previous: Optional[dict] = None  # summary.json as found
     state: Optional[dict] = None  # the checkpoint it resumes from
-    rows: list = field(default_factory=list)
-    wall: float = 0.0
-    result: Any = None  # its final summary, or the exception that ended it
+    rows: list = field(default_factory=list)  # history.csv's rows so far
+    wall: float = 0.0  # seconds trained so far
+    outcome: Optional[Outcome] = None  # set once the run has ended (or was refused)
     device: str = ""
     train_images: int = 0
     started_at: Optional[str] = None  # when a job first took it up (kept over resumes), ISO 8601 UTC
     finished_at: Optional[str] = None  # when it completed or diverged
     tracker: Trackers = NONE  # its trackers (trackers/): they log what its files say, when they say it
-    compile: Any = None  # its group's compile_guard.CompileRecord, once it trains
+    compile: Optional[CompileRecord] = None  # its group's, once it trains
 
     @property
     def done(self) -> bool:
-        return self.result is not None
+        return self.outcome is not None
 
     @property
     def label(self) -> str:
         return self.run_dir.name
 
     def write(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> dict:
+        """summary.json (and the trackers) with `status`; returns the summary."""
         if status in FINISHED and self.finished_at is None:
             self.finished_at = utc_now()
         s = summary(
@@ -82,6 +95,10 @@ class Member:
         self.tracker.update(self.rows, s)
         return s
 
+    def end(self, status: str, test: Optional[dict] = None, message: Optional[str] = None) -> None:
+        """The run ends with `status`: its summary written, its outcome set."""
+        self.outcome = Outcome(summary=self.write(status, test, message))
+
     def log(self, level: int, fmt: str, *args: Any, many: bool = False) -> None:
         """A line for this run's train.log (and the console, named by the run when a group has several)."""
         log.log(
@@ -90,17 +107,57 @@ class Member:
 
 
 def _row(epoch: int, lr: float, train: EpochMetrics, val: EpochMetrics, seconds: float) -> dict:
-    """One history row: the values in run_folder.HISTORY_COLUMNS' order (the one list of its columns)."""
+    """One history row, in runs/format.py's HISTORY_COLUMNS order."""
     values = (epoch, float(lr), train.loss, train.acc, val.loss, val.acc, seconds)
     return dict(zip(HISTORY_COLUMNS, values, strict=True))
 
 
 def train_members(members: list[Member], data: Splits, device: torch.device) -> None:
-    """Train (or finish) `members`, all at the same epoch, as one fused network; sets each `result`.
-    The shared keys (roles.py) are read from the first member's config, each run's own from its RunSpec."""
+    """Train (or finish) `members`, all at the same epoch, as one fused network; sets each `outcome`.
+    The shared keys (config/roles.py) are read from the first member's config, each run's own from its RunSpec."""
+    cfg = members[0].cfg
+    group = _resume(members, data, device)
+    live = [m for m in members if len(m.rows) < cfg.epochs]
+    for m in live:
+        m.started_at, m.finished_at = m.started_at or utc_now(), None
+        m.write(RUNNING)
+    batches = math.ceil(len(data.train) / cfg.batch_size)
+    clock = time.perf_counter()  # wall time is counted from here to each epoch's end
+    try:
+        if live:
+            prepare(group, data.train, data.val)  # compile/capture once, outside the epochs' times
+        for epoch in range(len(members[0].rows) + 1, cfg.epochs + 1):
+            start = time.perf_counter()
+            lrs = [
+                0.0 if m.done else lr_at(r.schedule, r.lr, epoch - 1, cfg.epochs) for m, r in zip(members, group.runs)
+            ]
+            group.optimizer.set_lr(lrs)
+            with epoch_bar(cfg.trainer.progress, epoch, cfg.epochs, batches) as bar:
+                trained = train_epoch(group, data.train, bar)
+            _stop_diverged(members, epoch, lrs, trained, time.perf_counter() - start)
+            if all(m.done for m in members):
+                return
+            validated = evaluate(group, data.val)
+            with deferred():  # a signal waits until the epoch's checkpoints and files are all written
+                seconds, elapsed, clock = time.perf_counter() - start, time.perf_counter() - clock, time.perf_counter()
+                rows = [_row(epoch, lr, t, v, seconds) for lr, t, v in zip(lrs, trained, validated)]
+                _record(group, members, rows, elapsed)
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SLURM's requeue signal: every run abandons the epoch
+        _interrupted(members, err)
+        raise
+    except Exception as err:
+        for m in members:
+            if not m.done:
+                m.end(FAILED, message=f"{type(err).__name__}: {err}")
+        raise
+    _finish(members, group, data)
+
+
+def _resume(members: list[Member], data: Splits, device: torch.device) -> Group:
+    """The group of `members`' runs, each in its precision and from its own checkpoint (or fresh)."""
     cfg = members[0].cfg
     normalize = Normalize(data.stats["mean"], data.stats["std"], device)
-    kept = checkpoint.precision(members[0].state)  # the precision the runs started with (train.py groups by it)
+    kept = checkpoint.precision(members[0].state)  # the precision the runs started with (lifecycle groups by it)
     settings = resolve_settings(cfg.trainer, device, cfg.model.name, precision=kept)
     group = build_group(cfg.model.name, [run_spec(m.cfg) for m in members], device, normalize, settings, cfg.batch_size)
     for i, m in enumerate(members):
@@ -113,92 +170,64 @@ def train_members(members: list[Member], data: Splits, device: torch.device) -> 
                 device.type,
                 many=len(members) > 1,
             )
-    many = len(members) > 1
-    done = len(members[0].rows)
-    make_bar = epoch_bar(cfg.trainer.progress)
-    batches = math.ceil(len(data.train) / cfg.batch_size)
-    live = [m for m in members if len(m.rows) < cfg.epochs]
-    for m in live:
-        m.started_at, m.finished_at = m.started_at or utc_now(), None
-        m.write("running")
-    started = time.perf_counter()
-    try:
-        if live:
-            prepare(group, data.train, data.val)  # compile/capture once, outside the epochs' times
-        for epoch in range(done + 1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            lrs = [
-                lr_at(r.schedule, r.lr, epoch - 1, cfg.epochs) if not m.done else 0.0
-                for m, r in zip(members, group.runs)
-            ]
-            group.optimizer.set_lr(lrs)
-            bar = make_bar(epoch, cfg.epochs, batches) if make_bar else None
-            try:
-                trained = train_epoch(group, data.train, bar)
-            finally:
-                if bar is not None:
-                    bar.close()
-            for m, lr, t in zip(members, lrs, trained):
-                if not m.done and not math.isfinite(t.loss):
-                    m.rows.append(_row(epoch, lr, t, EpochMetrics(math.nan, math.nan, 0), time.perf_counter() - t0))
-                    write_history(m.run_dir, m.rows)
-                    m.log(
-                        logging.ERROR,
-                        "epoch %d: training loss is %s at lr %g; run diverged, stopping",
-                        epoch,
-                        t.loss,
-                        lr,
-                        many=many,
-                    )
-                    m.result = m.write("diverged", message=f"non-finite training loss in epoch {epoch}")
-            if all(m.done for m in members):
-                return
-            validated = evaluate(group, data.val)
-            with deferred():  # a signal waits until the epoch's checkpoints and files are all written
-                seconds = time.perf_counter() - t0
-                elapsed, started = time.perf_counter() - started, time.perf_counter()
-                for i, (m, lr, t, v) in enumerate(zip(members, lrs, trained, validated)):
-                    if m.done:
-                        continue
-                    row = _row(epoch, lr, t, v, seconds)
-                    checkpoint.save(m.run_dir, checkpoint.make(group, i, [*m.rows, row], m.config, m.wall + elapsed))
-                    m.rows.append(row)  # only once its checkpoint is on disk (a full disk fails the save)
-                    m.wall += elapsed
-                    write_history(m.run_dir, m.rows)
-                    m.write("running")
-            for m, lr in zip(members, lrs):
-                if not m.done:
-                    r = m.rows[-1]
-                    m.log(
-                        logging.INFO,
-                        "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
-                        epoch,
-                        cfg.epochs,
-                        lr,
-                        r["train_loss"],
-                        100 * r["train_acc"],
-                        r["val_loss"],
-                        100 * r["val_acc"],
-                        r["epoch_time_s"],
-                        many=many,
-                    )
-    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SLURM's requeue signal: every run abandons the epoch
-        with deferred():
-            for m in members:
-                if not m.done:
-                    status, line = stop_reason(
-                        err, len(m.rows), cfg.epochs
-                    )  # interrupted, or requeued (slurm/requeue.py)
-                    m.result = m.write(status, message=line)
-                    m.log(logging.ERROR, "%s", line, many=many)
-        err.reported = True
-        raise
-    except Exception as err:
+    return group
+
+
+def _stop_diverged(members: list[Member], epoch: int, lrs: list[float], trained: list[EpochMetrics], s: float) -> None:
+    """A run whose training loss is not finite stops as `diverged`, its last row with NaN validation figures."""
+    for m, lr, t in zip(members, lrs, trained):
+        if m.done or math.isfinite(t.loss):
+            continue
+        m.rows.append(_row(epoch, lr, t, EpochMetrics(math.nan, math.nan, 0), s))
+        write_history(m.run_dir, m.rows)
+        m.log(
+            logging.ERROR,
+            "epoch %d: training loss is %s at lr %g; run diverged, stopping",
+            epoch,
+            t.loss,
+            lr,
+            many=len(members) > 1,
+        )
+        m.end(DIVERGED, message=f"non-finite training loss in epoch {epoch}")
+
+
+def _record(group: Group, members: list[Member], rows: list[dict], elapsed: float) -> None:
+    """Each live run's epoch: its checkpoint, then its history row, summary and log line."""
+    for i, (m, row) in enumerate(zip(members, rows)):
+        if m.done:
+            continue
+        checkpoint.save(m.run_dir, checkpoint.make(group, i, [*m.rows, row], m.config, m.wall + elapsed))
+        m.rows.append(row)  # only once its checkpoint is on disk (a full disk fails the save)
+        m.wall += elapsed
+        write_history(m.run_dir, m.rows)
+        m.write(RUNNING)
+    for m, r in zip(members, rows):
+        if not m.done:
+            m.log(
+                logging.INFO,
+                "epoch %d/%d  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  %.1fs",
+                r["epoch"],
+                m.cfg.epochs,
+                r["lr"],
+                r["train_loss"],
+                100 * r["train_acc"],
+                r["val_loss"],
+                100 * r["val_acc"],
+                r["epoch_time_s"],
+                many=len(members) > 1,
+            )
+
+
+def _interrupted(members: list[Member], err: KeyboardInterrupt) -> None:
+    """Every unfinished run stopped by a signal: `interrupted` (or `requeued` by SLURM), in one line each."""
+    with deferred():
         for m in members:
             if not m.done:
-                m.result = m.write("failed", message=f"{type(err).__name__}: {err}")
-        raise
-    _finish(members, group, data)
+                status, line = stop_reason(err, len(m.rows), m.cfg.epochs)  # interrupted, or requeued (slurm/)
+                m.end(status, message=line)
+                m.log(logging.ERROR, "%s", line, many=len(members) > 1)
+    if isinstance(err, Interrupted):
+        err.reported = True  # each run said so: no second line for the command
 
 
 def _finish(members: list[Member], group: Group, data: Splits) -> None:
@@ -211,4 +240,4 @@ def _finish(members: list[Member], group: Group, data: Splits) -> None:
         test = {"loss": t.loss, "acc": t.acc} if m.cfg.eval_test else None
         if test is not None:
             m.log(logging.INFO, "test loss %.4f acc %.2f%%", t.loss, 100 * t.acc, many=len(members) > 1)
-        m.result = m.write("completed", test=test)
+        m.end(COMPLETED, test=test)

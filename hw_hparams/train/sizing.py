@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from hw_hparams.runs import checkpoint
+from hw_hparams.runs.format import DIVERGED
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -50,7 +51,7 @@ def release(device: torch.device) -> None:
 
 def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: torch.device) -> None:
     """Train `members` (training.Member, same epoch and precision) with `train(part)`, in parts sized
-    to the device (module docstring); sets each member's result as `train` does."""
+    to the device (module docstring); sets each member's outcome as `train` does."""
     cfg = members[0].cfg
     kind = (str(device), cfg.model.name, int(cfg.batch_size), str(cfg.trainer.precision))
     pending, size = list(members), len(members)
@@ -74,7 +75,7 @@ def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: 
             release(device)
             for m in part:
                 _back_to_checkpoint(m, device)
-            pending = [m for m in pending if m.result is None]
+            pending = [m for m in pending if not m.done]
             continue
         record = part[0].compile
         if record is not None and record.per_run_bytes:
@@ -84,8 +85,8 @@ def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: 
 
 def _back_to_checkpoint(m: Any, device: torch.device) -> None:
     """A run whose part ran out of memory: back to its last checkpoint (a diverged run stays finished)."""
-    if isinstance(m.result, dict) and m.result.get("status") == "diverged":
+    if m.outcome is not None and m.outcome.summary is not None and m.outcome.summary["status"] == DIVERGED:
         return
-    m.result = None
+    m.outcome = None
     m.state = checkpoint.load(m.run_dir, device)
     m.rows, m.wall = checkpoint.progress(m.state)

@@ -339,7 +339,7 @@ def test_out_of_memory_retries_a_group_with_half_the_runs_until_it_fits(data_roo
 
     monkeypatch.setattr(training_module, "train_epoch", out_of_memory_above_2)
     results = run_group([Member(cfg, tmp_path / f"fused{i}") for i, cfg in enumerate(configs)])
-    assert [r["status"] for r in results] == ["completed"] * 5, results
+    assert [r.summary["status"] for r in results] == ["completed"] * 5, results
     assert sizes == [5, 5, 2, 2, 1]  # 5 fail in epoch 2; then 2 + 2 + 1, each resuming after epoch 1
     for i in range(5):
         assert_same_run(tmp_path / f"alone{i}", tmp_path / f"fused{i}", 1e-5, 1, 1e-3)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from support import stamps as _stamps
 
-from hw_hparams.study import run as homework
+from hw_hparams import homework
+from hw_hparams.study import run as study_run
 from hw_hparams.study.selection import Metric, choose
 
 SECTIONS = ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup")
@@ -78,7 +79,7 @@ def test_the_study_says_each_finished_run_with_its_overall_progress(demo):
     )
     assert "sections 4/4, runs 8/8" in lines[-1] and "~0:00:00 left" in lines[-1]
     assert [re.search(r"sections (\d)/4", line)[1] for line in lines] == ["0", "0", "1", "1", "2", "2", "3", "4"]
-    written = (demo["study"] / "homework.log").read_text()  # the same lines where output is not a terminal
+    written = (demo["study"] / "study_run.log").read_text()  # the same lines where output is not a terminal
     assert all(line.split("] ", 1)[1] in written for line in lines) and "epoch 1/" not in written
 
 
@@ -205,7 +206,7 @@ def test_an_edited_paper_stops_the_study_before_anything_runs(capsys, tmp_path, 
 
 
 def test_a_demo_never_lands_in_the_real_studys_folders():
-    from hw_hparams.study.run import parse_args
+    from hw_hparams.study.args import parse_args
 
     assert parse_args(["demo=true"])[0].study == "homework-demo"
     assert parse_args([])[0].study == "homework"
@@ -226,11 +227,11 @@ def test_launcher_auto_fuses_on_cuda_only(device, cuda_present, launcher, monkey
     """BENCHMARKS.md, "Fused runs on the CPU": fused runs were slower than runs in turn on the CPU."""
     from types import SimpleNamespace
 
-    monkeypatch.setattr(homework.torch.cuda, "is_available", lambda: cuda_present)
-    assert homework.auto_launcher(SimpleNamespace(trainer=SimpleNamespace(device=device))) == launcher
+    monkeypatch.setattr(study_run.torch.cuda, "is_available", lambda: cuda_present)
+    assert study_run.auto_launcher(SimpleNamespace(trainer=SimpleNamespace(device=device))) == launcher
 
 
 def test_the_demo_sweeps_under_the_launcher_auto_picks(tmp_path):
     settings, overrides = homework.parse_args(["demo=true", f"out={tmp_path}"])
-    study = homework.prepare(settings, overrides)
+    study = study_run.prepare(settings, overrides)
     assert study.launcher == ["hydra/launcher=basic"], study.launcher

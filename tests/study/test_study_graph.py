@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from support import DEMO, ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
 
+from hw_hparams import homework
 from hw_hparams.bench import report as bench_report
-from hw_hparams.study import run as homework
 
 # Each schedule run holds at its start until a wd run has started (rendezvous.Meet; tests/ on the jobs' path).
 MEET = {"_target_": "rendezvous.Meet", "waits": "schedule_sweep", "for": "wd_sweep", "patience_s": 300}

@@ -70,7 +70,7 @@ def test_a_fused_run_has_the_history_and_weights_it_has_alone(
     for i, cfg in enumerate(configs):
         run(cfg, tmp_path / f"alone{i}")
     results = run_group([Member(cfg, tmp_path / f"fused{i}") for i, cfg in enumerate(configs)])
-    assert [r["status"] for r in results] == ["completed"] * 3
+    assert [r.summary["status"] for r in results] == ["completed"] * 3
     for i in range(3):
         assert_same_run(tmp_path / f"alone{i}", tmp_path / f"fused{i}", loss_rtol, images, param_rtol)
         for name in ("summary.json", "history.csv", "data_stats.json", "checkpoint.pt", "train.log"):
@@ -83,7 +83,8 @@ def test_a_run_that_diverges_stops_alone_and_the_others_go_on_unchanged(data, tm
     good = compose_train(_base(data) + SETTINGS[0])
     bad = compose_train(_base(data) + ["optim.lr=1e30"])
     run(good, tmp_path / "alone")
-    bad_result, good_result = run_group([Member(bad, tmp_path / "bad"), Member(good, tmp_path / "good")])
+    bad_run, good_run = run_group([Member(bad, tmp_path / "bad"), Member(good, tmp_path / "good")])
+    bad_result, good_result = bad_run.summary, good_run.summary
     assert bad_result["status"] == "diverged" and bad_result["epochs_completed"] == 1
     assert read_rows(tmp_path / "bad" / "history.csv")[-1]["val_loss"] == "nan"
     assert good_result["status"] == "completed"
@@ -116,7 +117,7 @@ def test_a_fused_run_resumes_alone_and_runs_stopped_alone_resume_fused(data, tmp
         assert run(cfg, tmp_path / f"fused{i}")["status"] == "completed"
         assert_same_run(tmp_path / f"straight{i}", tmp_path / f"fused{i}", 1e-5, 1, 1e-3)
     results = run_group([Member(cfg, tmp_path / f"alone{i}") for i, cfg in enumerate(configs)])  # the lone ones, fused
-    assert [r["status"] for r in results] == ["completed"] * 2
+    assert [r.summary["status"] for r in results] == ["completed"] * 2
     for i in range(2):
         assert_same_run(tmp_path / f"straight{i}", tmp_path / f"alone{i}", 1e-5, 1, 1e-3)
 
