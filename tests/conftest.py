@@ -35,7 +35,7 @@ EXTRAS = {
 @pytest.fixture(autouse=True)
 def _no_hydra_job_left_over():
     """A test that runs a Hydra job in this process leaves Hydra's job config set; clear it after every
-    test, so code that asks "am I under Hydra?" (jobs.record) answers the same in any test order."""
+    test, so code that asks "am I under Hydra?" (job.record) answers the same in any test order."""
     yield
     from hydra.core.hydra_config import HydraConfig
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the reliability tests (tests/test_reliability_*.py)."""
+"""Helpers shared by the reliability tests (tests/*/test_reliability_*.py)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Measures, in one invocation on the same CIFAR-shaped random data (each in its ow
   (b) our eager path: data on the device, batch-wise crop/flip there, fp32, NCHW, no compile;
   (c) our fast path with the defaults a run gets on that device (trainer.* = auto);
   (d) k runs of (c) at once on the same device (separate processes started together);
-  (e) k runs of (c) fused into one network in one process (steps.Group, as hydra/launcher=fused).
+  (e) k runs of (c) fused into one network in one process (group.Group, as hydra/launcher=fused).
 and prints a Markdown table: s/epoch (median of the timed epochs; for (d) and (e) the epoch time of
 each run, all k progressing together), training images per second of epoch time (aggregate over the
 k runs), ratio to (a) and to (c) (k runs one after the other keep (c)'s aggregate rate, so "vs (c)"
@@ -16,7 +16,7 @@ after capture, CUDA-reported host synchronisations per epoch, CUDA-graph skips a
 and the self-check's relative difference between the compiled and the eager step (capture.prepare;
 a fallback to eager is printed under its row). Then the study's critical
 path from the measured epoch times at k runs sharing the device: side by side (d), and fused (e).
-The measurements run in bench_workers.py; the table and the critical path are drawn by bench_report.py.
+The measurements run in bench/workers.py; the table and the critical path are drawn by bench/report.py.
 """
 
 from __future__ import annotations

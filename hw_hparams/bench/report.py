@@ -11,7 +11,7 @@ from hw_hparams.study.graph import epoch_time_at
 
 
 def study_stages() -> tuple[tuple[str, int, int], ...]:
-    """The homework's plan with fused runs and speculation (homework_plan.py), as (parts, epochs, runs)
+    """The homework's plan with fused runs and speculation (study/plan.py), as (parts, epochs, runs)
     per training stage: the stages on the study's critical path."""
     from hw_hparams.study.plan import label, make_plan
     from hw_hparams.study.sweeps import check

@@ -165,7 +165,7 @@ def _splits(p: dict):
 
 
 def measure_ours(p: dict, barrier=None) -> dict:
-    """Our training step (steps.Group) of `p["fused"]` runs as one network (default 1), with
+    """Our training step (group.Group) of `p["fused"]` runs as one network (default 1), with
     `p["trainer"]` settings and `p["overrides"]`; the learning rate changes every epoch (cosine)."""
     from hw_hparams.engine.group import evaluate, prepare, train_epoch
     from hw_hparams.engine.optim import lr_at

@@ -20,7 +20,7 @@ from hw_hparams.config.schema import allowed, not_a_key, schema_keys
 from hw_hparams.config.suggest import did_you_mean
 
 # Hydra's composition errors a command line can cause, in Hydra 1.3's words (each row of
-# tests/test_user_errors.py that causes one pins it).
+# tests/config/test_user_errors.py that causes one pins it).
 _ADD_EXISTING = re.compile(r"Could not append to config\. An item is already at '(.+?)'")
 _ADD_GROUP_TWICE = re.compile(r"Multiple values for (\S+)\. To override a value use")
 _DELETE_MISSING = re.compile(r"Could not delete from config\. '(.+?)' does not exist")

@@ -1,16 +1,16 @@
 """What each config key is to a run, declared once (`ROLES`); every list that must agree is derived here.
 
-Two questions per key of the schema (config.py):
+Two questions per key of the schema (schema.py):
 - In a fused group (several runs trained as one network, hydra_plugins/hw_hparams_fused), is it
   SHARED (one network, one data split, one device and numerics: every run of the group must have the
   same value, read from the group's first run), RUN (each run of the group trains with its own value:
   a field of engine/group.py's RunSpec) or JOB (each job's own bookkeeping, read per run; it never changes training)?
 - Is it part of what the run computes (`identity`)? Such a key names the run folder (naming.py) and
-  must match when a run resumes (run_folder.py); the others may differ between resumes.
+  must match when a run resumes (runs/folder.py); the others may differ between resumes.
 
 Derived: `SHARED_KEYS` (the fused launcher's and the study plan's grouping, `fused_groups`, checked again
 by `check_one_group` where a group trains), `RUN_KEYS` (what engine/group.py's RunSpec holds), `run_invariant` (folder
-names, the resume check). tests/test_roles.py fails when a schema key has no role or two.
+names, the resume check). tests/config/test_roles.py fails when a schema key has no role or two.
 Standard library only (no torch, Hydra or OmegaConf): analysis/ reads `run_invariant` from here too
 (tests/test_imports.py), so the keys that never count are the same for a folder's name and for the
 analysis' grouping.

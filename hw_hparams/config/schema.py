@@ -1,7 +1,7 @@
 """The config schema: types and defaults (structured configs), and what it allows for each key, in words.
 
 `conf/train.yaml` composes on top of `schema`, so OmegaConf rejects unknown keys, wrong types and
-unknown enum values at composition; config_checks.validate then checks that every interpolation
+unknown enum values at composition; checks.validate then checks that every interpolation
 resolves and every value is in range. Both end in a `ConfigError` that names the key and what is
 allowed (`allowed`). Path keys (`path_keys`, marked in the schema) mean a place relative to the
 folder the command ran in.
@@ -81,7 +81,7 @@ class TrainerConfig:
     tf32: bool = True  # CUDA: fp32 matmuls and convolutions in TF32 (false: full fp32)
     # false: resume (a finished run is not trained again); true: a run with trained epochs but no usable
     # checkpoint starts again at epoch 1 instead of refusing; force: every run starts again at epoch 1.
-    # Restarted runs' earlier files go to <run>/old-N/ (run_folder.move_aside).
+    # Restarted runs' earlier files go to <run>/old-N/ (folder.move_aside).
     restart: str = "false"
 
 

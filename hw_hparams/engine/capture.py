@@ -1,9 +1,9 @@
-"""Compilation and capture of a group's steps (steps.Group), once per group before its first epoch:
+"""Compilation and capture of a group's steps (group.Group), once per group before its first epoch:
 the compiled steps run WARMUP_CALLS times on real images with neutral draws (on CUDA: compile, record
 the CUDA graphs, replay), one training step and one evaluation batch are compared with the eager
 ones (compile_guard.self_check, tolerance per precision), and every state they touched is restored.
-On CUDA the peak memory of the capture, per run, is recorded for fused_sizing.py. `group` is a
-steps.Group; steps.py calls in here, so this module names none of its types (imports flow one way).
+On CUDA the peak memory of the capture, per run, is recorded for train/sizing.py. `group` is a
+group.Group; engine/group.py calls in here, so this module names none of its types (imports flow one way).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def job_num() -> int:
 
 
 def check_available(name: str) -> None:
-    """Refuse (ConfigError) a CUDA device this machine does not have; `name` passed `config_checks.validate`."""
+    """Refuse (ConfigError) a CUDA device this machine does not have; `name` passed `checks.validate`."""
     if not name.startswith("cuda"):
         return
     if not torch.cuda.is_available():

@@ -1,5 +1,5 @@
 """The training and evaluation steps of k runs fused in one network (`Group`), compiled where the
-device allows; the same semantics as the eager path in engine.py. A single run is a group of one.
+device allows; the same semantics as the eager path in engine/step.py. A single run is a group of one.
 
 StepSettings (each resolved per device from `trainer.*`, see `resolve_settings`):
 - compile (`trainer.compile`, auto = on for CUDA): `torch.compile(mode="reduce-overhead")` over the
@@ -25,7 +25,7 @@ dynamic shapes); metrics stay on the device until the epoch ends.
 Trust (compile_guard.py): after capture one batch is trained compiled and eagerly from the same
 state and compared; a mismatch, or an error of the compiled step during the group's first epoch,
 makes the group train eagerly from a clean state (trainer.compile=auto, one warning line) or is a
-one-line error (trainer.compile=true). CUDA out of memory is never caught here (fused_sizing.py).
+one-line error (trainer.compile=true). CUDA out of memory is never caught here (train/sizing.py).
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def resolve_settings(
 @dataclass
 class RunSpec:
     """What each run of a group trains with on its own: the keys config/roles.py declares RUN, one field
-    each (everything else of a group is shared: roles.SHARED_KEYS; tests/test_roles.py holds the two together)."""
+    each (everything else of a group is shared: roles.SHARED_KEYS; tests/config/test_roles.py holds the
+    two together)."""
 
     seed: int
     lr: float  # the schedule's base learning rate (set per epoch: FusedSGD.set_lr)

@@ -100,6 +100,6 @@ MODELS = {"mobilenetv2": mobilenet_v2_cifar, "mobilenetv1": mobilenet_v1, "tiny"
 
 
 def build_model(name: str, num_classes: int = 100) -> Net:
-    """The network named by `model.name`, on the CPU in the default layout (steps.build_group fuses the
+    """The network named by `model.name`, on the CPU in the default layout (group.build_group fuses the
     runs' networks, then moves the fused one to the device and its layout)."""
     return MODELS[name](num_classes)

@@ -12,7 +12,7 @@ the CPU), the table in README's Speed section:
 bf16 needs native support (compute capability 8.0): `torch.cuda.is_bf16_supported()` is True on
 older cards too (it counts emulation), where Inductor declines to compile bf16 graphs, so the fast
 path would silently run eagerly. A run keeps the precision it started with when it resumes
-(training.py), wherever it resumes. On CUDA, fp32 matmuls and convolutions use TF32 unless
+(train/loop.py), wherever it resumes. On CUDA, fp32 matmuls and convolutions use TF32 unless
 `trainer.tf32=false` (fp32 inputs, ~10-bit mantissa products, fp32 sums).
 """
 

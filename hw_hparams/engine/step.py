@@ -1,6 +1,6 @@
 """One training epoch and one evaluation pass of k runs fused in one network (eager building blocks).
 
-The per-batch work is in pure functions (`train_forward`, `eval_batch`) that steps.py compiles
+The per-batch work is in pure functions (`train_forward`, `eval_batch`) that engine/group.py compiles
 unchanged, and the epoch loops (`run_train_epoch`, `evaluate`) take the step to use for full
 batches; the epoch's last, smaller batch always runs eagerly. A single run is k = 1.
 

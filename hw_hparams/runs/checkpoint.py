@@ -55,7 +55,7 @@ DAMAGED_SUFFIX = ".damaged"
 
 
 def make(group: Any, i: int, history: list[dict], config: dict, wall_time_s: float) -> dict[str, Any]:
-    """Run i of `group` (steps.Group) as a checkpoint: its own network, momentum, generators and loss
+    """Run i of `group` (group.Group) as a checkpoint: its own network, momentum, generators and loss
     scale, in the plain network's names and shapes, on the CPU."""
     model, optimizer = group.model, group.optimizer
     return {

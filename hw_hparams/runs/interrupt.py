@@ -23,7 +23,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class Interrupted(KeyboardInterrupt):
     """A signal arrived; `signum` says which. After the requeue signal, `requeued` is submitit's
-    SystemExit once it requeued the job (`jobs.job_outcome` raises it again), else `not_requeued` says why not."""
+    SystemExit once it requeued the job (`job.job_outcome` raises it again), else `not_requeued` says why not."""
 
     def __init__(self, signum: int, requeued: SystemExit | None = None, not_requeued: str | None = None):
         super().__init__(signal.Signals(signum).name)

@@ -111,7 +111,8 @@ lr, schedule, weight decay, augmentation and eval_test itself, and runs every st
 Folders (relative to where you run it):
   <out>/<study>/<section>/<name>/   the runs of each section (lr_sweep, schedule_sweep, wd_sweep, mixup),
                                     each named by its settings, e.g. optim.lr=0.05,schedule.name=cosine
-  <out>/<study>/report/             report.md, choices.json, tables/, figures/, runs.csv, history.csv
+  <out>/<study>/choices.json        what the study chose, and which run folders make each section
+  <out>/<study>/report/             report.md, paper.tex, paper.pdf, author.md, tables/, figures/, runs.csv, history.csv
   <out>/<study>/homework.log        one line per finished run, with the study's progress
   <out>/<study>/data/               the generated dataset of a demo
 

@@ -1,4 +1,4 @@
-"""The homework's plan in its runs: the stages of study_plan.py with each part's composed run configs,
+"""The homework's plan in its runs: the stages of study/graph.py with each part's composed run configs,
 how the launcher trains a stage's runs, its critical path in epochs, and an estimate in minutes from
 `python -m hw_hparams.bench --out` figures. `plan=true` prints it; nothing is trained or written.
 """

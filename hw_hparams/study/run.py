@@ -1,6 +1,6 @@
 """The study run: its plan made, stage after stage launched as sweeps, its choices made, its progress told.
 
-The four sections are a graph (study_plan.py): each names the choices it needs, and every section
+The four sections are a graph (study/graph.py): each names the choices it needs, and every section
 whose needs are met starts at once, as one sweep of all their runs (hydra/sweeper=stage) into
 outputs/<study>/<section>/: lr_sweep -> the lr by `select_by` -> schedule_sweep and wd_sweep at that
 lr, together -> the weight decay by `select_wd_by` -> mixup with both. With speculation (default

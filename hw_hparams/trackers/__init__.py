@@ -1,6 +1,6 @@
 """Live curves in the trackers people use (`logger=tensorboard|mlflow|wandb`, or several as a list).
 
-A run's trackers see what its files say, when its files say it (training.Member.write, after each
+A run's trackers see what its files say, when its files say it (loop.Member.write, after each
 epoch's checkpoint, history and summary are on disk): every history row, its status, and once it is
 finished its best and test figures; history.csv stays the record. One tracker run per run folder
 (a fused group's runs too), continued when the run resumes, each epoch in it exactly once:
@@ -73,7 +73,7 @@ class TrackedRun:
     run_dir: Path
     root: Path  # where tracker files go (absolute)
     name: str  # the run's name in its trackers: its folder's path below `root` (else the folder's name)
-    params: dict  # the settings that make the run (run_folder.run_settings), flat
+    params: dict  # the settings that make the run (folder.run_settings), flat
     tags: dict  # experiment, section, study (None where there is none)
     logger: DictConfig  # the config's `logger` node
 

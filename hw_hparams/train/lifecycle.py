@@ -1,14 +1,15 @@
 """A run's life, from its command to its last line: accepted, locked, resumed, trained, recorded.
 
-run folder -> data (split, statistics) -> model -> optimizer and schedule -> steps -> resume ->
-epoch loop -> history.csv / summary.json / checkpoint (run_folder.py owns the files). The folder is
-named by the run's settings (naming.py), so re-running the same setting, however it is spelled,
-resumes after the last completed epoch, and a finished run is not trained again.
+run folder checked and locked -> data (split, statistics) -> each run resumed from its checkpoint ->
+parts that fit the device (sizing.py) -> the epoch loop (loop.py), which writes history.csv,
+summary.json and a checkpoint after every epoch (runs/). The folder is named by the run's settings
+(config/naming.py), so re-running the same setting, however it is spelled, resumes after the last
+completed epoch, and a finished run is not trained again.
 
-`run_group` trains several runs that agree on every shared key (roles.py: model, epochs, batch size,
-data, device, numerics) as one fused network (training.py), each with its own folder, files, lock and
+`run_group` trains several runs that agree on every shared key (config/roles.py: model, epochs,
+batch size, data, device, numerics) as one fused network, each with its own folder, files, lock and
 status; `run` is a group of one, and the fused launcher (hydra_plugins/hw_hparams_fused) hands
-whole groups of a sweep to `run_group`.
+whole groups of a sweep to `run_group` through TrainJob.
 """
 
 from __future__ import annotations

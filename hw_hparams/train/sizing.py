@@ -50,7 +50,7 @@ def release(device: torch.device) -> None:
 
 
 def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: torch.device) -> None:
-    """Train `members` (training.Member, same epoch and precision) with `train(part)`, in parts sized
+    """Train `members` (loop.Member, same epoch and precision) with `train(part)`, in parts sized
     to the device (module docstring); sets each member's outcome as `train` does."""
     cfg = members[0].cfg
     kind = (str(device), cfg.model.name, int(cfg.batch_size), str(cfg.trainer.precision))

@@ -36,7 +36,8 @@ SHARED = {
     "trainer.tf32": "false",
     "trainer.progress": "true",  # one progress bar for the group's epochs
 }
-# What each run of one network trains with on its own (tests/test_fused.py trains such groups against each run alone).
+# What each run of one network trains with on its own (tests/train/test_fused.py trains such groups
+# against each run alone).
 OWN = {
     "seed": "4",
     "optim.lr": "0.3",
