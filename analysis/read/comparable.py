@@ -6,7 +6,7 @@ Refused, each with the --where options (or the folder) that choose runs that can
   measured on different images, and the noise rule needs the one validation size n of the runs it
   compares. A run without data_stats.json (it stopped before loading its data) is not checked;
 - a metric defined differently among the runs: under mixup the training loss and accuracy are
-  lambda-weighted over two labels (README, "What a run does"), so `train_loss` and `train_acc` of runs
+  lambda-weighted over two labels (docs/runs.md, "What a run does"), so `train_loss` and `train_acc` of runs
   with and without mixup are different quantities (validation and test metrics are the same for all);
 - a metric with no finite value in any run (e.g. `test_acc` where no run evaluated the test split).
 

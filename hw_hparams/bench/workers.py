@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-# CIFAR-100 40k-split statistics (as reported by public solutions, README); any fixed values time the same.
+# CIFAR-100 40k-split statistics (as reported by public solutions, docs/study.md); any fixed values time the same.
 MEAN, STD = [0.5068, 0.4861, 0.4403], [0.2671, 0.2563, 0.2759]
 
 

@@ -1,7 +1,7 @@
 """`trainer.precision` and `trainer.tf32`: which arithmetic a run trains in, from the device it runs on.
 
 The rule is a pure function of (CUDA compute capability, setting) (`precision_for`; None stands for
-the CPU), the table in README's Speed section:
+the CPU), the table in docs/speed.md:
 
     setting   CPU    CUDA >= 8.0 (A100, H100, RTX 30xx+)   CUDA < 8.0 (T4, V100, RTX 20xx)
     auto      fp32   bf16                                   fp16 (+ per-run loss scaling)

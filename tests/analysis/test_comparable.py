@@ -255,7 +255,7 @@ def test_copies_of_one_run_count_once_from_the_most_complete_copy(tmp_path, caps
 
 
 def test_copies_that_differ_in_a_key_grouped_by_on_purpose_are_both_kept(tmp_path, capsys):
-    """`--by trainer.compile --metric epoch_time_s` compares the same runs compiled and eager (README)."""
+    """`--by trainer.compile --metric epoch_time_s` compares the same runs compiled and eager (docs/analysis.md)."""
     rng = np.random.default_rng(9)
     for compiled in (True, False):
         for seed in (0, 1):

@@ -190,7 +190,7 @@ def test_every_input_a_compiled_step_mutates_has_a_static_address(monkeypatch):
 
 # --- precision --------------------------------------------------------------------------------
 
-PRECISION_TABLE = {  # capability: {setting: precision}; the README's table
+PRECISION_TABLE = {  # capability: {setting: precision}; docs/speed.md's table
     None: {"auto": "fp32", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"},
     (7, 0): {"auto": "fp16", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"},
     (7, 5): {"auto": "fp16", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"},

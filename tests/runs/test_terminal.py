@@ -1,6 +1,6 @@
 """What a person at a terminal sees: the epoch bar fed by the real training pass (k = 1 and k > 1),
-and the README's commands run on a pseudo-terminal, as a shell runs them, each ending as it should
-with its bars drawn and cleared."""
+and the commands of the README and the docs run on a pseudo-terminal, as a shell runs them, each
+ending as it should with its bars drawn and cleared."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_a_group_whose_runs_diverge_counts_them_apart():
     assert progress.figures(torch.tensor([[1.7e15 * 50, 1.0]], dtype=torch.float64), 50) == "loss 1.7e+15 acc 2.00%"
 
 
-# --- the README's commands on a pseudo-terminal -------------------------------------------------
+# --- the README's and the docs' commands on a pseudo-terminal---------------------------------------------
 
 
 def _bars(screen: str) -> list[tuple[int, int]]:
@@ -104,7 +104,7 @@ def _summaries(folder) -> list[dict]:
 
 
 def test_the_readmes_offline_run_at_a_terminal_completes_with_its_bar(tmp_path, fake_root):
-    """README, "One run offline" (smaller): `python -m hw_hparams.train data.root=... model=tiny epochs=2`."""
+    """README, "Three commands", the offline run (smaller): `python -m hw_hparams.train data.root=... epochs=2`."""
     args = [*fake_data_overrides(fake_root), "model=tiny", "epochs=2", "batch_size=50"]
     status, screen = run_in_terminal(args, tmp_path)
     assert status == 0, screen[-3000:]
