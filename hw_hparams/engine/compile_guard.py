@@ -6,7 +6,8 @@
   step is not used (trainer.compile=auto: eager from a clean state; true: a one-line error).
 - `CompileRecord`: what summary.json says under `compile`: the precision, whether the compiled
   steps trained the run, the graphs Dynamo compiled at capture and after it (recompiles, 0
-  expected), graph breaks, CUDA-graph skips, compile seconds, the self-check and any fallback.
+  expected), whether an earlier part's graphs were reused, graph breaks, CUDA-graph skips, compile
+  seconds, the self-check and any fallback.
 - `Snapshot`: every tensor and generator state of a group, to restore a clean state (the capture
   undoes itself with it; a compiled step that fails in epoch 1 restarts the epoch eagerly from it).
 """
@@ -57,6 +58,7 @@ class CompileRecord:
     self_check: Optional[dict] = None  # {"max_rel_diff", "tolerance"}
     fallback: Optional[str] = None  # why the run trains eagerly although compiling was asked for
     per_run_bytes: Optional[int] = None  # CUDA memory one run of the group needs (measured at capture)
+    reused: bool = False  # the graphs compiled for an earlier part of equal size were reused (none compiled here)
     _start: Optional[dict] = dataclasses.field(default=None, repr=False)
     _captured: Optional[dict] = dataclasses.field(default=None, repr=False)
 

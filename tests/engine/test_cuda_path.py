@@ -143,7 +143,7 @@ def test_inductor_compiles_once_and_trains_like_eager_for_k_runs(k):
 def test_ten_groups_in_one_process_each_train_with_their_compiled_steps(monkeypatch):
     backend = _use(monkeypatch, Backend(inner="eager"))  # Dynamo's graphs and guards, run as they are (fast)
     train, val = _data()
-    for g in range(10):  # Dynamo's recompile limit is 8: without a fresh cache the 9th group would run eagerly
+    for g in range(10):  # Dynamo's recompile limit is 8: were guards to pile up, the 9th group would run eagerly
         backend.label = g
         group = _group("true", 1, compile=True)
         fastpath.prepare(group, train, val)
@@ -151,12 +151,23 @@ def test_ten_groups_in_one_process_each_train_with_their_compiled_steps(monkeypa
             graph["calls"] = 0
         group.optimizer.set_lr([0.01])
         fastpath.train_epoch(group, train)
-        mine = [graph for graph in backend.graphs if graph["label"] == g]
-        assert any(x["optimizer"] and x["calls"] == 2 for x in mine), (
-            g,
-            mine,
-        )  # two full batches, each one compiled update
-        assert any(not x["optimizer"] and x["calls"] == 2 for x in mine), (g, mine)
+        calls = [(x["optimizer"], x["calls"]) for x in backend.graphs if x["calls"]]
+        assert sorted(calls) == [(False, 2), (True, 2)], (g, calls)  # two full batches: one forward, one update each
+        assert group.record.compiled and group.record.reused == (g % 7 != 0), (g, group.record)
+    assert len({x["label"] for x in backend.graphs}) == 2  # compiled for group 0, and again after 7 groups
+
+
+def test_a_part_of_equal_size_reuses_the_compiled_graphs_and_trains_exactly_as_eager(monkeypatch):
+    backend = _use(monkeypatch, Backend())
+    train, val = _data()
+    first = _group("true", 2, compile=True)
+    _train(first, train, val, epochs=1)
+    compiled = len(backend.graphs)
+    second = _group("true", 2, mixup_alpha=0.2, compile=True)  # another part: other hyperparameters, same shapes
+    fastpath.prepare(second, train, val)
+    assert second.record.reused and second.record.graphs == 0 and len(backend.graphs) == compiled
+    assert _train(second, train, val) == _train(_group("false", 2, mixup_alpha=0.2), train, val)
+    assert second.record.as_dict()["recompiles"] == 0
 
 
 def test_every_input_a_compiled_step_mutates_has_a_static_address(monkeypatch):
