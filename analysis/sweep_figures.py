@@ -6,8 +6,9 @@
   how many of those tie with the last coloured one). Legend lines and titles are broken at their
   measured width (figures.fill), so none runs past the column.
 - grid_<metric>: the --pivot grid as a heatmap, each cell's mean ± std (n) written in it; one panel
-  per combination of the other --by keys (at most MAX_PANELS; the title says when some are left out). A search's pivot (numeric keys whose
-  grid would be mostly empty) is a scatter of its settings instead, coloured by the metric.
+  per combination of the other --by keys (at most MAX_PANELS; the title says when some are left
+  out). A search's pivot (numeric keys whose grid would be mostly empty) is a scatter of its
+  settings instead, coloured by the metric.
 - parallel_<metric>: with 3+ --by keys, one line per group across an axis per key (a grid's few
   values evenly spaced in order; a search's many numbers to scale, log-spaced when positive and
   spanning 10x or more) and a last axis for the metric, coloured by the metric; axes named by short
