@@ -234,17 +234,23 @@ class Group:
 
     def failed(self, what: str, err: Exception, training: bool = True) -> None:
         """A compiled step raised `err` (in its capture or its first epoch; `training`: else the evaluation).
-        On CUDA the process is first made sound again (gpu.Gpu.recover), or the job ends (DeviceUnusable;
-        the runs then resume eagerly in a fresh process, as their compile record says); out of memory is
-        then raised again for train/sizing.py; anything else makes the group (or its evaluation) eager."""
+        On CUDA a device that no longer works ends the job (DeviceUnusable, never a fallback); else the process
+        is first made sound again (gpu.Gpu.recover), or the job ends (DeviceUnusable; under compile=auto the
+        runs resume eagerly in a fresh process, as their compile record says); out of memory is then raised
+        again for train/sizing.py; anything else makes the group (or its evaluation) eager."""
         card = gpu.for_device(self.device)
-        problem = card.recover(self._stream) if card is not None else None
         if card is not None:
+            if gpu.device_error(err) is not None and not card.works():  # a sticky CUDA error: never a fallback
+                raise gpu.unusable(one_line(gpu.device_error(err))) from err
+            problem = card.recover(self._stream)
             _COMPILE_CACHE.clear()  # recover() reset Dynamo
-        if problem is not None:
-            reason = f"{what} ({one_line(err)}), which left this process's GPU state unsound ({problem})"
-            self.record.compiled, self.record.fallback = False, reason + "; resumed eagerly in a fresh process"
-            raise gpu.unusable(reason, eager=True) from err
+            if problem is not None:
+                reason = f"{what} ({one_line(err)}), which left this process's GPU state unsound ({problem})"
+                eager = self.settings.eager_fallback
+                self.record.compiled = False
+                if eager:  # what the runs' summaries say, so the next process trains them eagerly (loop.eager_since)
+                    self.record.fallback = reason + "; its runs train on eagerly in a fresh process"
+                raise gpu.unusable(reason, eager=eager) from err
         if gpu.out_of_memory(err):
             raise err
         if training:
