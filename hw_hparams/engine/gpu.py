@@ -46,9 +46,11 @@ def causes(err: BaseException) -> list[BaseException]:
     return chain
 
 
-def out_of_memory(err: BaseException) -> bool:
-    """Whether a CUDA out-of-memory is anywhere in `err`'s chain (never once the device is unusable)."""
-    return not isinstance(err, DeviceUnusable) and any(isinstance(e, torch.cuda.OutOfMemoryError) for e in causes(err))
+def out_of_memory(err: BaseException) -> Optional[BaseException]:
+    """The CUDA out-of-memory anywhere in `err`'s chain, or None (always None once the device is unusable)."""
+    if isinstance(err, DeviceUnusable):
+        return None
+    return next((e for e in causes(err) if isinstance(e, torch.cuda.OutOfMemoryError)), None)
 
 
 def device_error(err: BaseException) -> Optional[BaseException]:

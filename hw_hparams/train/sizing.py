@@ -64,9 +64,9 @@ def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: 
         try:
             train(part)
         except Exception as err:  # noqa: BLE001 - out of memory is handled below, outside this block
-            if len(part) == 1 or not gpu.out_of_memory(err):
+            failure = _out_of_memory_line(err)  # a string: no reference to the failed attempt outlives this block
+            if len(part) == 1 or failure is None:
                 raise
-            failure = one_line(err)
         if failure is not None:  # the failed attempt's traceback, frames and tensors are gone now
             gpu.release(device)
             for m in part:
@@ -93,6 +93,12 @@ def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: 
         if fresh:  # fewer fit now (another process took memory): release and size the rest again
             card.release()
             size = fit(card.free(), _PER_RUN[kind], len(pending))
+
+
+def _out_of_memory_line(err: BaseException) -> Optional[str]:
+    """The CUDA out-of-memory in `err`'s chain in one line, or None when there is none."""
+    oom = gpu.out_of_memory(err)
+    return None if oom is None else one_line(oom)
 
 
 def _measured(card: gpu.Gpu, base: tuple[int, int], runs: int) -> int:

@@ -14,9 +14,9 @@ import json
 
 import numpy as np
 import pytest
+import tiny_group
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from run_compare import assert_same_run
 from support import compose_train, fake_data_overrides, read_rows, without_timing
 from torch._dynamo.backends.registry import lookup_backend
@@ -25,44 +25,18 @@ from torch._dynamo.utils import counters
 import hw_hparams.engine.group as fastpath
 import hw_hparams.train.loop as training_module
 import hw_hparams.train.sizing as fused_sizing
-from hw_hparams.data import Normalize, Split, crop_flip
+from hw_hparams.data import crop_flip
 from hw_hparams.engine.compile_guard import TOLERANCE, CompiledStepError
 from hw_hparams.engine.draws import RunRandom, init_weights, stack_plans
 from hw_hparams.engine.models import build_model
-from hw_hparams.engine.optim import LossScale, lr_at
+from hw_hparams.engine.optim import LossScale
 from hw_hparams.engine.precision import precision_for
 from hw_hparams.runs import checkpoint
 from hw_hparams.train.lifecycle import run, run_group
 from hw_hparams.train.loop import Member
 
-CPU = torch.device("cpu")
-BATCH = 16
-N_TRAIN = 2 * BATCH + 5  # two full batches and a partial one
-NORM = Normalize([0.5, 0.45, 0.4], [0.25, 0.25, 0.27], CPU)
-
-
-def _data():
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (N_TRAIN + 20, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 100, (N_TRAIN + 20,), generator=g)
-    return Split(images[:N_TRAIN], labels[:N_TRAIN]), Split(images[N_TRAIN:], labels[N_TRAIN:])
-
-
-def _group(compile_: str, k: int = 1, precision: str = "fp32", mixup_alpha=None, **overrides) -> fastpath.Group:
-    trainer = OmegaConf.create({"compile": compile_, "precision": precision})
-    settings = fastpath.resolve_settings(trainer, CPU, "tiny", **overrides)
-    runs = [fastpath.RunSpec(seed, 0.05, "constant", 0.9, 5e-4, True, mixup_alpha) for seed in range(k)]
-    return fastpath.build_group("tiny", runs, CPU, NORM, settings, BATCH)
-
-
-def _train(group, train, val, epochs=2):
-    """`epochs` epochs under a cosine schedule: (train loss, train acc, val loss, val acc) per epoch and run."""
-    out = []
-    for e in range(epochs):
-        group.optimizer.set_lr([lr_at("cosine", 0.05, e, epochs)] * group.k)
-        t, v = fastpath.train_epoch(group, train), fastpath.evaluate(group, val)
-        out.append([(a.loss, a.acc, b.loss, b.acc) for a, b in zip(t, v)])
-    return out
+CPU, BATCH, N_TRAIN, NORM = tiny_group.CPU, tiny_group.BATCH, tiny_group.N_TRAIN, tiny_group.NORM
+_data, _group, _train = tiny_group.data, tiny_group.group, tiny_group.train
 
 
 class Backend:

@@ -10,43 +10,21 @@ from __future__ import annotations
 import logging
 
 import pytest
+import tiny_group
 import torch
 from fake_cuda import FakeCuda
-from omegaconf import OmegaConf
 
 import hw_hparams.engine.group as fastpath
-from hw_hparams.data import Normalize, Split
 from hw_hparams.engine import device as device_module
 from hw_hparams.engine import gpu
 from hw_hparams.engine.compile_guard import CompiledStepError
-from hw_hparams.engine.optim import lr_at
 
-CPU = torch.device("cpu")
-BATCH = 16
-NORM = Normalize([0.5, 0.45, 0.4], [0.25, 0.25, 0.27], CPU)
-
-
-def _data():
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (2 * BATCH + 25, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 100, (2 * BATCH + 25,), generator=g)
-    return Split(images[:37], labels[:37]), Split(images[37:], labels[37:])
+CPU = tiny_group.CPU
+_data, _train = tiny_group.data, tiny_group.train
 
 
 def _group(compile_: str, k: int = 2, **overrides) -> fastpath.Group:
-    trainer = OmegaConf.create({"compile": compile_, "precision": "fp32"})
-    settings = fastpath.resolve_settings(trainer, CPU, "tiny", **overrides)
-    runs = [fastpath.RunSpec(seed, 0.05, "constant", 0.9, 5e-4, True, 0.2) for seed in range(k)]
-    return fastpath.build_group("tiny", runs, CPU, NORM, settings, BATCH)
-
-
-def _train(group, train, val, epochs=2):
-    out = []
-    for e in range(epochs):
-        group.optimizer.set_lr([lr_at("cosine", 0.05, e, epochs)] * group.k)
-        t, v = fastpath.train_epoch(group, train), fastpath.evaluate(group, val)
-        out.append([(a.loss, a.acc, b.loss, b.acc) for a, b in zip(t, v)])
-    return out
+    return tiny_group.group(compile_, k, mixup_alpha=0.2, **overrides)
 
 
 def _failing_backend(monkeypatch, fail):
