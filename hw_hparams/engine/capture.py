@@ -2,10 +2,11 @@
 the compiled steps run WARMUP_CALLS times on real images with neutral draws (on CUDA: compile, record
 the CUDA graphs, replay), one training step and one evaluation batch are compared with the eager
 ones (compile_guard.self_check, tolerance per precision), and every state they touched is restored.
-A capture that raises is the group's to judge (group.Group.failed: on CUDA the process is made sound
-again first; out of memory goes to train/sizing.py; else the group trains eagerly). On CUDA the peak
-memory of the capture, per run, is recorded. `group` is a
-group.Group; engine/group.py calls in here, so this module names none of its types (imports flow one way).
+A compiled step that raises, in its capture or its first epoch, is judged by `failed`: on CUDA a
+device that no longer works ends the job, else the process is made sound again first (gpu.py); out
+of memory goes to train/sizing.py; anything else makes the group eager. On CUDA the peak memory of
+the capture, per run, is recorded. `group` is a group.Group; engine/group.py calls in here, so this
+module names none of its types (imports flow one way).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from hw_hparams.data import Split
 from hw_hparams.engine import gpu
-from hw_hparams.engine.compile_guard import TOLERANCE, Snapshot, self_check
+from hw_hparams.engine.compile_guard import TOLERANCE, CompiledStepError, Snapshot, one_line, self_check
 from hw_hparams.engine.draws import neutral_plan, stack_plans
 from hw_hparams.engine.step import EVAL_BATCH, batch_inputs, eval_batch
 
@@ -42,7 +43,7 @@ def prepare(group: Any, train: Split, val: Optional[Split] = None) -> float:
     try:
         diff = _capture(group, train, val)
     except Exception as err:  # noqa: BLE001 - any compiler failure; out of memory and an unusable GPU raise
-        group.failed("could not compile the training step", err)
+        failed(group, "could not compile the training step", err)
     if diff is None:
         group.release_compiled()  # out of the except block: nothing of the failed attempt is kept alive
         return 0.0
@@ -101,3 +102,33 @@ def _capture(group: Any, train: Split, val: Optional[Split]) -> float:
         group.optimizer.zero_grad()
         model.train()
     return max(diffs)
+
+
+def failed(group: Any, what: str, err: Exception, training: bool = True) -> None:
+    """A compiled step of `group` raised `err` (in its capture or its first epoch; `training`: else the evaluation).
+    On CUDA a device that no longer works ends the job (DeviceUnusable, never a fallback); else the process
+    is first made sound again (gpu.Gpu.recover), or the job ends (DeviceUnusable; under compile=auto the
+    runs resume eagerly in a fresh process, as their compile record says); out of memory is then raised
+    again for train/sizing.py; anything else makes the group (or its evaluation) eager."""
+    card = gpu.for_device(group.device)
+    if card is not None:
+        if gpu.device_error(err) is not None and not card.works():  # a sticky CUDA error: never a fallback
+            raise gpu.unusable(one_line(gpu.device_error(err))) from err
+        problem = card.recover(group._stream)
+        if problem is not None:
+            reason = f"{what} ({one_line(err)}), which left this process's GPU state unsound ({problem})"
+            eager = group.settings.eager_fallback
+            group.record.compiled = False
+            if eager:  # what the runs' summaries say, so the next process trains them eagerly (loop.eager_since)
+                group.record.fallback = reason + "; its runs train on eagerly in a fresh process"
+            raise gpu.unusable(reason, eager=eager) from err
+    if gpu.out_of_memory(err):
+        raise err
+    if training:
+        group.fall_back(f"{what} ({one_line(err)})", err)
+        return
+    reason = f"{what} ({one_line(err)})"
+    if not group.settings.eager_fallback:
+        raise CompiledStepError(f"trainer.compile=true: {reason}") from err
+    log.warning("%s; evaluating eagerly", reason)
+    group.fast_eval, group.record.fallback = None, reason + "; evaluated eagerly"

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import torch
 
-from hw_hparams.engine.compile_guard import one_line
+from hw_hparams.engine.compile_guard import one_line, reset_dynamo
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Gpu:
 
     def release(self) -> None:
         """Drop every compiled graph (Dynamo's caches, the CUDA-graph trees and their memory pools) and cached block."""
-        torch._dynamo.reset()
+        reset_dynamo()
         gc.collect()
         torch.cuda.empty_cache()
 
@@ -186,7 +186,7 @@ def release(device: torch.device) -> None:
     if card is not None:
         card.release()
     else:
-        torch._dynamo.reset()
+        reset_dynamo()
         gc.collect()
 
 

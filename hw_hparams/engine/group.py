@@ -28,7 +28,7 @@ Trust (compile_guard.py): after capture one batch is trained compiled and eagerl
 state and compared; a mismatch, or an error of the compiled step during the group's first epoch,
 makes the group train eagerly from a clean state (trainer.compile=auto, one warning line) or is a
 one-line error (trainer.compile=true), after Dynamo's caches and the graphs' memory are dropped. On
-CUDA a failed compiled step first has the process made sound again (`Group.failed`, gpu.py), or the
+CUDA a failed compiled step first has the process made sound again (`capture.failed`, gpu.py), or the
 job ends (gpu.DeviceUnusable) and the runs resume eagerly in a fresh process. CUDA out of memory,
 anywhere in the exception chain, is never taken for a compiler failure (train/sizing.py halves).
 """
@@ -47,8 +47,8 @@ from torch import nn
 from hw_hparams.config.schema import flag
 from hw_hparams.data import Normalize, Split
 from hw_hparams.engine import gpu
-from hw_hparams.engine.capture import prepare
-from hw_hparams.engine.compile_guard import CompiledStepError, CompileRecord, Snapshot, one_line
+from hw_hparams.engine.capture import failed, prepare
+from hw_hparams.engine.compile_guard import CompiledStepError, CompileRecord, Snapshot, reuse_dynamo
 from hw_hparams.engine.draws import RunRandom, init_weights, stack_plans
 from hw_hparams.engine.fusion import fuse
 from hw_hparams.engine.models import build_model
@@ -171,9 +171,7 @@ class Group:
             return
         card = gpu.for_device(self.device)
         self._stream = card.stream() if card is not None else None
-        self.record.reused = _compile_cache_for(
-            (s, self.batch_size, repr(model), *(t.shape for t in self.state_tensors()))
-        )
+        self.record.reused = reuse_dynamo((s, self.batch_size, repr(model), *(t.shape for t in self.state_tensors())))
         for t in self.state_tensors():  # not copied into CUDA graphs, so never a skip for mutated inputs; unguarded:
             torch._dynamo.mark_static_address(t, guard=False)  # a part of equal size reuses the graphs (re-recorded)
         compiled_forward = torch.compile(forward, backend=s.backend, mode=s.mode, dynamic=False)
@@ -232,58 +230,9 @@ class Group:
         self.fast_step = self.fast_eval = None
         self.record.compiled, self.record.fallback = False, reason
 
-    def failed(self, what: str, err: Exception, training: bool = True) -> None:
-        """A compiled step raised `err` (in its capture or its first epoch; `training`: else the evaluation).
-        On CUDA a device that no longer works ends the job (DeviceUnusable, never a fallback); else the process
-        is first made sound again (gpu.Gpu.recover), or the job ends (DeviceUnusable; under compile=auto the
-        runs resume eagerly in a fresh process, as their compile record says); out of memory is then raised
-        again for train/sizing.py; anything else makes the group (or its evaluation) eager."""
-        card = gpu.for_device(self.device)
-        if card is not None:
-            if gpu.device_error(err) is not None and not card.works():  # a sticky CUDA error: never a fallback
-                raise gpu.unusable(one_line(gpu.device_error(err))) from err
-            problem = card.recover(self._stream)
-            _COMPILE_CACHE.clear()  # recover() reset Dynamo
-            if problem is not None:
-                reason = f"{what} ({one_line(err)}), which left this process's GPU state unsound ({problem})"
-                eager = self.settings.eager_fallback
-                self.record.compiled = False
-                if eager:  # what the runs' summaries say, so the next process trains them eagerly (loop.eager_since)
-                    self.record.fallback = reason + "; its runs train on eagerly in a fresh process"
-                raise gpu.unusable(reason, eager=eager) from err
-        if gpu.out_of_memory(err):
-            raise err
-        if training:
-            self.fall_back(f"{what} ({one_line(err)})", err)
-            return
-        reason = f"{what} ({one_line(err)})"
-        if not self.settings.eager_fallback:
-            raise CompiledStepError(f"trainer.compile=true: {reason}") from err
-        log.warning("%s; evaluating eagerly", reason)
-        self.fast_eval, self.record.fallback = None, reason + "; evaluated eagerly"
-
     def release_compiled(self) -> None:
         """After a fallback: drop Dynamo's caches and the CUDA graphs' memory, so the eager retry has it."""
-        _COMPILE_CACHE.clear()
         gpu.release(self.device)
-
-
-# What Dynamo's caches hold now: the graphs compiled for `key` (a group's settings and tensor shapes), used by
-# `groups` groups since they were compiled. A group with the same key (a part of equal size) reuses them; any
-# other resets Dynamo, so guards on earlier groups never pile up to its recompile limit (after which it would
-# silently run eagerly): at most (Dynamo's recompile limit) - 1 groups share one cache.
-_COMPILE_CACHE: dict[str, Any] = {}
-
-
-def _compile_cache_for(key: tuple) -> bool:
-    """Make Dynamo's caches this group's: reuse them (True) or reset them (False)."""
-    limit = getattr(torch._dynamo.config, "recompile_limit", None) or torch._dynamo.config.cache_size_limit
-    reuse = _COMPILE_CACHE.get("key") == key and _COMPILE_CACHE["groups"] < limit - 1
-    if not reuse:
-        torch._dynamo.reset()
-        _COMPILE_CACHE.update(key=key, groups=0)
-    _COMPILE_CACHE["groups"] += 1
-    return reuse
 
 
 def build_group(
@@ -323,7 +272,7 @@ def train_epoch(group: Group, split: Split, bar: Optional[Any] = None) -> list[E
     try:
         trained = _train_epoch(group, split, bar)
     except Exception as err:  # noqa: BLE001 - any failure of the compiled step; out of memory and an unusable GPU raise
-        group.failed("the compiled training step failed in its first epoch", err)
+        failed(group, "the compiled training step failed in its first epoch", err)
     if trained is None:  # out of the except block: the failed epoch's tensors are gone
         group.release_compiled()
         clean.restore()
@@ -356,5 +305,5 @@ def evaluate(group: Group, split: Split) -> list[EpochMetrics]:
     except Exception as err:  # noqa: BLE001
         if group.fast_eval is None or group.eval_trusted:
             raise
-        group.failed("the compiled evaluation step failed", err, training=False)
+        failed(group, "the compiled evaluation step failed", err, training=False)
     return metrics or evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last)

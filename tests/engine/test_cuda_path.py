@@ -18,7 +18,7 @@ import tiny_group
 import torch
 import torch.nn.functional as F
 from run_compare import assert_same_run
-from support import compose_train, fake_data_overrides, read_rows, without_timing
+from support import compose_train, read_rows, small_cfg, without_timing
 from torch._dynamo.backends.registry import lookup_backend
 from torch._dynamo.utils import counters
 
@@ -285,31 +285,9 @@ def test_a_compiled_step_that_raises_in_epoch_1_restarts_it_eagerly(monkeypatch,
 # --- runs: out of memory, resume, the record ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from hw_hparams.data.fake import write_fake_cifar100
-
-    root = tmp_path_factory.mktemp("cuda_path_data")
-    write_fake_cifar100(root, train=140, test=20, seed=0)  # 100 training images, 40 for validation
-    return root
-
-
-def _cfg(root, *extra):
-    return compose_train(
-        [
-            *fake_data_overrides(root, val_size=40),
-            "model=tiny",
-            "epochs=2",
-            "batch_size=50",
-            "trainer.progress=false",
-            *extra,
-        ]
-    )
-
-
-def test_out_of_memory_retries_a_group_with_half_the_runs_until_it_fits(data_root, tmp_path, monkeypatch):
+def test_out_of_memory_retries_a_group_with_half_the_runs_until_it_fits(small_root, tmp_path, monkeypatch):
     configs = [
-        _cfg(data_root, f"optim.lr={lr}", f"seed={seed}")
+        small_cfg(small_root, f"optim.lr={lr}", f"seed={seed}")
         for lr, seed in [(0.01, 0), (0.02, 1), (0.005, 2), (0.03, 3), (0.01, 4)]
     ]
     for i, cfg in enumerate(configs):
@@ -344,9 +322,9 @@ def _stop_after_epoch_1(monkeypatch):
 
 
 def test_a_run_resumes_from_a_checkpoint_whose_generators_come_from_another_device_type(
-    data_root, tmp_path, monkeypatch
+    small_root, tmp_path, monkeypatch
 ):
-    cfg = _cfg(data_root, "augmentation=mixup")
+    cfg = small_cfg(small_root, "augmentation=mixup")
     run(cfg, tmp_path / "straight")
     undo = _stop_after_epoch_1(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -369,8 +347,8 @@ def test_a_run_resumes_from_a_checkpoint_whose_generators_come_from_another_devi
     )
 
 
-def test_a_resumed_run_keeps_the_precision_it_started_with(data_root, tmp_path, monkeypatch):
-    cfg = _cfg(data_root)  # trainer.precision=auto
+def test_a_resumed_run_keeps_the_precision_it_started_with(small_root, tmp_path, monkeypatch):
+    cfg = small_cfg(small_root)  # trainer.precision=auto
     undo = _stop_after_epoch_1(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "r")
@@ -385,11 +363,11 @@ def test_a_resumed_run_keeps_the_precision_it_started_with(data_root, tmp_path, 
     assert torch.load(path, weights_only=False)["precision"] == "bf16"
 
 
-def test_an_fp16_run_resumes_exactly_with_its_loss_scale(data_root, tmp_path, monkeypatch):
+def test_an_fp16_run_resumes_exactly_with_its_loss_scale(small_root, tmp_path, monkeypatch):
     monkeypatch.setattr(
         LossScale, "GROWTH_INTERVAL", 1
     )  # the scale doubles every step until fp16 overflows, then halves
-    cfg = _cfg(data_root, "trainer.precision=fp16", "batch_size=25")
+    cfg = small_cfg(small_root, "trainer.precision=fp16", "batch_size=25")
     run(cfg, tmp_path / "straight")
     undo = _stop_after_epoch_1(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -402,10 +380,10 @@ def test_an_fp16_run_resumes_exactly_with_its_loss_scale(data_root, tmp_path, mo
     )
 
 
-def test_the_compile_record_is_in_summary_json_and_in_the_analysis(data_root, tmp_path):
+def test_the_compile_record_is_in_summary_json_and_in_the_analysis(small_root, tmp_path):
     import analysis
 
-    run(_cfg(data_root), tmp_path / "sweep" / "eager")
+    run(small_cfg(small_root), tmp_path / "sweep" / "eager")
     record = json.loads((tmp_path / "sweep" / "eager" / "summary.json").read_text())["compile"]
     assert record["precision"] == "fp32" and record["compiled"] is False and record["fallback"] is None
     runs, _ = analysis.collect([tmp_path / "sweep"])

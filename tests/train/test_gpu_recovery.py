@@ -17,39 +17,19 @@ from types import SimpleNamespace
 import pytest
 import torch
 from fake_cuda import GIB, FakeCuda
+from fault_inject import run_cli as run_faulty
 from run_compare import assert_same_run
-from support import compose_train, fake_data_overrides, read_rows, without_timing
+from support import fake_data_overrides, read_rows, run_cli, small_cfg, without_timing
 from torch._dynamo.backends.registry import lookup_backend
 
 import hw_hparams.engine.group as fastpath
 import hw_hparams.train.loop as training_module
 import hw_hparams.train.sizing as sizing
-from hw_hparams.data.fake import write_fake_cifar100
 from hw_hparams.engine import gpu
 from hw_hparams.runs import checkpoint
 from hw_hparams.train.job import job_outcome
 from hw_hparams.train.lifecycle import run, run_group
 from hw_hparams.train.loop import Member
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("gpu_recovery_data")
-    write_fake_cifar100(root, train=140, test=20, seed=0)  # 100 training images, 40 for validation
-    return root
-
-
-def _cfg(root, *extra):
-    return compose_train(
-        [
-            *fake_data_overrides(root, val_size=40),
-            "model=tiny",
-            "epochs=2",
-            "batch_size=50",
-            "trainer.progress=false",
-            *extra,
-        ]
-    )
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -64,9 +44,9 @@ def _out_of_memory_in_a_capture_error():
 
 
 def test_out_of_memory_in_the_chain_retries_with_half_the_runs_once_nothing_of_the_failed_part_is_alive(
-    data_root, tmp_path, monkeypatch
+    small_root, tmp_path, monkeypatch
 ):
-    configs = [_cfg(data_root, f"optim.lr={lr}", f"seed={i}") for i, lr in enumerate([0.01, 0.02, 0.005, 0.03])]
+    configs = [small_cfg(small_root, f"optim.lr={lr}", f"seed={i}") for i, lr in enumerate([0.01, 0.02, 0.005, 0.03])]
     for i, cfg in enumerate(configs):
         run(cfg, tmp_path / f"alone{i}")
     real_build, real_train_epoch, real_release, real_load = (
@@ -164,9 +144,9 @@ def _in_job(cfg, run_dir: Path) -> int:
 
 
 def test_an_unrecoverable_device_error_ends_the_run_in_one_line_and_it_resumes_exactly(
-    data_root, tmp_path, monkeypatch, caplog
+    small_root, tmp_path, monkeypatch, caplog
 ):
-    cfg = _cfg(data_root, "augmentation=mixup")
+    cfg = small_cfg(small_root, "augmentation=mixup")
     run(cfg, tmp_path / "straight")
     cuda = FakeCuda().install(monkeypatch)
     real_train_epoch, calls = training_module.train_epoch, []
@@ -192,9 +172,9 @@ def test_an_unrecoverable_device_error_ends_the_run_in_one_line_and_it_resumes_e
 
 
 def test_a_failed_capture_that_cannot_be_repaired_stops_the_job_and_its_runs_go_on_eagerly_in_a_fresh_process(
-    data_root, tmp_path, monkeypatch, caplog
+    small_root, tmp_path, monkeypatch, caplog
 ):
-    cfg = _cfg(data_root)  # trainer.compile=auto
+    cfg = small_cfg(small_root)  # trainer.compile=auto
     run(cfg, tmp_path / "eager")
     real_settings = training_module.resolve_settings
     monkeypatch.setattr(  # compile=auto compiles here as on a GPU, unless the run is to go on eagerly
@@ -224,3 +204,33 @@ def test_a_failed_capture_that_cannot_be_repaired_stops_the_job_and_its_runs_go_
     record = json.loads((tmp_path / "r" / "summary.json").read_text())["compile"]
     assert not record["compiled"] and "train on eagerly" in record["fallback"]  # its record says why
     assert _history(tmp_path / "r") == _history(tmp_path / "eager")
+
+
+@pytest.mark.parametrize("launcher", ["fused", "basic"])
+def test_a_gpu_the_process_cannot_use_stops_the_sweep_in_one_line_with_exit_75_and_it_resumes(
+    small_root, tmp_path, launcher
+):
+    args = [
+        "-m",
+        *fake_data_overrides(small_root, val_size=40),
+        "model=tiny",
+        "epochs=2",
+        "batch_size=50",
+        "trainer.progress=false",
+        "optim.lr=0.01,0.005",
+        f"hydra/launcher={launcher}",
+        *(["hydra.launcher.max_fused=1"] if launcher == "fused" else []),
+    ]
+    stopped = run_faulty(args, tmp_path, fault="step:3:gpu:0.01")  # epoch 2 of the first job
+    assert stopped.returncode == gpu.EXIT_RESUME, stopped.stderr[-2000:]
+    said = [line for line in (stopped.stdout + stopped.stderr).splitlines() if "illegal memory access" in line]
+    assert len(said) == 1 and "re-run the same command" in said[0] and "exit 75" in said[0], said
+    sweep = tmp_path / "outputs" / "multirun" / "adhoc"
+    (first,) = [p for p in sweep.iterdir() if p.is_dir()]  # the sweep stopped there: no later job started
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["epochs_completed"] == 1
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0 and "resuming after epoch 1 of 2" in again.stdout + again.stderr, again.stderr[-2000:]
+    assert {json.loads((p / "summary.json").read_text())["status"] for p in sweep.iterdir() if p.is_dir()} == {
+        "completed"
+    }
