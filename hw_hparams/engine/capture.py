@@ -114,7 +114,7 @@ def failed(group: Any, what: str, err: Exception, training: bool = True) -> None
     if card is not None:
         if gpu.device_error(err) is not None and not card.works():  # a sticky CUDA error: never a fallback
             raise gpu.unusable(one_line(gpu.device_error(err))) from err
-        problem = card.recover(group._stream)
+        problem = card.recover(group.stream)
         if problem is not None:
             reason = f"{what} ({one_line(err)}), which left this process's GPU state unsound ({problem})"
             eager = group.settings.eager_fallback

@@ -155,7 +155,7 @@ class Group:
     eager_step: Callable = field(init=False)
     fast_step: Optional[Callable] = field(init=False, default=None)
     fast_eval: Optional[Callable] = field(init=False, default=None)
-    _stream: Any = field(init=False, default=None)  # CUDA: the stream it trains on, restored after a failed capture
+    stream: Any = field(init=False, default=None)  # CUDA: the stream it trains on, restored after a failed capture
 
     def __post_init__(self) -> None:
         model, s, optimizer = self.model, self.settings, self.optimizer
@@ -170,7 +170,7 @@ class Group:
         if not s.compile:
             return
         card = gpu.for_device(self.device)
-        self._stream = card.stream() if card is not None else None
+        self.stream = card.stream() if card is not None else None
         self.record.reused = reuse_dynamo((s, self.batch_size, repr(model), *(t.shape for t in self.state_tensors())))
         for t in self.state_tensors():  # not copied into CUDA graphs, so never a skip for mutated inputs; unguarded:
             torch._dynamo.mark_static_address(t, guard=False)  # a part of equal size reuses the graphs (re-recorded)
