@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -43,12 +44,12 @@ def _make_once(tmp_path_factory, name: str, make) -> dict:
     result = base / f"{name}.json"
     with open(base / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not result.exists():
-            (base / name).mkdir()
+        if not result.exists():  # a new folder each time: a maker that died may have left a part behind
+            folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
             try:
-                made = {"value": make(base / name)}
+                made = {"value": make(folder)}
             except BaseException as err:  # an assertion, a timeout: each test that asks fails with it
-                made = {"error": f"making {base / name} failed: {type(err).__name__}: {err}"}
+                made = {"error": f"making {folder} failed: {type(err).__name__}: {err}"}
             result.write_text(json.dumps(made))
     return json.loads(result.read_text())
 
@@ -127,9 +128,10 @@ def _make_demo(cwd: Path) -> dict:
 @pytest.fixture(scope="session", autouse=True)
 def _demo_starts_early(request, tmp_path_factory):
     """When any collected test asks for the demo study, start making it with the first test, beside the others (a
-    thread that waits for its commands), so that the tests that ask for it seldom wait."""
+    thread that waits for its commands), so that the tests that ask for it seldom wait. Not a daemon: a worker whose
+    tests end first finishes it for the others."""
     if any("demo" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        threading.Thread(target=_make_once, args=(tmp_path_factory, "homework", _make_demo), daemon=True).start()
+        threading.Thread(target=_make_once, args=(tmp_path_factory, "homework", _make_demo)).start()
 
 
 @pytest.fixture(scope="session")
