@@ -1,13 +1,22 @@
 """Shared fixtures: small generated datasets in CIFAR-100's on-disk format, one tiny demo study;
 tests marked with a tool marker (`tex`) or an extra's marker (`optuna`, `tensorboard`, `mlflow`, `wandb`) skip
-without the tool or the extra's packages, and fail without them in CI (HW_CI=1)."""
+without the tool or the extra's packages, and fail without them in CI (HW_CI=1).
+
+In parallel (pytest-xdist, `-n auto --dist loadfile` in pyproject.toml's addopts): a test module runs whole on
+one worker (its module fixtures are made once, its tests run one after another: the SLURM tests share the
+cluster's node), each worker trains on one CPU thread (and so do the commands its tests start), and the
+demo study is made once for all workers (`made_once`)."""
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+import json
 import os
 import shutil
-import time
+import subprocess
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +24,43 @@ from hypothesis import HealthCheck, settings
 from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, stamps
 
 from hw_hparams.data.fake import write_fake_cifar100
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # Workers share the CPU cores: one thread each, in this process and in the commands its tests start (the
+    # commands that compare runs bit for bit set one thread themselves, with or without workers).
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def _make_once(tmp_path_factory, name: str, make) -> dict:
+    """{"value": make(folder)} or {"error": why it failed}, made once per test session however many xdist workers
+    (or threads) ask: the first to ask makes it in a folder they all share, under a file lock, while the others
+    wait; then each reads it (JSON)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the controller's: each worker's is a folder in it
+    result = base / f"{name}.json"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():  # a new folder each time: a maker that died may have left a part behind
+            folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+            try:
+                made = {"value": make(folder)}
+            except BaseException as err:  # an assertion, a timeout: each test that asks fails with it
+                made = {"error": f"making {folder} failed: {type(err).__name__}: {err}"}
+            result.write_text(json.dumps(made))
+    return json.loads(result.read_text())
+
+
+def made_once(tmp_path_factory, name: str, make):
+    """`make(folder)`'s JSON-able result, made once per test session (`_make_once`); fails the test if it failed."""
+    made = _make_once(tmp_path_factory, name, make)
+    if "error" in made:
+        pytest.fail(made["error"], pytrace=False)
+    return made["value"]
+
 
 # Property tests judge results, never speed: no per-example deadline and no "too slow" health check,
 # which a machine busy with other work would trip (a test's own @settings may add to this).
@@ -65,24 +111,42 @@ def _needs_tools(request):
             pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    """The tiny demo study run once, then the same command again (figures off): both outputs and the state between.
-    One thread per process (ONE_THREAD), so that its runs are bitwise those of the same demo under other launchers."""
-    cwd = tmp_path_factory.mktemp("homework")
-    t0 = time.perf_counter()
+def _make_demo(cwd: Path) -> dict:
+    """The demo study in `cwd`, then the same command again (figures off); what each printed, and the state between."""
     first = run_cli(DEMO, cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD)
-    seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr[-3000:]
-    study = cwd / "outputs" / "t"
-    before = stamps(study)
-    report = (study / "report" / "report.md").read_text()
+    before = {str(p): t for p, t in stamps(cwd / "outputs" / "t").items()}
+    report = (cwd / "outputs" / "t" / "report" / "report.md").read_text()
     again = run_cli(
         DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    print(f"demo study: {seconds:.1f} s")
-    return {"study": study, "first": first, "again": again, "before": before, "report": report, "seconds": seconds}
+    printed = {k: {"stdout": p.stdout, "stderr": p.stderr} for k, p in (("first", first), ("again", again))}
+    return {"cwd": str(cwd), **printed, "before": before, "report": report}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_starts_early(request, tmp_path_factory):
+    """When any collected test asks for the demo study, start making it with the first test, beside the others (a
+    thread that waits for its commands), so that the tests that ask for it seldom wait. Not a daemon: a worker whose
+    tests end first finishes it for the others."""
+    if any("demo" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        threading.Thread(target=_make_once, args=(tmp_path_factory, "homework", _make_demo)).start()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The tiny demo study run once, then the same command again (figures off): both outputs and the state between.
+    One thread per process (ONE_THREAD), so that its runs are bitwise those of the same demo under other launchers.
+    Made once for all workers (`made_once`): tests read it, and copy what they change."""
+    made = made_once(tmp_path_factory, "homework", _make_demo)
+    study = Path(made["cwd"]) / "outputs" / "t"
+    return {
+        "study": study,
+        **{k: subprocess.CompletedProcess(DEMO, 0, made[k]["stdout"], made[k]["stderr"]) for k in ("first", "again")},
+        "before": {Path(p): t for p, t in made["before"].items()},
+        "report": made["report"],
+    }
 
 
 @pytest.fixture(scope="session")

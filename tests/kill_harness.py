@@ -15,8 +15,9 @@ completed round, history.csv must equal the reference's in every column but epoc
 checkpoint must load with the reference's weights bit for bit, and no temporary, lock or damaged
 file may remain.
 
-Attempts are forked from this process after it has imported torch and Hydra (`--spawn`: each a
-fresh `python tests/fault_inject.py ...`, slower), so the time goes to kills rather than imports.
+Attempts are forked from this process after it has imported what an attempt imports (torch, Hydra, the
+training command, the trackers named in `--override logger=...`; `--spawn`: each a fresh
+`python tests/fault_inject.py ...`, slower), so the time goes to kills rather than imports.
 Every process runs with OMP_NUM_THREADS=1, so runs are bitwise reproducible. Exit status 0 and a
 JSON report as the last line of stdout when every check passed; an AssertionError otherwise.
 """
@@ -77,10 +78,16 @@ def overrides(data_root: Path, run_dir: Path, epochs: int, extra: tuple = ()) ->
 class Runner:
     """Starts one attempt of the training CLI, with a fault, or killed from outside after a delay."""
 
-    def __init__(self, spawn: bool, logs: Path):
+    def __init__(self, spawn: bool, logs: Path, extra: tuple = ()):
         self.spawn, self.logs, self.n = spawn, logs, 0
-        if not spawn:
-            import torch  # noqa: F401
+        if not spawn:  # what every attempt imports: the training command, and the trackers `extra` names
+            import hw_hparams.train.__main__  # noqa: F401
+            from hw_hparams import trackers
+
+            logger = ",".join(o.partition("=")[2] for o in extra if o.startswith("logger="))
+            for name in trackers.KINDS:
+                if name in logger:
+                    trackers.tracker_class(name)
 
     def run(
         self, argv: list[str], fault: str | None = None, kill_after: float | None = None, counts: Path | None = None
@@ -209,7 +216,7 @@ def harness(workdir: Path, kills: int, seed: int, epochs: int, spawn: bool, extr
     write_fake_cifar100(data, train=240, test=40, seed=0)
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
-    runner = Runner(spawn, logs)
+    runner = Runner(spawn, logs, extra)
     ref_dir = workdir / "reference"
     code, ref_seconds = runner.run(overrides(data, ref_dir, epochs, extra), counts=workdir / "counts.json")
     assert code == 0, f"the reference run failed (exit {code}); see {logs}"

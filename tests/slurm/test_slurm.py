@@ -8,10 +8,8 @@ and are compared with the same command under the basic launcher (histories witho
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +35,7 @@ pytestmark = pytest.mark.slurm
 CPU_JOB = ["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 TINY = ["model=tiny", "batch_size=50", "trainer.progress=false", "trainer.device=cpu"]
 START = "sudo .ci/slurm-cluster.sh up"
+TESTS = Path(__file__).resolve().parents[1]  # tests/, where slow_steps.py lies
 
 
 def _cluster_problem() -> str | None:
@@ -75,9 +74,10 @@ def data(tmp_path_factory) -> list[str]:
     return fake_data_overrides(root, val_size=50)
 
 
-def _start(args: list[str], cwd: Path, module: str = "hw_hparams.train") -> subprocess.Popen:
-    """`python -m module args` in the background: one CPU thread (jobs inherit the environment through sbatch)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"OMP_NUM_THREADS": "1"}
+def _start(args: list[str], cwd: Path, module: str = "hw_hparams.train", env: dict | None = None) -> subprocess.Popen:
+    """`python -m module args` in the background: one CPU thread, `env` added (jobs inherit the environment
+    through sbatch)."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"OMP_NUM_THREADS": "1"} | (env or {})
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
@@ -127,24 +127,26 @@ def test_a_two_job_sweep_through_sbatch_has_the_basic_launchers_histories(tmp_pa
     assert "Bypassing" not in said and "Traceback" not in said
 
 
-def _epoch_seconds(tmp_path: Path, data: list[str]) -> float:
-    """Seconds per epoch of a one-thread run here, now (the median epoch after the first)."""
-    run = _finish(_start(["epochs=4", *TINY, *data, f"hydra.run.dir={tmp_path / 'calibrate'}"], tmp_path))
-    assert run.returncode == 0, run.stderr[-2000:]
-    return statistics.median(float(r["epoch_time_s"]) for r in read_rows(tmp_path / "calibrate" / "history.csv")[1:])
+# The first two attempts of the requeue test's job sleep 1 s after each optimizer step (tests/slow_steps.py).
+SLOW = ["+hydra.callbacks.slow._target_=slow_steps.SlowSteps", "+hydra.callbacks.slow.seconds=1"]
+SLOW += ["+hydra.callbacks.slow.attempts=2"]
 
 
 def test_a_one_minute_time_limit_requeues_at_least_twice_and_resumes_to_the_uninterrupted_history(tmp_path, data):
     # slurmctld looks at time limits every 30 s and sends --signal up to 30 s early: with signal_delay_s=10
-    # USR2 comes 20-50 s after a start (after submitit's handler is in place), so an attempt trains
-    # at most ~45 s, and 95 s of training need at least three attempts. Epochs for twice that at the
-    # speed measured now: the machine may get faster meanwhile (other work ends, the reference run
-    # beside it finishes first), and the run must still need three attempts.
-    epochs = max(10, math.ceil(2 * 95 / _epoch_seconds(tmp_path, data)))
-    run = [f"epochs={epochs}", *TINY, *data]
+    # USR2 comes 20-50 s after a start (after submitit's handler is in place), so an attempt trains at most
+    # ~50 s. In its first two attempts the job sleeps 1 s after each of its 16 x 8 optimizer steps (400
+    # training images in batches of 50): 128 s of training that two attempts cannot finish however fast the
+    # machine is, so SLURM's time limit requeues it at least twice; the third attempt trains at full speed.
+    # The sleeps change no number: the reference run beside it has none.
+    run = ["epochs=16", *TINY, *data]
     reference = _start([*run, f"hydra.run.dir={tmp_path / 'reference'}"], tmp_path)
     limit = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10"]
-    slurm = _start(["-m", *run, *CPU_JOB, *limit, f"hydra.sweep.dir={tmp_path / 'slurm'}"], tmp_path)
+    slurm = _start(
+        ["-m", *run, *CPU_JOB, *limit, *SLOW, f"hydra.sweep.dir={tmp_path / 'slurm'}"],
+        tmp_path,
+        env={"PYTHONPATH": os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])])},
+    )
     seen, snapshot = {}, tmp_path / "requeued_snapshot"
 
     def ended() -> bool:  # and meanwhile, what a user's `cat summary.json` shows
@@ -213,21 +215,19 @@ def test_scancel_leaves_the_run_interrupted_and_the_same_command_resumes_it(tmp_
     assert _history(run_dir) == _history(tmp_path / "reference")
 
 
-def test_the_whole_study_through_slurm_reports_the_local_demos_numbers(tmp_path):
-    demo = [*DEMO, "figures=false"]
-    (tmp_path / "local").mkdir()
-    (tmp_path / "slurm").mkdir()
-    local = _start(demo, tmp_path / "local", module="hw_hparams.homework")
-    on_slurm = demo + [
+def test_the_whole_study_through_slurm_reports_the_local_demos_numbers(tmp_path, demo):
+    """The same demo command as the session's `demo` study (one thread per process), on the cluster."""
+    on_slurm = [
+        *DEMO,
+        "figures=false",
         "launcher=slurm",
         "hydra.launcher.gpus_per_node=0",
         "hydra.launcher.cpus_per_task=1",
         "hydra.launcher.mem_gb=1",
     ]
-    slurm = _finish(_start(on_slurm, tmp_path / "slurm", module="hw_hparams.homework"), timeout=LONG_PATIENCE_S)
-    local = _finish(local, timeout=LONG_PATIENCE_S)
-    assert local.returncode == 0 and slurm.returncode == 0, local.stderr[-2000:] + slurm.stderr[-3000:]
-    want, got = (tmp_path / where / "outputs" / "t" for where in ("local", "slurm"))
+    slurm = _finish(_start(on_slurm, tmp_path, module="hw_hparams.homework"), timeout=LONG_PATIENCE_S)
+    assert slurm.returncode == 0, slurm.stderr[-3000:]
+    want, got = demo["study"], tmp_path / "outputs" / "t"
     assert (
         json.loads((got / "choices.json").read_text())["choices"]
         == json.loads((want / "choices.json").read_text())["choices"]

@@ -79,7 +79,7 @@ def test_the_study_says_each_finished_run_with_its_overall_progress(demo):
     )
     assert "sections 4/4, runs 8/8" in lines[-1] and "~0:00:00 left" in lines[-1]
     assert [re.search(r"sections (\d)/4", line)[1] for line in lines] == ["0", "0", "1", "1", "2", "2", "3", "4"]
-    written = (demo["study"] / "study_run.log").read_text()  # the same lines where output is not a terminal
+    written = (demo["study"] / "homework.log").read_text()  # the same lines where output is not a terminal
     assert all(line.split("] ", 1)[1] in written for line in lines) and "epoch 1/" not in written
 
 
