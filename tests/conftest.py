@@ -25,7 +25,7 @@ settings.load_profile("any_speed")
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
 #: Marker -> (the modules its tests need, the extra of pyproject.toml that installs them; .ci/run installs all).
 EXTRAS = {
-    "optuna": (("optuna", "hydra_plugins.hydra_optuna_sweeper"), "optuna"),
+    "optuna": (("optuna", "optuna_dashboard"), "optuna"),
     "tensorboard": (("tensorboard",), "tensorboard"),
     "mlflow": (("mlflow",), "mlflow"),
     "wandb": (("wandb",), "wandb"),

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from hw_hparams.runs import checkpoint
-from hw_hparams.runs.format import DIVERGED
+from hw_hparams.runs.format import DIVERGED, PRUNED
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -84,8 +84,8 @@ def train_sized(members: list[Any], train: Callable[[list[Any]], None], device: 
 
 
 def _back_to_checkpoint(m: Any, device: torch.device) -> None:
-    """A run whose part ran out of memory: back to its last checkpoint (a diverged run stays finished)."""
-    if m.outcome is not None and m.outcome.summary is not None and m.outcome.summary["status"] == DIVERGED:
+    """A run whose part ran out of memory: back to its last checkpoint (a diverged or pruned run stays finished)."""
+    if m.outcome is not None and m.outcome.summary is not None and m.outcome.summary["status"] in (DIVERGED, PRUNED):
         return
     m.outcome = None
     m.state = checkpoint.load(m.run_dir, device)
