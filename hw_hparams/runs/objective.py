@@ -85,7 +85,7 @@ def value(summary: dict, run_dir: Path, metric: str = "val_acc", at: str = "fina
     """The objective of the run whose summary.json is `summary` (folder `run_dir`)."""
     status = summary.get("status")
     if status == PRUNED:
-        return Pruned(f"{run_dir} pruned after {summary.get('epochs_completed')} epochs: {summary.get('message')}")
+        return Pruned(f"{run_dir} {summary.get('message') or 'pruned'}")
     if status != COMPLETED:
         return NoObjective(f"{run_dir} {status} after {summary.get('epochs_completed')} epochs: no {metric} to return")
     if metric in TEST_METRICS:
