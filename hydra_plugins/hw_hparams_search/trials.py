@@ -95,10 +95,8 @@ class Search:
     def run(self, n_trials: int, reseed: Callable[[Any, int], Any]) -> None:
         import optuna
 
-        from hw_hparams.runs.trial import open_storage
-
         self.study = optuna.create_study(
-            storage=open_storage(self.storage),
+            storage=_opened(self.storage),
             study_name=self.study_name,
             sampler=self.sampler,
             pruner=self.pruner,
@@ -162,10 +160,19 @@ class Search:
 
     def _ask(self) -> tuple[Any, list[str]]:
         """A new trial of the study (an enqueued one first) and its job's overrides."""
+        from optuna.trial import TrialState
+
         trial = self.study.ask(self.space)
+        try:
+            values = trial_overrides(trial, self.custom, self.config)
+        except Exception:
+            self.study.tell(
+                trial, state=TrialState.FAIL
+            )  # the custom search space failed: no job, no trial left running
+            raise
         overrides = [
             *self.fixed,
-            *trial_overrides(trial, self.custom, self.config),
+            *values,
             f"search.trial={trial.number}",
             as_override("search.storage", self.storage),
             as_override("search.study", self.study_name),
@@ -245,6 +252,22 @@ def _read_run_dirs(path: Path) -> dict[int, str]:
         return {}
     with open(path, newline="", encoding="utf-8") as f:
         return {int(r["trial"]): r["run_dir"] for r in csv.DictReader(f) if r.get("run_dir")}
+
+
+def _opened(storage: str) -> Any:
+    """The study's storage (runs/trial.py's open_storage); one written by an older Optuna (hydra-optuna-sweeper's
+    optuna 2.x) ends the search in one line saying how to upgrade it."""
+    from hw_hparams.runs.trial import open_storage
+
+    try:
+        return open_storage(storage)
+    except RuntimeError as err:
+        if "optuna storage upgrade" not in str(err):
+            raise
+        raise SearchFailed(
+            f"{storage} holds a study of an older Optuna (e.g. hydra-optuna-sweeper's optuna 2.x); "
+            f"upgrade it in place with: optuna storage upgrade --storage {storage}"
+        ) from None
 
 
 def _continue(study: Any, n_trials: int) -> tuple[int, int]:
