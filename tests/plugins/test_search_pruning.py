@@ -289,6 +289,7 @@ def test_a_fresh_install_resolves_current_releases():
     """The optuna extra's versions as installed: Optuna >= 4 with SQLAlchemy 2 and optuna-dashboard, each
     within pyproject.toml's ranges, and no hydra-optuna-sweeper holding them back."""
     import importlib.metadata as md
+    import importlib.util
     import tomllib
 
     from packaging.requirements import Requirement
@@ -300,3 +301,4 @@ def test_a_fresh_install_resolves_current_releases():
         assert req.specifier.contains(md.version(req.name), prereleases=True), (line, md.version(req.name))
     assert int(md.version("optuna").split(".")[0]) >= 4 and int(md.version("sqlalchemy").split(".")[0]) >= 2
     assert not any(Requirement(line).name == "hydra-optuna-sweeper" for line in extras["optuna"])
+    assert importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None  # nor installed beside it
