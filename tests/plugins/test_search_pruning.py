@@ -13,7 +13,6 @@ at 0.1, so the median of what completed separates the two kinds with a wide marg
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,9 +22,11 @@ from pathlib import Path
 
 import fault_inject
 import pytest
+import search_plan
 import yaml
 from run_compare import assert_same_run
-from support import PATIENCE_S, TINY_RUN, compose_train, fake_data_overrides, read_rows, run_cli
+from search_plan import search_args
+from support import PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli
 
 TESTS = Path(__file__).resolve().parents[1]
 SWEEP = Path("outputs/multirun/adhoc")
@@ -41,23 +42,7 @@ PRUNER = [
 
 
 def env(**extra: str) -> dict[str, str]:
-    path = os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return {"PYTHONPATH": path, "SEARCH_PLAN": PLAN, "OMP_NUM_THREADS": "1", **extra}
-
-
-def search_args(fake_root: Path, n_trials: int, *extra: str) -> list[str]:
-    return [
-        "-m",
-        "hydra/sweeper=search",
-        *TINY_RUN,
-        *fake_data_overrides(fake_root),
-        "epochs=3",
-        "trainer.device=cpu",
-        "objective.metric=train_loss",
-        "hydra.sweeper.custom_search_space=search_plan.by_trial",
-        f"hydra.sweeper.n_trials={n_trials}",
-        *extra,
-    ]
+    return search_plan.env(PLAN, **extra)
 
 
 def load(sweep: Path):

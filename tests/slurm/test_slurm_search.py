@@ -6,15 +6,14 @@ pruned there and final. The study is read with Optuna's own JournalStorage, not 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
-from support import LONG_PATIENCE_S, TINY_RUN, fake_data_overrides, read_rows, run_cli
+import search_plan
+from search_plan import search_args
+from support import LONG_PATIENCE_S, read_rows, run_cli
 
 pytestmark = [pytest.mark.slurm, pytest.mark.optuna, pytest.mark.usefixtures("cluster")]  # cluster: conftest.py
 
-TESTS = Path(__file__).resolve().parents[1]
 CPU_JOB = ["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 
 
@@ -26,24 +25,12 @@ def test_a_search_on_slurm_keeps_its_study_in_a_journal_file_and_prunes_on_the_n
 
     sweep = tmp_path / "sweep"
     args = [
-        "-m",
-        "hydra/sweeper=search",
-        *TINY_RUN,
-        *fake_data_overrides(fake_root),
-        *CPU_JOB,
-        "epochs=3",
-        "trainer.device=cpu",
-        "objective.metric=train_loss",
-        "hydra.sweeper.custom_search_space=search_plan.by_trial",
-        "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.n_jobs=1",
+        *search_args(fake_root, 3, "hydra.sweeper.n_jobs=1", *CPU_JOB, f"hydra.sweep.dir={sweep}"),
         "hydra/sweeper/pruner=median",
         "hydra.sweeper.pruner.n_startup_trials=2",
         "hydra.sweeper.pruner.n_warmup_steps=1",
-        f"hydra.sweep.dir={sweep}",
     ]
-    path = os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {"PYTHONPATH": path, "SEARCH_PLAN": "0.03:0,0.03:1,1e-5:2", "OMP_NUM_THREADS": "1"}
+    env = search_plan.env("0.03:0,0.03:1,1e-5:2")
     res = run_cli(args, tmp_path, env=env, timeout=LONG_PATIENCE_S)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (sweep / "optuna-journal.log").is_file() and not (sweep / "optuna.db").exists()
