@@ -43,3 +43,15 @@ class Meet(Callback):
                 raise RuntimeError(f"a {section} run waited {self.patience_s:.0f} s for a {self.for_} run to start")
             time.sleep(0.05)
         mark.with_name(mark.name + ".met").touch()
+
+
+def overrides(waits: str, for_: str, key: str = "experiment_name", patience_s: float = 300.0) -> list[str]:
+    """The command-line overrides that install Meet (the environment must name MEET_DIR)."""
+    meet = "+hydra.callbacks.meet"
+    return [
+        f"{meet}._target_=rendezvous.Meet",
+        f"{meet}.key={key}",
+        f"{meet}.waits={waits}",
+        f"{meet}.for={for_}",
+        f"{meet}.patience_s={patience_s}",
+    ]

@@ -99,6 +99,15 @@ def noise(args: argparse.Namespace, params: dict, best: float) -> float:
     return statistics.stdev(values)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the machine's architecture."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out = args.out.absolute()
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     sd = noise(args, unpruned["best_params"], unpruned["best"])
     sign = 1 if args.metric.endswith("_acc") else -1
     behind = sign * (unpruned["best"] - pruned["best"])
-    print(f"\n{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores:")
+    print(f"\n{datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores:")
     print(f"python -m hw_hparams.bench.search {' '.join(argv if argv is not None else sys.argv[1:])}\n")
     print(f"| search | epochs trained | wall time (s) | trials pruned | best {args.metric} |")
     print("|---|---|---|---|---|")

@@ -24,9 +24,8 @@ import fault_inject
 import pytest
 import search_plan
 import yaml
-from run_compare import assert_same_run
 from search_plan import search_args
-from support import PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli
+from support import read_rows, run_cli
 
 TESTS = Path(__file__).resolve().parents[1]
 SWEEP = Path("outputs/multirun/adhoc")
@@ -209,64 +208,6 @@ def test_optuna_dashboard_serves_the_study_with_its_pruned_trials(pruned_search)
     finally:
         server.terminate()
         server.wait(timeout=60)
-
-
-class Scripted:
-    """A trial whose pruner stops the run after epoch `at` (None: never), standing in for a study."""
-
-    def __init__(self, at: int | None) -> None:
-        self.at, self.number, self.epochs = at, 0, 0
-
-    def report(self, rows: list[dict]) -> None:
-        self.epochs = len(rows)
-
-    def should_prune(self) -> bool:
-        return self.at is not None and self.epochs >= self.at
-
-
-def test_a_fused_group_that_loses_a_run_goes_on_exactly(fake_root, tmp_path, monkeypatch):
-    """Three runs fused, the second pruned after epoch 1: the other two go on as a group of two, each
-    with the history and weights it has alone (the fused runs' tolerances, tests/train/test_fused.py)."""
-    from hw_hparams.train import lifecycle
-    from hw_hparams.train.lifecycle import run, run_group
-    from hw_hparams.train.loop import Member
-
-    base = [*fake_data_overrides(fake_root), "model=tiny", "epochs=3", "batch_size=100", "trainer.progress=false"]
-    configs = [compose_train([*base, f"optim.lr={lr}", f"seed={s}"]) for lr, s in ((0.05, 0), (0.02, 1), (0.01, 2))]
-    for i, cfg in enumerate(configs):
-        run(cfg, tmp_path / f"alone{i}")
-    monkeypatch.setattr(lifecycle.trial, "of_job", lambda cfg, hydra_cfg: Scripted(1 if cfg.seed == 1 else None))
-    outcomes = run_group([Member(cfg, tmp_path / f"fused{i}") for i, cfg in enumerate(configs)])
-    assert [o.summary["status"] for o in outcomes] == ["completed", "pruned", "completed"]
-    assert outcomes[1].summary["epochs_completed"] == 1
-    for i in (0, 2):
-        assert_same_run(tmp_path / f"alone{i}", tmp_path / f"fused{i}", 1e-5, 1, 1e-3)
-        assert "1 run(s) left the fused group; it goes on with 2" in (tmp_path / f"fused{i}" / "train.log").read_text()
-    alone, pruned = read_rows(tmp_path / "alone1" / "history.csv"), read_rows(tmp_path / "fused1" / "history.csv")
-    assert len(pruned) == 1 and abs(float(pruned[0]["train_loss"]) - float(alone[0]["train_loss"])) < 1e-5
-
-
-@pytest.mark.optuna
-def test_a_free_slot_takes_the_next_trial_while_a_slower_one_of_its_batch_still_runs(fake_root, tmp_path):
-    """joblib, 2 slots, 3 trials: trial 0 holds at its start until trial 2 has started, which only a slot freed
-    by trial 1 can start; behind a batch barrier trial 2 would wait for trial 0, which would give up."""
-    meet = [
-        "+hydra.callbacks.meet._target_=rendezvous.Meet",
-        "+hydra.callbacks.meet.key=search.trial",
-        "+hydra.callbacks.meet.waits=0",
-        "+hydra.callbacks.meet.for=2",
-        "+hydra.callbacks.meet.patience_s=300",
-    ]
-    args = [
-        *search_args(fake_root, 3, "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
-        *meet,
-    ]
-    args[args.index("epochs=3")] = "epochs=1"
-    res = run_cli(args, tmp_path, env=env(MEET_DIR=str(tmp_path / "meet")), timeout=PATIENCE_S)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert len(list((tmp_path / "meet").glob("0.*.met"))) == 1, sorted(p.name for p in (tmp_path / "meet").iterdir())
-    assert not list((tmp_path / "meet").glob("*.gave-up"))
-    assert [r["state"] for r in read_rows(tmp_path / SWEEP / "trials.csv")] == ["COMPLETE"] * 3
 
 
 @pytest.mark.optuna
