@@ -20,6 +20,8 @@ import logging
 import math
 from typing import Any
 
+from hw_hparams.config.errors import ConfigError
+from hw_hparams.config.suggest import did_you_mean
 from hw_hparams.runs.objective import at_epoch
 
 log = logging.getLogger("hw_hparams.train")
@@ -86,3 +88,28 @@ def of_job(cfg: Any, hydra_cfg: Any) -> Trial | None:
     pruner = instantiate(node) if node is not None else None
     metric, at = str(cfg.objective.metric), str(cfg.objective.at)
     return Trial(str(search.storage), str(search.study), int(search.trial), pruner, metric, at)
+
+
+def check_classes(hydra_cfg: Any) -> None:
+    """The search's sampler and pruner (`hydra.sweeper.sampler._target_`, `...pruner._target_`) name classes
+    that import; else ConfigError, one line (before Hydra instantiates the sweeper, and anything is written)."""
+    import importlib
+
+    from omegaconf import OmegaConf
+
+    for key, module in (("sampler", "samplers"), ("pruner", "pruners")):
+        target = OmegaConf.select(hydra_cfg, f"sweeper.{key}._target_", default=None)
+        if target is None:
+            continue
+        module_name, _, name = str(target).rpartition(".")
+        try:
+            if not isinstance(getattr(importlib.import_module(module_name), name), type):
+                raise TypeError(target)
+        except Exception:  # noqa: BLE001 - any import or lookup failure is the same user error
+            import optuna
+
+            known = [f"optuna.{module}.{n}" for n in dir(getattr(optuna, module)) if n[:1].isupper()]
+            raise ConfigError(
+                f"hydra.sweeper.{key}._target_={target} is not a class that imports: give an Optuna {key} "
+                f"(optuna.{module}.*) or your own{did_you_mean(str(target), known)}"
+            ) from None

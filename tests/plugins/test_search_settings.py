@@ -108,3 +108,26 @@ def test_a_study_of_the_old_sweeper_is_one_line_on_how_to_upgrade(fake_root, tmp
     assert line.endswith(f"upgrade it in place with: optuna storage upgrade --storage {url}"), line
     assert sorted(p.name for p in sweep.iterdir()) == before
     assert not list(Path(tmp_path / "outputs").rglob("summary.json"))
+
+
+@pytest.mark.optuna
+@pytest.mark.parametrize(
+    "override, said",
+    [
+        (
+            "hydra.sweeper.pruner._target_=optuna.pruners.MedianPrunr",
+            "error: hydra.sweeper.pruner._target_=optuna.pruners.MedianPrunr is not a class that imports: give an "
+            "Optuna pruner (optuna.pruners.*) or your own (did you mean optuna.pruners.MedianPruner?)",
+        ),
+        (
+            "hydra/sweeper/pruner=medain",
+            "error: hydra/sweeper/pruner=medain is not an option: choose one of hyperband, median, none, "
+            "successive_halving, wilcoxon (did you mean median?)",
+        ),
+    ],
+)
+def test_a_misspelled_pruner_is_one_line_and_exit_2_before_anything_is_written(fake_root, tmp_path, override, said):
+    args = ["-m", "hydra/sweeper=search", *TINY_RUN, *fake_data_overrides(fake_root), "trainer.device=cpu"]
+    res = run_cli([*args, "optim.lr=interval(0.01, 0.1)", override], tmp_path)
+    assert res.returncode == 2 and res.stderr.strip() == said, res.stderr[-3000:]
+    assert not (tmp_path / "outputs").exists()
