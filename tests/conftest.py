@@ -94,6 +94,14 @@ def fake_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_root(tmp_path_factory) -> Path:
+    """140 training + 20 test images (val_size 40 leaves 100 for training: support.small_cfg)."""
+    root = tmp_path_factory.mktemp("small_cifar")
+    write_fake_cifar100(root, train=140, test=20, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
 def learnable_root(tmp_path_factory) -> Path:
     """3000 training + 200 test images, for the learnability check."""
     root = tmp_path_factory.mktemp("learnable_cifar")

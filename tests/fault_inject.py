@@ -8,7 +8,8 @@ A fault is "SITE:K:ACTION" or "SITE:K:ACTION:FILTER" (environment variable HW_FA
   file to half (a half-written file); `rename`: `os.replace` (publishing a written file, or
   rotating checkpoint.pt to checkpoint.prev.pt).
 - ACTION `kill` (SIGKILL), `term` (SIGTERM), `int` (SIGINT), `raise` (RuntimeError("injected fault")),
-  `enospc` (OSError: no space left on device, for the file being written).
+  `enospc` (OSError: no space left on device, for the file being written), `gpu` (the DeviceUnusable that
+  hw_hparams/engine/gpu.py raises after a CUDA error that left the GPU unusable).
 - FILTER: for `step`, count only steps at this learning rate (to make one job of a sweep fail;
   a fused group's step counts when any of its runs has it);
   for `write`, `partial` and `rename`, count only files whose path contains it (e.g. checkpoint).
@@ -43,6 +44,10 @@ def _fire(action: str, path: str | None = None) -> None:
         raise RuntimeError("injected fault")
     if action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    if action == "gpu":
+        from hw_hparams.engine.gpu import unusable
+
+        raise unusable("CUDA error: an illegal memory access was encountered (injected)")
     os.kill(os.getpid(), _ACTIONS[action])
 
 
@@ -54,7 +59,7 @@ def install(spec: str | None) -> None:
     site, k, action, only = (spec.split(":") + [None])[:4] if spec else (None, 0, None, None)
     k, site = int(k), site and site.replace("partial", "write")
     calls: dict[str, int] = {}  # site -> calls that pass the filter
-    if action is not None and action not in _ACTIONS and action not in ("raise", "enospc"):
+    if action is not None and action not in _ACTIONS and action not in ("raise", "enospc", "gpu"):
         raise ValueError(f"unknown action in {spec!r}")
 
     def hit(name: str, path: str = "") -> bool:

@@ -93,6 +93,20 @@ def compose_train(overrides: list[str]):
         return compose("train", overrides=overrides)
 
 
+def small_cfg(root: Path, *extra: str):
+    """A 2-epoch tiny-model run on `small_root`'s data (100 training images in 2 batches, 40 validation)."""
+    return compose_train(
+        [
+            *fake_data_overrides(root, val_size=40),
+            "model=tiny",
+            "epochs=2",
+            "batch_size=50",
+            "trainer.progress=false",
+            *extra,
+        ]
+    )
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     """A CSV file as a list of dicts of strings."""
     with open(path, newline="") as f:

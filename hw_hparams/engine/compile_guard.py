@@ -6,7 +6,10 @@
   step is not used (trainer.compile=auto: eager from a clean state; true: a one-line error).
 - `CompileRecord`: what summary.json says under `compile`: the precision, whether the compiled
   steps trained the run, the graphs Dynamo compiled at capture and after it (recompiles, 0
-  expected), graph breaks, CUDA-graph skips, compile seconds, the self-check and any fallback.
+  expected), whether an earlier part's graphs were reused, graph breaks, CUDA-graph skips, compile
+  seconds, the self-check and any fallback.
+- `reuse_dynamo` / `reset_dynamo`: whether a group reuses the graphs Dynamo holds (a part of equal size)
+  or starts from a reset; every reset of Dynamo goes through `reset_dynamo`, so the two never disagree.
 - `Snapshot`: every tensor and generator state of a group, to restore a clean state (the capture
   undoes itself with it; a compiled step that fails in epoch 1 restarts the epoch eagerly from it).
 """
@@ -57,6 +60,7 @@ class CompileRecord:
     self_check: Optional[dict] = None  # {"max_rel_diff", "tolerance"}
     fallback: Optional[str] = None  # why the run trains eagerly although compiling was asked for
     per_run_bytes: Optional[int] = None  # CUDA memory one run of the group needs (measured at capture)
+    reused: bool = False  # the graphs compiled for an earlier part of equal size were reused (none compiled here)
     _start: Optional[dict] = dataclasses.field(default=None, repr=False)
     _captured: Optional[dict] = dataclasses.field(default=None, repr=False)
 
@@ -111,3 +115,27 @@ def self_check(steps: list[Callable], params: list[torch.Tensor], state: Snapsho
         )
         state.restore()
     return max(_rel(a, b) for a, b in zip(*results))
+
+
+# What Dynamo's caches hold now: the graphs compiled for `key` (a group's settings and tensor shapes), used by
+# `groups` groups since they were compiled. A group with the same key (a part of equal size) reuses them; any
+# other resets Dynamo, so guards on earlier groups never pile up to its recompile limit (after which it would
+# silently run eagerly): at most (Dynamo's recompile limit) - 1 groups share one cache.
+_DYNAMO: dict[str, Any] = {}
+
+
+def reuse_dynamo(key: tuple) -> bool:
+    """Make Dynamo's caches this group's: reuse them (True) or reset them (False)."""
+    limit = getattr(torch._dynamo.config, "recompile_limit", None) or torch._dynamo.config.cache_size_limit
+    reuse = _DYNAMO.get("key") == key and _DYNAMO["groups"] < limit - 1
+    if not reuse:
+        reset_dynamo()
+        _DYNAMO.update(key=key, groups=0)
+    _DYNAMO["groups"] += 1
+    return reuse
+
+
+def reset_dynamo() -> None:
+    """Drop every graph Dynamo compiled (and Inductor's CUDA-graph trees with them); every reset goes through here."""
+    torch._dynamo.reset()
+    _DYNAMO.clear()

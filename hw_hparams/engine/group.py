@@ -7,9 +7,11 @@ StepSettings (each resolved per device from `trainer.*`, see `resolve_settings`)
   the optimizer step (optim.sgd_update, its state passed as arguments) and over the evaluation
   batch, so on CUDA each runs as a CUDA graph. Compilation and capture happen once per group in
   `capture.prepare` (timed, logged, checked against the eager step, and undone: weights, momentum and loss
-  scales are restored; no run's generator is touched), never inside an epoch. Building a compiled
-  group resets Dynamo, so every group of a long sweep compiles afresh (one compiled group at a time
-  per process) instead of running eagerly once Dynamo's recompile limit is reached.
+  scales are restored; no run's generator is touched), never inside an epoch. A compiled group of
+  the same settings and shapes as the one before (the next part of equal size) reuses its graphs
+  (re-recorded as CUDA graphs for the new tensors); any other resets Dynamo, and so does every
+  (recompile limit - 1)th group, so no group of a long sweep runs eagerly because Dynamo's recompile
+  limit was reached (one compiled group at a time per process).
 - precision (`trainer.precision`, precision.py: auto = bf16 on GPUs with native bf16, fp16 with
   per-run loss scaling on older ones, fp32 on the CPU); a run keeps the precision it started with.
 - channels_last: per device and model, from measurements (CHANNELS_LAST).
@@ -25,7 +27,10 @@ dynamic shapes); metrics stay on the device until the epoch ends.
 Trust (compile_guard.py): after capture one batch is trained compiled and eagerly from the same
 state and compared; a mismatch, or an error of the compiled step during the group's first epoch,
 makes the group train eagerly from a clean state (trainer.compile=auto, one warning line) or is a
-one-line error (trainer.compile=true). CUDA out of memory is never caught here (train/sizing.py).
+one-line error (trainer.compile=true), after Dynamo's caches and the graphs' memory are dropped. On
+CUDA a failed compiled step first has the process made sound again (`capture.failed`, gpu.py), or the
+job ends (gpu.DeviceUnusable) and the runs resume eagerly in a fresh process. CUDA out of memory,
+anywhere in the exception chain, is never taken for a compiler failure (train/sizing.py halves).
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from torch import nn
 
 from hw_hparams.config.schema import flag
 from hw_hparams.data import Normalize, Split
-from hw_hparams.engine.capture import prepare
-from hw_hparams.engine.compile_guard import CompiledStepError, CompileRecord, Snapshot, one_line
+from hw_hparams.engine import gpu
+from hw_hparams.engine.capture import failed, prepare
+from hw_hparams.engine.compile_guard import CompiledStepError, CompileRecord, Snapshot, reuse_dynamo
 from hw_hparams.engine.draws import RunRandom, init_weights, stack_plans
 from hw_hparams.engine.fusion import fuse
 from hw_hparams.engine.models import build_model
@@ -149,6 +155,7 @@ class Group:
     eager_step: Callable = field(init=False)
     fast_step: Optional[Callable] = field(init=False, default=None)
     fast_eval: Optional[Callable] = field(init=False, default=None)
+    stream: Any = field(init=False, default=None)  # CUDA: the stream it trains on, restored after a failed capture
 
     def __post_init__(self) -> None:
         model, s, optimizer = self.model, self.settings, self.optimizer
@@ -162,9 +169,11 @@ class Group:
         self.eager_step = sgd_step(optimizer, forward)
         if not s.compile:
             return
-        torch._dynamo.reset()  # a fresh cache per group: guards on this group's objects never pile up to the limit
-        for t in self.state_tensors():
-            torch._dynamo.mark_static_address(t)  # not copied into CUDA graphs, so never a skip for mutated inputs
+        card = gpu.for_device(self.device)
+        self.stream = card.stream() if card is not None else None
+        self.record.reused = reuse_dynamo((s, self.batch_size, repr(model), *(t.shape for t in self.state_tensors())))
+        for t in self.state_tensors():  # not copied into CUDA graphs, so never a skip for mutated inputs; unguarded:
+            torch._dynamo.mark_static_address(t, guard=False)  # a part of equal size reuses the graphs (re-recorded)
         compiled_forward = torch.compile(forward, backend=s.backend, mode=s.mode, dynamic=False)
         compiled_update = torch.compile(_update_no_grad, backend=s.backend, mode=s.mode, dynamic=False)
         compiled_eval = torch.compile(
@@ -206,8 +215,13 @@ class Group:
             return None
         return torch.stack([r.dropout_mask((size, net.width), net.dropout) for r in self.randoms])
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     def fall_back(self, reason: str, err: Optional[BaseException] = None) -> None:
-        """Train eagerly from here (trainer.compile=auto: one warning line), or a one-line CompiledStepError (true)."""
+        """Train eagerly from here (trainer.compile=auto: one warning line), or a one-line CompiledStepError (true).
+        The caller then calls `release_compiled`, outside any except block."""
         if not self.settings.eager_fallback:
             raise CompiledStepError(
                 f"trainer.compile=true: {reason}; trainer.compile=auto would train eagerly instead"
@@ -215,6 +229,10 @@ class Group:
         log.warning("%s; training eagerly (trainer.compile=false skips the attempt)", reason)
         self.fast_step = self.fast_eval = None
         self.record.compiled, self.record.fallback = False, reason
+
+    def release_compiled(self) -> None:
+        """After a fallback: drop Dynamo's caches and the CUDA graphs' memory, so the eager retry has it."""
+        gpu.release(self.device)
 
 
 def build_group(
@@ -250,12 +268,13 @@ def train_epoch(group: Group, split: Split, bar: Optional[Any] = None) -> list[E
     if group.fast_step is None or group.trusted:
         return _train_epoch(group, split, bar)
     clean = Snapshot(group.state_tensors(), group.randoms)
+    trained = None
     try:
         trained = _train_epoch(group, split, bar)
-    except Exception as err:  # noqa: BLE001 - any failure of the compiled step; out of memory is the sizer's
-        if isinstance(err, torch.cuda.OutOfMemoryError):
-            raise
-        group.fall_back(f"the compiled training step failed in its first epoch ({one_line(err)})", err)
+    except Exception as err:  # noqa: BLE001 - any failure of the compiled step; out of memory and an unusable GPU raise
+        failed(group, "the compiled training step failed in its first epoch", err)
+    if trained is None:  # out of the except block: the failed epoch's tensors are gone
+        group.release_compiled()
         clean.restore()
         group.optimizer.zero_grad()
         return _train_epoch(group, split, bar)
@@ -279,16 +298,12 @@ def evaluate(group: Group, split: Split) -> list[EpochMetrics]:
     the compiled evaluation in its first pass makes evaluation eager (it changes no state; training
     stays compiled) under trainer.compile=auto, and is a one-line error under true."""
     s = group.settings
+    metrics = None
     try:
         metrics = evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last, group.fast_eval)
         group.eval_trusted = group.fast_eval is not None
-        return metrics
     except Exception as err:  # noqa: BLE001
-        if group.fast_eval is None or isinstance(err, torch.cuda.OutOfMemoryError) or group.eval_trusted:
+        if group.fast_eval is None or group.eval_trusted:
             raise
-        reason = f"the compiled evaluation step failed ({one_line(err)})"
-        if not s.eager_fallback:
-            raise CompiledStepError(f"trainer.compile=true: {reason}") from err
-        log.warning("%s; evaluating eagerly", reason)
-        group.fast_eval, group.record.fallback = None, reason + "; evaluated eagerly"
-        return evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last)
+        failed(group, "the compiled evaluation step failed", err, training=False)
+    return metrics or evaluate_eager(group.model, split, group.normalize, s.precision, s.channels_last)

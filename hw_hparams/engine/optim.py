@@ -43,27 +43,30 @@ def sgd_update(
     scaler: Optional[LossScale] = None,
 ) -> None:
     """One SGD step of k runs in place (the module docstring's update), as `torch._foreach_*` ops over
-    run i's slices of every parameter with run i's hyperparameters (0-d device tensors, so no host
-    synchronisation and no recompilation when they change). A pure function of its tensors: it is
-    the eager update and, compiled, the optimizer graph. `scaler` (fp16): grads are divided by each
-    run's loss scale, a run whose gradients are not all finite skips the step (weights and momentum
-    unchanged), and the scales are updated (LossScale.update)."""
+    the parameters, each viewed [k, ...] (run i's slice first) with the runs' hyperparameters [k]
+    broadcast as [k, 1, ...]: one op per parameter list whatever k, so a compiled optimizer graph does
+    not grow with k, and no host synchronisation or recompilation when a hyperparameter changes. A
+    pure function of its tensors: it is the eager update and, compiled, the optimizer graph. `scaler`
+    (fp16): grads are divided by each run's loss scale, a run whose gradients are not all finite skips
+    the step (weights and momentum unchanged), and the scales are updated (LossScale.update)."""
     k = lr.shape[0]
-    runs = [[t.unflatten(0, (k, -1)) for t in ts] for ts in (params, grads, buffers)]
-    ok = scaler.finite(runs[1]) if scaler is not None else None
-    for i in range(k):
-        w, g, buf = ([t[i] for t in ts] for ts in runs)
-        d = torch._foreach_mul(w, weight_decay[i])
-        if scaler is None:
-            torch._foreach_add_(d, g)
-            mom, step = momentum[i], lr[i]
-        else:  # a skipped run: d = 0, momentum 1, lr 0 leave its buffers and weights as they are
-            inv = 1.0 / scaler.scale[i]
-            d = [torch.where(ok[i], gj * inv + dj, 0.0) for gj, dj in zip(g, d)]
-            mom, step = torch.where(ok[i], momentum[i], 1.0), torch.where(ok[i], lr[i], 0.0)
-        torch._foreach_mul_(buf, mom)
-        torch._foreach_add_(buf, d)
-        torch._foreach_add_(w, torch._foreach_mul(buf, step), alpha=-1)
+    w, g, buf = ([t.unflatten(0, (k, -1)) for t in ts] for ts in (params, grads, buffers))
+
+    def per_run(x: torch.Tensor) -> list[torch.Tensor]:  # [k] -> one [k, 1, ...] view per parameter
+        return [x.view(k, *[1] * (t.dim() - 1)) for t in w]
+
+    d = torch._foreach_mul(w, per_run(weight_decay))
+    if scaler is None:
+        torch._foreach_add_(d, g)
+        mom, step = per_run(momentum), per_run(lr)
+    else:  # a skipped run: d = 0, momentum 1, lr 0 leave its buffers and weights as they are
+        ok = scaler.finite(g)
+        inv, keep = per_run(1.0 / scaler.scale), per_run(ok)
+        d = [torch.where(okj, gj * invj + dj, 0.0) for okj, gj, invj, dj in zip(keep, g, inv, d)]
+        mom, step = per_run(torch.where(ok, momentum, 1.0)), per_run(torch.where(ok, lr, 0.0))
+    torch._foreach_mul_(buf, mom)
+    torch._foreach_add_(buf, d)
+    torch._foreach_add_(w, torch._foreach_mul(buf, step), alpha=-1)
     if scaler is not None:
         scaler.update(ok)
 

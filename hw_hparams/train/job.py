@@ -14,6 +14,10 @@ Each way a job ends is one line, never a traceback:
   folder is said so; the last checkpoint is intact (checkpoint.save), so a re-run resumes.
 - An output folder that cannot be created: exit 2 before Hydra starts (`cli.preflight`).
 - Ctrl-C / SIGTERM: summary.json says `interrupted`; exit 130 / 143; a sweep stops there.
+- The GPU cannot be used any more in this process (engine/gpu.py: an unrecoverable CUDA error, or a
+  failed CUDA-graph capture whose aftermath could not be shown sound): one line, summary.json says
+  `failed`, exit 75 (EXIT_RESUME), and a sweep stops there (every later job of the process would fail
+  the same way); re-running the same command resumes every run from its last checkpoint.
 - SLURM's requeue signal in a submitit job: summary.json says `requeued`; the job exits as submitit
   chose (slurm/requeue.py), and starts again.
 """
@@ -26,12 +30,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
 from hw_hparams.config.errors import ConfigError, fail, say
+from hw_hparams.engine.gpu import EXIT_RESUME, DeviceUnusable
 from hw_hparams.runs.folder import atomic_write_bytes
 from hw_hparams.runs.format import HYDRA_RECORD, LOG
 from hw_hparams.runs.interrupt import Interrupted, exit_code, signal_name
@@ -101,12 +107,21 @@ def job_outcome(run_dir: Path, multirun: bool):
         except Exception as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
+            if isinstance(err, DeviceUnusable):
+                exit_device_unusable(err, run_dir)
             line = failure_line(run_dir, err)
             if multirun:  # Hydra runs the other jobs, then prints this line and how to see the traceback
                 log.error(line)
                 raise JobFailed(line) from err
             log.error("%s (HYDRA_FULL_ERROR=1 shows the traceback)", line)
             sys.exit(1)
+
+
+def exit_device_unusable(err: DeviceUnusable, where: object) -> NoReturn:
+    """This process cannot use its GPU any more: one line, exit EXIT_RESUME, even in a sweep (every later job
+    of the process would fail the same way)."""
+    log.error("%s stopped: %s (exit %d)", where, err, EXIT_RESUME)
+    sys.exit(EXIT_RESUME)
 
 
 def failure_line(run_dir: Path, err: BaseException) -> str:

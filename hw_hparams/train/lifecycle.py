@@ -52,9 +52,9 @@ from hw_hparams.runs.progress import final_line, shown
 from hw_hparams.slurm.requeue import job as slurm_job
 from hw_hparams.trackers import tracking
 from hw_hparams.train.job import job_outcome, record
-from hw_hparams.train.loop import Member, Outcome, train_members
+from hw_hparams.train.loop import Member, Outcome, eager_since, train_members
 from hw_hparams.train.preflight import check_config
-from hw_hparams.train.sizing import train_sized
+from hw_hparams.train.sizing import CPU, train_sized
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -136,8 +136,8 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
             again = _forced(m)
             if not again:
                 check_same_data(m.run_dir, data.stats, cfg.data.root)
-                m.state = checkpoint.load(
-                    m.run_dir, device, check=lambda saved, m=m: check_same_run(m.run_dir, saved, m.config)
+                m.state = checkpoint.load(  # to the CPU: the group's build moves it to the device
+                    m.run_dir, CPU, check=lambda saved, m=m: check_same_run(m.run_dir, saved, m.config)
                 )
                 # never silently over trained epochs: refused unless trainer.restart says to start again
                 again = m.state is None and restart_or_refuse(m.run_dir, m.previous, _restart(m))
@@ -195,9 +195,10 @@ def _start_again(m: Member, now: str) -> str | None:
     )
 
 
-def _group_key(m: Member) -> tuple[int, str]:
-    """Runs train as one network only at the same epoch and in the precision they started with."""
-    return len(m.rows), checkpoint.precision(m.state) or ""
+def _group_key(m: Member) -> tuple[int, str, str]:
+    """Runs train as one network only at the same epoch, in the precision they started with, and compiled
+    or eager as they were (loop.eager_since)."""
+    return len(m.rows), checkpoint.precision(m.state) or "", eager_since(m) or ""
 
 
 class TrainJob:

@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from hw_hparams.data import Normalize, Splits
+from hw_hparams.engine import gpu
 from hw_hparams.engine.compile_guard import CompileRecord
 from hw_hparams.engine.group import Group, build_group, evaluate, prepare, resolve_settings, run_spec, train_epoch
 from hw_hparams.engine.optim import lr_at
@@ -163,6 +164,7 @@ def train_members(members: list[Member], data: Splits, device: torch.device) -> 
         for m in members:
             if not m.done:
                 m.end(FAILED, message=f"{type(err).__name__}: {err}")
+        gpu.check_usable(err, device)  # a CUDA error that left the GPU unusable ends the job (resumable)
         raise
     _finish(members, group, data)
 
@@ -172,8 +174,12 @@ def _resume(members: list[Member], data: Splits, device: torch.device) -> Group:
     cfg = members[0].cfg
     normalize = Normalize(data.stats["mean"], data.stats["std"], device)
     kept = checkpoint.precision(members[0].state)  # the precision the runs started with (lifecycle groups by it)
-    settings = resolve_settings(cfg.trainer, device, cfg.model.name, precision=kept)
+    eager = eager_since(members[0])  # lifecycle groups by it too
+    settings = resolve_settings(
+        cfg.trainer, device, cfg.model.name, precision=kept, **({"compile": False} if eager else {})
+    )
     group = build_group(cfg.model.name, [run_spec(m.cfg) for m in members], device, normalize, settings, cfg.batch_size)
+    group.record.fallback = eager
     for i, m in enumerate(members):
         m.device, m.train_images, m.compile = str(device), len(data.train), group.record
         if m.state is not None and not checkpoint.restore(group, i, m.state):
@@ -185,6 +191,15 @@ def _resume(members: list[Member], data: Splits, device: torch.device) -> Group:
                 many=len(members) > 1,
             )
     return group
+
+
+def eager_since(m: Member) -> Optional[str]:
+    """Why a run under trainer.compile=auto trains eagerly since an earlier process (its compile record's
+    fallback: a run's numbers are eager or compiled from epoch 1, never a mix), or None."""
+    record = (m.previous or {}).get("compile") or {}
+    if str(m.cfg.trainer.compile).lower() != "auto" or record.get("compiled", True):
+        return None
+    return record.get("fallback")
 
 
 def _stop_diverged(members: list[Member], epoch: int, lrs: list[float], trained: list[EpochMetrics], s: float) -> None:

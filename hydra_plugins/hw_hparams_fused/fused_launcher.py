@@ -12,7 +12,8 @@ Launcher interface.
 
 Each job ends as under the basic launcher: a crash is a failed JobReturn whose error Hydra prints in
 one line after the other jobs ran; a user error (bad data, a folder of another run) is one line, the
-other groups still train, and the sweep exits 2 at the end.
+other groups still train, and the sweep exits 2 at the end; a GPU this process cannot use any more
+(hw_hparams.engine.gpu.DeviceUnusable) stops the sweep in one line, exit 75, every run resumable.
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan executes this module outside
@@ -63,7 +64,9 @@ class FusedLauncher(Launcher):
         lifecycle = sys.modules.get("hw_hparams.train.lifecycle")  # imported where the task is ours
         if lifecycle is None or not isinstance(self.task_function, lifecycle.TrainJob):
             return self._one_by_one(job_overrides, initial_job_idx)  # another app: as Hydra's basic launcher
-        from hw_hparams.train.loop import Member  # only for our own task function
+        from hw_hparams.engine.gpu import DeviceUnusable  # only for our own task function
+        from hw_hparams.train.job import exit_device_unusable
+        from hw_hparams.train.loop import Member
 
         jobs = [self._job(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         groups = fused_groups([cfg for cfg, _, _ in jobs], self.max_fused)
@@ -75,8 +78,11 @@ class FusedLauncher(Launcher):
         for group in groups:
             HydraConfig.instance().set_config(jobs[group[0]][1])  # its first job's: trainer.device=cuda:job picks by it
             members = [Member(jobs[i][0], jobs[i][2], hydra_cfg=jobs[i][1].hydra) for i in group]
-            for i, outcome in zip(group, lifecycle.TrainJob.run_group(members)):
-                outcomes[i] = outcome
+            try:
+                for i, outcome in zip(group, lifecycle.TrainJob.run_group(members)):
+                    outcomes[i] = outcome
+            except DeviceUnusable as err:  # every later group of this process would fail the same way
+                exit_device_unusable(err, f"the sweep in {self.config.hydra.sweep.dir}")
         returns = [self._return(list(o), *job, outcome) for o, job, outcome in zip(job_overrides, jobs, outcomes)]
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         self._exit_on_user_errors([o.error for o in outcomes])

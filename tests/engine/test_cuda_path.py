@@ -14,55 +14,29 @@ import json
 
 import numpy as np
 import pytest
+import tiny_group
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from run_compare import assert_same_run
-from support import compose_train, fake_data_overrides, read_rows, without_timing
+from support import compose_train, read_rows, small_cfg, without_timing
 from torch._dynamo.backends.registry import lookup_backend
 from torch._dynamo.utils import counters
 
 import hw_hparams.engine.group as fastpath
 import hw_hparams.train.loop as training_module
 import hw_hparams.train.sizing as fused_sizing
-from hw_hparams.data import Normalize, Split, crop_flip
+from hw_hparams.data import crop_flip
 from hw_hparams.engine.compile_guard import TOLERANCE, CompiledStepError
 from hw_hparams.engine.draws import RunRandom, init_weights, stack_plans
 from hw_hparams.engine.models import build_model
-from hw_hparams.engine.optim import LossScale, lr_at
+from hw_hparams.engine.optim import LossScale
 from hw_hparams.engine.precision import precision_for
 from hw_hparams.runs import checkpoint
 from hw_hparams.train.lifecycle import run, run_group
 from hw_hparams.train.loop import Member
 
-CPU = torch.device("cpu")
-BATCH = 16
-N_TRAIN = 2 * BATCH + 5  # two full batches and a partial one
-NORM = Normalize([0.5, 0.45, 0.4], [0.25, 0.25, 0.27], CPU)
-
-
-def _data():
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (N_TRAIN + 20, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 100, (N_TRAIN + 20,), generator=g)
-    return Split(images[:N_TRAIN], labels[:N_TRAIN]), Split(images[N_TRAIN:], labels[N_TRAIN:])
-
-
-def _group(compile_: str, k: int = 1, precision: str = "fp32", mixup_alpha=None, **overrides) -> fastpath.Group:
-    trainer = OmegaConf.create({"compile": compile_, "precision": precision})
-    settings = fastpath.resolve_settings(trainer, CPU, "tiny", **overrides)
-    runs = [fastpath.RunSpec(seed, 0.05, "constant", 0.9, 5e-4, True, mixup_alpha) for seed in range(k)]
-    return fastpath.build_group("tiny", runs, CPU, NORM, settings, BATCH)
-
-
-def _train(group, train, val, epochs=2):
-    """`epochs` epochs under a cosine schedule: (train loss, train acc, val loss, val acc) per epoch and run."""
-    out = []
-    for e in range(epochs):
-        group.optimizer.set_lr([lr_at("cosine", 0.05, e, epochs)] * group.k)
-        t, v = fastpath.train_epoch(group, train), fastpath.evaluate(group, val)
-        out.append([(a.loss, a.acc, b.loss, b.acc) for a, b in zip(t, v)])
-    return out
+CPU, BATCH, N_TRAIN, NORM = tiny_group.CPU, tiny_group.BATCH, tiny_group.N_TRAIN, tiny_group.NORM
+_data, _group, _train = tiny_group.data, tiny_group.group, tiny_group.train
 
 
 class Backend:
@@ -143,7 +117,7 @@ def test_inductor_compiles_once_and_trains_like_eager_for_k_runs(k):
 def test_ten_groups_in_one_process_each_train_with_their_compiled_steps(monkeypatch):
     backend = _use(monkeypatch, Backend(inner="eager"))  # Dynamo's graphs and guards, run as they are (fast)
     train, val = _data()
-    for g in range(10):  # Dynamo's recompile limit is 8: without a fresh cache the 9th group would run eagerly
+    for g in range(10):  # Dynamo's recompile limit is 8: were guards to pile up, the 9th group would run eagerly
         backend.label = g
         group = _group("true", 1, compile=True)
         fastpath.prepare(group, train, val)
@@ -151,12 +125,23 @@ def test_ten_groups_in_one_process_each_train_with_their_compiled_steps(monkeypa
             graph["calls"] = 0
         group.optimizer.set_lr([0.01])
         fastpath.train_epoch(group, train)
-        mine = [graph for graph in backend.graphs if graph["label"] == g]
-        assert any(x["optimizer"] and x["calls"] == 2 for x in mine), (
-            g,
-            mine,
-        )  # two full batches, each one compiled update
-        assert any(not x["optimizer"] and x["calls"] == 2 for x in mine), (g, mine)
+        calls = [(x["optimizer"], x["calls"]) for x in backend.graphs if x["calls"]]
+        assert sorted(calls) == [(False, 2), (True, 2)], (g, calls)  # two full batches: one forward, one update each
+        assert group.record.compiled and group.record.reused == (g % 7 != 0), (g, group.record)
+    assert len({x["label"] for x in backend.graphs}) == 2  # compiled for group 0, and again after 7 groups
+
+
+def test_a_part_of_equal_size_reuses_the_compiled_graphs_and_trains_exactly_as_eager(monkeypatch):
+    backend = _use(monkeypatch, Backend())
+    train, val = _data()
+    first = _group("true", 2, compile=True)
+    _train(first, train, val, epochs=1)
+    compiled = len(backend.graphs)
+    second = _group("true", 2, mixup_alpha=0.2, compile=True)  # another part: other hyperparameters, same shapes
+    fastpath.prepare(second, train, val)
+    assert second.record.reused and second.record.graphs == 0 and len(backend.graphs) == compiled
+    assert _train(second, train, val) == _train(_group("false", 2, mixup_alpha=0.2), train, val)
+    assert second.record.as_dict()["recompiles"] == 0
 
 
 def test_every_input_a_compiled_step_mutates_has_a_static_address(monkeypatch):
@@ -300,31 +285,9 @@ def test_a_compiled_step_that_raises_in_epoch_1_restarts_it_eagerly(monkeypatch,
 # --- runs: out of memory, resume, the record ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from hw_hparams.data.fake import write_fake_cifar100
-
-    root = tmp_path_factory.mktemp("cuda_path_data")
-    write_fake_cifar100(root, train=140, test=20, seed=0)  # 100 training images, 40 for validation
-    return root
-
-
-def _cfg(root, *extra):
-    return compose_train(
-        [
-            *fake_data_overrides(root, val_size=40),
-            "model=tiny",
-            "epochs=2",
-            "batch_size=50",
-            "trainer.progress=false",
-            *extra,
-        ]
-    )
-
-
-def test_out_of_memory_retries_a_group_with_half_the_runs_until_it_fits(data_root, tmp_path, monkeypatch):
+def test_out_of_memory_retries_a_group_with_half_the_runs_until_it_fits(small_root, tmp_path, monkeypatch):
     configs = [
-        _cfg(data_root, f"optim.lr={lr}", f"seed={seed}")
+        small_cfg(small_root, f"optim.lr={lr}", f"seed={seed}")
         for lr, seed in [(0.01, 0), (0.02, 1), (0.005, 2), (0.03, 3), (0.01, 4)]
     ]
     for i, cfg in enumerate(configs):
@@ -359,9 +322,9 @@ def _stop_after_epoch_1(monkeypatch):
 
 
 def test_a_run_resumes_from_a_checkpoint_whose_generators_come_from_another_device_type(
-    data_root, tmp_path, monkeypatch
+    small_root, tmp_path, monkeypatch
 ):
-    cfg = _cfg(data_root, "augmentation=mixup")
+    cfg = small_cfg(small_root, "augmentation=mixup")
     run(cfg, tmp_path / "straight")
     undo = _stop_after_epoch_1(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -384,8 +347,8 @@ def test_a_run_resumes_from_a_checkpoint_whose_generators_come_from_another_devi
     )
 
 
-def test_a_resumed_run_keeps_the_precision_it_started_with(data_root, tmp_path, monkeypatch):
-    cfg = _cfg(data_root)  # trainer.precision=auto
+def test_a_resumed_run_keeps_the_precision_it_started_with(small_root, tmp_path, monkeypatch):
+    cfg = small_cfg(small_root)  # trainer.precision=auto
     undo = _stop_after_epoch_1(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "r")
@@ -400,11 +363,11 @@ def test_a_resumed_run_keeps_the_precision_it_started_with(data_root, tmp_path, 
     assert torch.load(path, weights_only=False)["precision"] == "bf16"
 
 
-def test_an_fp16_run_resumes_exactly_with_its_loss_scale(data_root, tmp_path, monkeypatch):
+def test_an_fp16_run_resumes_exactly_with_its_loss_scale(small_root, tmp_path, monkeypatch):
     monkeypatch.setattr(
         LossScale, "GROWTH_INTERVAL", 1
     )  # the scale doubles every step until fp16 overflows, then halves
-    cfg = _cfg(data_root, "trainer.precision=fp16", "batch_size=25")
+    cfg = small_cfg(small_root, "trainer.precision=fp16", "batch_size=25")
     run(cfg, tmp_path / "straight")
     undo = _stop_after_epoch_1(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -417,10 +380,10 @@ def test_an_fp16_run_resumes_exactly_with_its_loss_scale(data_root, tmp_path, mo
     )
 
 
-def test_the_compile_record_is_in_summary_json_and_in_the_analysis(data_root, tmp_path):
+def test_the_compile_record_is_in_summary_json_and_in_the_analysis(small_root, tmp_path):
     import analysis
 
-    run(_cfg(data_root), tmp_path / "sweep" / "eager")
+    run(small_cfg(small_root), tmp_path / "sweep" / "eager")
     record = json.loads((tmp_path / "sweep" / "eager" / "summary.json").read_text())["compile"]
     assert record["precision"] == "fp32" and record["compiled"] is False and record["fallback"] is None
     runs, _ = analysis.collect([tmp_path / "sweep"])
