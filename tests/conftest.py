@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, stamps
+from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, shared_folder, stamps
 
 from hw_hparams.data.fake import write_fake_cifar100
 
@@ -38,9 +38,7 @@ def _make_once(tmp_path_factory, name: str, make) -> dict:
     """{"value": make(folder)} or {"error": why it failed}, made once per test session however many xdist workers
     (or threads) ask: the first to ask makes it in a folder they all share, under a file lock, while the others
     wait; then each reads it (JSON)."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the controller's: each worker's is a folder in it
+    base = shared_folder(tmp_path_factory)
     result = base / f"{name}.json"
     with open(base / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -71,7 +69,7 @@ settings.load_profile("any_speed")
 TOOLS = {"tex": ("latexmk", "pdflatex", "pdftotext", "pdfinfo")}
 #: Marker -> (the modules its tests need, the extra of pyproject.toml that installs them; .ci/run installs all).
 EXTRAS = {
-    "optuna": (("optuna", "hydra_plugins.hydra_optuna_sweeper"), "optuna"),
+    "optuna": (("optuna", "optuna_dashboard"), "optuna"),
     "tensorboard": (("tensorboard",), "tensorboard"),
     "mlflow": (("mlflow",), "mlflow"),
     "wandb": (("wandb",), "wandb"),

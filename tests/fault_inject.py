@@ -125,14 +125,14 @@ def main(argv: list[str]) -> int:
 
 
 def run_cli(
-    args: list[str], cwd, fault: str | None = None, timeout: float | None = None
+    args: list[str], cwd, fault: str | None = None, timeout: float | None = None, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """`python -m hw_hparams.train args` (through this script, with `fault`) in `cwd`, output captured
-    (`timeout` seconds at most, default support.PATIENCE_S)."""
+    (`timeout` seconds at most, default support.PATIENCE_S; `env` added to the environment)."""
     from support import PATIENCE_S
 
     timeout = PATIENCE_S if timeout is None else timeout
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
     env.update(HW_FAULT=fault or "", OMP_NUM_THREADS="1")
     return subprocess.run(
         [sys.executable, __file__, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env

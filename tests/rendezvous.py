@@ -3,7 +3,8 @@
     MEET_DIR=DIR python -m hw_hparams.homework ... +hydra.callbacks.meet._target_=rendezvous.Meet
         +hydra.callbacks.meet.waits=schedule_sweep +hydra.callbacks.meet.for=wd_sweep
 
-Each job marks its start in DIR (`<experiment_name>.<pid>.<ns>`). A job of section `waits` then holds at
+A job's side is its `key` (default experiment_name; e.g. `search.trial`: a search's trial number).
+Each job marks its start in DIR (`<side>.<pid>.<ns>`). A job of section `waits` then holds at
 its start until a job of section `for` has marked its own, and marks that it met one
 (`<experiment_name>.<pid>.<ns>.met`; one worker process may run several jobs, so the pid alone does not
 name a job). Run one section after the other and such a job can never go on: after `patience_s` it
@@ -19,16 +20,17 @@ import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
 
 
 class Meet(Callback):
-    def __init__(self, waits: str, patience_s: float = 600.0, **kw) -> None:
-        self.dir, self.waits, self.for_ = Path(os.environ["MEET_DIR"]), waits, kw.pop("for")
-        self.patience_s = patience_s
+    def __init__(self, waits: str, patience_s: float = 600.0, key: str = "experiment_name", **kw) -> None:
+        self.dir, self.waits, self.for_ = Path(os.environ["MEET_DIR"]), str(waits), str(kw.pop("for"))
+        self.patience_s, self.key = patience_s, key
         assert not kw, kw
 
     def on_job_start(self, config, **kwargs) -> None:
-        section = config.experiment_name
+        section = str(OmegaConf.select(config, self.key))
         self.dir.mkdir(parents=True, exist_ok=True)
         mark = self.dir / f"{section}.{os.getpid()}.{time.monotonic_ns()}"
         mark.touch()
@@ -41,3 +43,15 @@ class Meet(Callback):
                 raise RuntimeError(f"a {section} run waited {self.patience_s:.0f} s for a {self.for_} run to start")
             time.sleep(0.05)
         mark.with_name(mark.name + ".met").touch()
+
+
+def overrides(waits: str, for_: str, key: str = "experiment_name", patience_s: float = 300.0) -> list[str]:
+    """The command-line overrides that install Meet (the environment must name MEET_DIR)."""
+    meet = "+hydra.callbacks.meet"
+    return [
+        f"{meet}._target_=rendezvous.Meet",
+        f"{meet}.key={key}",
+        f"{meet}.waits={waits}",
+        f"{meet}.for={for_}",
+        f"{meet}.patience_s={patience_s}",
+    ]

@@ -45,6 +45,13 @@ LONG_PATIENCE_S = 1800  # a whole demo study, the kill harness: minutes alone
 T = TypeVar("T")
 
 
+def shared_folder(tmp_path_factory) -> Path:
+    """The temporary folder every process of this test session shares: the controller's under pytest-xdist (each
+    worker's own is a folder in it), else the session's own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def wait_until(
     condition: Callable[[], T], what: str, timeout: float = PATIENCE_S, alive=None, interval: float = 0.05
 ) -> T:

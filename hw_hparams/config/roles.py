@@ -60,6 +60,7 @@ ROLES: dict[str, Role] = {
     "eval_test": Role(JOB, False),  # the test split after the last epoch; the training is the same
     "trainer.restart": Role(JOB, False),  # train a run again from epoch 1 (its earlier files kept aside)
     "objective": Role(JOB, False),  # what the job returns to a search sweeper (objective.py)
+    "search": Role(JOB, False),  # the search trial the job reports its epochs to (runs/trial.py)
     "logger": Role(JOB, False),  # the trackers a run logs to (trackers/)
 }
 

@@ -96,6 +96,17 @@ class ObjectiveConfig:
 
 
 @dataclass
+class SearchConfig:
+    """The trial of a search this job trains (set by hydra/sweeper=search for each job; null outside a
+    search): the run reports its objective to the trial after every epoch and the study's pruner may stop
+    it (hw_hparams/runs/trial.py). Never part of a run folder's name."""
+
+    trial: Optional[int] = None  # the trial's number in the study
+    storage: Optional[str] = None  # the study's storage: an RDB URL (sqlite:///...) or a journal file's path
+    study: Optional[str] = None  # the study's name
+
+
+@dataclass
 class TensorBoardConfig:
     enabled: bool = False
 
@@ -144,6 +155,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 

@@ -123,7 +123,7 @@ def write_summary(run_dir: Path, summary: dict) -> None:
 
 
 def is_finished(summary: dict | None, need_test: bool = False) -> bool:
-    """Completed or diverged (and, with `need_test`, a completed run has its test split evaluated)."""
+    """Completed, diverged or pruned (and, with `need_test`, a completed run has its test split evaluated)."""
     if summary is None or summary["status"] not in FINISHED:
         return False
     return not need_test or summary["status"] != "completed" or summary["test"] is not None

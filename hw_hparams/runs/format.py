@@ -34,16 +34,17 @@ HISTORY_METRICS = TRAIN_METRICS + VAL_METRICS  # one value per epoch
 METRICS = HISTORY_METRICS + TEST_METRICS
 HISTORY_COLUMNS = ("epoch", "lr", *HISTORY_METRICS, "epoch_time_s")  # epoch from 1; lr used in that epoch
 
-RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED, REQUEUED = (
+RUNNING, COMPLETED, DIVERGED, PRUNED, FAILED, INTERRUPTED, REQUEUED = (
     "running",
     "completed",
     "diverged",  # a non-finite training loss stopped it
+    "pruned",  # a search's pruner stopped it at an epoch's end (hydra/sweeper=search): a losing run, not a failure
     "failed",  # an error ended it
     "interrupted",  # Ctrl-C, SIGTERM (scancel): the same command resumes it
     "requeued",  # by SLURM at its time limit, waiting to resume
 )
-STATUSES = (RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED, REQUEUED)
-FINISHED = (COMPLETED, DIVERGED)  # never trained again
+STATUSES = (RUNNING, COMPLETED, DIVERGED, PRUNED, FAILED, INTERRUPTED, REQUEUED)
+FINISHED = (COMPLETED, DIVERGED, PRUNED)  # never trained again
 
 
 def higher_is_better(metric: str) -> bool:

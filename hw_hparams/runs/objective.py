@@ -7,9 +7,11 @@ the highest accuracy, the lowest loss; the test split is evaluated once, so only
 Accuracies are fractions. The key does not change what a run computes, so it never names a run folder.
 
 A run without a finite objective (diverged, or the metric is not finite) returns `NoObjective`, whose
-float() raises ValueError naming the run and why: hydra-optuna-sweeper counts such a trial as failed
+float() raises ValueError naming the run and why: hydra/sweeper=search counts such a trial as failed
 (its `max_failure_rate` then decides whether the search goes on), the basic sweeper ignores return
-values, and no search ever reads it as a number. A run that crashes raises, as before.
+values, and no search ever reads it as a number. A run a search's pruner stopped returns `Pruned` (a
+NoObjective too): the search tells its study the trial was pruned, never failed. A run that crashes
+raises, as before. `at_epoch` is the objective after each epoch, which a search's trial reports.
 """
 
 from __future__ import annotations
@@ -21,19 +23,17 @@ from typing import Any
 
 from hw_hparams.config.errors import ConfigError
 from hw_hparams.config.suggest import did_you_mean
-from hw_hparams.runs.format import COMPLETED, HISTORY, METRICS, TEST_METRICS, higher_is_better
+from hw_hparams.runs.format import COMPLETED, HISTORY, METRICS, PRUNED, TEST_METRICS, higher_is_better
 
 # hydra/sweeper=search (hydra_plugins/hw_hparams_search) asks Optuna for the next settings: an optional extra.
-SEARCH_EXTRA_MISSING = (
-    'hydra/sweeper=search needs Optuna (hydra-optuna-sweeper), which is not installed: pip install -e ".[optuna]"'
-)
+SEARCH_EXTRA_MISSING = 'hydra/sweeper=search needs Optuna, which is not installed: pip install -e ".[optuna]"'
 
 
 def optuna_missing() -> bool:
-    """True when hydra-optuna-sweeper (and so Optuna) cannot be imported."""
+    """True when Optuna cannot be imported."""
     import importlib.util
 
-    return any(importlib.util.find_spec(m) is None for m in ("optuna", "hydra_plugins.hydra_optuna_sweeper"))
+    return importlib.util.find_spec("optuna") is None
 
 
 AT = ("final", "best")  # objective.at: the last epoch, or the epoch where the metric is best
@@ -52,6 +52,10 @@ class NoObjective:
         return self.reason
 
     __repr__ = __str__
+
+
+class Pruned(NoObjective):
+    """The return value of a run that a search's pruner stopped (status `pruned`): no objective, not a failure."""
 
 
 def check(cfg: Any) -> None:
@@ -80,6 +84,8 @@ def _history(run_dir: Path, metric: str) -> list[float]:
 def value(summary: dict, run_dir: Path, metric: str = "val_acc", at: str = "final") -> float | NoObjective:
     """The objective of the run whose summary.json is `summary` (folder `run_dir`)."""
     status = summary.get("status")
+    if status == PRUNED:
+        return Pruned(f"{run_dir} {summary.get('message') or 'pruned'}")
     if status != COMPLETED:
         return NoObjective(f"{run_dir} {status} after {summary.get('epochs_completed')} epochs: no {metric} to return")
     if metric in TEST_METRICS:
@@ -92,6 +98,16 @@ def value(summary: dict, run_dir: Path, metric: str = "val_acc", at: str = "fina
     if found is None or not math.isfinite(float(found)):
         return NoObjective(f"{run_dir} has no finite {metric} ({at}): {found}")
     return float(found)
+
+
+def at_epoch(rows: list[dict], metric: str, at: str) -> float:
+    """The objective after the last of history `rows` (history.csv's rows so far): the metric of that
+    epoch (`at=final`), or its best so far (`at=best`); NaN when not finite. Test metrics have none."""
+    values = [float(r[metric]) for r in rows]
+    if at == "best":
+        values = [v for v in values if math.isfinite(v)]
+        return (max if higher_is_better(metric) else min)(values) if values else math.nan
+    return values[-1] if values and math.isfinite(values[-1]) else math.nan
 
 
 def of_job(cfg, run_dir: Path, summary: dict) -> float | NoObjective:

@@ -4,7 +4,7 @@
 The MLflow experiment is `logger.mlflow.experiment`, else the run's experiment_name, else `adhoc`.
 Params: the run's settings; tags: experiment, section, study, status; per epoch the METRICS at
 step = epoch; once finished, its best and test figures at step = epochs completed; the MLflow run
-status follows ours (FINISHED, FAILED, KILLED for interrupted or requeued). Resuming: the run id in
+status follows ours (FINISHED, FAILED, KILLED for pruned, interrupted or requeued). Resuming: the run id in
 <run>/trackers.json names the run to continue; before a run is created, a random key is kept there
 and set as a tag, so a process killed between the two still finds its run. What the run holds
 (metric, step) is never logged twice. Nothing is sent anywhere else: MLflow's telemetry is off
@@ -33,6 +33,7 @@ KEY_TAG = "hw_hparams.run_key"
 STATUS = {
     "completed": "FINISHED",
     "diverged": "FAILED",
+    "pruned": "KILLED",  # stopped early by a search's pruner: not a failure (its status tag says pruned)
     "failed": "FAILED",
     "interrupted": "KILLED",
     "requeued": "KILLED",

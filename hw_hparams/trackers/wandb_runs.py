@@ -122,4 +122,4 @@ class WandbTracker:
         self.run.summary.update({"status": summary["status"], **final_figures(summary)})
 
     def close(self, status) -> None:
-        self.run.finish(exit_code=0 if status == "completed" else 1)
+        self.run.finish(exit_code=0 if status in ("completed", "pruned") else 1)  # a pruned run did not fail

@@ -2,7 +2,8 @@
 
 run folder checked and locked -> data (split, statistics) -> each run resumed from its checkpoint ->
 parts that fit the device (sizing.py) -> the epoch loop (loop.py), which writes history.csv,
-summary.json and a checkpoint after every epoch (runs/). The folder is named by the run's settings
+summary.json and a checkpoint after every epoch (runs/), and in a search reports each epoch to the
+run's trial, whose pruner may stop it (runs/trial.py). The folder is named by the run's settings
 (config/naming.py), so re-running the same setting, however it is spelled, resumes after the last
 completed epoch, and a finished run is not trained again.
 
@@ -30,7 +31,7 @@ from hw_hparams.config.roles import check_one_group
 from hw_hparams.config.schema import as_dict, paths_from
 from hw_hparams.data import load_splits
 from hw_hparams.engine.device import pick_device
-from hw_hparams.runs import checkpoint, objective
+from hw_hparams.runs import checkpoint, objective, trial
 from hw_hparams.runs.folder import (
     check_same_data,
     check_same_run,
@@ -154,11 +155,19 @@ def _train(members: list[Member], held: contextlib.ExitStack) -> None:
                     "%s: resuming after epoch %d of %d", m.run_dir, len(m.rows), m.cfg.epochs, extra={"run": m.run_dir}
                 )
             m.tracker = held.enter_context(tracking(m.cfg, m.run_dir, m.config, m.hydra_cfg, len(m.rows)))
+            m.trial = trial.of_job(m.cfg, _hydra_cfg(m))  # a search's trial: reported to after every epoch
             ready.append(m)
         except ConfigError as err:
             m.outcome = Outcome(error=err)
     for _, together in groupby(sorted(ready, key=_group_key), key=_group_key):
         train_sized(list(together), lambda part: train_members(part, data, device), device)
+
+
+def _hydra_cfg(m: Member):
+    """The Hydra config of the member's job: its own (fused launcher), else the current job's (None outside Hydra)."""
+    if m.hydra_cfg is not None:
+        return m.hydra_cfg
+    return HydraConfig.get() if HydraConfig.initialized() else None
 
 
 def _restart(m: Member) -> str:

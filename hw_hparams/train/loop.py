@@ -2,9 +2,12 @@
 
 build the group, each run resumed from its own checkpoint -> for each epoch: every run's learning
 rate, one training pass for all, runs whose loss is not finite stopped as `diverged`, one validation
-pass, then each run's history row, checkpoint, summary and log line -> the test split for the runs
-that ask for it. Each run's files are exactly those it would have alone (runs/folder.py); a diverged
-run's copy in the network cannot touch the others' (engine/fusion.py), so they go on. Ctrl-C,
+pass, then each run's history row, checkpoint, summary and log line; a run of a search reports the
+epoch's objective to its trial, and one its pruner stops ends as `pruned` and leaves the group,
+which goes on as a group of the others, each from its state at that epoch's end (as from its
+checkpoint: `_without_pruned`) -> the test split for the runs that ask for it. Each run's files are
+exactly those it would have alone (runs/folder.py); a diverged run's copy in the network cannot
+touch the others' (engine/fusion.py), so they go on. Ctrl-C,
 SIGTERM or SLURM's requeue signal abandon the epoch in flight and mark every unfinished run
 interrupted (or requeued); an error marks them failed.
 """
@@ -29,9 +32,10 @@ from hw_hparams.engine.optim import lr_at
 from hw_hparams.engine.step import EpochMetrics
 from hw_hparams.runs import checkpoint
 from hw_hparams.runs.folder import summary, utc_now, write_history, write_summary
-from hw_hparams.runs.format import COMPLETED, DIVERGED, FAILED, FINISHED, HISTORY_COLUMNS, RUNNING
+from hw_hparams.runs.format import COMPLETED, DIVERGED, FAILED, FINISHED, HISTORY_COLUMNS, PRUNED, RUNNING
 from hw_hparams.runs.interrupt import Interrupted, deferred, stop_reason
 from hw_hparams.runs.progress import epoch_bar
+from hw_hparams.runs.trial import Trial
 from hw_hparams.trackers import NONE, Trackers
 
 log = logging.getLogger("hw_hparams.train")
@@ -65,6 +69,7 @@ class Member:
     finished_at: Optional[str] = None  # when it completed or diverged
     tracker: Trackers = NONE  # its trackers (trackers/): they log what its files say, when they say it
     compile: Optional[CompileRecord] = None  # its group's, once it trains
+    trial: Optional[Trial] = None  # its trial, when a search runs it (runs/trial.py)
 
     @property
     def done(self) -> bool:
@@ -143,6 +148,15 @@ def train_members(members: list[Member], data: Splits, device: torch.device) -> 
                 seconds, elapsed, clock = time.perf_counter() - start, time.perf_counter() - clock, time.perf_counter()
                 rows = [_row(epoch, lr, t, v, seconds) for lr, t, v in zip(lrs, trained, validated)]
                 _record(group, members, rows, elapsed)
+                pruned = _prune(members, epoch)
+            if all(m.done for m in members):
+                return
+            if pruned:  # the pruned runs leave the network; the others go on as a smaller group
+                members = _leave_group(members, group)
+                del group  # the larger network's memory is free before the smaller one is built
+                group = _resume(members, data, device)
+                prepare(group, data.train, data.val)  # outside the epochs' times, as the first group's
+                clock = time.perf_counter()
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM or SLURM's requeue signal: every run abandons the epoch
         _interrupted(members, err)
         raise
@@ -231,6 +245,34 @@ def _record(group: Group, members: list[Member], rows: list[dict], elapsed: floa
                 r["epoch_time_s"],
                 many=len(members) > 1,
             )
+
+
+def _prune(members: list[Member], epoch: int) -> bool:
+    """Each live run of a search reports the epoch to its trial; before its last epoch, one its study's
+    pruner stops ends as `pruned`. Whether any did."""
+    pruned = False
+    for m in members:
+        if m.done or m.trial is None:
+            continue
+        m.trial.report(m.rows)
+        if epoch < m.cfg.epochs and m.trial.should_prune():
+            line = f"pruned by the search after epoch {epoch} of {m.cfg.epochs} (trial {m.trial.number})"
+            m.end(PRUNED, message=line)
+            m.log(logging.INFO, "%s", line, many=len(members) > 1)
+            pruned = True
+    return pruned
+
+
+def _leave_group(members: list[Member], group: Group) -> list[Member]:
+    """The runs still training, each holding its state at this epoch's end (`state`: its checkpoint, made
+    in memory), so that a group of them alone resumes each exactly where it is (`_resume`): pruned runs
+    leave the fused network at the epoch boundary and the others go on as a smaller group."""
+    live = [m for m in members if not m.done]
+    for i, m in enumerate(members):
+        if not m.done:
+            m.state = checkpoint.make(group, i, m.rows, m.config, m.wall)
+    log.info("%d run(s) left the fused group; it goes on with %d", len(members) - len(live), len(live))
+    return live
 
 
 def _interrupted(members: list[Member], err: KeyboardInterrupt) -> None:

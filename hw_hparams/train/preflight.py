@@ -38,7 +38,7 @@ from hw_hparams.config.overrides import (
 from hw_hparams.config.roles import max_fused_problem
 from hw_hparams.data import check_dataset
 from hw_hparams.engine.device import check_available
-from hw_hparams.runs import objective
+from hw_hparams.runs import objective, trial
 from hw_hparams.runs.folder import check_usable
 from hw_hparams.runs.lock import check_free
 from hw_hparams.runs.objective import SEARCH_EXTRA_MISSING, optuna_missing
@@ -119,6 +119,8 @@ def _check_launcher(cfg: DictConfig, here: bool) -> None:
     search = str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".SearchSweeper")
     if here and search and optuna_missing():
         raise ConfigError(SEARCH_EXTRA_MISSING)
+    if here and search:
+        trial.check_classes(cfg.hydra)
     if str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("FusedLauncher"):
         problem = max_fused_problem(OmegaConf.select(cfg, "hydra.launcher.max_fused", default=None))
         if problem:

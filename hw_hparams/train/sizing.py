@@ -31,7 +31,7 @@ import torch
 from hw_hparams.engine import gpu
 from hw_hparams.engine.compile_guard import one_line
 from hw_hparams.runs import checkpoint
-from hw_hparams.runs.format import DIVERGED
+from hw_hparams.runs.format import DIVERGED, PRUNED
 
 log = logging.getLogger("hw_hparams.train")
 
@@ -116,8 +116,9 @@ def _measured(card: gpu.Gpu, base: tuple[int, int], runs: int) -> int:
 
 def _back_to_checkpoint(m: Any) -> None:
     """A run whose part ran out of memory: back to its last checkpoint, loaded to the CPU (the group's
-    build moves it to the device), so k checkpoints never land on a full GPU (a diverged run stays finished)."""
-    if m.outcome is not None and m.outcome.summary is not None and m.outcome.summary["status"] == DIVERGED:
+    build moves it to the device), so k checkpoints never land on a full GPU (a diverged or pruned run stays
+    finished)."""
+    if m.outcome is not None and m.outcome.summary is not None and m.outcome.summary["status"] in (DIVERGED, PRUNED):
         return
     m.outcome = None
     m.state = checkpoint.load(m.run_dir, CPU)

@@ -1,93 +1,116 @@
-"""`hydra/sweeper=search`: hydra-optuna-sweeper's search, continued across re-runs of the same command.
+"""`hydra/sweeper=search`: an Optuna search (Optuna >= 4, its ask-and-tell API) whose runs report every
+epoch and whose pruner stops the losing ones; the same command continues its study.
 
-The search is hydra-optuna-sweeper's (its `params` search space, sampler, `n_jobs` trials per batch
-launched together, `max_failure_rate` per batch), with three differences:
+- The space: `params` and the command line's sweeps, as Hydra's Optuna sweeper reads them (space.py),
+  and `custom_search_space`; any sampler by `_target_`; `direction` maximize or minimize, or null:
+  maximize an accuracy objective, minimize a loss (`objective.metric`).
+- Each job learns its trial from `search.trial`, `search.storage`, `search.study` (keys that never
+  name a run folder), reports its objective after every epoch, and the pruner (`hydra/sweeper/pruner`
+  = none, median, successive_halving, hyperband, wilcoxon, or any by `_target_`) may stop it: its
+  run ends `pruned` (final: never resumed nor trained again), its trial PRUNED (hw_hparams/runs/trial.py).
+- Launching (`trials.py`): under launchers whose jobs run in other processes (joblib, SLURM,
+  submitit_local) `n_jobs` slots each run one trial at a time, and a slot that frees (finished, pruned,
+  failed) takes the next trial at once; under the others (basic, fused) `n_jobs` trials are asked and
+  launched together as a batch (under fused: one network, which a pruned run leaves).
+- The study lives in `storage` (an RDB URL, or a journal file's path), by default the sweep folder's
+  SQLite file `optuna.db`, or under SLURM its journal file `optuna-journal.log` (Optuna's storage for
+  shared file systems). `n_trials` is the study's total: the same command again counts the trials
+  finished and runs only the rest; trials a killed command left running are marked failed and asked
+  again first, so their run folders resume (a pruned run's folder says so: its trial is pruned again).
+- A job that returns no finite number (hw_hparams' NoObjective: a diverged run) or fails is a failed
+  trial; when more than `max_failure_rate` of the last `n_jobs` trials to finish failed, the search
+  stops launching and ends in one line (exit 1). A pruned trial is no failure.
+- The sweep folder gets `trials.csv` (each trial's number, state, value, run folder and parameters,
+  after every trial) and `optimization_results.yaml` (best_params, best_value).
 
-- `n_trials` is the study's total: a re-run of the same command (same `storage`, `study_name`) counts
-  the trials the study already finished and runs only the rest, so it continues, never doubles. Trials
-  a previous process left running (Ctrl-C, a killed job) are marked failed and their parameters asked
-  again first, so their run folders resume; finished run folders are reused as in any sweep.
-- A job that returns no finite number (hw_hparams' `NoObjective`: a diverged run) is a failed trial
-  that counts toward `max_failure_rate` (upstream counts it, but never stops on it).
-- `direction: null` follows the objective (`objective.metric`: maximize accuracies, minimize
-  losses); the job number of each trial is its trial number; a continued study's seeded sampler is
-  seeded again with seed + trials so far (so as not to draw the first run's points again); and
-  `trials.csv` in the sweep folder lists every trial (number, state, value, run folder, parameters)
-  after each batch.
-
-Needs the optional extra `optuna` (hydra-optuna-sweeper); without it, one line says how to install it.
+Needs the optional extra `optuna`; without it, one line says how to install it.
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan executes this module outside
 # sys.modules, where dataclasses cannot resolve string annotations.
-import csv
 import logging
-import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException
+from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-TRIALS_CSV = "trials.csv"
-INTERRUPTED_ATTR = (
-    "hw_interrupted_trials"  # study user attribute: trials marked failed because a process left them running
-)
+DB = "optuna.db"  # the default storage on one machine: SQLite, in the sweep folder
+JOURNAL = "optuna-journal.log"  # the default under SLURM: a journal file, in the sweep folder
+# hydra/sweeper/pruner=NAME: Optuna's pruners with their own defaults written out, so each is overridable
+# (hydra.sweeper.pruner.n_warmup_steps=2); any other by `_target_`.
+PRUNERS = {
+    "none": {"_target_": "optuna.pruners.NopPruner"},
+    "median": {
+        "_target_": "optuna.pruners.MedianPruner",
+        "n_startup_trials": 5,
+        "n_warmup_steps": 0,
+        "interval_steps": 1,
+    },
+    "successive_halving": {
+        "_target_": "optuna.pruners.SuccessiveHalvingPruner",
+        "min_resource": "auto",
+        "reduction_factor": 4,
+        "min_early_stopping_rate": 0,
+    },
+    "hyperband": {
+        "_target_": "optuna.pruners.HyperbandPruner",
+        "min_resource": 1,
+        "max_resource": "auto",
+        "reduction_factor": 3,
+    },
+    "wilcoxon": {"_target_": "optuna.pruners.WilcoxonPruner", "p_threshold": 0.1, "n_startup_steps": 2},
+}
 
 
 @dataclass
 class SearchSweeperConf:
     _target_: str = "hydra_plugins.hw_hparams_search.search_sweeper.SearchSweeper"
+    defaults: list[Any] = field(default_factory=lambda: [{"pruner": "none"}])
     sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
+    pruner: Any = MISSING  # hydra/sweeper/pruner=...: none (every epoch still reported), median, ...
     direction: Any = None  # null: maximize for an accuracy objective, minimize for a loss
-    storage: Optional[Any] = None
-    study_name: Optional[str] = None
+    storage: Optional[str] = None  # null: sqlite in the sweep folder (a journal file there under SLURM)
+    study_name: Optional[str] = None  # null: the sweep folder's name
     n_trials: int = 20  # in the study, over every run of the command
-    n_jobs: int = 2  # trials per batch, launched together (one fused network under hydra/launcher=fused)
-    max_failure_rate: float = 0.0  # a batch with a larger share of failed trials ends the search
+    n_jobs: int = 2  # trials at once: slots (joblib, SLURM) or a batch (basic; fused: one network)
+    max_failure_rate: float = 0.0  # more failed trials among the last n_jobs to finish ends the search
     params: Optional[dict[str, str]] = None
-    custom_search_space: Optional[str] = None
+    custom_search_space: Optional[str] = None  # a function fn(cfg, trial) that suggests more values
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="search", node=SearchSweeperConf, provider="hw_hparams")
-
-
-class TrialFailed(CompactHydraException):
-    """A trial whose job returned no objective (diverged); Hydra prints this one line if it ends the search."""
+for _name, _node in PRUNERS.items():
+    ConfigStore.instance().store(group="hydra/sweeper/pruner", name=_name, node=_node, provider="hw_hparams")
 
 
 def direction_for(metric: Optional[str]) -> str:
     return "minimize" if str(metric or "").endswith("_loss") else "maximize"
 
 
-class _TrialLauncher:
-    """The real launcher, seen by the search: a non-finite return becomes a failed job; trials.csv is kept."""
-
-    def __init__(self, launcher: Any, on_batch) -> None:
-        self.launcher, self.on_batch = launcher, on_batch
-
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        returns = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
-        for ret in returns:
-            if ret.status == JobStatus.COMPLETED and not _finite(ret.return_value):
-                ret.status, ret.return_value = JobStatus.FAILED, TrialFailed(f"no objective: {ret.return_value}")
-        self.on_batch(returns)
-        return returns
+def default_storage(sweep_dir: Path, launcher: Any) -> str:
+    """SQLite in the sweep folder, or a journal file there when the jobs run on SLURM's nodes."""
+    slurm = any(c.__name__ == "SlurmLauncher" for c in type(launcher).__mro__)
+    return str(sweep_dir.absolute() / JOURNAL) if slurm else f"sqlite:///{sweep_dir.absolute() / DB}"
 
 
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+def absolute(storage: str) -> str:
+    """A storage whose file path is relative (to the folder the command ran in) made absolute, so a
+    job that runs elsewhere (hydra.job.chdir, a SLURM node) opens the same file."""
+    from hw_hparams.runs.trial import is_url
+
+    if not is_url(storage):
+        return os.path.abspath(storage)
+    prefix = "sqlite:///"
+    if storage.startswith(prefix) and not storage[len(prefix) :].startswith(("/", ":memory:")) and storage != prefix:
+        return prefix + os.path.abspath(storage[len(prefix) :])
+    return storage
 
 
 class SearchSweeper(Sweeper):
@@ -96,56 +119,48 @@ class SearchSweeper(Sweeper):
 
         if optuna_missing():
             raise ImportError(SEARCH_EXTRA_MISSING)
-        from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
-
         self.kwargs = kwargs
-        self.inner = OptunaSweeper(search_space=None, **kwargs)
-        self.run_dirs: dict[int, str] = {}
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
-        self.inner.setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.config = config
-        impl = self.inner.sweeper
-        if impl.direction is None:
-            impl.direction = direction_for(OmegaConf.select(config, "objective.metric", default=None))
-        impl.launcher = _TrialLauncher(impl.launcher, self._record)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: list[str]) -> None:
-        import optuna
+        from hydra.utils import get_method
 
-        impl = self.inner.sweeper
+        from hydra_plugins.hw_hparams_search import space, trials  # imports no Optuna
+
+        k = self.kwargs
+        fixed, dims = space.parse(OmegaConf.to_container(k["params"]) if k["params"] else None, arguments)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)  # the SQLite storage lives there
-        self.csv_path = sweep_dir / TRIALS_CSV
-        self.run_dirs = _read_run_dirs(self.csv_path)
-        study = None
-        if impl.storage is not None and impl.study_name is not None:
-            try:
-                study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
-            except KeyError:  # a new study: hydra-optuna-sweeper creates it
-                study = None
-        if study is not None:
-            impl.n_trials, impl.job_idx = _continue(study, impl.n_trials)
-            impl.sampler = self._reseeded(impl.sampler, impl.job_idx)
-        self.study_args = (impl.study_name, impl.storage)
-        try:
-            impl.sweep(arguments)
-        except ValueError as err:  # upstream's study.best_trial when no trial completed
-            if self._completed():
-                raise
-            raise CompactHydraException(f"no trial of the search completed ({err}); see {self.csv_path}") from err
-        finally:
-            self._write_csv()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        storage = absolute(str(k["storage"])) if k["storage"] else default_storage(sweep_dir, self.launcher)
+        direction = k["direction"] or direction_for(OmegaConf.select(self.config, "objective.metric", default=None))
+        search = trials.Search(
+            launcher=self.launcher,
+            storage=storage,
+            study_name=str(k["study_name"] or sweep_dir.name),
+            direction=str(direction),
+            sampler=self._instance("sampler"),
+            pruner=self._instance("pruner"),
+            n_jobs=int(k["n_jobs"]),
+            max_failure_rate=float(k["max_failure_rate"]),
+            fixed=fixed,
+            space=dims,
+            custom=get_method(k["custom_search_space"]) if k["custom_search_space"] else None,
+            config=self.config,
+            sweep_dir=sweep_dir,
+        )
+        search.run(int(k["n_trials"]), reseed=self._reseeded)
 
-    def _completed(self) -> int:
-        import optuna
-        from optuna.trial import TrialState
+    def _instance(self, key: str) -> Any:
+        """The sampler or pruner: instantiated from its config node (or as Hydra already instantiated it)."""
+        from hydra.utils import instantiate
 
-        name, storage = self.study_args
-        if storage is None or name is None:
-            return 1  # an in-memory study: upstream's own error stands
-        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        return sum(t.state == TrialState.COMPLETE for t in trials)
+        node = self.kwargs[key]
+        return instantiate(node) if isinstance(node, (dict, DictConfig)) else node
 
     def _reseeded(self, sampler: Any, n_before: int) -> Any:
         """A seeded sampler again, seeded `seed + trials so far`: the same seed would draw the same
@@ -157,64 +172,3 @@ class SearchSweeper(Sweeper):
         from hydra.utils import instantiate
 
         return instantiate(node, seed=int(seed) + n_before)
-
-    def _record(self, returns: Sequence[JobReturn]) -> None:
-        for ret in returns:
-            if ret.hydra_cfg is None:  # a launcher's own failed return (e.g. a SLURM job without a result)
-                continue
-            hydra = ret.hydra_cfg.hydra
-            self.run_dirs.setdefault(int(hydra.job.num), os.path.basename(str(hydra.runtime.output_dir)))
-        self._write_csv()
-
-    def _write_csv(self) -> None:
-        """trials.csv: one row per trial of the study (its number, state, value, run folder, parameters)."""
-        import optuna
-
-        name, storage = self.study_args
-        if storage is None or name is None:
-            trials = []
-        else:
-            trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        keys = sorted({k for t in trials for k in t.params})
-        tmp = self.csv_path.with_name(f".{TRIALS_CSV}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["trial", "state", "value", "run_dir", *keys])
-            for t in trials:
-                w.writerow(
-                    [
-                        t.number,
-                        t.state.name,
-                        "" if t.value is None else repr(t.value),
-                        self.run_dirs.get(t.number, ""),
-                        *[t.params.get(k, "") for k in keys],
-                    ]
-                )
-        os.replace(tmp, self.csv_path)
-
-
-def _read_run_dirs(path: Path) -> dict[int, str]:
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {int(r["trial"]): r["run_dir"] for r in csv.DictReader(f) if r.get("run_dir")}
-
-
-def _continue(study: Any, n_trials: int) -> tuple:
-    """(trials still to run, the next job number) for a study that already holds trials; trials a
-    previous process left running are marked failed and their parameters enqueued to be asked again."""
-    from optuna.trial import TrialState
-
-    interrupted = set(study.user_attrs.get(INTERRUPTED_ATTR, []))
-    trials = study.get_trials(deepcopy=False)
-    stale = [t for t in trials if t.state == TrialState.RUNNING]
-    for t in stale:
-        study.tell(t.number, state=TrialState.FAIL)
-        study.enqueue_trial(dict(t.params))
-        interrupted.add(t.number)
-    if stale:
-        study.set_user_attr(INTERRUPTED_ATTR, sorted(interrupted))
-        log.info(f"Asking again the {len(stale)} trial(s) a previous run left unfinished: {[t.number for t in stale]}")
-    done = sum(1 for t in trials if t.state.is_finished() and t.number not in interrupted)
-    log.info(f"Continuing the study: {done} trial(s) finished, {max(0, n_trials - done)} to go of n_trials={n_trials}")
-    return max(0, n_trials - done), len(trials)

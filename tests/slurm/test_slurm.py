@@ -30,41 +30,11 @@ from support import (
 from analysis.read.runs import collect
 from hw_hparams.data.fake import write_fake_cifar100
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]  # cluster: conftest.py
 
 CPU_JOB = ["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 TINY = ["model=tiny", "batch_size=50", "trainer.progress=false", "trainer.device=cpu"]
-START = "sudo .ci/slurm-cluster.sh up"
 TESTS = Path(__file__).resolve().parents[1]  # tests/, where slow_steps.py lies
-
-
-def _cluster_problem() -> str | None:
-    """Why no SLURM cluster can take jobs from here, or None."""
-    for cmd in ("sinfo", "sbatch", "squeue", "scancel", "srun"):
-        if shutil.which(cmd) is None:
-            return f"no SLURM cluster: {cmd} is not on PATH (a local one: {START})"
-    try:
-        proc = subprocess.run(["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        return f"no SLURM cluster: sinfo did not answer in 120 s (a local one: {START})"
-    if proc.returncode != 0:
-        return (
-            f"no SLURM cluster answers: {(proc.stderr.strip().splitlines() or ['sinfo failed'])[0]} "
-            f"(a local one: {START})"
-        )
-    states = proc.stdout.split()
-    if not any(s.rstrip("*~#!%$@^-") in ("idle", "mix", "alloc", "comp") for s in states):
-        return f"no SLURM node takes jobs (sinfo says {', '.join(states) or 'no nodes'})"
-    return None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    problem = _cluster_problem()
-    if problem and os.environ.get("HW_CI") == "1":
-        pytest.fail(f"HW_CI=1 needs a SLURM cluster: {problem}", pytrace=False)
-    if problem:
-        pytest.skip(problem)
 
 
 @pytest.fixture(scope="module")
