@@ -231,3 +231,13 @@ def test_errors_are_printed_in_one_place():
         for path in (ROOT / package).rglob("*.py"):
             if path != ROOT / "hw_hparams" / "config" / "errors.py":
                 assert not printing.search(path.read_text()), f"{path}: use hw_hparams.config.errors.say / fail"
+
+
+def test_the_commands_import_torchvision_only_when_they_read_data_or_build_a_network():
+    # torchvision's import costs ~1.4 s: a command that stops at a config error, --help, or the analysis never pays it
+    import subprocess
+
+    entries = "hw_hparams.train.__main__, hw_hparams.homework, hw_hparams.data.__main__, analysis.__main__"
+    code = f"import sys, {entries}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"imported at the top of a command's modules: {loaded}"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import CIFAR100
 
 from hw_hparams.config.errors import ConfigError
 
@@ -28,12 +27,25 @@ class DataError(ConfigError):
     """A dataset problem the user can fix; the message says what to do."""
 
 
-class _UncheckedCIFAR100(CIFAR100):
-    """torchvision's CIFAR100 parsing with the md5 checks off (files must still exist)."""
+ARCHIVE = "cifar-100-python.tar.gz"  # what torchvision downloads into data.root (its CIFAR100.filename)
 
-    train_list = [["train", None]]
-    test_list = [["test", None]]
-    meta = {"filename": "meta", "key": "fine_label_names", "md5": None}
+
+@functools.cache
+def _dataset_class(verify_checksums: bool) -> type:
+    """torchvision's CIFAR100, or (verify_checksums false) its parsing with the md5 checks off (files must
+    still exist). Imported when data is read: torchvision's import costs every command ~1.4 s, one that
+    stops at a config error too."""
+    from torchvision.datasets import CIFAR100
+
+    if verify_checksums:
+        return CIFAR100
+
+    class UncheckedCIFAR100(CIFAR100):
+        train_list = [["train", None]]
+        test_list = [["test", None]]
+        meta = {"filename": "meta", "key": "fine_label_names", "md5": None}
+
+    return UncheckedCIFAR100
 
 
 @dataclass
@@ -54,7 +66,7 @@ def _fingerprint(folder: Path) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _to_tensors(ds: CIFAR100) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
     return images, torch.as_tensor(ds.targets, dtype=torch.int64)
 
@@ -114,9 +126,9 @@ def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArr
 
     A failed download leaves nothing behind: a `root` it created goes again, as does a partial archive.
     """
-    cls = CIFAR100 if verify_checksums else _UncheckedCIFAR100
+    cls = _dataset_class(verify_checksums)
     folder = Path(root) / "cifar-100-python"
-    created = [p for p in (Path(root), Path(root) / CIFAR100.filename) if not p.exists()]
+    created = [p for p in (Path(root), Path(root) / ARCHIVE) if not p.exists()]
     try:
         train = cls(root, train=True, download=download)
         test = cls(root, train=False, download=download)
@@ -138,7 +150,7 @@ def load_cifar100(root: str, download: bool, verify_checksums: bool) -> CifarArr
         ) from None
     except (OSError, HTTPException) as err:  # includes failed and broken downloads
         _remove_created(created)
-        archive = Path(root) / CIFAR100.filename
+        archive = Path(root) / ARCHIVE
         damaged = f" (the {archive.name} there is incomplete or damaged)" if download and archive.exists() else ""
         hint = (
             f"check the network, or put the official {archive.name} or its extracted cifar-100-python/ folder in {root}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import mobilenet_v2
 
 # torchvision's (t, c, n, s) table with the second stage's stride 2 -> 1: on 32x32 inputs the
 # feature map goes 32 -> 32 -> 16 -> 8 -> 8 -> 4 instead of ImageNet's 224 -> 7.
@@ -50,6 +49,8 @@ def mobilenet_v2_cifar(num_classes: int = 100) -> Net:
 
     2,351,972 parameters for 100 classes; torchvision's weight initialisation.
     """
+    from torchvision.models import mobilenet_v2  # here: torchvision's import costs ~1.4 s a command
+
     model = mobilenet_v2(num_classes=num_classes, inverted_residual_setting=CIFAR_INVERTED_RESIDUALS)
     model.features[0][0].stride = (1, 1)
     net = Net(model.features, model.last_channel, num_classes, dropout=0.2)

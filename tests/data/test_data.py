@@ -62,9 +62,9 @@ def test_split_indices_on_the_real_sizes_match_random_split_40k_10k():
 
 
 def _torchvision_train(root):
-    from hw_hparams.data.cifar import _UncheckedCIFAR100
+    from hw_hparams.data.cifar import _dataset_class
 
-    return _UncheckedCIFAR100(str(root), train=True, download=False)
+    return _dataset_class(False)(str(root), train=True, download=False)
 
 
 def test_channel_stats_are_pixel_level_over_the_training_split_only(fake_root):

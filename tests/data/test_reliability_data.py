@@ -122,3 +122,9 @@ def test_a_failed_or_broken_download_is_one_line(tmp_path, monkeypatch, failure)
     message = str(info.value)
     assert "\n" not in message and "cifar-100-python.tar.gz there is incomplete or damaged" in message
     assert "check the network" in message and type(failure).__name__ in message
+
+
+def test_the_archive_a_download_leaves_is_named_as_torchvision_names_it():
+    from hw_hparams.data.cifar import ARCHIVE
+
+    assert torchvision.datasets.CIFAR100.filename == ARCHIVE
