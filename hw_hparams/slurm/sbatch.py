@@ -12,8 +12,15 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
 
 from hw_hparams.config.errors import ConfigError
+
+# One submission at a time: hydra/sweeper=search launches from several threads (its slots), and a
+# submission swaps sys.stderr (process-wide) while sbatch runs. Here, not in the launcher's module:
+# a requeue pickles the launcher's class, by value inside a job, with the globals it names (a lock
+# cannot be pickled).
+SUBMITTING = threading.Lock()
 
 _PREFIXES = ("sbatch: error: ", "Batch job submission failed: ", "allocation failure: ")
 

@@ -26,7 +26,6 @@ import io
 import logging
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,6 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
 log = logging.getLogger("hw_hparams.slurm")
-# One submission at a time: hydra/sweeper=search launches from several threads (its slots), and a
-# submission swaps sys.stderr (process-wide) while sbatch runs.
-SUBMITTING = threading.Lock()
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
@@ -91,7 +87,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             args.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
         said = io.StringIO()  # submitit prints sbatch's stderr when it fails: our one line says it instead
         try:
-            with SUBMITTING, contextlib.redirect_stderr(said):
+            with sbatch.SUBMITTING, contextlib.redirect_stderr(said):
                 jobs = executor.map_array(self, *zip(*args))
         except FailedJobError as err:  # sbatch said no to what --test-only let through
             fail(sbatch.refusal(str(err), self.params))

@@ -92,3 +92,18 @@ def test_without_sbatch_a_slurm_sweep_is_one_line_and_exit_2_before_anything_is_
     assert result.returncode == 2
     assert_one_error_line(result, "hydra/launcher=slurm needs SLURM's sbatch and srun on PATH", "hydra/launcher=basic")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_the_launcher_class_pickles_by_value_as_a_requeue_pickles_it():
+    # submitit's requeue (inside the job) pickles the launcher with cloudpickle, which took its class by value
+    # there, with every global its methods name: a threading.Lock among them stopped every requeue
+    # ("cannot pickle '_thread.lock' object"), so no SLURM run outlived its time limit.
+    import cloudpickle
+
+    from hydra_plugins.hw_hparams_slurm import slurm_launcher
+
+    cloudpickle.register_pickle_by_value(slurm_launcher)
+    try:
+        cloudpickle.dumps(slurm_launcher.SlurmLauncher)
+    finally:
+        cloudpickle.unregister_pickle_by_value(slurm_launcher)
