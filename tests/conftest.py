@@ -34,11 +34,10 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     torch.set_num_threads(1)
 
 
-def _make_once(tmp_path_factory, name: str, make) -> dict:
+def _make_once(base: Path, name: str, make) -> dict:
     """{"value": make(folder)} or {"error": why it failed}, made once per test session however many xdist workers
     (or threads) ask: the first to ask makes it in a folder they all share, under a file lock, while the others
     wait; then each reads it (JSON)."""
-    base = shared_folder(tmp_path_factory)
     result = base / f"{name}.json"
     with open(base / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -54,7 +53,7 @@ def _make_once(tmp_path_factory, name: str, make) -> dict:
 
 def made_once(tmp_path_factory, name: str, make):
     """`make(folder)`'s JSON-able result, made once per test session (`_make_once`); fails the test if it failed."""
-    made = _make_once(tmp_path_factory, name, make)
+    made = _make_once(shared_folder(tmp_path_factory), name, make)
     if "error" in made:
         pytest.fail(made["error"], pytrace=False)
     return made["value"]
@@ -129,7 +128,10 @@ def _demo_starts_early(request, tmp_path_factory):
     thread that waits for its commands), so that the tests that ask for it seldom wait. Not a daemon: a worker whose
     tests end first finishes it for the others."""
     if any("demo" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        threading.Thread(target=_make_once, args=(tmp_path_factory, "homework", _make_demo)).start()
+        # the folder found here, in the main thread: pytest makes a worker's temporary folder on first use,
+        # emptying it, so a first use in the thread could delete what a test's fixture has just written there
+        base = shared_folder(tmp_path_factory)
+        threading.Thread(target=_make_once, args=(base, "homework", _make_demo)).start()
 
 
 @pytest.fixture(scope="session")
