@@ -29,6 +29,8 @@ def assert_one_error_line(result: subprocess.CompletedProcess, *words: str) -> s
     return lines[0]
 
 
+EPOCHS = 3  # a reliability test's run
+STEPS_PER_EPOCH = 10  # fake_root: 500 training images (val_size 100) in batches of 50 (TINY_RUN)
 RUN_FILES = ("history.csv", "summary.json", "checkpoint.pt", "checkpoint.prev.pt", "data_stats.json")
 
 

@@ -11,6 +11,8 @@ import shutil
 import pytest
 import torch
 from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
+    EPOCHS,
+    STEPS_PER_EPOCH,
     TINY_RUN,
     assert_one_error_line,
     cfg,
@@ -25,9 +27,6 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import hw_hparams.train.lifecycle as train_module
 from hw_hparams.config.errors import ConfigError
-
-EPOCHS = 3
-STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 
 
 @pytest.fixture(scope="module")

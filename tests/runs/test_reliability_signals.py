@@ -8,6 +8,8 @@ import signal
 import pytest
 import torch
 from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
+    EPOCHS,
+    STEPS_PER_EPOCH,
     TINY_RUN,
     cfg,
     fake_data_overrides,
@@ -23,9 +25,6 @@ from support import finish, wait_until
 
 import hw_hparams.train.lifecycle as train_module
 from hw_hparams.runs.interrupt import Interrupted
-
-EPOCHS = 3
-STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 
 
 @pytest.fixture(scope="module")

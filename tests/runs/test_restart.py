@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from reliability_util import STEPS_PER_EPOCH
 from support import ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
 from support import compose_train as cfg
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -17,7 +18,6 @@ from hw_hparams.config.errors import ConfigError
 from hw_hparams.study.args import parse_args
 
 RUN = [*TINY_RUN, "epochs=2"]
-STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -16,6 +16,8 @@ import subprocess
 import pytest
 import torch
 from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
+    EPOCHS,
+    STEPS_PER_EPOCH,
     TINY_RUN,
     cfg,
     fake_data_overrides,
@@ -43,10 +45,6 @@ def _slurm_launcher():
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         launcher = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
     return get_class(launcher._target_)(**{k: v for k, v in launcher.items() if k != "_target_"})
-
-
-EPOCHS = 3
-STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import sys
 import pytest
 import tracker_readers as tr
 from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
+    EPOCHS,
+    STEPS_PER_EPOCH,
     TINY_RUN,
     cfg,
     fake_data_overrides,
@@ -32,8 +34,6 @@ from hw_hparams.runs.interrupt import Interrupted
 from hw_hparams.train.lifecycle import run
 from hw_hparams.train.preflight import check_overrides
 
-EPOCHS = 3
-STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 ALL = "logger=[tensorboard,mlflow,wandb]"  # W&B: test_trackers_reliability.py
 
 

@@ -9,11 +9,10 @@ import subprocess
 import sys
 
 from fault_inject import run_cli
-from reliability_util import TINY_RUN, fake_data_overrides, file_states, rows
+from reliability_util import STEPS_PER_EPOCH, TINY_RUN, fake_data_overrides, file_states, rows
 from support import PATIENCE_S
 
 LRS = ["0.05", "0.02", "1e30", "0.01"]  # jobs 0..3; 1e30 diverges (non-finite loss) in epoch 1
-STEPS_PER_EPOCH = 10  # fake_root: 500 training images in batches of 50
 
 
 def _jobs(sweep) -> dict[str, object]:
