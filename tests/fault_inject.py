@@ -30,6 +30,9 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 _counts = {"step": 0, "eval": 0, "write": 0, "rename": 0, "write:checkpoint": 0, "rename:checkpoint": 0}
 _ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}
@@ -129,14 +132,13 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m hw_hparams.train args` (through this script, with `fault`) in `cwd`, output captured
     (`timeout` seconds at most, default support.PATIENCE_S; `env` added to the environment)."""
-    from support import PATIENCE_S
+    from support import PATIENCE_S, finish, start_cli
 
     timeout = PATIENCE_S if timeout is None else timeout
-    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
-    env.update(HW_FAULT=fault or "", OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, __file__, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    path = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**(env or {}), "HW_FAULT": fault or "", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    what = f"`python tests/fault_inject.py {' '.join(args)}`"
+    return finish(start_cli(args, cwd, "fault_inject", env), what, timeout)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from support import PATIENCE_S, TINY_RUN, fake_data_overrides, finish, run_cli, without_timing  # noqa: F401 - TINY_RUN, fake_data_overrides, run_cli: re-exported
+from support import ONE_THREAD, PATIENCE_S, TINY_RUN, fake_data_overrides, finish, run_cli, start_cli, without_timing  # noqa: F401 - TINY_RUN, fake_data_overrides, run_cli: re-exported
 from support import compose_train as cfg
 from support import read_rows as rows
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -44,24 +43,15 @@ def file_states(folder: Path, mtimes: bool = True) -> dict:
     }
 
 
-def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    """`python -m hw_hparams.train args` in the background (one thread, HYDRA_FULL_ERROR unset)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.Popen(
-        [sys.executable, "-m", "hw_hparams.train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_train(args: list[str], cwd: Path):
+    """`python -m hw_hparams.train args` in the background (support.start_cli; one thread)."""
+    return start_cli(args, cwd, env=ONE_THREAD)
 
 
 def run_many(jobs: list[tuple[list[str], Path]], timeout: float = PATIENCE_S) -> list[subprocess.CompletedProcess]:
     """Run several `python -m hw_hparams.train` command lines at once (each in its own folder); fails
     saying which did not end within `timeout` seconds."""
-    procs = [start_cli(args, cwd) for args, cwd in jobs]
+    procs = [start_train(args, cwd) for args, cwd in jobs]
     return [finish(p, f"`python -m hw_hparams.train {' '.join(args)}`", timeout) for p, (args, _) in zip(procs, jobs)]
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import command_server
 from hydra import compose, initialize_config_dir
 
 from hw_hparams.config.naming import CONFIG_DIR
@@ -120,21 +121,31 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def start_cli(
+    args: list[str],
+    cwd: Path,
+    module: str = "hw_hparams.train",
+    env: dict | None = None,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    start_new_session: bool = False,
+):
+    """`python -m module args` started in `cwd` (HYDRA_FULL_ERROR unset; `env` added), its output as subprocess.Popen
+    takes it (PIPE: text): a process forked from one that has imported torch and the commands (command_server.py),
+    or, where its environment needs it or HW_TEST_SPAWN=1, a fresh interpreter (a Popen)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
+    how = {"stdout": stdout, "stderr": stderr, "start_new_session": start_new_session}
+    return command_server.start(module, args, cwd, env, **how) or subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, text=True, **how
+    )
+
+
 def run_cli(
     args: list[str], cwd: Path, module: str = "hw_hparams.train", timeout: float = PATIENCE_S, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """`python -m module args` in `cwd`, capturing output (HYDRA_FULL_ERROR unset; `env` added); fails
-    after `timeout` seconds saying which command did not end."""
-    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    return finish(proc, f"`python -m {module} {' '.join(args)}`", timeout)
+    """`python -m module args` in `cwd` (`start_cli`), its output captured; fails after `timeout` seconds saying
+    which command did not end."""
+    return finish(start_cli(args, cwd, module, env), f"`python -m {module} {' '.join(args)}`", timeout)
 
 
 def run_in_terminal(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from reliability_util import TINY_RUN, assert_one_error_line, fake_data_overrides, rows, run_many, start_cli
+from reliability_util import TINY_RUN, assert_one_error_line, fake_data_overrides, rows, run_many, start_train
 from support import finish, wait_until
 
 from hw_hparams.runs.format import LOCK as LOCK_NAME
@@ -26,7 +26,7 @@ HOLD = (
 def test_a_second_training_process_on_the_same_folder_refuses_in_one_line(tmp_path, fake_root):
     run_dir = tmp_path / "run"
     args = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=1000", f"hydra.run.dir={run_dir}"]
-    first = start_cli(args, tmp_path)
+    first = start_train(args, tmp_path)
     wait_until(
         lambda: (run_dir / "history.csv").exists() and rows(run_dir / "history.csv"),
         "the first run's first epoch",

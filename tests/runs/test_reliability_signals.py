@@ -17,7 +17,7 @@ from reliability_util import (  # noqa: F401 - one_thread: autouse fixture
     rows,
     signal_at_step,
     signal_in_checkpoint_write,
-    start_cli,
+    start_train,
     straight_history,
     without_timing,
 )
@@ -78,7 +78,7 @@ def test_a_signal_during_the_checkpoint_write_waits_until_it_is_written(tmp_path
 def test_sigterm_from_outside_exits_143_in_one_line_and_the_rerun_finishes(tmp_path, fake_root):
     args = [*fake_data_overrides(fake_root), *TINY_RUN, "epochs=8", f"hydra.run.dir={tmp_path / 'run'}"]
     run_dir = tmp_path / "run"
-    proc = start_cli(args, tmp_path)
+    proc = start_train(args, tmp_path)
     wait_until(
         lambda: (run_dir / "history.csv").exists() and rows(run_dir / "history.csv"),
         "the run's first epoch in history.csv",
@@ -95,7 +95,7 @@ def test_sigterm_from_outside_exits_143_in_one_line_and_the_rerun_finishes(tmp_p
     assert 1 <= done < 8
     assert _consistent(run_dir, done)["status"] == "interrupted"
 
-    again = start_cli(args, tmp_path)
+    again = start_train(args, tmp_path)
     resumed = finish(again, "the resumed run")
     out, err = resumed.stdout, resumed.stderr
     assert again.returncode == 0, err

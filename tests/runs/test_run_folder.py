@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import fault_inject
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import PATIENCE_S, TINY_RUN, fake_data_overrides, run_cli
+from support import TINY_RUN, fake_data_overrides, run_cli
 
 from hw_hparams.config import naming
 from hw_hparams.config.errors import ConfigError
@@ -231,15 +231,7 @@ def finished_and_unfinished(tmp_path_factory):
     write_fake_cifar100(small, train=60, test=10, seed=0)
     base = [*fake_data_overrides(data, val_size=100), *TINY_RUN, "trainer.device=cpu"]
     assert run_cli([*base, "epochs=1"], cwd).returncode == 0
-    env = {**os.environ, "HW_FAULT": "step:6:term"}  # stopped inside epoch 2 (4 steps per epoch)
-    stopped = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve().parents[1] / "fault_inject.py"), *base, "epochs=3"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE_S,
-    )
+    stopped = fault_inject.run_cli([*base, "epochs=3"], cwd, fault="step:6:term")  # inside epoch 2 (4 steps each)
     assert stopped.returncode == 143, stopped.stderr
     runs = {json.loads((p / "summary.json").read_text())["status"]: p for p in (cwd / "outputs" / "run").iterdir()}
     assert set(runs) == {"completed", "interrupted"} and all(

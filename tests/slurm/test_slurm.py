@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,12 @@ from reliability_util import assert_one_error_line
 from support import (
     DEMO,
     LONG_PATIENCE_S,
+    ONE_THREAD,
     PATIENCE_S,
     fake_data_overrides,
     finish,
     read_rows,
+    start_cli,
     wait_until,
     without_timing,
 )
@@ -44,21 +45,13 @@ def data(tmp_path_factory) -> list[str]:
     return fake_data_overrides(root, val_size=50)
 
 
-def _start(args: list[str], cwd: Path, module: str = "hw_hparams.train", env: dict | None = None) -> subprocess.Popen:
-    """`python -m module args` in the background: one CPU thread, `env` added (jobs inherit the environment
-    through sbatch)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"OMP_NUM_THREADS": "1"} | (env or {})
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _start(args: list[str], cwd: Path, module: str = "hw_hparams.train", env: dict | None = None):
+    """`python -m module args` in the background (support.start_cli): one CPU thread, `env` added (jobs inherit the
+    environment through sbatch)."""
+    return start_cli(args, cwd, module, env=ONE_THREAD | (env or {}))
 
 
-def _finish(proc: subprocess.Popen, timeout: float = PATIENCE_S) -> subprocess.CompletedProcess:
+def _finish(proc, timeout: float = PATIENCE_S) -> subprocess.CompletedProcess:
     """Wait for a command started by `_start`; fail naming it after `timeout` seconds."""
     return finish(proc, f"`{' '.join(map(str, proc.args[1:]))}`", timeout)
 

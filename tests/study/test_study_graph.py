@@ -15,12 +15,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from support import DEMO, ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, without_timing
+from support import DEMO, ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, start_cli, without_timing
 
 from hw_hparams import homework
 from hw_hparams.bench import report as bench_report
@@ -148,16 +147,9 @@ def test_refusals_are_one_line_and_write_nothing(args, message, capsys, tmp_path
     assert not any(tmp_path.iterdir())
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **_meet_env(cwd)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "hw_hparams.homework", *args],
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+def _start(args: list[str], cwd: Path):
+    return start_cli(
+        args, cwd, "hw_hparams.homework", _meet_env(cwd), stdout=subprocess.DEVNULL, start_new_session=True
     )
 
 

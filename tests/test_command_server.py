@@ -1,0 +1,156 @@
+"""A command run by the command server (tests/command_server.py) is the command a fresh interpreter runs: the same
+output, files and exit status, for a probe module and for the training command, with the interpreter as reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import command_server
+import pytest
+from support import ONE_THREAD, fake_data_overrides, finish, read_rows, wait_until, without_timing
+
+# A module that reports what a command can see of its interpreter, and ends in the way its first argument names.
+PROBE = textwrap.dedent(
+    """
+    import atexit, json, os, sys, threading, time
+    import torch
+    import helper  # on PYTHONPATH only
+
+    def late():
+        time.sleep(0.3)
+        print("thread done", flush=True)
+
+    atexit.register(lambda: open("atexit.txt", "w").write("ran"))
+    print(json.dumps({
+        "name": __name__, "argv": sys.argv, "cwd": os.getcwd(), "path0": sys.path[0], "helper": helper.VALUE,
+        "env": os.environ.get("PROBE_VALUE"), "threads": torch.get_num_threads(), "stdin_tty": sys.stdin.isatty(),
+        "stdout_tty": sys.stdout.isatty(), "line_buffering": sys.stdout.line_buffering,
+    }))
+    sys.stderr.write("to stderr\\r\\nand on\\n")
+    print("unflushed", end="")  # flushed by the exit
+    how = sys.argv[1]
+    if how == "thread":
+        threading.Thread(target=late).start()  # not a daemon: the exit waits for it
+    elif how == "exit3":
+        sys.exit(3)
+    elif how == "message":
+        sys.exit("a message")
+    elif how == "raise":
+        raise ValueError("boom")
+    elif how == "sigint":
+        raise KeyboardInterrupt
+    elif how == "wait":
+        open("started", "w").close()
+        time.sleep(600)
+    """
+)
+
+
+@pytest.fixture
+def probe(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "probe_mod.py").write_text(PROBE)
+    (lib / "helper.py").write_text("VALUE = 42\n")
+    env = {**os.environ, **ONE_THREAD, "PROBE_VALUE": "seen", "PYTHONPATH": str(lib)}
+    return tmp_path, env
+
+
+def _both(probe, how: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """The probe run by the server and by a fresh interpreter, each in a folder of its own (same name)."""
+    tmp, env = probe
+    results = []
+    for kind in ("served", "fresh"):
+        cwd = tmp / kind / "work"
+        cwd.mkdir(parents=True)
+        if kind == "served":
+            proc = command_server.start("probe_mod", [how], cwd, env)
+            assert proc is not None, "the server should run this command"
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "probe_mod", how],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        results.append(finish(proc, f"the probe ({kind}, {how})", 300))
+    return results[0], results[1]
+
+
+def _same_but_folder(served: str, fresh: str, tmp) -> None:
+    assert served.replace(str(tmp / "served"), "X").replace(str(tmp / "fresh"), "X") == fresh.replace(
+        str(tmp / "fresh"), "X"
+    )
+
+
+@pytest.mark.parametrize("how", ["plain", "thread", "exit3", "message", "raise", "sigint"])
+def test_a_served_command_prints_writes_and_exits_as_a_fresh_interpreter(probe, how):
+    served, fresh = _both(probe, how)
+    tmp, _ = probe
+    assert served.returncode == fresh.returncode == {"exit3": 3, "message": 1, "raise": 1, "sigint": -2}.get(how, 0)
+    _same_but_folder(served.stdout, fresh.stdout, tmp)
+    report = json.loads(served.stdout.splitlines()[0])
+    assert report["name"] == "__main__" and report["helper"] == 42 and report["env"] == "seen"
+    assert report["threads"] == 1 and report["argv"][1:] == [how] and report["argv"][0].endswith("probe_mod.py")
+    assert served.stdout.endswith("unflushed" + ("thread done\n" if how == "thread" else ""))
+    last = {"message": "a message\n", "raise": "ValueError: boom\n", "sigint": "KeyboardInterrupt\n"}
+    assert served.stderr.startswith("to stderr\nand on\n") and served.stderr.endswith(last.get(how, "\n"))
+    if how not in ("raise", "sigint"):  # a traceback's frames differ (the server's own are below runpy's)
+        _same_but_folder(served.stderr, fresh.stderr, tmp)
+    assert (tmp / "served" / "work" / "atexit.txt").read_text() == "ran"
+    assert (tmp / "fresh" / "work" / "atexit.txt").read_text() == "ran"
+
+
+def test_a_served_command_is_a_process_of_its_own_that_signals_reach(probe):
+    tmp, env = probe
+    proc = command_server.start("probe_mod", ["wait"], tmp, env, start_new_session=True)
+    wait_until(lambda: (tmp / "started").exists(), "the probe to start", alive=proc)
+    assert proc.poll() is None and os.getsid(proc.pid) == proc.pid  # a session of its own, as asked
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+
+
+def test_a_variable_read_at_import_gets_a_fresh_interpreter(probe):
+    _, env = probe
+    assert command_server.start("probe_mod", ["plain"], ".", {**env, "PYTHONHASHSEED": "123"}) is None
+    assert command_server.start("probe_mod", ["plain"], ".", {**env, "TORCH_LOGS": "+dynamo"}) is None
+    without = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
+    if "OMP_NUM_THREADS" in os.environ:  # the server's threads came from it: only a fresh interpreter knows torch's own
+        assert command_server.start("probe_mod", ["plain"], ".", without) is None
+
+
+def test_the_training_command_served_and_fresh_writes_the_same_run(small_root, tmp_path):
+    args = [*fake_data_overrides(small_root, val_size=40), "model=tiny", "epochs=2", "batch_size=50"]
+    args += ["trainer.progress=false", "hydra.run.dir=run"]
+    env = {**os.environ, **ONE_THREAD}
+    runs = {}
+    for kind in ("served", "fresh"):
+        cwd = tmp_path / kind
+        cwd.mkdir()
+        if kind == "served":
+            proc = command_server.start("hw_hparams.train", args, cwd, env)
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hw_hparams.train", *args],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        result = finish(proc, f"a tiny run ({kind})")
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[kind] = cwd / "run"
+    assert without_timing(read_rows(runs["served"] / "history.csv")) == without_timing(
+        read_rows(runs["fresh"] / "history.csv")
+    )
+    assert sorted(p.name for p in runs["served"].iterdir()) == sorted(p.name for p in runs["fresh"].iterdir())
