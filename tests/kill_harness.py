@@ -251,7 +251,9 @@ def harness(workdir: Path, kills: int, seed: int, epochs: int, spawn: bool, extr
                 calls = counts[kind.replace("partial", "write")]
                 fault = f"{site}:{rng.randint(1, max(1, round(calls * left)))}:kill" + (f":{only}" if only else "")
             code, _ = runner.run(overrides(data, run_dir, epochs, extra), fault=fault, kill_after=delay)
-            if code == 0:
+            if code == 0:  # the run ended before the kill's instant: that kind comes first in the next round
+                if kind is not None:
+                    plan.append(kind)
                 break
             assert code == -signal.SIGKILL, (
                 f"an attempt ended with exit {code}, not by SIGKILL; see {logs}/attempt{runner.n:03d}.log"
