@@ -9,6 +9,8 @@ import re
 import pytest
 import yaml
 
+SMALL = ["--train", "400", "--val", "100"]  # generated images (of which validation): a quarter of the default
+
 
 @pytest.mark.optuna
 def test_a_small_search_benchmark_prints_what_its_sweep_folders_hold(tmp_path, capsys):
@@ -16,7 +18,10 @@ def test_a_small_search_benchmark_prints_what_its_sweep_folders_hold(tmp_path, c
 
     out = tmp_path / "bench"
     assert (
-        search.main(["--out", str(out), "--trials", "3", "--epochs", "2", "--noise-seeds", "1", "--startup", "1"]) == 0
+        search.main(
+            ["--out", str(out), "--trials", "3", "--epochs", "2", "--noise-seeds", "1", "--startup", "1", *SMALL]
+        )
+        == 0
     )
     table = capsys.readouterr().out
     for name in ("unpruned", "median"):

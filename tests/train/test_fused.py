@@ -46,9 +46,9 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
-def _base(data: Path, model: str = "tiny", epochs: int = 2, batch_size: int = 100) -> list[str]:
+def _base(data: Path, model: str = "tiny", epochs: int = 2, batch_size: int = 100, val_size: int = 50) -> list[str]:
     return [
-        *fake_data_overrides(data, val_size=50),
+        *fake_data_overrides(data, val_size=val_size),
         f"model={model}",
         f"epochs={epochs}",
         f"batch_size={batch_size}",
@@ -59,14 +59,16 @@ def _base(data: Path, model: str = "tiny", epochs: int = 2, batch_size: int = 10
 @pytest.mark.parametrize(
     "model, epochs, loss_rtol, images, param_rtol",
     [
-        ("tiny", 2, 1e-5, 1, 1e-3),
-        ("mobilenetv2", 1, 1e-3, 2, 2e-2),  # dropout 0.2 included: each run's masks from its own generator
+        ("tiny", 2, 1e-5, 1, 1e-3),  # 3 steps per epoch
+        ("mobilenetv2", 1, 1e-3, 2, 2e-2),  # 2 steps; dropout 0.2 included: each run's masks from its own generator
     ],
 )
 def test_a_fused_run_has_the_history_and_weights_it_has_alone(
-    data, tmp_path, model, epochs, loss_rtol, images, param_rtol
+    data, small_root, tmp_path, model, epochs, loss_rtol, images, param_rtol
 ):
-    configs = [compose_train(_base(data, model, epochs) + s) for s in SETTINGS]
+    # MobileNetV2 on small_root's 100 training images in 2 batches of 50 (a third of the tiny model's images)
+    base = _base(data, model, epochs) if model == "tiny" else _base(small_root, model, epochs, 50, val_size=40)
+    configs = [compose_train(base + s) for s in SETTINGS]
     for i, cfg in enumerate(configs):
         run(cfg, tmp_path / f"alone{i}")
     results = run_group([Member(cfg, tmp_path / f"fused{i}") for i, cfg in enumerate(configs)])
