@@ -34,6 +34,30 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     torch.set_num_threads(1)
 
 
+# The modules that take longest (minutes of a worker: whole studies, SLURM's time limits, the kill harnesses), started
+# first, one per worker, so that no worker is left alone with one at the end; the SLURM ones wait on the scheduler.
+LONGEST = (
+    "slurm/test_slurm.py",
+    "study/test_study_graph.py",
+    "train/test_fused.py",
+    "trackers/test_trackers_reliability.py",
+    "runs/test_terminal.py",
+    "plugins/test_search_launchers.py",
+)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: a worker more than the CPU cores, since some tests wait (on SLURM's scheduler, a rendezvous, a
+    slot of a search) and leave their core to the others."""
+    return (os.cpu_count() or 1) + 1
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The LONGEST modules first (xdist hands modules out in this order), the rest as collected."""
+    first = {name: i for i, name in enumerate(LONGEST)}
+    items.sort(key=lambda item: first.get(Path(item.path).relative_to(Path(__file__).parent).as_posix(), len(first)))
+
+
 def _make_once(base: Path, name: str, make) -> dict:
     """{"value": make(folder)} or {"error": why it failed}, made once per test session however many xdist workers
     (or threads) ask: the first to ask makes it in a folder they all share, under a file lock, while the others
