@@ -29,6 +29,7 @@ import json
 import os
 import runpy
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,7 +54,7 @@ APPLIED_BY_CHILD = ("PYTHONPATH", "OMP_NUM_THREADS")
 def serve(path: str) -> tuple[dict, list[int]]:
     """Answer requests on the Unix socket `path` until the process that started the server is gone (then exit);
     returns only in a forked child: its request and descriptors."""
-    parent, started_path = os.getppid(), os.environ.get("PYTHONPATH", "")
+    parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
@@ -73,7 +74,7 @@ def serve(path: str) -> tuple[dict, list[int]]:
                 conn.close()
                 for other in children.values():
                     other.close()
-                return {**json.loads(msg), "server_pythonpath": started_path}, fds
+                return json.loads(msg), fds
             for fd in fds:
                 os.close(fd)
             _send(conn, pid)
@@ -105,7 +106,7 @@ def become(request: dict, fds: list[int]) -> None:
     if request["setsid"]:
         os.setsid()
     os.chdir(request["cwd"])
-    env = request["env"]
+    env, server_path = request["env"], set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
     os.environ.clear()
     os.environ.update(env)
     unbuffered = bool(env.get("PYTHONUNBUFFERED"))
@@ -125,7 +126,6 @@ def become(request: dict, fds: list[int]) -> None:
         import torch
 
         torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
-    server_path = set(filter(None, request["server_pythonpath"].split(os.pathsep)))
     added = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = [os.getcwd(), *added, *(p for p in sys.path[1:] if p not in server_path)]
     importlib.invalidate_caches()
@@ -182,6 +182,13 @@ _lock = threading.Lock()
 _server: dict = {}
 
 
+def _stop(proc: subprocess.Popen, folder: str) -> None:
+    """At the test process's exit: the server, then its folder (socket and log)."""
+    proc.kill()
+    proc.wait()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _server_for(env: dict) -> dict | None:
     """This process's server (started on first use), or None when `env` needs a fresh interpreter."""
     if os.environ.get("HW_TEST_SPAWN") == "1":
@@ -194,7 +201,7 @@ def _server_for(env: dict) -> dict | None:
             proc = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), path], stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
-            atexit.register(proc.kill)
+            atexit.register(_stop, proc, folder)
             deadline = time.monotonic() + 300
             while not os.path.exists(path):
                 if proc.poll() is not None or time.monotonic() > deadline:

@@ -30,9 +30,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 _counts = {"step": 0, "eval": 0, "write": 0, "rename": 0, "write:checkpoint": 0, "rename:checkpoint": 0}
 _ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT}
@@ -132,11 +129,10 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m hw_hparams.train args` (through this script, with `fault`) in `cwd`, output captured
     (`timeout` seconds at most, default support.PATIENCE_S; `env` added to the environment)."""
-    from support import PATIENCE_S, finish, start_cli
+    from support import PATIENCE_S, finish, start_cli, tests_on_path
 
     timeout = PATIENCE_S if timeout is None else timeout
-    path = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**(env or {}), "HW_FAULT": fault or "", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    env = {**(env or {}), "HW_FAULT": fault or "", "OMP_NUM_THREADS": "1", **tests_on_path()}
     what = f"`python tests/fault_inject.py {' '.join(args)}`"
     return finish(start_cli(args, cwd, "fault_inject", env), what, timeout)
 

@@ -46,6 +46,16 @@ LONG_PATIENCE_S = 1800  # a whole demo study, the kill harness: minutes alone
 T = TypeVar("T")
 
 
+def tests_on_path() -> dict[str, str]:
+    """{"PYTHONPATH": tests/, then the current PYTHONPATH}: a command started with it imports the tests' helpers
+    (fault_inject, a Hydra callback such as rendezvous or slow_steps, search_plan), and so do its jobs."""
+    return {
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+    }
+
+
 def shared_folder(tmp_path_factory) -> Path:
     """The temporary folder every process of this test session shares: the controller's under pytest-xdist (each
     worker's own is a folder in it), else the session's own."""

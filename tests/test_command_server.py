@@ -61,6 +61,16 @@ def probe(tmp_path):
     return tmp_path, env
 
 
+def _start(kind: str, module: str, args: list[str], cwd, env: dict):
+    """`python -m module args` run by the server ("served") or as a fresh interpreter ("fresh"), output piped."""
+    if kind == "fresh":
+        cmd = [sys.executable, "-m", module, *args]
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = command_server.start(module, args, cwd, env)
+    assert proc is not None, "the server should run this command"
+    return proc
+
+
 def _both(probe, how: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """The probe run by the server and by a fresh interpreter, each in a folder of its own (same name)."""
     tmp, env = probe
@@ -68,18 +78,7 @@ def _both(probe, how: str) -> tuple[subprocess.CompletedProcess, subprocess.Comp
     for kind in ("served", "fresh"):
         cwd = tmp / kind / "work"
         cwd.mkdir(parents=True)
-        if kind == "served":
-            proc = command_server.start("probe_mod", [how], cwd, env)
-            assert proc is not None, "the server should run this command"
-        else:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "probe_mod", how],
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+        proc = _start(kind, "probe_mod", [how], cwd, env)
         results.append(finish(proc, f"the probe ({kind}, {how})", 300))
     return results[0], results[1]
 
@@ -136,18 +135,7 @@ def test_the_training_command_served_and_fresh_writes_the_same_run(small_root, t
     for kind in ("served", "fresh"):
         cwd = tmp_path / kind
         cwd.mkdir()
-        if kind == "served":
-            proc = command_server.start("hw_hparams.train", args, cwd, env)
-        else:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hw_hparams.train", *args],
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        result = finish(proc, f"a tiny run ({kind})")
+        result = finish(_start(kind, "hw_hparams.train", args, cwd, env), f"a tiny run ({kind})")
         assert result.returncode == 0, result.stderr[-3000:]
         runs[kind] = cwd / "run"
     assert without_timing(read_rows(runs["served"] / "history.csv")) == without_timing(

@@ -24,6 +24,7 @@ from support import (
     finish,
     read_rows,
     start_cli,
+    tests_on_path,
     wait_until,
     without_timing,
 )
@@ -35,7 +36,6 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]  # cluster:
 
 CPU_JOB = ["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 TINY = ["model=tiny", "batch_size=50", "trainer.progress=false", "trainer.device=cpu"]
-TESTS = Path(__file__).resolve().parents[1]  # tests/, where slow_steps.py lies
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +106,7 @@ def test_a_one_minute_time_limit_requeues_at_least_twice_and_resumes_to_the_unin
     reference = _start([*run, f"hydra.run.dir={tmp_path / 'reference'}"], tmp_path)
     limit = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10"]
     slurm = _start(
-        ["-m", *run, *CPU_JOB, *limit, *SLOW, f"hydra.sweep.dir={tmp_path / 'slurm'}"],
-        tmp_path,
-        env={"PYTHONPATH": os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])])},
+        ["-m", *run, *CPU_JOB, *limit, *SLOW, f"hydra.sweep.dir={tmp_path / 'slurm'}"], tmp_path, env=tests_on_path()
     )
     seen, snapshot = {}, tmp_path / "requeued_snapshot"
 

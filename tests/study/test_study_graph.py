@@ -19,7 +19,17 @@ import time
 from pathlib import Path
 
 import pytest
-from support import DEMO, ONE_THREAD, TINY_RUN, fake_data_overrides, read_rows, run_cli, start_cli, without_timing
+from support import (
+    DEMO,
+    ONE_THREAD,
+    TINY_RUN,
+    fake_data_overrides,
+    read_rows,
+    run_cli,
+    start_cli,
+    tests_on_path,
+    without_timing,
+)
 
 from hw_hparams import homework
 from hw_hparams.bench import report as bench_report
@@ -29,12 +39,10 @@ MEET = {"_target_": "rendezvous.Meet", "waits": "schedule_sweep", "for": "wd_swe
 JOBLIB = ["launcher=joblib", "hydra.launcher.n_jobs=2", "figures=false"] + [
     f"+hydra.callbacks.meet.{k}={v}" for k, v in MEET.items()
 ]
-HERE = Path(__file__).resolve().parents[1]  # tests/, where rendezvous.py lies
 
 
 def _meet_env(cwd: Path) -> dict[str, str]:
-    path = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return {**ONE_THREAD, "PYTHONPATH": path, "MEET_DIR": str(cwd / "meet")}
+    return {**ONE_THREAD, **tests_on_path(), "MEET_DIR": str(cwd / "meet")}
 
 
 STAGE2 = ("schedule_sweep", "wd_sweep", "mixup")
