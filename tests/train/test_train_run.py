@@ -90,13 +90,13 @@ def test_validation_accuracy_climbs_far_above_chance(tmp_path, learnable_root):
         [
             *fake_data_overrides(learnable_root, val_size=500),
             "model=tiny",
-            "batch_size=64",
+            "batch_size=16",
             "trainer.progress=false",
-            "epochs=6",
+            "epochs=2",
         ]
     )
     summary = train_module.run(cfg, tmp_path / "run")
-    assert summary["best_val_acc"] > 0.15  # chance is 0.01
+    assert summary["best_val_acc"] > 0.15  # chance is 0.01; 0.35 here (6 epochs of batch 64: 0.35 in 3x the time)
 
 
 def test_test_split_only_with_eval_test_and_only_once(tmp_path, fake_root, monkeypatch):
