@@ -15,9 +15,10 @@ folders on sys.path, OMP_NUM_THREADS as torch's thread count), its standard stre
 the interpreter buffers them), `runpy` running the module as __main__ with its sys.argv, and the interpreter's
 exit as seen from outside (non-daemon threads joined, atexit functions, streams flushed, the exit status, the
 traceback of an uncaught exception); it skips only the teardown of modules nothing can observe. What the server
-imported saw the server's environment, so a command whose environment differs in a variable read at import
-(PYTHON*, TORCH*, MPL*, ...) gets a fresh interpreter instead, and so does every command under HW_TEST_SPAWN=1.
-tests/test_command_server.py checks a child against a fresh interpreter.
+imported saw the server's environment, so a command whose environment differs in a variable read at import gets a
+fresh interpreter instead: one the imports read (the server records them, torch's compiler reads a few hundred), or
+one of READ_AT_IMPORT's prefixes (read by C libraries, or by scanning the environment); so does every command under
+HW_TEST_SPAWN=1. tests/test_command_server.py checks a child against a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -38,14 +39,29 @@ import tempfile
 import threading
 import time
 
-# What every command imports (their entry modules are run fresh, as __main__; not torchvision: importing it reads
-# Inductor's settings from the environment).
-PRELOAD = ("torch", "hydra", "pandas", "matplotlib", "hw_hparams.train.__main__", "hw_hparams.homework", "analysis")
+# What the commands import (their entry modules are run fresh, as __main__). torchvision (the data's reader) costs
+# ~1.2 s of CPU to import, as much as torch: most commands read data.
+PRELOAD = (
+    "torch",
+    "torchvision",
+    "hydra",
+    "pandas",
+    "matplotlib",
+    "hw_hparams.train.__main__",
+    "hw_hparams.homework",
+    "analysis",
+)
 ENTRY_MODULES = ("hw_hparams.train.__main__", "hw_hparams.homework")
-# Environment variables read when those modules are imported (or by the interpreter at its start): a command whose
-# value differs from the server's gets a fresh interpreter. PYTHONPATH and OMP_NUM_THREADS the child applies itself.
-READ_AT_IMPORT = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "MKL_", "KMP_", "MPL", "LC_", "LANG")
-APPLIED_BY_CHILD = ("PYTHONPATH", "OMP_NUM_THREADS")
+# Prefixes of environment variables read at import where the server cannot see it (by the interpreter at its start,
+# by C libraries, by a module scanning the environment: tqdm's TQDM_*), besides those it records (READ_FILE): a
+# command whose value of one differs from the server's gets a fresh interpreter. PYTHONPATH and OMP_NUM_THREADS the
+# child applies itself.
+READ_AT_IMPORT = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "MKL_", "KMP_", "MPL", "LC_", "LANG", "TQDM_")
+APPLIED_BY_CHILD = ("PYTHONPATH", "OMP_NUM_THREADS", "PYTHONUNBUFFERED")
+# Commands that start `python -m hw_hparams.train` themselves (the study's stages, the search benchmark): those are
+# served too (`serve_children`).
+LAUNCHERS = ("hw_hparams.homework", "hw_hparams.bench")
+READ_FILE = "read_at_import.json"  # beside the socket: the variables PRELOAD's imports read, by name
 
 
 # --- the server ---------------------------------------------------------------------------------------------------
@@ -129,6 +145,8 @@ def become(request: dict, fds: list[int]) -> None:
     added = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = [os.getcwd(), *added, *(p for p in sys.path[1:] if p not in server_path)]
     importlib.invalidate_caches()
+    if request.get("children"):
+        serve_children()
     sys.argv = ["-m", *request["args"]]
     sys.orig_argv = [sys.executable, "-m", request["module"], *request["args"]]
     try:
@@ -145,6 +163,47 @@ def become(request: dict, fds: list[int]) -> None:
         sys.excepthook(*sys.exc_info())
         code = 1
     exit_as_interpreter(code)
+
+
+def serve_children() -> None:
+    """In a command that starts `python -m` commands itself: serve those as the server serves the tests' (a fresh
+    interpreter where `_server_for` says so), from a copy of this process forked now, before the command runs, so
+    still as the server left it, and in the command's session and process group, so that a signal to the group
+    reaches it and what it starts, as it reaches a command's own children. subprocess.Popen sends them to it."""
+    folder = tempfile.mkdtemp(prefix="hw-commands-")
+    path = os.path.join(folder, "socket")
+    if os.fork() == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):  # each command gets its streams with its request
+            os.dup2(null, std)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the command and what it starts
+        try:
+            request, fds = serve(path)
+        except SystemExit:  # the command has ended
+            os._exit(0)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        become(request, fds)
+    atexit.register(shutil.rmtree, folder, True)
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    _server["path"] = path
+    subprocess.Popen = _ServingPopen
+
+
+class _ServingPopen(subprocess.Popen):
+    """subprocess.Popen in a command whose children are served: `[sys.executable, "-m", module, *args]` with
+    at most env, cwd, stdout, stderr and start_new_session is a ServedProcess where `start` serves it."""
+
+    def __new__(cls, args, *more, **kwargs):
+        plain = not more and set(kwargs) <= {"env", "cwd", "stdout", "stderr", "start_new_session"}
+        if plain and isinstance(args, list | tuple) and len(args) > 2 and list(args[:2]) == [sys.executable, "-m"]:
+            env = dict(os.environ if kwargs.get("env") is None else kwargs["env"])
+            cwd = kwargs.get("cwd") or os.getcwd()
+            streams = {k: kwargs.get(k) for k in ("stdout", "stderr", "start_new_session") if k in kwargs}
+            served = start(args[2], list(args[3:]), cwd, env, **{"stdout": None, "stderr": None, **streams})
+            if served is not None:
+                return served
+        return super().__new__(cls)
 
 
 def exit_as_interpreter(code: int) -> None:
@@ -164,9 +223,32 @@ def exit_as_interpreter(code: int) -> None:
     os._exit(code & 0xFF)
 
 
+def preload() -> list[str]:
+    """Import PRELOAD; the names of the environment variables read meanwhile by name (os.environ[k], .get, getenv:
+    one scanned in a loop over the environment is not counted; READ_AT_IMPORT covers those)."""
+    environ = type(os.environ)
+    getitem, read = environ.__getitem__, set()
+
+    def recording(self, key):
+        if sys._getframe(1).f_code.co_name != "__iter__":  # items(), values(): a scan, not a read by name
+            read.add(key)
+        return getitem(self, key)
+
+    environ.__getitem__ = recording
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+    finally:
+        environ.__getitem__ = getitem
+    return sorted(read)
+
+
 def main(path: str) -> None:
-    for name in PRELOAD:
-        importlib.import_module(name)
+    env = dict(os.environ)  # the client's, before the imports add theirs (torch: TORCHINDUCTOR_CACHE_DIR)
+    read = preload()
+    with open(os.path.join(os.path.dirname(path), READ_FILE), "w") as f:  # before the socket, which says "ready"
+        json.dump(read, f)
+    _server.update(env=env, read=set(read))  # what `serve_children` compares the commands it is asked for with
     for name in ENTRY_MODULES:  # run fresh by each command, as `python -m` runs them: not imported beforehand
         del sys.modules[name]
         parent, _, leaf = name.rpartition(".")
@@ -208,10 +290,16 @@ def _server_for(env: dict) -> dict | None:
                     proc.kill()
                     raise AssertionError(f"the command server did not start: {open(log.name).read()[-3000:]}")
                 time.sleep(0.05)
-            _server.update(path=path, env=dict(os.environ), proc=proc)
-    started = _server["env"]
+            with open(os.path.join(folder, READ_FILE)) as f:
+                read = set(json.load(f))
+            _server.update(path=path, env=dict(os.environ), proc=proc, read=read)
+    started, read = _server["env"], _server["read"]
     for key in set(env) | set(started):
-        if key.startswith(READ_AT_IMPORT) and key not in APPLIED_BY_CHILD and env.get(key) != started.get(key):
+        if (
+            (key in read or key.startswith(READ_AT_IMPORT))
+            and key not in APPLIED_BY_CHILD
+            and env.get(key) != started.get(key)
+        ):
             return None
     if "OMP_NUM_THREADS" in started and "OMP_NUM_THREADS" not in env:
         return None  # torch's default thread count, which only a fresh interpreter knows
@@ -256,7 +344,14 @@ class ServedProcess:
         self._output, self._closed = {fd: bytearray() for fd in self._pipes.values()}, set()
         self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._conn.connect(server["path"])
-        request = {"module": module, "args": list(args), "cwd": os.fspath(cwd), "env": env, "setsid": start_new_session}
+        request = {
+            "module": module,
+            "args": list(args),
+            "cwd": os.fspath(cwd),
+            "env": env,
+            "setsid": start_new_session,
+            "children": module in LAUNCHERS,
+        }
         socket.send_fds(self._conn, [json.dumps(request).encode() + b"\n"], sent)
         for fd in theirs:
             os.close(fd)
@@ -288,9 +383,10 @@ class ServedProcess:
                 raise subprocess.TimeoutExpired(self.args, timeout)
         return self.returncode
 
-    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
-        """Everything the command writes to its PIPEs until it ends, as text; subprocess.TimeoutExpired after
-        `timeout` s (what was read is kept for the next call)."""
+    def communicate(self, input=None, timeout: float | None = None) -> tuple[str | None, str | None]:  # noqa: A002
+        """Everything the command writes to its PIPEs until it ends, as text (no `input`: its stdin is the caller's);
+        subprocess.TimeoutExpired after `timeout` s (what was read is kept for the next call)."""
+        assert input is None, "a served command reads the caller's stdin"
         deadline = None if timeout is None else time.monotonic() + timeout
         while open_fds := [fd for fd in self._output if fd not in self._closed]:
             left = None if deadline is None else deadline - time.monotonic()
@@ -314,6 +410,15 @@ class ServedProcess:
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:  # as subprocess.Popen's: close its pipes, wait for it
+        for stream in (self.stdout, self.stderr):
+            if stream is not None:
+                stream.close()
+        self.wait()
 
     def __del__(self):
         self._conn.close()

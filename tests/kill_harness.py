@@ -15,7 +15,7 @@ completed round, history.csv must equal the reference's in every column but epoc
 checkpoint must load with the reference's weights bit for bit, and no temporary, lock or damaged
 file may remain.
 
-Attempts are forked from this process after it has imported what an attempt imports (torch, Hydra, the
+Attempts are forked from this process after it has imported what an attempt imports (torch, torchvision, Hydra, the
 training command, the trackers named in `--override logger=...`; `--spawn`: each a fresh
 `python tests/fault_inject.py ...`, slower), so the time goes to kills rather than imports.
 Every process runs with OMP_NUM_THREADS=1, so runs are bitwise reproducible. Exit status 0 and a
@@ -80,7 +80,9 @@ class Runner:
 
     def __init__(self, spawn: bool, logs: Path, extra: tuple = ()):
         self.spawn, self.logs, self.n = spawn, logs, 0
-        if not spawn:  # what every attempt imports: the training command, and the trackers `extra` names
+        if not spawn:  # what every attempt imports: the training command, the data's reader, the trackers `extra` names
+            import torchvision  # noqa: F401 (~1.2 s of CPU, as much as torch)
+
             import hw_hparams.train.__main__  # noqa: F401
             from hw_hparams import trackers
 

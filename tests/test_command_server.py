@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import command_server
 import pytest
@@ -47,6 +48,11 @@ PROBE = textwrap.dedent(
     elif how == "wait":
         open("started", "w").close()
         time.sleep(600)
+    elif how == "launch":  # a command of its own, as the study starts its stages
+        import subprocess
+        child = subprocess.Popen([sys.executable, "-m", "probe_mod", sys.argv[2]])
+        open("child.pid", "w").write(str(child.pid))
+        print("child exited", child.wait(), flush=True)
     """
 )
 
@@ -118,10 +124,45 @@ def test_a_served_command_is_a_process_of_its_own_that_signals_reach(probe):
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
 
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def test_what_a_launcher_starts_with_python_m_is_served_and_signals_to_its_group_reach_it(probe, monkeypatch):
+    tmp, env = probe
+    monkeypatch.setattr(command_server, "LAUNCHERS", ("probe_mod",))
+    work = tmp / "work"
+    work.mkdir()
+    done = finish(command_server.start("probe_mod", ["launch", "exit3"], work, env), "a probe starting another")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count('"name": "__main__"') == 2 and "child exited 3" in done.stdout  # its output, its status
+    proc = command_server.start("probe_mod", ["launch", "wait"], work, env, start_new_session=True)
+    wait_until(lambda: (work / "started").exists() and (work / "child.pid").exists(), "the child", alive=proc)
+    child = int((work / "child.pid").read_text())
+    assert _cmdline(child)[1].endswith("command_server.py")  # forked from the server's copy, not a fresh interpreter
+    assert os.getpgid(child) == proc.pid  # in the command's process group, as its own child would be
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    wait_until(lambda: not _alive(child), "the child to die with its group")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return text[text.rfind(")") + 2 :].split()[0] != "Z"  # a zombie has ended
+
+
 def test_a_variable_read_at_import_gets_a_fresh_interpreter(probe):
-    _, env = probe
+    tmp, env = probe
     assert command_server.start("probe_mod", ["plain"], ".", {**env, "PYTHONHASHSEED": "123"}) is None
     assert command_server.start("probe_mod", ["plain"], ".", {**env, "TORCH_LOGS": "+dynamo"}) is None
+    # read by name while the server imported (Inductor's config, pandas), under no prefix: recorded by the server
+    for name, value in (("CXX", "clang++"), ("PANDAS_COPY_ON_WRITE", "1")):
+        assert command_server.start("probe_mod", ["plain"], ".", {**env, name: value}) is None, name
+    served = command_server.start("probe_mod", ["plain"], tmp, {**env, "HW_NOBODY_READS_THIS": "1"}, stdout=None)
+    assert served is not None and served.wait(timeout=60) == 0
     without = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
     if "OMP_NUM_THREADS" in os.environ:  # the server's threads came from it: only a fresh interpreter knows torch's own
         assert command_server.start("probe_mod", ["plain"], ".", without) is None
