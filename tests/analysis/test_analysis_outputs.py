@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from analysis_synth import HIST_HEADER, ROOT, fnum, read_csv_dicts
-from support import PATIENCE_S
+from support import run_cli
 
 import analysis
 
@@ -207,9 +205,7 @@ def test_latex_escape():
 
 
 def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", *args], cwd=ROOT, capture_output=True, text=True, timeout=PATIENCE_S
-    )
+    return run_cli(list(args), ROOT, module="analysis")
 
 
 def test_cli_missing_path(tmp_path):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from analysis_synth import HOSTILE, ROOT, read_csv_dicts, write_study
-from support import PATIENCE_S
+from support import run_cli
 
 from analysis import paper
 from analysis.render import texbuild
@@ -123,13 +123,7 @@ def test_the_rebuild_command_never_imports_the_training_code(built):
 
 
 def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "analysis.paper", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE_S,
-    )
+    return run_cli([str(a) for a in args], ROOT, module="analysis.paper")
 
 
 @pytest.mark.parametrize(

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
-from support import PATIENCE_S
+from support import run_cli
 
 from hw_hparams.bench import __main__ as bench
 from hw_hparams.bench import report as bench_report
 
 
 def test_cpu_smoke_measures_every_pipeline_and_prints_the_table(tmp_path):
-    cmd = [sys.executable, "-m", "hw_hparams.bench", "--cpu-smoke", "--out", "bench.json"]
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE_S)
+    result = run_cli(["--cpu-smoke", "--out", "bench.json"], tmp_path, module="hw_hparams.bench")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "| pipeline | settings | s / epoch | img / s | vs (a) | vs (c) |" in out

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from analysis_synth import HOSTILE, write_study  # noqa: E402
-from support import PATIENCE_S  # noqa: E402
+from support import run_cli  # noqa: E402
 
 from analysis import paper
 from analysis.render import texbuild  # noqa: E402
@@ -72,12 +71,7 @@ def test_the_official_style_switch_uses_the_named_sty(demo, tmp_path):
     kit = tmp_path / "kit"
     kit.mkdir()
     (kit / "aaai25.sty").write_text(STAND_IN)
-    r = subprocess.run(
-        [sys.executable, "-m", "analysis.paper", str(study), "--style", str(kit / "aaai25.sty")],
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE_S,
-    )
+    r = run_cli([str(study), "--style", str(kit / "aaai25.sty")], tmp_path, module="analysis.paper")
     assert r.returncode == 0, r.stdout + r.stderr
     report = study / "report"
     assert (report / "aaai25.sty").read_text() == STAND_IN

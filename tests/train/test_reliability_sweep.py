@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
+import support
 from fault_inject import run_cli
 from reliability_util import STEPS_PER_EPOCH, TINY_RUN, fake_data_overrides, file_states, rows
-from support import PATIENCE_S
 
 LRS = ["0.05", "0.02", "1e30", "0.01"]  # jobs 0..3; 1e30 diverges (non-finite loss) in epoch 1
 
@@ -57,12 +55,7 @@ def test_a_sweep_resumes_what_is_missing_goes_past_failures_and_divergence(tmp_p
 
     # 3. The analysis of what is there works, and shows the diverged run as diverged.
     out_dir = tmp_path / "analysis"
-    analysis = subprocess.run(
-        [sys.executable, "-m", "analysis", str(sweep), "--out", str(out_dir)],
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE_S,
-    )
+    analysis = support.run_cli([str(sweep), "--out", str(out_dir)], tmp_path, module="analysis")
     assert analysis.returncode == 0, analysis.stderr
     runs = (out_dir / "runs.csv").read_text()
     assert "diverged" in runs and "failed" in runs
