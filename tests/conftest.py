@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, shared_folder, stamps
+from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, run_cli, run_in_terminal, shared_folder, stamps
 
 from hw_hparams.data.fake import write_fake_cifar100
 
@@ -133,17 +133,24 @@ def _needs_tools(request):
 
 
 def _make_demo(cwd: Path) -> dict:
-    """The demo study in `cwd`, then the same command again (figures off); what each printed, and the state between."""
-    first = run_cli(DEMO, cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD)
-    assert first.returncode == 0, first.stderr[-3000:]
+    """The README's quickstart in `cwd` as a person runs it, at a terminal with its bars (DEMO's sizes), then the same
+    command again piped (figures off); what each printed, and the state between."""
+    status, screen = run_in_terminal(
+        [a for a in DEMO if a != "trainer.progress=false"],
+        cwd,
+        module="hw_hparams.homework",
+        env=ONE_THREAD,
+        timeout=LONG_PATIENCE_S,
+    )
+    assert status == 0, screen[-3000:]
     before = {str(p): t for p, t in stamps(cwd / "outputs" / "t").items()}
     report = (cwd / "outputs" / "t" / "report" / "report.md").read_text()
     again = run_cli(
         DEMO + ["figures=false"], cwd, module="hw_hparams.homework", timeout=LONG_PATIENCE_S, env=ONE_THREAD
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    printed = {k: {"stdout": p.stdout, "stderr": p.stderr} for k, p in (("first", first), ("again", again))}
-    return {"cwd": str(cwd), **printed, "before": before, "report": report}
+    printed = {"again": {"stdout": again.stdout, "stderr": again.stderr}}
+    return {"cwd": str(cwd), "screen": screen, **printed, "before": before, "report": report}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -160,14 +167,16 @@ def _demo_starts_early(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """The tiny demo study run once, then the same command again (figures off): both outputs and the state between.
-    One thread per process (ONE_THREAD), so that its runs are bitwise those of the same demo under other launchers.
-    Made once for all workers (`made_once`): tests read it, and copy what they change."""
+    """The tiny demo study run once at a terminal ("screen": all it wrote there), then the same command again piped
+    (figures off; "again"), and the state between. One thread per process (ONE_THREAD), so that its runs are bitwise
+    those of the same demo under other launchers. Made once for all workers (`made_once`): tests read it, and copy
+    what they change."""
     made = made_once(tmp_path_factory, "homework", _make_demo)
     study = Path(made["cwd"]) / "outputs" / "t"
     return {
         "study": study,
-        **{k: subprocess.CompletedProcess(DEMO, 0, made[k]["stdout"], made[k]["stderr"]) for k in ("first", "again")},
+        "screen": made["screen"],
+        "again": subprocess.CompletedProcess(DEMO, 0, made["again"]["stdout"], made["again"]["stderr"]),
         "before": {Path(p): t for p, t in made["before"].items()},
         "report": made["report"],
     }

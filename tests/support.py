@@ -158,6 +158,12 @@ def run_cli(
     return finish(start_cli(args, cwd, module, env), f"`python -m {module} {' '.join(args)}`", timeout)
 
 
+def shown_lines(screen: str) -> list[str]:
+    """The lines a terminal shows once `screen` (run_in_terminal's) is written to it: each line's text after its last
+    carriage return (a bar drawn and wiped before it is gone), erase-line sequences dropped."""
+    return [line.rstrip("\r").rsplit("\r", 1)[-1].replace("\x1b[K", "") for line in screen.split("\n")]
+
+
 def run_in_terminal(
     args: list[str],
     cwd: Path,

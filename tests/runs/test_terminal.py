@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import DEMO, LONG_PATIENCE_S, ONE_THREAD, fake_data_overrides, run_cli, run_in_terminal
+from support import fake_data_overrides, run_cli, run_in_terminal
 
 import hw_hparams.engine.group as steps
 from hw_hparams.data import Normalize, Split
@@ -129,15 +129,10 @@ def test_a_fused_sweep_of_two_at_a_terminal_completes_with_one_bar_for_both(tmp_
     assert "Traceback" not in screen and not _lines_over_a_bar(screen)
 
 
-def test_the_quickstart_demo_at_a_terminal_completes_with_its_bars(tmp_path):
-    """README, Quickstart: `python -m hw_hparams.homework demo=true` (sized down as the demo fixture is),
-    its bars on: every run of every section completed, the report written, a bar drawn in each stage."""
-    demo = [a for a in DEMO if a != "trainer.progress=false"] + ["figures=false"]
-    status, screen = run_in_terminal(
-        demo, tmp_path, module="hw_hparams.homework", env=ONE_THREAD, timeout=LONG_PATIENCE_S
-    )
-    assert status == 0, screen[-3000:]
-    study = tmp_path / "outputs" / "t"
+def test_the_quickstart_demo_at_a_terminal_completes_with_its_bars(demo):
+    """README, Quickstart: `python -m hw_hparams.homework demo=true` at a terminal (the `demo` fixture: sized down,
+    its bars on): every run of every section completed, the report written, a bar drawn in each stage."""
+    screen, study = demo["screen"], demo["study"]
     runs = [s for section in ("lr_sweep", "schedule_sweep", "wd_sweep", "mixup") for s in _summaries(study / section)]
     assert len(runs) == 8 and all(s["status"] == "completed" for s in runs)
     assert (study / "report" / "report.md").is_file()

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support import shown_lines
 from support import stamps as _stamps
 
 from hw_hparams import homework
@@ -65,9 +66,7 @@ def test_the_test_split_is_evaluated_once_for_the_final_run_only(demo):
 
 def test_the_study_says_each_finished_run_with_its_overall_progress(demo):
     lines = [
-        line
-        for line in demo["first"].stderr.splitlines()
-        if "[hw_hparams.homework] sections " in line and " | " in line
+        line for line in shown_lines(demo["screen"]) if "[hw_hparams.homework] sections " in line and " | " in line
     ]
     assert [re.search(r"runs (\d+)/8", line)[1] for line in lines] == [str(i) for i in range(1, 9)], lines
     assert all(
@@ -84,11 +83,12 @@ def test_the_study_says_each_finished_run_with_its_overall_progress(demo):
 
 
 def test_the_study_prints_only_its_own_log_lines(demo):
-    """Libraries' chatter (fontTools logs ~500 INFO lines while matplotlib writes the PDF figures) stays out."""
-    err = demo["first"].stderr
-    names = set(re.findall(r"^\[[^\]]+\]\[([\w.]+)\]", err, re.M))
+    """Libraries' chatter (fontTools logs ~500 INFO lines while matplotlib writes the PDF figures) stays out of what
+    the terminal shows; Hydra's own lines (HYDRA: a sweep's "Launching 3 jobs locally", on stdout) stay."""
+    shown = "\n".join(shown_lines(demo["screen"]))
+    names = set(re.findall(r"^\[[^\]]+\]\[([\w.]+)\]", shown, re.M))
     assert "hw_hparams.homework" in names and all(
-        n.split(".")[0] in ("hw_hparams", "hydra_plugins", "analysis") for n in names
+        n.split(".")[0] in ("hw_hparams", "hydra_plugins", "analysis", "HYDRA") for n in names
     ), names
 
 

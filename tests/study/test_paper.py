@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from analysis_synth import HOSTILE, write_study  # noqa: E402
-from support import run_cli  # noqa: E402
+from support import run_cli, shown_lines  # noqa: E402
 
 from analysis import paper
 from analysis.render import texbuild  # noqa: E402
@@ -51,7 +51,7 @@ def test_the_demo_paper_compiles_within_six_pages_with_every_figure_and_heading(
     report = demo["study"] / "report"
     pdf, log = report / "paper.pdf", (report / "paper.log").read_text(errors="replace")
     log = re.sub(r"(?m)^(.{79})\n", r"\1", log)  # TeX wraps its log at 79 characters, file names included
-    assert f"paper: {Path('outputs/t/report/paper.pdf')}" in demo["first"].stdout
+    assert f"paper: {Path('outputs/t/report/paper.pdf')}" in "\n".join(shown_lines(demo["screen"]))
     assert not re.search(r"^! |^\S+:\d+: ", log, re.M), "LaTeX reported an error"
     assert pdf_pages(pdf) <= 6
     included = set(re.findall(r"<(?:\./)?(figures/[^>]+?\.pdf)", log))
