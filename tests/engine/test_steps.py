@@ -191,17 +191,15 @@ def test_fast_and_eager_paths_give_the_same_losses_and_lr_changes_do_not_recompi
             assert all(
                 a["numpy"] == b["numpy"] and torch.equal(a["torch"], b["torch"]) for a, b in zip(before[1], after[1])
             )
-        results[compile_] = _train(group, train, val, epochs=3), [copy_state(group.model, i) for i in range(2)]
-    assert backend.compiles == compiles  # three learning rates, no recompilation
-    assert backend.calls >= calls + 3 * (3 * 2 + 1)  # per epoch: 3 full batches (forward, optimizer step), 1 eval batch
+        results[compile_] = _train(group, train, val, epochs=2), [copy_state(group.model, i) for i in range(2)]
+    assert backend.compiles == compiles  # two learning rates, no recompilation
+    assert backend.calls >= calls + 2 * (3 * 2 + 1)  # per epoch: 3 full batches (forward, optimizer step), 1 eval batch
     for eager, fast in zip(results["false"][0], results["true"][0]):
         for run_eager, run_fast in zip(eager, fast):
             assert run_fast == pytest.approx(run_eager, rel=1e-5)
     for eager, fast in zip(results["false"][1], results["true"][1]):
         for name in eager:
-            torch.testing.assert_close(
-                eager[name], fast[name], rtol=1e-3, atol=5e-5
-            )  # float rounding over 12 SGD steps
+            torch.testing.assert_close(eager[name], fast[name], rtol=1e-3, atol=5e-5)  # float rounding over 8 SGD steps
 
 
 def _rows(path):
