@@ -43,6 +43,11 @@ LONGEST = (
     "trackers/test_trackers_reliability.py",
     "runs/test_terminal.py",
     "plugins/test_search_launchers.py",
+    "engine/test_cuda_path.py",
+    "engine/test_steps.py",
+    "train/test_train_run.py",
+    "train/test_reliability_kill.py",
+    "bench/test_bench_search.py",
 )
 
 
