@@ -129,10 +129,10 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m hw_hparams.train args` (through this script, with `fault`) in `cwd`, output captured
     (`timeout` seconds at most, default support.PATIENCE_S; `env` added to the environment)."""
-    from support import PATIENCE_S, finish, start_cli, tests_on_path
+    from support import PATIENCE_S, finish, path_with_tests, start_cli
 
     timeout = PATIENCE_S if timeout is None else timeout
-    env = {**(env or {}), "HW_FAULT": fault or "", "OMP_NUM_THREADS": "1", **tests_on_path()}
+    env = {**(env or {}), "HW_FAULT": fault or "", "OMP_NUM_THREADS": "1", **path_with_tests()}
     what = f"`python tests/fault_inject.py {' '.join(args)}`"
     return finish(start_cli(args, cwd, "fault_inject", env), what, timeout)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from support import TINY_RUN, fake_data_overrides, tests_on_path
+from support import TINY_RUN, fake_data_overrides, path_with_tests
 
 
 def plan() -> list[tuple[float, int]]:
@@ -22,7 +22,7 @@ def by_trial(cfg, trial) -> None:
 
 def env(plan: str, **extra: str) -> dict[str, str]:
     """The environment of a search command whose trial n trains the n-th `lr:seed` of `plan`."""
-    return {**tests_on_path(), "SEARCH_PLAN": plan, "OMP_NUM_THREADS": "1", **extra}
+    return {**path_with_tests(), "SEARCH_PLAN": plan, "OMP_NUM_THREADS": "1", **extra}
 
 
 def search_args(fake_root: Path, n_trials: int, *extra: str) -> list[str]:

@@ -46,7 +46,7 @@ LONG_PATIENCE_S = 1800  # a whole demo study, the kill harness: minutes alone
 T = TypeVar("T")
 
 
-def tests_on_path() -> dict[str, str]:
+def path_with_tests() -> dict[str, str]:
     """{"PYTHONPATH": tests/, then the current PYTHONPATH}: a command started with it imports the tests' helpers
     (fault_inject, a Hydra callback such as rendezvous or slow_steps, search_plan), and so do its jobs."""
     return {

@@ -22,9 +22,9 @@ from support import (
     PATIENCE_S,
     fake_data_overrides,
     finish,
+    path_with_tests,
     read_rows,
     start_cli,
-    tests_on_path,
     wait_until,
     without_timing,
 )
@@ -106,7 +106,7 @@ def test_a_one_minute_time_limit_requeues_at_least_twice_and_resumes_to_the_unin
     reference = _start([*run, f"hydra.run.dir={tmp_path / 'reference'}"], tmp_path)
     limit = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10"]
     slurm = _start(
-        ["-m", *run, *CPU_JOB, *limit, *SLOW, f"hydra.sweep.dir={tmp_path / 'slurm'}"], tmp_path, env=tests_on_path()
+        ["-m", *run, *CPU_JOB, *limit, *SLOW, f"hydra.sweep.dir={tmp_path / 'slurm'}"], tmp_path, env=path_with_tests()
     )
     seen, snapshot = {}, tmp_path / "requeued_snapshot"
 

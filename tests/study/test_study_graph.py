@@ -24,10 +24,10 @@ from support import (
     ONE_THREAD,
     TINY_RUN,
     fake_data_overrides,
+    path_with_tests,
     read_rows,
     run_cli,
     start_cli,
-    tests_on_path,
     without_timing,
 )
 
@@ -42,7 +42,7 @@ JOBLIB = ["launcher=joblib", "hydra.launcher.n_jobs=2", "figures=false"] + [
 
 
 def _meet_env(cwd: Path) -> dict[str, str]:
-    return {**ONE_THREAD, **tests_on_path(), "MEET_DIR": str(cwd / "meet")}
+    return {**ONE_THREAD, **path_with_tests(), "MEET_DIR": str(cwd / "meet")}
 
 
 STAGE2 = ("schedule_sweep", "wd_sweep", "mixup")
