@@ -68,28 +68,6 @@ def _history(run_dir: Path) -> list[dict]:
     return without_timing(read_rows(run_dir / "history.csv"))
 
 
-def test_a_two_job_sweep_through_sbatch_has_the_basic_launchers_histories(tmp_path, data):
-    sweep = ["-m", "experiment=wd_sweep", "epochs=3", *TINY, *data]
-    basic = _start([*sweep, f"hydra.sweep.dir={tmp_path / 'basic'}"], tmp_path)
-    slurm = _finish(_start([*sweep, *CPU_JOB, f"hydra.sweep.dir={tmp_path / 'slurm'}"], tmp_path))
-    basic = _finish(basic)
-    assert basic.returncode == 0 and slurm.returncode == 0, basic.stderr[-2000:] + slurm.stderr[-2000:]
-    want, got = _runs(tmp_path / "basic"), _runs(tmp_path / "slurm")
-    assert len(want) == 2 and set(got) == set(want)
-    for name in want:
-        assert _history(got[name]) == _history(want[name]) and len(_history(want[name])) == 3, name
-    summaries = [_summary(d) for d in got.values()]
-    assert {s["status"] for s in summaries} == {"completed"} and {s["slurm"]["attempt"] for s in summaries} == {1}
-    assert len({s["slurm"]["job_id"] for s in summaries}) == 2 and all(
-        _summary(d)["slurm"] is None for d in want.values()
-    )
-    said = slurm.stdout + slurm.stderr
-    assert [line for line in said.splitlines() if "sacct" in line] == [
-        next(line for line in said.splitlines() if "sacct cannot answer here" in line)
-    ]  # once, not per poll
-    assert "Bypassing" not in said and "Traceback" not in said
-
-
 # The first two attempts of the requeue test's job sleep 1 s after each optimizer step (tests/slow_steps.py).
 SLOW = ["+hydra.callbacks.slow._target_=slow_steps.SlowSteps", "+hydra.callbacks.slow.seconds=1"]
 SLOW += ["+hydra.callbacks.slow.attempts=2"]
@@ -177,7 +155,8 @@ def test_scancel_leaves_the_run_interrupted_and_the_same_command_resumes_it(tmp_
 
 
 def test_the_whole_study_through_slurm_reports_the_local_demos_numbers(tmp_path, demo):
-    """The same demo command as the session's `demo` study (one thread per process), on the cluster."""
+    """The same demo command as the session's `demo` study (one thread per process), on the cluster: every sweep
+    through sbatch, one job per run, has the histories and figures of the basic launcher's runs."""
     on_slurm = [
         *DEMO,
         "figures=false",
@@ -204,7 +183,13 @@ def test_the_whole_study_through_slurm_reports_the_local_demos_numbers(tmp_path,
         assert (b["status"], b["final"], b["test"]) == (a["status"], a["final"], a["test"]) and b["slurm"][
             "attempt"
         ] == 1, run
-        assert _history(got / run) == _history(want / run), run
+        assert _history(got / run) == _history(want / run) and a["slurm"] is None, run
+    assert len({_summary(got / run)["slurm"]["job_id"] for run in on_cluster}) == len(on_cluster)  # a job each
+    said = slurm.stdout + slurm.stderr
+    launched = [line for line in said.splitlines() if "[hw_hparams.study.sweeps]" in line and "running:" in line]
+    sacct = [line for line in said.splitlines() if "sacct" in line]
+    assert launched and len(sacct) == len(launched) and all("sacct cannot answer here" in line for line in sacct)
+    assert "Bypassing" not in said and "Traceback" not in said  # said once per sweep, not per poll
 
 
 @pytest.mark.parametrize(
