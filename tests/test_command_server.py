@@ -156,16 +156,16 @@ def _alive(pid: int) -> bool:
 
 def test_a_variable_read_at_import_gets_a_fresh_interpreter(probe):
     tmp, env = probe
-    assert command_server.start("probe_mod", ["plain"], ".", {**env, "PYTHONHASHSEED": "123"}) is None
-    assert command_server.start("probe_mod", ["plain"], ".", {**env, "TORCH_LOGS": "+dynamo"}) is None
+    assert command_server.start("probe_mod", ["plain"], tmp, {**env, "PYTHONHASHSEED": "123"}) is None
+    assert command_server.start("probe_mod", ["plain"], tmp, {**env, "TORCH_LOGS": "+dynamo"}) is None
     # read by name while the server imported (Inductor's config, pandas), under no prefix: recorded by the server
     for name, value in (("CXX", "clang++"), ("PANDAS_COPY_ON_WRITE", "1")):
-        assert command_server.start("probe_mod", ["plain"], ".", {**env, name: value}) is None, name
+        assert command_server.start("probe_mod", ["plain"], tmp, {**env, name: value}) is None, name
     served = command_server.start("probe_mod", ["plain"], tmp, {**env, "HW_NOBODY_READS_THIS": "1"}, stdout=None)
     assert served is not None and served.wait(timeout=60) == 0
     without = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
     if "OMP_NUM_THREADS" in os.environ:  # the server's threads came from it: only a fresh interpreter knows torch's own
-        assert command_server.start("probe_mod", ["plain"], ".", without) is None
+        assert command_server.start("probe_mod", ["plain"], tmp, without) is None
 
 
 def test_the_training_command_served_and_fresh_writes_the_same_run(small_root, tmp_path):
