@@ -172,7 +172,8 @@ def serve_children() -> None:
     reaches it and what it starts, as it reaches a command's own children. subprocess.Popen sends them to it."""
     folder = tempfile.mkdtemp(prefix="hw-commands-")
     path = os.path.join(folder, "socket")
-    if os.fork() == 0:
+    pid = os.fork()
+    if pid == 0:
         null = os.open(os.devnull, os.O_RDWR)
         for std in (0, 1, 2):  # each command gets its streams with its request
             os.dup2(null, std)
@@ -184,8 +185,7 @@ def serve_children() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         become(request, fds)
     atexit.register(shutil.rmtree, folder, True)
-    while not os.path.exists(path):
-        time.sleep(0.01)
+    _await_socket(path, lambda: os.waitpid(pid, os.WNOHANG)[0] != 0, lambda: "the children's server did not start")
     _server["path"] = path
     subprocess.Popen = _ServingPopen
 
@@ -271,6 +271,16 @@ def _stop(proc: subprocess.Popen, folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _await_socket(path: str, ended, why) -> None:
+    """Wait until a server has bound its socket `path`; AssertionError(why()) once `ended()` says it has ended
+    first, or after 300 s."""
+    deadline = time.monotonic() + 300
+    while not os.path.exists(path):
+        if ended() or time.monotonic() > deadline:
+            raise AssertionError(why())
+        time.sleep(0.01)
+
+
 def _server_for(env: dict) -> dict | None:
     """This process's server (started on first use), or None when `env` needs a fresh interpreter."""
     if os.environ.get("HW_TEST_SPAWN") == "1":
@@ -284,12 +294,15 @@ def _server_for(env: dict) -> dict | None:
                 [sys.executable, os.path.abspath(__file__), path], stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
             atexit.register(_stop, proc, folder)
-            deadline = time.monotonic() + 300
-            while not os.path.exists(path):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    raise AssertionError(f"the command server did not start: {open(log.name).read()[-3000:]}")
-                time.sleep(0.05)
+            try:
+                _await_socket(
+                    path,
+                    lambda: proc.poll() is not None,
+                    lambda: f"the command server did not start: {open(log.name).read()[-3000:]}",
+                )
+            except AssertionError:
+                proc.kill()
+                raise
             with open(os.path.join(folder, READ_FILE)) as f:
                 read = set(json.load(f))
             _server.update(path=path, env=dict(os.environ), proc=proc, read=read)
