@@ -72,8 +72,9 @@ def serve(path: str) -> tuple[dict, list[int]]:
     returns only in a forked child: its request and descriptors."""
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    listener.bind(path + ".new")  # bind makes the file, listen makes it answer: the path appears once both are done
     listener.listen(64)
+    os.rename(path + ".new", path)
     children: dict[int, socket.socket] = {}  # pid -> the connection its exit status goes to
     while os.getppid() == parent:
         if select.select([listener], [], [], 0.05 if children else 1.0)[0]:
@@ -272,7 +273,7 @@ def _stop(proc: subprocess.Popen, folder: str) -> None:
 
 
 def _await_socket(path: str, ended, why) -> None:
-    """Wait until a server has bound its socket `path`; AssertionError(why()) once `ended()` says it has ended
+    """Wait until a server listens on its socket `path`; AssertionError(why()) once `ended()` says it has ended
     first, or after 300 s."""
     deadline = time.monotonic() + 300
     while not os.path.exists(path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -183,3 +184,21 @@ def test_the_training_command_served_and_fresh_writes_the_same_run(small_root, t
         read_rows(runs["fresh"] / "history.csv")
     )
     assert sorted(p.name for p in runs["served"].iterdir()) == sorted(p.name for p in runs["fresh"].iterdir())
+
+
+def test_the_socket_appears_only_once_the_server_listens(tmp_path):
+    # CI once connected between bind (which makes the file) and listen: "Connection refused". A slow listen here.
+    path = str(tmp_path / "socket")
+    slow = "import socket, time, command_server\n"
+    slow += "listen = socket.socket.listen\n"
+    slow += "socket.socket.listen = lambda self, n: (time.sleep(1), listen(self, n))[1]\n"
+    slow += f"command_server.serve({path!r})\n"
+    env = {**os.environ, "PYTHONPATH": str(Path(command_server.__file__).parent)}
+    server = subprocess.Popen([sys.executable, "-c", slow], cwd=tmp_path, env=env)
+    try:
+        command_server._await_socket(path, lambda: server.poll() is not None, lambda: "the server ended")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(path)
+    finally:
+        server.kill()
+        server.wait()
