@@ -52,7 +52,9 @@ PROBE = textwrap.dedent(
     elif how == "launch":  # a command of its own, as the study starts its stages
         import subprocess
         child = subprocess.Popen([sys.executable, "-m", "probe_mod", sys.argv[2]])
-        open("child.pid", "w").write(str(child.pid))
+        with open("child.pid.new", "w") as f:
+            f.write(str(child.pid))
+        os.replace("child.pid.new", "child.pid")  # whole when it appears: the test reads it as soon as it exists
         print("child exited", child.wait(), flush=True)
     """
 )
