@@ -48,6 +48,8 @@ LONGEST = (
     "train/test_train_run.py",
     "train/test_reliability_kill.py",
     "bench/test_bench_search.py",
+    "slurm/test_slurm_search.py",
+    "slurm/test_requeue.py",
 )
 
 
