@@ -42,11 +42,11 @@ SETTINGS = [
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fused_data")
-    write_fake_cifar100(root, train=350, test=20, seed=0)  # 300 training images, 50 for validation
+    write_fake_cifar100(root, train=200, test=20, seed=0)  # 150 training images (3 batches of 50), 50 for validation
     return root
 
 
-def _base(data: Path, model: str = "tiny", epochs: int = 2, batch_size: int = 100, val_size: int = 50) -> list[str]:
+def _base(data: Path, model: str = "tiny", epochs: int = 2, batch_size: int = 50, val_size: int = 50) -> list[str]:
     return [
         *fake_data_overrides(data, val_size=val_size),
         f"model={model}",
