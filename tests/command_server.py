@@ -60,7 +60,7 @@ READ_AT_IMPORT = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "MKL_", "KMP_", "MPL", "
 APPLIED_BY_CHILD = ("PYTHONPATH", "OMP_NUM_THREADS", "PYTHONUNBUFFERED")
 # Commands that start `python -m hw_hparams.train` themselves (the study's stages, the search benchmark): those are
 # served too (`serve_children`).
-LAUNCHERS = ("hw_hparams.homework", "hw_hparams.bench")
+LAUNCHERS = ("hw_hparams.homework", "hw_hparams.bench.search")
 READ_FILE = "read_at_import.json"  # beside the socket: the variables PRELOAD's imports read, by name
 
 

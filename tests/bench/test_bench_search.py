@@ -8,22 +8,17 @@ import re
 
 import pytest
 import yaml
+from support import run_cli
 
-SMALL = ["--train", "400", "--val", "100"]  # generated images (of which validation): a quarter of the default
+SMALL = ["--train", "200", "--val", "50"]  # generated images (of which validation): an eighth of the default
 
 
 @pytest.mark.optuna
-def test_a_small_search_benchmark_prints_what_its_sweep_folders_hold(tmp_path, capsys):
-    from hw_hparams.bench import search
-
-    out = tmp_path / "bench"
-    assert (
-        search.main(
-            ["--out", str(out), "--trials", "3", "--epochs", "2", "--noise-seeds", "1", "--startup", "1", *SMALL]
-        )
-        == 0
-    )
-    table = capsys.readouterr().out
+def test_a_small_search_benchmark_prints_what_its_sweep_folders_hold(tmp_path):
+    args = ["--out", "bench", "--trials", "3", "--epochs", "2", "--noise-seeds", "1", "--startup", "1", *SMALL]
+    result = run_cli(args, tmp_path, module="hw_hparams.bench.search")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table, out = result.stdout, tmp_path / "bench"
     for name in ("unpruned", "median"):
         summaries = [json.loads(p.read_text()) for p in (out / name).glob("*/summary.json")]
         best = yaml.safe_load((out / name / "optimization_results.yaml").read_text())["best_value"]
