@@ -25,13 +25,14 @@ def env(plan: str, **extra: str) -> dict[str, str]:
     return {**path_with_tests(), "SEARCH_PLAN": plan, "OMP_NUM_THREADS": "1", **extra}
 
 
-def search_args(fake_root: Path, n_trials: int, *extra: str) -> list[str]:
-    """A search of `n_trials` planned trials (tiny model, 3 epochs on the CPU, minimizing the training loss)."""
+def search_args(root: Path, n_trials: int, *extra: str, val_size: int = 100) -> list[str]:
+    """A search of `n_trials` planned trials (tiny model, 3 epochs on the CPU, minimizing the training loss) on the
+    generated data under `root`."""
     return [
         "-m",
         "hydra/sweeper=search",
         *TINY_RUN,
-        *fake_data_overrides(fake_root),
+        *fake_data_overrides(root, val_size),
         "epochs=3",
         "trainer.device=cpu",
         "objective.metric=train_loss",

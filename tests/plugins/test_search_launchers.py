@@ -34,12 +34,14 @@ MEDIAN = [
     ],
     ids=["basic", "joblib", "fused"],
 )
-def test_the_hopeless_trial_is_pruned_under_each_launcher(fake_root, tmp_path, launcher):
+def test_the_hopeless_trial_is_pruned_under_each_launcher(small_root, tmp_path, launcher):
     import optuna
     from optuna.trial import TrialState
 
     res = run_cli(
-        [*search_args(fake_root, 4, *launcher), *MEDIAN], tmp_path, env=search_plan.env("0.03:0,0.03:1,1e-5:2,0.1:3")
+        [*search_args(small_root, 4, *launcher, val_size=40), *MEDIAN],  # 100 training images: 2 batches an epoch
+        tmp_path,
+        env=search_plan.env("0.03:0,0.03:1,1e-5:2,0.1:3"),
     )
     assert res.returncode == 0, res.stderr[-3000:]
     sweep = tmp_path / SWEEP
@@ -65,14 +67,14 @@ class Scripted:
         return self.at is not None and self.epochs >= self.at
 
 
-def test_a_fused_group_that_loses_a_run_goes_on_exactly(fake_root, tmp_path, monkeypatch):
+def test_a_fused_group_that_loses_a_run_goes_on_exactly(small_root, tmp_path, monkeypatch):
     """Three runs fused, the second pruned after epoch 1: the other two go on as a group of two, each
     with the history and weights it has alone (the fused runs' tolerances, tests/train/test_fused.py)."""
     from hw_hparams.train import lifecycle
     from hw_hparams.train.lifecycle import run, run_group
     from hw_hparams.train.loop import Member
 
-    base = [*fake_data_overrides(fake_root), "model=tiny", "epochs=3", "batch_size=100", "trainer.progress=false"]
+    base = [*fake_data_overrides(small_root, 40), "model=tiny", "epochs=3", "batch_size=50", "trainer.progress=false"]
     configs = [compose_train([*base, f"optim.lr={lr}", f"seed={s}"]) for lr, s in ((0.05, 0), (0.02, 1), (0.01, 2))]
     for i, cfg in enumerate(configs):
         run(cfg, tmp_path / f"alone{i}")
@@ -88,11 +90,13 @@ def test_a_fused_group_that_loses_a_run_goes_on_exactly(fake_root, tmp_path, mon
 
 
 @pytest.mark.optuna
-def test_a_free_slot_takes_the_next_trial_while_a_slower_one_of_its_batch_still_runs(fake_root, tmp_path):
+def test_a_free_slot_takes_the_next_trial_while_a_slower_one_of_its_batch_still_runs(small_root, tmp_path):
     """joblib, 2 slots, 3 trials: trial 0 holds at its start until trial 2 has started, which only a slot freed
     by trial 1 can start; behind a batch barrier trial 2 would wait for trial 0, which would give up."""
     args = [
-        *search_args(fake_root, 3, "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
+        *search_args(
+            small_root, 3, "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", val_size=40
+        ),
         *rendezvous.overrides(waits="0", for_="2", key="search.trial"),
     ]
     args[args.index("epochs=3")] = "epochs=1"
