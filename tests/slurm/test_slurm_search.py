@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.optuna, pytest.mark.usefixtures("cl
 CPU_JOB = ["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 
 
-def test_a_search_on_slurm_keeps_its_study_in_a_journal_file_and_prunes_on_the_node(fake_root, tmp_path):
+def test_a_search_on_slurm_keeps_its_study_in_a_journal_file_and_prunes_on_the_node(small_root, tmp_path):
     """One trial at a time: two that learn, then lr 1e-5 (hopeless), pruned by the median of those two after
     epoch 2; the same command again trains nothing (the pruned run is final)."""
     import optuna
@@ -26,10 +26,10 @@ def test_a_search_on_slurm_keeps_its_study_in_a_journal_file_and_prunes_on_the_n
 
     sweep = tmp_path / "sweep"
     args = [
-        *search_args(fake_root, 3, "hydra.sweeper.n_jobs=1", *CPU_JOB, f"hydra.sweep.dir={sweep}"),
+        *search_args(small_root, 3, "hydra.sweeper.n_jobs=1", *CPU_JOB, f"hydra.sweep.dir={sweep}", val_size=40),
         "hydra/sweeper/pruner=median",
         "hydra.sweeper.pruner.n_startup_trials=2",
-        "hydra.sweeper.pruner.n_warmup_steps=1",
+        "hydra.sweeper.pruner.n_warmup_steps=2",  # judged from epoch 2 on
     ]
     env = search_plan.env("0.03:0,0.03:1,1e-5:2")
     res = run_cli(args, tmp_path, env=env, timeout=LONG_PATIENCE_S)
@@ -49,12 +49,12 @@ def test_a_search_on_slurm_keeps_its_study_in_a_journal_file_and_prunes_on_the_n
     assert again.returncode == 0 and "3 trial(s) finished, 0 to go" in again.stdout + again.stderr, again.stderr[-3000:]
 
 
-def test_a_slot_submits_the_next_trial_while_a_slower_one_of_its_batch_still_runs(fake_root, tmp_path):
+def test_a_slot_submits_the_next_trial_while_a_slower_one_of_its_batch_still_runs(small_root, tmp_path):
     """2 slots, 3 trials of one epoch: trial 0's job holds at its start until trial 2's job has started, which
     only the slot that trial 1 freed can submit; behind a batch barrier trial 0 would give up waiting."""
     sweep = tmp_path / "sweep"
     args = [
-        *search_args(fake_root, 3, "hydra.sweeper.n_jobs=2", *CPU_JOB, f"hydra.sweep.dir={sweep}"),
+        *search_args(small_root, 3, "hydra.sweeper.n_jobs=2", *CPU_JOB, f"hydra.sweep.dir={sweep}", val_size=40),
         *rendezvous.overrides(waits="0", for_="2", key="search.trial"),
     ]
     args[args.index("epochs=3")] = "epochs=1"
