@@ -20,12 +20,13 @@ from support import TINY_RUN, fake_data_overrides, read_rows, run_cli
 SWEEP = Path("outputs/multirun/lr_wd_search")
 
 
-def base(fake_root: Path) -> list[str]:
+def base(small_root: Path) -> list[str]:
+    """The search's command on small_root's 100 training images: 2 steps a trial (batches of 50)."""
     return [
         "-m",
         "experiment=lr_wd_search",
         *TINY_RUN,
-        *fake_data_overrides(fake_root),
+        *fake_data_overrides(small_root, 40),
         "epochs=1",
         "trainer.device=cpu",
         "hydra.sweeper.n_jobs=2",
@@ -58,11 +59,11 @@ def run_folders(sweep: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def search(fake_root, tmp_path_factory):
+def search(small_root, tmp_path_factory):
     """A 4-trial search, 2 trials per batch fused into one network, minimizing the final training loss;
     then the same command again."""
     cwd = tmp_path_factory.mktemp("search")
-    args = [*base(fake_root), "hydra.sweeper.n_trials=4", "objective.metric=train_loss", "hydra/launcher=fused"]
+    args = [*base(small_root), "hydra.sweeper.n_trials=4", "objective.metric=train_loss", "hydra/launcher=fused"]
     first = run_cli(args, cwd)
     assert first.returncode == 0, first.stderr[-3000:]
     before = {p: p.stat().st_mtime_ns for p in (cwd / SWEEP).glob("*/history.csv")}
@@ -110,8 +111,8 @@ def test_the_same_command_continues_the_study(search):
 
 
 @pytest.mark.optuna
-def test_more_trials_continue_from_where_it_stopped(search, fake_root):
-    args = [*base(fake_root), "hydra.sweeper.n_trials=6", "objective.metric=train_loss"]
+def test_more_trials_continue_from_where_it_stopped(search, small_root):
+    args = [*base(small_root), "hydra.sweeper.n_trials=6", "objective.metric=train_loss"]
     res = run_cli(args, search["cwd"])
     assert res.returncode == 0, res.stderr[-3000:]
     trials = db_trials(search["sweep"])
@@ -136,10 +137,10 @@ def test_analysis_reads_the_search_with_trial_numbers(search, tmp_path):
 
 
 @pytest.mark.optuna
-def test_a_failing_trial_does_not_end_the_search(fake_root, tmp_path):
-    # 500 training images in batches of 50: 10 steps a trial; the 15th step is the second trial's.
-    args = [*base(fake_root), "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.5"]
-    res = fault_inject.run_cli(args, tmp_path, fault="step:15:raise")
+def test_a_failing_trial_does_not_end_the_search(small_root, tmp_path):
+    # 2 steps a trial: the 4th step is the second trial's.
+    args = [*base(small_root), "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.5"]
+    res = fault_inject.run_cli(args, tmp_path, fault="step:4:raise")
     assert res.returncode == 0, res.stderr[-3000:]
     states = [state for state, _ in db_trials(tmp_path / SWEEP).values()]
     assert sorted(states) == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
@@ -149,9 +150,10 @@ def test_a_failing_trial_does_not_end_the_search(fake_root, tmp_path):
 
 
 @pytest.mark.optuna
-def test_too_many_failed_trials_end_the_search(fake_root, tmp_path):
+def test_too_many_failed_trials_end_the_search(small_root, tmp_path):
     """Every trial diverges (lr 1e30): a batch with 2 of 2 failed exceeds max_failure_rate 0.5."""
-    args = [*base(fake_root), "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.5", "optim.lr=choice(1e30)"]
+    args = [*base(small_root), "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.5"]
+    args.append("optim.lr=choice(1e30)")
     res = run_cli(args, tmp_path)
     assert res.returncode == 1, res.stderr[-3000:]
     assert "no objective" in res.stderr and "diverged" in res.stderr, res.stderr[-3000:]
@@ -175,11 +177,11 @@ def test_a_missing_extra_is_one_line(monkeypatch, tmp_path, capsys):
 
 
 @pytest.mark.optuna
-def test_an_interrupted_search_asks_its_unfinished_trials_again(fake_root, tmp_path):
+def test_an_interrupted_search_asks_its_unfinished_trials_again(small_root, tmp_path):
     """SIGINT in the second trial's training: both trials of that batch stay running in the study; the
     same command again marks them failed and asks their values again, reusing and resuming their folders."""
-    args = [*base(fake_root), "hydra.sweeper.n_trials=2"]
-    first = fault_inject.run_cli(args, tmp_path, fault="step:15:int")
+    args = [*base(small_root), "hydra.sweeper.n_trials=2"]
+    first = fault_inject.run_cli(args, tmp_path, fault="step:4:int")
     assert first.returncode == 130, first.stderr[-3000:]
     assert [s for s, _ in db_trials(tmp_path / SWEEP).values()] == ["RUNNING", "RUNNING"]
     statuses = sorted(read_rows_json(d)["status"] for d in run_folders(tmp_path / SWEEP))
