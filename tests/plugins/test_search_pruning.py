@@ -55,18 +55,21 @@ def stamps(run_dir: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def pruned_search(fake_root, tmp_path_factory):
+def pruned_search(small_root, tmp_path_factory):
     """One trial at a time (n_jobs=1), median pruner from epoch 2: the first command is interrupted in
     trial 4; the same command for 6 trials (the interrupted one does not count) then finishes it as trial 5
     and asks trial 2's values again as trial 6."""
     cwd = tmp_path_factory.mktemp("pruned_search")
     first = fault_inject.run_cli(
-        search_args(fake_root, 5, "hydra.sweeper.n_jobs=1", *PRUNER), cwd, fault="step:15:int:0.101", env=env()
+        search_args(small_root, 5, "hydra.sweeper.n_jobs=1", *PRUNER, val_size=40),
+        cwd,
+        fault="step:3:int:0.101",  # 2 steps an epoch: the first of its second
+        env=env(),
     )
     sweep = cwd / SWEEP
     pruned_dir = sweep / next(r["run_dir"] for r in read_rows(sweep / "trials.csv") if r["trial"] == "2")
     before = stamps(pruned_dir)
-    again = run_cli(search_args(fake_root, 6, "hydra.sweeper.n_jobs=1", *PRUNER), cwd, env=env())
+    again = run_cli(search_args(small_root, 6, "hydra.sweeper.n_jobs=1", *PRUNER, val_size=40), cwd, env=env())
     return {"cwd": cwd, "sweep": sweep, "first": first, "again": again, "pruned_dir": pruned_dir, "before": before}
 
 
