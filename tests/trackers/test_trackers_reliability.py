@@ -31,7 +31,7 @@ def wandb_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fused_sweep(tmp_path_factory, fake_root, wandb_env):
+def fused_sweep(tmp_path_factory, small_root, wandb_env):
     """Three runs trained as one fused network, every server address pointed at a local listener."""
     cwd = tmp_path_factory.mktemp("fused")
     sweep = cwd / "sweep"
@@ -39,7 +39,7 @@ def fused_sweep(tmp_path_factory, fake_root, wandb_env):
         "-m",
         "hydra/launcher=fused",
         "optim.lr=0.05,0.01,0.2",
-        *fake_data_overrides(fake_root),
+        *fake_data_overrides(small_root, 40),  # 100 training images: 2 steps an epoch
         *TINY_RUN,
         "epochs=2",
         "trainer.device=cpu",
