@@ -199,7 +199,7 @@ def fake_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_root(tmp_path_factory) -> Path:
-    """140 training + 20 test images (val_size 40 leaves 100 for training: support.small_cfg)."""
+    """140 training + 20 test images (support.small_data_overrides: 40 of them for validation, 100 for training)."""
     root = tmp_path_factory.mktemp("small_cifar")
     write_fake_cifar100(root, train=140, test=20, seed=0)
     return root

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from support import TINY_RUN, fake_data_overrides, path_with_tests
+from support import TINY_RUN, path_with_tests, small_data_overrides
 
 
 def plan() -> list[tuple[float, int]]:
@@ -25,14 +25,14 @@ def env(plan: str, **extra: str) -> dict[str, str]:
     return {**path_with_tests(), "SEARCH_PLAN": plan, "OMP_NUM_THREADS": "1", **extra}
 
 
-def search_args(root: Path, n_trials: int, *extra: str, val_size: int = 100) -> list[str]:
+def search_args(small_root: Path, n_trials: int, *extra: str) -> list[str]:
     """A search of `n_trials` planned trials (tiny model, 3 epochs on the CPU, minimizing the training loss) on the
-    generated data under `root`."""
+    `small_root` fixture's data: 2 steps an epoch."""
     return [
         "-m",
         "hydra/sweeper=search",
         *TINY_RUN,
-        *fake_data_overrides(root, val_size),
+        *small_data_overrides(small_root),
         "epochs=3",
         "trainer.device=cpu",
         "objective.metric=train_loss",

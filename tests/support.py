@@ -105,6 +105,11 @@ def fake_data_overrides(root: Path, val_size: int = 100) -> list[str]:
     return [f"data.root={root}", "data.verify_checksums=false", "data.download=false", f"data.val_size={val_size}"]
 
 
+def small_data_overrides(small_root: Path) -> list[str]:
+    """Overrides for the `small_root` fixture's 140 images: 40 for validation, 100 for training (2 batches of 50)."""
+    return fake_data_overrides(small_root, val_size=40)
+
+
 def compose_train(overrides: list[str]):
     """The training config for `overrides`, as `python -m hw_hparams.train` composes it."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -112,16 +117,9 @@ def compose_train(overrides: list[str]):
 
 
 def small_cfg(root: Path, *extra: str):
-    """A 2-epoch tiny-model run on `small_root`'s data (100 training images in 2 batches, 40 validation)."""
+    """A 2-epoch tiny-model run on `small_root`'s data (`small_data_overrides`)."""
     return compose_train(
-        [
-            *fake_data_overrides(root, val_size=40),
-            "model=tiny",
-            "epochs=2",
-            "batch_size=50",
-            "trainer.progress=false",
-            *extra,
-        ]
+        [*small_data_overrides(root), "model=tiny", "epochs=2", "batch_size=50", "trainer.progress=false", *extra]
     )
 
 

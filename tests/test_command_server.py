@@ -14,7 +14,7 @@ from pathlib import Path
 
 import command_server
 import pytest
-from support import ONE_THREAD, fake_data_overrides, finish, read_rows, wait_until, without_timing
+from support import ONE_THREAD, finish, read_rows, small_data_overrides, wait_until, without_timing
 
 # A module that reports what a command can see of its interpreter, and ends in the way its first argument names.
 PROBE = textwrap.dedent(
@@ -172,7 +172,7 @@ def test_a_variable_read_at_import_gets_a_fresh_interpreter(probe):
 
 
 def test_the_training_command_served_and_fresh_writes_the_same_run(small_root, tmp_path):
-    args = [*fake_data_overrides(small_root, val_size=40), "model=tiny", "epochs=2", "batch_size=50"]
+    args = [*small_data_overrides(small_root), "model=tiny", "epochs=2", "batch_size=50"]
     args += ["trainer.progress=false", "hydra.run.dir=run"]
     env = {**os.environ, **ONE_THREAD}
     runs = {}

@@ -15,18 +15,18 @@ from pathlib import Path
 import fault_inject
 import pytest
 import yaml
-from support import TINY_RUN, fake_data_overrides, read_rows, run_cli
+from support import TINY_RUN, read_rows, run_cli, small_data_overrides
 
 SWEEP = Path("outputs/multirun/lr_wd_search")
 
 
 def base(small_root: Path) -> list[str]:
-    """The search's command on small_root's 100 training images: 2 steps a trial (batches of 50)."""
+    """The search's command on small_root's data: 2 steps a trial."""
     return [
         "-m",
         "experiment=lr_wd_search",
         *TINY_RUN,
-        *fake_data_overrides(small_root, 40),
+        *small_data_overrides(small_root),
         "epochs=1",
         "trainer.device=cpu",
         "hydra.sweeper.n_jobs=2",
@@ -152,8 +152,12 @@ def test_a_failing_trial_does_not_end_the_search(small_root, tmp_path):
 @pytest.mark.optuna
 def test_too_many_failed_trials_end_the_search(small_root, tmp_path):
     """Every trial diverges (lr 1e30): a batch with 2 of 2 failed exceeds max_failure_rate 0.5."""
-    args = [*base(small_root), "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.5"]
-    args.append("optim.lr=choice(1e30)")
+    args = [
+        *base(small_root),
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.max_failure_rate=0.5",
+        "optim.lr=choice(1e30)",
+    ]
     res = run_cli(args, tmp_path)
     assert res.returncode == 1, res.stderr[-3000:]
     assert "no objective" in res.stderr and "diverged" in res.stderr, res.stderr[-3000:]

@@ -14,7 +14,7 @@ import rendezvous
 import search_plan
 from run_compare import assert_same_run
 from search_plan import search_args
-from support import PATIENCE_S, compose_train, fake_data_overrides, read_rows, run_cli
+from support import PATIENCE_S, compose_train, read_rows, run_cli, small_data_overrides
 
 SWEEP = "outputs/multirun/adhoc"
 MEDIAN = [
@@ -39,9 +39,7 @@ def test_the_hopeless_trial_is_pruned_under_each_launcher(small_root, tmp_path, 
     from optuna.trial import TrialState
 
     res = run_cli(
-        [*search_args(small_root, 4, *launcher, val_size=40), *MEDIAN],  # 100 training images: 2 batches an epoch
-        tmp_path,
-        env=search_plan.env("0.03:0,0.03:1,1e-5:2,0.1:3"),
+        [*search_args(small_root, 4, *launcher), *MEDIAN], tmp_path, env=search_plan.env("0.03:0,0.03:1,1e-5:2,0.1:3")
     )
     assert res.returncode == 0, res.stderr[-3000:]
     sweep = tmp_path / SWEEP
@@ -74,7 +72,7 @@ def test_a_fused_group_that_loses_a_run_goes_on_exactly(small_root, tmp_path, mo
     from hw_hparams.train.lifecycle import run, run_group
     from hw_hparams.train.loop import Member
 
-    base = [*fake_data_overrides(small_root, 40), "model=tiny", "epochs=3", "batch_size=50", "trainer.progress=false"]
+    base = [*small_data_overrides(small_root), "model=tiny", "epochs=3", "batch_size=50", "trainer.progress=false"]
     configs = [compose_train([*base, f"optim.lr={lr}", f"seed={s}"]) for lr, s in ((0.05, 0), (0.02, 1), (0.01, 2))]
     for i, cfg in enumerate(configs):
         run(cfg, tmp_path / f"alone{i}")
@@ -94,9 +92,7 @@ def test_a_free_slot_takes_the_next_trial_while_a_slower_one_of_its_batch_still_
     """joblib, 2 slots, 3 trials: trial 0 holds at its start until trial 2 has started, which only a slot freed
     by trial 1 can start; behind a batch barrier trial 2 would wait for trial 0, which would give up."""
     args = [
-        *search_args(
-            small_root, 3, "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", val_size=40
-        ),
+        *search_args(small_root, 3, "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
         *rendezvous.overrides(waits="0", for_="2", key="search.trial"),
     ]
     args[args.index("epochs=3")] = "epochs=1"

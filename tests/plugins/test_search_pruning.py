@@ -61,7 +61,7 @@ def pruned_search(small_root, tmp_path_factory):
     and asks trial 2's values again as trial 6."""
     cwd = tmp_path_factory.mktemp("pruned_search")
     first = fault_inject.run_cli(
-        search_args(small_root, 5, "hydra.sweeper.n_jobs=1", *PRUNER, val_size=40),
+        search_args(small_root, 5, "hydra.sweeper.n_jobs=1", *PRUNER),
         cwd,
         fault="step:3:int:0.101",  # 2 steps an epoch: the first of its second
         env=env(),
@@ -69,7 +69,7 @@ def pruned_search(small_root, tmp_path_factory):
     sweep = cwd / SWEEP
     pruned_dir = sweep / next(r["run_dir"] for r in read_rows(sweep / "trials.csv") if r["trial"] == "2")
     before = stamps(pruned_dir)
-    again = run_cli(search_args(small_root, 6, "hydra.sweeper.n_jobs=1", *PRUNER, val_size=40), cwd, env=env())
+    again = run_cli(search_args(small_root, 6, "hydra.sweeper.n_jobs=1", *PRUNER), cwd, env=env())
     return {"cwd": cwd, "sweep": sweep, "first": first, "again": again, "pruned_dir": pruned_dir, "before": before}
 
 

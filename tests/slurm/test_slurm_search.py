@@ -26,7 +26,7 @@ def test_a_search_on_slurm_keeps_its_study_in_a_journal_file_and_prunes_on_the_n
 
     sweep = tmp_path / "sweep"
     args = [
-        *search_args(small_root, 3, "hydra.sweeper.n_jobs=1", *CPU_JOB, f"hydra.sweep.dir={sweep}", val_size=40),
+        *search_args(small_root, 3, "hydra.sweeper.n_jobs=1", *CPU_JOB, f"hydra.sweep.dir={sweep}"),
         "hydra/sweeper/pruner=median",
         "hydra.sweeper.pruner.n_startup_trials=2",
         "hydra.sweeper.pruner.n_warmup_steps=2",  # judged from epoch 2 on
@@ -54,7 +54,7 @@ def test_a_slot_submits_the_next_trial_while_a_slower_one_of_its_batch_still_run
     only the slot that trial 1 freed can submit; behind a batch barrier trial 0 would give up waiting."""
     sweep = tmp_path / "sweep"
     args = [
-        *search_args(small_root, 3, "hydra.sweeper.n_jobs=2", *CPU_JOB, f"hydra.sweep.dir={sweep}", val_size=40),
+        *search_args(small_root, 3, "hydra.sweeper.n_jobs=2", *CPU_JOB, f"hydra.sweep.dir={sweep}"),
         *rendezvous.overrides(waits="0", for_="2", key="search.trial"),
     ]
     args[args.index("epochs=3")] = "epochs=1"

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 import tracker_readers as tr
-from reliability_util import HERE, TINY_RUN, fake_data_overrides, run_cli
+from reliability_util import HERE, TINY_RUN, run_cli
+from support import small_data_overrides
 
 from hw_hparams.runs.folder import run_settings
 
@@ -39,7 +40,7 @@ def fused_sweep(tmp_path_factory, small_root, wandb_env):
         "-m",
         "hydra/launcher=fused",
         "optim.lr=0.05,0.01,0.2",
-        *fake_data_overrides(small_root, 40),  # 100 training images: 2 steps an epoch
+        *small_data_overrides(small_root),  # 2 steps an epoch
         *TINY_RUN,
         "epochs=2",
         "trainer.device=cpu",

@@ -19,7 +19,7 @@ import torch
 from fake_cuda import GIB, FakeCuda
 from fault_inject import run_cli as run_faulty
 from run_compare import assert_same_run
-from support import fake_data_overrides, read_rows, run_cli, small_cfg, without_timing
+from support import read_rows, run_cli, small_cfg, small_data_overrides, without_timing
 from torch._dynamo.backends.registry import lookup_backend
 
 import hw_hparams.engine.group as fastpath
@@ -212,7 +212,7 @@ def test_a_gpu_the_process_cannot_use_stops_the_sweep_in_one_line_with_exit_75_a
 ):
     args = [
         "-m",
-        *fake_data_overrides(small_root, val_size=40),
+        *small_data_overrides(small_root),
         "model=tiny",
         "epochs=2",
         "batch_size=50",
